@@ -1,0 +1,18 @@
+"""Identifiers: participants, accounts, instruments, trade ids and contract names.
+
+Ids are 1 to 64 characters of ``A-Z a-z 0-9 . _ : -``. They are embedded in state keys, whose
+parts are separated by ``/``, so the character set keeps keys unambiguous.
+"""
+
+from __future__ import annotations
+
+import re
+
+from chain.limits import ID_CHARS_MAX
+
+_ID = re.compile(r"[A-Za-z0-9._:\-]{1,%d}" % ID_CHARS_MAX)
+
+
+def is_valid_id(value: object) -> bool:
+    """True iff ``value`` is a str id of the allowed characters and length."""
+    return type(value) is str and _ID.fullmatch(value) is not None

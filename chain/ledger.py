@@ -1,0 +1,213 @@
+"""The ledger: a store, its state tree and an executor, kept at one head.
+
+This is what a node, the single-process runner, sync and audit drive. ``propose`` builds a block
+on the head; ``validate`` checks a block's header against the head and re-executes it, naming the
+field, the expected and the found value on any mismatch; ``commit`` verifies the commit
+certificate and writes the block in one batch.
+
+Validator sets: the set in state after block h (``chain/validators``) signs block h+1. So a
+block's ``validators_hash`` is its parent's ``next_validators_hash``, and its ``last_commit`` is
+verified against the parent's set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chain.block import ZERO_HASH, Block, Header
+from chain.certificate import NO_COMMIT_HASH, CommitCertificate
+from chain.errors import InvalidBlock, StoreError
+from chain.executor import ContractRuntime, ExecutionResult, Executor
+from chain.genesis import Genesis
+from chain.merkle import EMPTY_LIST_ROOT
+from chain.state import BlockState, decode_value
+from chain.statetree import EMPTY_ROOT, StateTree
+from chain.store import Store
+from chain.tx import SignedTx
+from chain.validators import Validator, ValidatorSet
+
+VALIDATORS_KEY = b"chain/validators"
+CODE_PREFIX = b"chain/code/"
+PARAM_PREFIX = b"chain/param/"
+
+
+def read_validators(state: BlockState) -> ValidatorSet:
+    return _set_from_wire(state.get(VALIDATORS_KEY))
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    block: Block
+    result: ExecutionResult
+
+
+class Ledger:
+    def __init__(self, store: Store, genesis: Genesis, runtime: ContractRuntime) -> None:
+        runtime.check_pins(genesis.contracts)
+        self.store = store
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.executor = Executor(genesis.chain_id, runtime)
+        self.runtime = runtime
+        if store.head() is None:
+            self._write_genesis()
+        elif store.chain_id() != genesis.chain_id:
+            raise StoreError(
+                "store_other_chain",
+                f"store holds chain {store.chain_id()!r}, genesis is {genesis.chain_id!r}",
+            )
+        head = store.head()
+        assert head is not None
+        header = store.header(head.height)
+        assert header is not None
+        if store.genesis_hash() != self.genesis_block().hash():
+            raise StoreError("store_other_genesis", "the store was made from another genesis")
+        self.head: Header = header
+        self.tree = StateTree(store, header.state_root)
+        self.validators = read_validators(BlockState(store))  # signs the next block
+        signed_head = store.validator_set(header.validators_hash)  # signed the head
+        assert signed_head is not None, "the store lost a validator set"
+        self.head_validators = signed_head
+
+    # --- genesis ----------------------------------------------------------------------------
+    def genesis_state(self) -> BlockState:
+        state = BlockState(_EmptyState())
+        state.begin()
+        g = self.genesis
+        state.put(VALIDATORS_KEY, [[v.pubkey, v.power, v.name] for v in g.validators.validators])
+        for name, digest in g.contracts:
+            state.put(CODE_PREFIX + name.encode(), bytes.fromhex(digest))
+        for name, value in g.consensus:
+            state.put(PARAM_PREFIX + name.encode(), value)
+        self.runtime.init_genesis(state, g)
+        state.commit_tx()
+        return state
+
+    def genesis_block(self) -> Block:
+        """The height-0 block, recomputed from the genesis document."""
+        tree = StateTree(_NoNodes(), EMPTY_ROOT)
+        update = tree.compute_update(self.genesis_state().diff())
+        vhash = self.genesis.validators.hash()
+        header = Header(
+            self.chain_id, 0, self.genesis.genesis_time_ms, ZERO_HASH, EMPTY_LIST_ROOT,
+            EMPTY_LIST_ROOT, update.root, vhash, vhash, ZERO_HASH, NO_COMMIT_HASH,
+        )
+        return Block(header, (), None)
+
+    def _write_genesis(self) -> None:
+        tree = StateTree(_NoNodes(), EMPTY_ROOT)
+        diff = self.genesis_state().diff()
+        update = tree.compute_update(diff)
+        block = self.genesis_block()
+        self.store.write_block(
+            block, None, (), diff, update.node_writes, genesis=True,
+            validator_sets=[self.genesis.validators],
+        )
+
+    # --- blocks -----------------------------------------------------------------------------
+    def propose(
+        self,
+        time_ms: int,
+        txs: list[SignedTx],
+        proposer: bytes,
+        last_commit: CommitCertificate | None,
+        verified: frozenset[bytes] | set[bytes] = frozenset(),
+    ) -> tuple[Block, ExecutionResult]:
+        """Execute ``txs`` (leaving out invalid ones, reported in the result) on the head and
+        build the next block. ``time_ms`` is raised to head time + 1 if it is not later."""
+        height = self.head.height + 1
+        time_ms = max(time_ms, self.head.time_ms + 1)
+        result = self.executor.execute(
+            self.store, self.tree, height, time_ms, txs, drop_invalid=True, verified=verified
+        )
+        header = Header(
+            chain_id=self.chain_id,
+            height=height,
+            time_ms=time_ms,
+            prev_block_hash=self.head.hash(),
+            tx_root=result.tx_root,
+            receipts_root=result.receipts_root,
+            state_root=result.state_root,
+            validators_hash=self.validators.hash(),
+            next_validators_hash=self._next_validators_hash(result),
+            proposer=proposer,
+            last_commit_hash=NO_COMMIT_HASH if last_commit is None else last_commit.hash(),
+        )
+        return Block(header, result.txs, last_commit), result
+
+    def validate(self, block: Block, verified: frozenset[bytes] | set[bytes] = frozenset()) -> ExecutionResult:
+        """Check ``block`` against the head and re-execute it. Raises InvalidBlock whose message
+        names the height, the field, and the expected and found values."""
+        h = block.header
+        height = self.head.height + 1
+        _expect(h.height, height, "height", h.height, "header_height")
+        _expect(h.chain_id, self.chain_id, "chain_id", height, "header_chain_id")
+        _expect(h.prev_block_hash, self.head.hash(), "prev_block_hash", height, "header_prev_hash")
+        if h.time_ms <= self.head.time_ms:
+            raise InvalidBlock("header_time", f"height {height}: time_ms {h.time_ms} is not after {self.head.time_ms}")
+        _expect(h.validators_hash, self.validators.hash(), "validators_hash", height, "header_validators")
+        if self.validators.power_of(h.proposer) == 0:
+            raise InvalidBlock("header_proposer", f"height {height}: proposer {h.proposer.hex()} is not a validator")
+        if block.last_commit is None:
+            if height > 1:
+                raise InvalidBlock("last_commit_missing", f"height {height}: no certificate for height {height - 1}")
+            _expect(h.last_commit_hash, NO_COMMIT_HASH, "last_commit_hash", height, "header_last_commit")
+        else:
+            _expect(h.last_commit_hash, block.last_commit.hash(), "last_commit_hash", height, "header_last_commit")
+            block.last_commit.verify(self.chain_id, self.head_validators, self.head.height, self.head.hash())
+        result = self.executor.execute(self.store, self.tree, height, h.time_ms, block.txs, verified=verified)
+        _expect(h.tx_root, result.tx_root, "tx_root", height, "tx_root_mismatch")
+        _expect(h.receipts_root, result.receipts_root, "receipts_root", height, "receipts_root_mismatch")
+        _expect(h.state_root, result.state_root, "state_root", height, "state_root_mismatch")
+        _expect(h.next_validators_hash, self._next_validators_hash(result), "next_validators_hash", height, "header_next_validators")
+        return result
+
+    def commit(self, block: Block, certificate: CommitCertificate, result: ExecutionResult) -> None:
+        """Verify the certificate for ``block`` and write it (one batch); advance the head."""
+        certificate.verify(self.chain_id, self.validators, block.height, block.hash())
+        data = result.state_diff.get(VALIDATORS_KEY)
+        next_set = self.validators if data is None else _set_from_wire(decode_value(data))
+        self.store.write_block(
+            block, certificate, result.receipts, result.state_diff,
+            result.tree_update.node_writes, validator_sets=[next_set],
+        )
+        self.tree.apply(result.tree_update)
+        self.head = block.header
+        self.head_validators = self.validators
+        self.validators = next_set
+
+    def apply_committed(self, block: Block, certificate: CommitCertificate) -> ExecutionResult:
+        """Validate, re-execute and write a block someone else committed (sync, replay)."""
+        result = self.validate(block)
+        self.commit(block, certificate, result)
+        return result
+
+    def _next_validators_hash(self, result: ExecutionResult) -> bytes:
+        data = result.state_diff.get(VALIDATORS_KEY)
+        if data is None:
+            return self.validators.hash()
+        return _set_from_wire(decode_value(data)).hash()
+
+
+def _set_from_wire(wire: Any) -> ValidatorSet:
+    return ValidatorSet.build([Validator(k, p, n) for k, p, n in wire])
+
+
+def _expect(found: object, expected: object, field: str, height: int, code: str) -> None:
+    if found != expected:
+        show = lambda v: v.hex() if isinstance(v, bytes) else repr(v)  # noqa: E731
+        raise InvalidBlock(code, f"height {height}: {field} expected {show(expected)}, found {show(found)}")
+
+
+class _EmptyState:
+    def get_state(self, key: bytes) -> bytes | None:
+        return None
+
+    def iterate_state(self, prefix: bytes):  # type: ignore[no-untyped-def]
+        return iter(())
+
+
+class _NoNodes:
+    def get_node(self, path: bytes) -> bytes | None:
+        return None

@@ -1,0 +1,247 @@
+"""The block store: blocks, commit certificates, receipts, the tx index, state and state-tree
+nodes, behind one key-value backend.
+
+A block reaches the disk in exactly one write batch holding the block, its certificate, its
+receipts, its tx index entries, its state diff, its tree-node changes and the new head pointer,
+written with sync. LevelDB applies a batch atomically, so after a crash the store holds the last
+whole block and nothing of the next.
+
+Layout (all integers u64 big-endian, so keys sort by height)::
+
+    meta/chain_id, meta/genesis_hash, meta/head -> [height, block hash]
+    blk/<height>   -> block            cert/<height> -> commit certificate (absent at genesis)
+    rcpt/<height>  -> [receipt, ...]   bhash/<hash>  -> height
+    txi/<tx hash>  -> [height, index]  st/<state key> -> value   tn/<nibble path> -> tree node
+    vset/<validators hash> -> [[pubkey, power, name], ...]   (every set that signed a block)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from chain.block import Block, Header
+from chain.certificate import CommitCertificate
+from chain.encoding import decode, encode
+from chain.errors import StoreError
+from chain.receipt import Receipt
+from chain.validators import Validator, ValidatorSet
+
+_HEAD = b"meta/head"
+_CHAIN_ID = b"meta/chain_id"
+_GENESIS = b"meta/genesis_hash"
+_BLOCK = b"blk/"
+_CERT = b"cert/"
+_RECEIPTS = b"rcpt/"
+_BLOCK_HASH = b"bhash/"
+_TX_INDEX = b"txi/"
+_STATE = b"st/"
+_NODE = b"tn/"
+_VALIDATOR_SET = b"vset/"
+
+
+def _h(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
+class KVBackend(Protocol):
+    """An ordered byte-key store with atomic batches."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def write(self, puts: dict[bytes, bytes], deletes: list[bytes]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryBackend:
+    """In-memory backend for tests and simulations (same semantics as LevelDB's)."""
+
+    def __init__(self) -> None:
+        self._data: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._data.get(key)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for key in sorted(k for k in self._data if k.startswith(prefix)):
+            yield key, self._data[key]
+
+    def write(self, puts: dict[bytes, bytes], deletes: list[bytes]) -> None:
+        for key in deletes:
+            self._data.pop(key, None)
+        self._data.update(puts)
+
+    def close(self) -> None:
+        pass
+
+
+class LevelDBBackend:
+    """LevelDB through plyvel; every batch is written with sync (fsync) for durability."""
+
+    def __init__(self, path: Path) -> None:
+        import plyvel  # the only module that touches LevelDB
+
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = plyvel.DB(str(path), create_if_missing=True)
+        except plyvel.Error as exc:
+            raise StoreError("store_unavailable", f"cannot open {path}: {exc}") from exc
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._db.get(key)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        yield from self._db.iterator(prefix=prefix)
+
+    def write(self, puts: dict[bytes, bytes], deletes: list[bytes]) -> None:
+        with self._db.write_batch(sync=True) as batch:
+            for key in deletes:
+                batch.delete(key)
+            for key, value in puts.items():
+                batch.put(key, value)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    height: int
+    block_hash: bytes
+
+
+class Store:
+    """The domain view of a backend. Reads state and tree nodes for the executor and tree."""
+
+    def __init__(self, backend: KVBackend) -> None:
+        self.backend = backend
+
+    @classmethod
+    def open_leveldb(cls, path: Path) -> Store:
+        return cls(LevelDBBackend(path))
+
+    @classmethod
+    def in_memory(cls) -> Store:
+        return cls(MemoryBackend())
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # --- state and tree nodes (StateReader, NodeSource) -------------------------------------
+    def get_state(self, key: bytes) -> bytes | None:
+        return self.backend.get(_STATE + key)
+
+    def iterate_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        cut = len(_STATE)
+        for key, value in self.backend.scan(_STATE + prefix):
+            yield key[cut:], value
+
+    def get_node(self, path: bytes) -> bytes | None:
+        return self.backend.get(_NODE + path)
+
+    # --- chain ------------------------------------------------------------------------------
+    def head(self) -> Head | None:
+        data = self.backend.get(_HEAD)
+        if data is None:
+            return None
+        height, block_hash = decode(data)
+        return Head(height, block_hash)
+
+    def chain_id(self) -> str | None:
+        data = self.backend.get(_CHAIN_ID)
+        return None if data is None else data.decode()
+
+    def genesis_hash(self) -> bytes | None:
+        return self.backend.get(_GENESIS)
+
+    def block_bytes(self, height: int) -> bytes | None:
+        return self.backend.get(_BLOCK + _h(height))
+
+    def block(self, height: int) -> Block | None:
+        data = self.block_bytes(height)
+        return None if data is None else Block.decode(data)
+
+    def header(self, height: int) -> Header | None:
+        block = self.block(height)
+        return None if block is None else block.header
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        data = self.backend.get(_BLOCK_HASH + block_hash)
+        return None if data is None else int.from_bytes(data, "big")
+
+    def certificate(self, height: int) -> CommitCertificate | None:
+        data = self.backend.get(_CERT + _h(height))
+        return None if data is None else CommitCertificate.from_wire(decode(data))
+
+    def receipts(self, height: int) -> list[Receipt] | None:
+        data = self.backend.get(_RECEIPTS + _h(height))
+        return None if data is None else [Receipt.from_wire(w) for w in decode(data)]
+
+    def validator_set(self, validators_hash: bytes) -> ValidatorSet | None:
+        data = self.backend.get(_VALIDATOR_SET + validators_hash)
+        if data is None:
+            return None
+        return ValidatorSet.build([Validator(k, p, n) for k, p, n in decode(data)])
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        data = self.backend.get(_TX_INDEX + tx_hash)
+        if data is None:
+            return None
+        height, index = decode(data)
+        return height, index
+
+    # --- the one write per block ------------------------------------------------------------
+    def write_block(
+        self,
+        block: Block,
+        certificate: CommitCertificate | None,
+        receipts: tuple[Receipt, ...] | list[Receipt],
+        state_diff: dict[bytes, bytes | None],
+        node_writes: dict[bytes, bytes | None],
+        *,
+        genesis: bool = False,
+        validator_sets: tuple[ValidatorSet, ...] | list[ValidatorSet] = (),
+    ) -> None:
+        """Write a committed block and everything it changed in one atomic batch."""
+        height = block.height
+        block_hash = block.hash()
+        head = self.head()
+        if genesis:
+            if head is not None:
+                raise StoreError("store_not_empty", "genesis written to a store with a chain")
+        elif head is None or head.height + 1 != height:
+            found = None if head is None else head.height
+            raise StoreError("store_height", f"block {height} does not follow head {found}")
+        puts: dict[bytes, bytes] = {}
+        deletes: list[bytes] = []
+        puts[_BLOCK + _h(height)] = block.encode()
+        puts[_BLOCK_HASH + block_hash] = _h(height)
+        if certificate is not None:
+            puts[_CERT + _h(height)] = encode(certificate.to_wire())
+        puts[_RECEIPTS + _h(height)] = encode([r.to_wire() for r in receipts])
+        for index, stx in enumerate(block.txs):
+            puts[_TX_INDEX + stx.hash] = encode([height, index])
+        for key, value in state_diff.items():
+            if value is None:
+                deletes.append(_STATE + key)
+            else:
+                puts[_STATE + key] = value
+        for path, node in node_writes.items():
+            if node is None:
+                deletes.append(_NODE + path)
+            else:
+                puts[_NODE + path] = node
+        for vset in validator_sets:
+            puts[_VALIDATOR_SET + vset.hash()] = encode(
+                [[v.pubkey, v.power, v.name] for v in vset.validators]
+            )
+        if genesis:
+            puts[_CHAIN_ID] = block.header.chain_id.encode()
+            puts[_GENESIS] = block_hash
+        puts[_HEAD] = encode([height, block_hash])
+        self.backend.write(puts, deletes)

@@ -1,0 +1,132 @@
+"""Transactions: the unsigned body, its signatures, and the checks that need no state.
+
+Wire form of a signed transaction (one msgpack array)::
+
+    [[chain_id, sender, nonce, contract, method, args, valid_until_height],
+     [[pubkey, signature], ...]]
+
+The tx hash is ``H("tx", encode(body))``; every signature signs that hash. ``valid_until_height``
+0 means the transaction does not expire (replay is still impossible: nonces are per sender and
+strictly sequential).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chain.encoding import H, decode, encode, encode_trusted
+from chain.errors import EncodingError, InvalidTransaction
+from chain.ids import is_valid_id
+from chain.keys import PUBKEY_BYTES, SIGNATURE_BYTES, KeyPair
+from chain.limits import CHAIN_ID_CHARS_MAX, NAME_CHARS_MAX, TX_BYTES_MAX, TX_SIGNATURES_MAX
+
+NONCE_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    """The signed part of a transaction."""
+
+    chain_id: str
+    sender: str
+    nonce: int
+    contract: str
+    method: str
+    args: list[Any]
+    valid_until_height: int
+
+    def to_wire(self) -> list[Any]:
+        return [
+            self.chain_id,
+            self.sender,
+            self.nonce,
+            self.contract,
+            self.method,
+            self.args,
+            self.valid_until_height,
+        ]
+
+    def digest(self) -> bytes:
+        """The tx hash: what every signature signs."""
+        return H(b"tx", encode(self.to_wire()))
+
+    def sign(self, keys: list[KeyPair]) -> SignedTx:
+        """Sign with each of ``keys`` (as many as the sender's policy needs)."""
+        digest = self.digest()
+        sigs = tuple((k.public, k.sign(digest)) for k in keys)
+        return SignedTx(self, sigs, digest)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    """A transaction with its signatures; ``hash`` is the tx hash (computed once)."""
+
+    tx: Tx
+    signatures: tuple[tuple[bytes, bytes], ...]
+    hash: bytes
+
+    def to_wire(self) -> list[Any]:
+        return [self.tx.to_wire(), [[p, s] for p, s in self.signatures]]
+
+    def encode(self) -> bytes:
+        return encode_trusted(self.to_wire())
+
+    @classmethod
+    def decode(cls, data: bytes) -> SignedTx:
+        """Decode and structurally check a signed tx (no state, no signature check)."""
+        try:
+            wire = decode(data, max_bytes=TX_BYTES_MAX)
+        except EncodingError as exc:
+            raise InvalidTransaction("tx_malformed", exc.message) from exc
+        return cls.from_wire(wire)
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> SignedTx:
+        """Build from a decoded array, checking every field's type and bound.
+
+        Raises InvalidTransaction with code ``tx_malformed`` naming the field, or
+        ``too_many_signatures``.
+        """
+        if type(wire) is not list or len(wire) != 2:
+            raise InvalidTransaction("tx_malformed", "a signed tx is [body, signatures]")
+        body, sigs = wire
+        if type(body) is not list or len(body) != 7:
+            raise InvalidTransaction("tx_malformed", "the tx body has 7 fields")
+        chain_id, sender, nonce, contract, method, args, valid_until = body
+        _require(type(chain_id) is str and 0 < len(chain_id) <= CHAIN_ID_CHARS_MAX, "chain_id")
+        _require(is_valid_id(sender), "sender")
+        _require(type(nonce) is int and 1 <= nonce <= NONCE_MAX, "nonce")
+        _require(type(contract) is str and 0 < len(contract) <= NAME_CHARS_MAX, "contract")
+        _require(type(method) is str and 0 < len(method) <= NAME_CHARS_MAX, "method")
+        _require(type(args) is list, "args")
+        _require(type(valid_until) is int and 0 <= valid_until <= NONCE_MAX, "valid_until_height")
+        if type(sigs) is not list or not sigs:
+            raise InvalidTransaction("tx_malformed", "signatures must be a non-empty list")
+        if len(sigs) > TX_SIGNATURES_MAX:
+            raise InvalidTransaction(
+                "too_many_signatures", f"{len(sigs)} signatures; at most {TX_SIGNATURES_MAX}"
+            )
+        pairs = []
+        for pair in sigs:
+            _require(
+                type(pair) is list
+                and len(pair) == 2
+                and type(pair[0]) is bytes
+                and len(pair[0]) == PUBKEY_BYTES
+                and type(pair[1]) is bytes
+                and len(pair[1]) == SIGNATURE_BYTES,
+                "signatures",
+            )
+            pairs.append((pair[0], pair[1]))
+        tx = Tx(chain_id, sender, nonce, contract, method, args, valid_until)
+        try:
+            digest = H(b"tx", encode(body))
+        except EncodingError as exc:
+            raise InvalidTransaction("tx_malformed", exc.message) from exc
+        return cls(tx, tuple(pairs), digest)
+
+
+def _require(ok: bool, field: str) -> None:
+    if not ok:
+        raise InvalidTransaction("tx_malformed", f"field {field} is missing or of the wrong type")

@@ -1,0 +1,164 @@
+"""Clearing accounts and their balances.
+
+A clearing member owns accounts: a ``house`` account for its own positions and segregated
+``client`` accounts, one per client. Only the owner's key policy (through custody withdrawals) or
+a contract rule (settlement, custody deposits) moves a balance: this contract offers no transfer
+method at all, so the exchange, or the member itself, cannot move client assets any other way.
+
+State::
+
+    accounts/acct/<id>          -> [owner, kind, client, status, assets_held]
+    accounts/bal/<id>/<asset>   -> [available, locked]      (absent = zero)
+
+``status`` is active, suspended or closed; ``assets_held`` counts the assets with a non-zero
+balance, so closing (which needs every balance at zero) costs O(1). Locked amounts are reserved
+for a pending withdrawal (or, later, an escrow) and cannot be spent.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from chain.errors import invariant
+from chain.genesis import ACCOUNT_KINDS, Genesis
+from chain.limits import AMOUNT_MAX
+from contracts.api import Context, Contract, ContractError, method
+from contracts.membership import has_role, require_role
+from contracts.schema import Id, OneOf, Optional
+
+NAME = "accounts"
+ACTIVE = "active"
+SUSPENDED = "suspended"
+CLOSED = "closed"
+_ACCT = b"accounts/acct/"
+_BAL = b"accounts/bal/"
+
+
+class AccountRecord(NamedTuple):
+    owner: str
+    kind: str
+    client: str | None
+    status: str
+    assets_held: int
+
+
+def get_account(ctx: Context, account: str) -> AccountRecord | None:
+    value = ctx.state.get(_ACCT + account.encode())
+    return None if value is None else AccountRecord(*value)
+
+
+def require_active(ctx: Context, account: str) -> AccountRecord:
+    """The account, failing with ``unknown_account`` or ``account_<status>`` otherwise."""
+    record = get_account(ctx, account)
+    if record is None:
+        raise ContractError("unknown_account", f"no account {account}")
+    if record.status != ACTIVE:
+        raise ContractError(f"account_{record.status}", f"account {account} is {record.status}")
+    return record
+
+
+def balance(ctx: Context, account: str, asset: str) -> tuple[int, int]:
+    """(available, locked) of ``asset`` in ``account``."""
+    return ctx.state.get(_BAL + f"{account}/{asset}".encode()) or (0, 0)
+
+
+def _set(ctx: Context, account: str, asset: str, old: tuple[int, int], available: int, locked: int) -> None:
+    invariant(available >= 0 and locked >= 0, f"negative balance {account}/{asset}")
+    if available > AMOUNT_MAX or locked > AMOUNT_MAX:
+        raise ContractError("amount_overflow", f"{account}/{asset} would exceed {AMOUNT_MAX}")
+    key = _BAL + f"{account}/{asset}".encode()
+    was_held = old[0] + old[1] > 0
+    now_held = available + locked > 0
+    if now_held:
+        ctx.state.put(key, (available, locked))
+    else:
+        ctx.state.delete(key)
+    if was_held != now_held:
+        record = get_account(ctx, account)
+        invariant(record is not None, f"balance on unknown account {account}")
+        assert record is not None
+        held = record.assets_held + (1 if now_held else -1)
+        ctx.state.put(_ACCT + account.encode(), record._replace(assets_held=held))
+
+
+def credit(ctx: Context, account: str, asset: str, amount: int) -> None:
+    old = balance(ctx, account, asset)
+    _set(ctx, account, asset, old, old[0] + amount, old[1])
+
+
+def debit(ctx: Context, account: str, asset: str, amount: int, code: str) -> None:
+    """Take ``amount`` of available ``asset``; fail with ``code`` if there is not enough."""
+    old = balance(ctx, account, asset)
+    if old[0] < amount:
+        raise ContractError(code, f"{account} has {old[0]} {asset} available, needs {amount}")
+    _set(ctx, account, asset, old, old[0] - amount, old[1])
+
+
+def lock(ctx: Context, account: str, asset: str, amount: int, code: str) -> None:
+    old = balance(ctx, account, asset)
+    if old[0] < amount:
+        raise ContractError(code, f"{account} has {old[0]} {asset} available, needs {amount}")
+    _set(ctx, account, asset, old, old[0] - amount, old[1] + amount)
+
+
+def unlock(ctx: Context, account: str, asset: str, amount: int) -> None:
+    old = balance(ctx, account, asset)
+    invariant(old[1] >= amount, f"unlocking more than is locked in {account}/{asset}")
+    _set(ctx, account, asset, old, old[0] + amount, old[1] - amount)
+
+
+def debit_locked(ctx: Context, account: str, asset: str, amount: int) -> None:
+    old = balance(ctx, account, asset)
+    invariant(old[1] >= amount, f"spending more than is locked in {account}/{asset}")
+    _set(ctx, account, asset, old, old[0], old[1] - amount)
+
+
+class Accounts(Contract):
+    name = NAME
+
+    def init_genesis(self, ctx: Context, genesis: Genesis) -> None:
+        for a in genesis.accounts:
+            ctx.put("acct/" + a.id, [a.owner, a.kind, a.client, ACTIVE, 0])
+
+    @method(("id", Id()), ("kind", OneOf(ACCOUNT_KINDS)), ("client", Optional(Id())))
+    def open(self, ctx: Context, account: str, kind: str, client: str | None) -> None:
+        """A clearing member opens an account it owns."""
+        require_role(ctx, "member")
+        ctx.require(get_account(ctx, account) is None, "account_exists", f"account {account} exists")
+        if kind == "client":
+            ctx.require(client is not None, "client_required", "a client account names its client")
+        else:
+            ctx.require(client is None, "client_not_allowed", "a house account names no client")
+        ctx.put("acct/" + account, [ctx.sender, kind, client, ACTIVE, 0])
+        ctx.emit("account_opened", id=account, owner=ctx.sender, kind=kind, client=client)
+
+    @method(("id", Id()))
+    def suspend(self, ctx: Context, account: str) -> None:
+        record = self._owned_or_admin(ctx, account)
+        ctx.require(record.status == ACTIVE, f"account_{record.status}", f"account {account} is {record.status}")
+        ctx.put("acct/" + account, record._replace(status=SUSPENDED))
+        ctx.emit("account_suspended", id=account, by=ctx.sender)
+
+    @method(("id", Id()))
+    def reinstate(self, ctx: Context, account: str) -> None:
+        record = self._owned_or_admin(ctx, account)
+        ctx.require(record.status == SUSPENDED, f"account_{record.status}", f"account {account} is {record.status}")
+        ctx.put("acct/" + account, record._replace(status=ACTIVE))
+        ctx.emit("account_reinstated", id=account, by=ctx.sender)
+
+    @method(("id", Id()))
+    def close(self, ctx: Context, account: str) -> None:
+        record = self._owned_or_admin(ctx, account)
+        ctx.require(record.status != CLOSED, "account_closed", f"account {account} is closed")
+        ctx.require(record.assets_held == 0, "account_not_empty", f"account {account} holds {record.assets_held} assets")
+        ctx.put("acct/" + account, record._replace(status=CLOSED))
+        ctx.emit("account_closed", id=account, by=ctx.sender)
+
+    @staticmethod
+    def _owned_or_admin(ctx: Context, account: str) -> AccountRecord:
+        record = get_account(ctx, account)
+        if record is None:
+            raise ContractError("unknown_account", f"no account {account}")
+        if record.owner != ctx.sender and not has_role(ctx, ctx.sender, "admin"):
+            raise ContractError("not_account_owner", f"{ctx.sender} does not own {account}")
+        return record

@@ -1,0 +1,113 @@
+"""Custody: deposits and withdrawals attested by a custodian, the only way an asset's total
+supply changes.
+
+A deposit is attested by a custodian with its external reference (a bank transfer or wallet
+transaction id), which can be attested only once. A withdrawal needs both sides: the account's
+owner requests it under its key policy, which locks the amount; a custodian then confirms it
+(the locked amount leaves the ledger) or rejects it (the amount is unlocked); the owner may
+cancel it while it is pending.
+
+State::
+
+    custody/supply/<asset>         -> total of the asset held on the ledger
+    custody/deposit/<reference>    -> [account, asset, amount, height]
+    custody/withdrawal/<id>        -> [account, asset, amount, requested_by, status, height]
+    custody/withdrawal_seq         -> last withdrawal id
+
+Invariant (tested): for every asset, supply == sum over accounts of available + locked.
+"""
+
+from __future__ import annotations
+
+from chain.genesis import Genesis
+from chain.limits import AMOUNT_MAX
+from contracts import accounts
+from contracts.api import Context, Contract, ContractError, method
+from contracts.instruments import get_instrument
+from contracts.membership import require_role
+from contracts.schema import Id, Int, Text
+
+NAME = "custody"
+PENDING = "pending"
+CONFIRMED = "confirmed"
+REJECTED = "rejected"
+CANCELLED = "cancelled"
+
+
+def supply(ctx: Context, asset: str) -> int:
+    return ctx.view(NAME).get("supply/" + asset) or 0
+
+
+def _change_supply(ctx: Context, asset: str, delta: int) -> None:
+    view = ctx.view(NAME)
+    total = (view.get("supply/" + asset) or 0) + delta
+    if total > AMOUNT_MAX:
+        raise ContractError("amount_overflow", f"supply of {asset} would exceed {AMOUNT_MAX}")
+    view.put("supply/" + asset, total)
+
+
+class Custody(Contract):
+    name = NAME
+
+    def init_genesis(self, ctx: Context, genesis: Genesis) -> None:
+        totals: dict[str, int] = {}
+        for b in genesis.balances:
+            accounts.credit(ctx, b.account, b.asset, b.amount)
+            totals[b.asset] = totals.get(b.asset, 0) + b.amount
+        for asset in sorted(totals):
+            ctx.put("supply/" + asset, totals[asset])
+
+    @method(("account", Id()), ("asset", Id()), ("amount", Int(1, AMOUNT_MAX)), ("reference", Id()))
+    def deposit(self, ctx: Context, account: str, asset: str, amount: int, reference: str) -> None:
+        require_role(ctx, "custodian")
+        ctx.require(get_instrument(ctx, asset) is not None, "unknown_instrument", f"no instrument {asset}")
+        accounts.require_active(ctx, account)
+        ctx.require(ctx.get("deposit/" + reference) is None, "duplicate_deposit", f"deposit {reference} was already attested")
+        accounts.credit(ctx, account, asset, amount)
+        _change_supply(ctx, asset, amount)
+        ctx.put("deposit/" + reference, [account, asset, amount, ctx.height])
+        ctx.emit("deposited", account=account, asset=asset, amount=amount, reference=reference, custodian=ctx.sender)
+
+    @method(("account", Id()), ("asset", Id()), ("amount", Int(1, AMOUNT_MAX)))
+    def request_withdrawal(self, ctx: Context, account: str, asset: str, amount: int) -> None:
+        record = accounts.require_active(ctx, account)
+        ctx.require(record.owner == ctx.sender, "not_account_owner", f"{ctx.sender} does not own {account}")
+        accounts.lock(ctx, account, asset, amount, "insufficient_balance")
+        wid = (ctx.get("withdrawal_seq") or 0) + 1
+        ctx.put("withdrawal_seq", wid)
+        ctx.put(f"withdrawal/{wid}", [account, asset, amount, ctx.sender, PENDING, ctx.height])
+        ctx.emit("withdrawal_requested", id=wid, account=account, asset=asset, amount=amount)
+
+    @method(("id", Int(1, 2**63 - 1)))
+    def confirm_withdrawal(self, ctx: Context, wid: int) -> None:
+        require_role(ctx, "custodian")
+        account, asset, amount, by, _, _ = self._pending(ctx, wid)
+        accounts.debit_locked(ctx, account, asset, amount)
+        _change_supply(ctx, asset, -amount)
+        ctx.put(f"withdrawal/{wid}", [account, asset, amount, by, CONFIRMED, ctx.height])
+        ctx.emit("withdrawn", id=wid, account=account, asset=asset, amount=amount, custodian=ctx.sender)
+
+    @method(("id", Int(1, 2**63 - 1)), ("reason", Text(256)))
+    def reject_withdrawal(self, ctx: Context, wid: int, reason: str) -> None:
+        require_role(ctx, "custodian")
+        account, asset, amount, by, _, _ = self._pending(ctx, wid)
+        accounts.unlock(ctx, account, asset, amount)
+        ctx.put(f"withdrawal/{wid}", [account, asset, amount, by, REJECTED, ctx.height])
+        ctx.emit("withdrawal_rejected", id=wid, reason=reason)
+
+    @method(("id", Int(1, 2**63 - 1)))
+    def cancel_withdrawal(self, ctx: Context, wid: int) -> None:
+        account, asset, amount, by, _, _ = self._pending(ctx, wid)
+        ctx.require(by == ctx.sender, "not_requester", f"withdrawal {wid} was requested by {by}")
+        accounts.unlock(ctx, account, asset, amount)
+        ctx.put(f"withdrawal/{wid}", [account, asset, amount, by, CANCELLED, ctx.height])
+        ctx.emit("withdrawal_cancelled", id=wid)
+
+    @staticmethod
+    def _pending(ctx: Context, wid: int) -> tuple:
+        record = ctx.get(f"withdrawal/{wid}")
+        if record is None:
+            raise ContractError("unknown_withdrawal", f"no withdrawal {wid}")
+        if record[4] != PENDING:
+            raise ContractError("withdrawal_not_pending", f"withdrawal {wid} is {record[4]}")
+        return record

@@ -1,0 +1,76 @@
+"""Instruments: the assets the clearing house holds and settles.
+
+State: ``instruments/<id> -> [kind, decimals, currency, status]`` where kind is cash, equity,
+fund, bond or crypto; ``decimals`` fixes the minor unit (quantities are integers of 10**-decimals
+of a unit); a security names the cash instrument it settles in; status is ``active`` or
+``halted``. Only admins list, halt and resume instruments (circuit breakers come later and use
+the same status).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from chain.genesis import DECIMALS_MAX, INSTRUMENT_KINDS, Genesis
+from contracts.api import Context, Contract, ContractError, method
+from contracts.membership import require_role
+from contracts.schema import Id, Int, OneOf, Optional, Text
+
+NAME = "instruments"
+ACTIVE = "active"
+HALTED = "halted"
+
+
+class InstrumentRecord(NamedTuple):
+    kind: str
+    decimals: int
+    currency: str | None
+    status: str
+
+
+def get_instrument(ctx: Context, iid: str) -> InstrumentRecord | None:
+    value = ctx.view(NAME).get(iid)
+    return None if value is None else InstrumentRecord(*value)
+
+
+class Instruments(Contract):
+    name = NAME
+
+    def init_genesis(self, ctx: Context, genesis: Genesis) -> None:
+        for ins in genesis.instruments:
+            ctx.put(ins.id, [ins.kind, ins.decimals, ins.currency, ACTIVE])
+
+    @method(("id", Id()), ("kind", OneOf(INSTRUMENT_KINDS)), ("decimals", Int(0, DECIMALS_MAX)), ("currency", Optional(Id())))
+    def list_instrument(self, ctx: Context, iid: str, kind: str, decimals: int, currency: str | None) -> None:
+        require_role(ctx, "admin")
+        ctx.require(ctx.get(iid) is None, "instrument_exists", f"{iid} is already listed")
+        if kind == "cash":
+            ctx.require(currency is None, "bad_currency", "a cash instrument has no currency")
+        else:
+            cash = get_instrument(ctx, currency) if currency else None
+            ctx.require(cash is not None and cash.kind == "cash", "bad_currency", f"{currency!r} is not a cash instrument")
+        ctx.put(iid, [kind, decimals, currency, ACTIVE])
+        ctx.emit("instrument_listed", id=iid, kind=kind, decimals=decimals)
+
+    @method(("id", Id()), ("reason", Text(256)))
+    def halt(self, ctx: Context, iid: str, reason: str) -> None:
+        require_role(ctx, "admin")
+        ins = self._existing(ctx, iid)
+        ctx.require(ins.status == ACTIVE, "instrument_halted", f"{iid} is already halted")
+        ctx.put(iid, [ins.kind, ins.decimals, ins.currency, HALTED])
+        ctx.emit("instrument_halted", id=iid, reason=reason)
+
+    @method(("id", Id()))
+    def resume(self, ctx: Context, iid: str) -> None:
+        require_role(ctx, "admin")
+        ins = self._existing(ctx, iid)
+        ctx.require(ins.status == HALTED, "instrument_active", f"{iid} is not halted")
+        ctx.put(iid, [ins.kind, ins.decimals, ins.currency, ACTIVE])
+        ctx.emit("instrument_resumed", id=iid)
+
+    @staticmethod
+    def _existing(ctx: Context, iid: str) -> InstrumentRecord:
+        ins = get_instrument(ctx, iid)
+        if ins is None:
+            raise ContractError("unknown_instrument", f"no instrument {iid}")
+        return ins

@@ -1,0 +1,122 @@
+"""Settlement: trade tickets from an exchange, settled delivery versus payment.
+
+A trade ticket is ``[trade_id, buyer_account, seller_account, instrument, quantity, price]``.
+Settlement is gross and immediate (BIS DvP model 1): the security moves seller -> buyer and the
+consideration (contracts/money.py) buyer -> seller, both or neither. ``settle`` takes one ticket
+and fails the transaction if the trade fails; ``settle_batch`` takes up to ``BATCH_TRADES_MAX``
+tickets, each settling or failing on its own, and its receipt holds one event per ticket.
+
+Failure codes: ``not_exchange``, ``duplicate_trade_id``, ``bad_quantity``, ``bad_price``,
+``unknown_instrument``, ``instrument_is_cash``, ``instrument_halted``, ``unknown_account``,
+``account_suspended``, ``account_closed``, ``same_account``, ``insufficient_securities``,
+``insufficient_cash``, ``amount_overflow``.
+
+State: ``settlement/trade/<exchange>/<trade_id> -> [height, "settled"]``. Trade ids are scoped
+per exchange. A settled trade id is final; a failed trade leaves no record, so the exchange may
+submit it again (a retry after the member has been funded); its failure is in the receipt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chain.limits import AMOUNT_MAX, BATCH_TRADES_MAX, PRICE_MAX, QUANTITY_MAX
+from contracts import accounts
+from contracts.api import Context, Contract, ContractError, method
+from contracts.instruments import ACTIVE, get_instrument
+from contracts.membership import require_role
+from contracts.money import consideration
+from contracts.schema import Id, Int, ListOf, Record
+
+NAME = "settlement"
+SETTLED = "settled"
+
+TICKET = Record(
+    (
+        ("trade_id", Id()),
+        ("buyer", Id()),
+        ("seller", Id()),
+        ("instrument", Id()),
+        ("quantity", Int(-QUANTITY_MAX, QUANTITY_MAX)),
+        ("price", Int(-PRICE_MAX, PRICE_MAX)),
+    )
+)
+
+
+def trade_record(ctx: Context, exchange: str, trade_id: str) -> Any:
+    return ctx.view(NAME).get(f"trade/{exchange}/{trade_id}")
+
+
+def _settle_one(ctx: Context, ticket: tuple[Any, ...]) -> int:
+    """Check everything, then move both legs. Raises ContractError before any write."""
+    trade_id, buyer, seller, iid, quantity, price = ticket
+    record = ctx.get(f"trade/{ctx.sender}/{trade_id}")
+    if record is not None and record[1] == SETTLED:
+        raise ContractError("duplicate_trade_id", f"trade {trade_id} settled at height {record[0]}")
+    if quantity <= 0:
+        raise ContractError("bad_quantity", f"quantity {quantity} must be positive")
+    if price <= 0:
+        raise ContractError("bad_price", f"price {price} must be positive")
+    ins = get_instrument(ctx, iid)
+    if ins is None:
+        raise ContractError("unknown_instrument", f"no instrument {iid}")
+    if ins.currency is None:
+        raise ContractError("instrument_is_cash", f"{iid} is cash; trade a security against it")
+    if ins.status != ACTIVE:
+        raise ContractError("instrument_halted", f"{iid} is {ins.status}")
+    if buyer == seller:
+        raise ContractError("same_account", f"buyer and seller are both {buyer}")
+    accounts.require_active(ctx, buyer)
+    accounts.require_active(ctx, seller)
+    cash = consideration(quantity, price, ins.decimals)
+    if cash > AMOUNT_MAX:
+        raise ContractError("amount_overflow", f"consideration {cash} exceeds {AMOUNT_MAX}")
+    currency = ins.currency
+    seller_sec = accounts.balance(ctx, seller, iid)[0]
+    if seller_sec < quantity:
+        raise ContractError("insufficient_securities", f"{seller} has {seller_sec} {iid}, delivers {quantity}")
+    buyer_cash = accounts.balance(ctx, buyer, currency)[0]
+    if buyer_cash < cash:
+        raise ContractError("insufficient_cash", f"{buyer} has {buyer_cash} {currency}, pays {cash}")
+    # Every check passed: the four legs cannot fail but on a credit overflow, which the
+    # caller's savepoint undoes.
+    accounts.debit(ctx, seller, iid, quantity, "insufficient_securities")
+    accounts.credit(ctx, buyer, iid, quantity)
+    accounts.debit(ctx, buyer, currency, cash, "insufficient_cash")
+    accounts.credit(ctx, seller, currency, cash)
+    ctx.put(f"trade/{ctx.sender}/{trade_id}", (ctx.height, SETTLED))
+    return cash
+
+
+class Settlement(Contract):
+    name = NAME
+
+    @method(*TICKET.fields)
+    def settle(self, ctx: Context, *ticket: Any) -> None:
+        require_role(ctx, "exchange")
+        cash = _settle_one(ctx, ticket)
+        trade_id, buyer, seller, iid, quantity, price = ticket
+        ctx.emit("trade_settled", trade_id=trade_id, buyer=buyer, seller=seller, instrument=iid, quantity=quantity, price=price, consideration=cash)
+
+    @method(("trades", ListOf(TICKET, max_items=BATCH_TRADES_MAX, min_items=1)))
+    def settle_batch(self, ctx: Context, trades: tuple[tuple[Any, ...], ...]) -> None:
+        require_role(ctx, "exchange")
+        settled = failed = 0
+        seen: set[str] = set()
+        for ticket in trades:
+            mark = ctx.savepoint()
+            events = ctx.event_count
+            try:
+                if ticket[0] in seen:
+                    raise ContractError("duplicate_trade_id", f"trade {ticket[0]} appears twice in the batch")
+                seen.add(ticket[0])
+                cash = _settle_one(ctx, ticket)
+            except ContractError as exc:
+                ctx.rollback_to(mark, events)
+                ctx.emit("trade_failed", trade_id=ticket[0], code=exc.code, message=exc.message)
+                failed += 1
+                continue
+            trade_id, buyer, seller, iid, quantity, price = ticket
+            ctx.emit("trade_settled", trade_id=trade_id, buyer=buyer, seller=seller, instrument=iid, quantity=quantity, price=price, consideration=cash)
+            settled += 1
+        ctx.emit("batch_settled", trades=len(trades), settled=settled, failed=failed)
