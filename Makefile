@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/clearchain scenario --home .devnet/solo --reset
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/clearchain bench executor

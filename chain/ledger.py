@@ -141,7 +141,7 @@ class Ledger:
         names the height, the field, and the expected and found values."""
         h = block.header
         height = self.head.height + 1
-        _expect(h.height, height, "height", h.height, "header_height")
+        _expect(h.height, height, "height", height, "header_height")
         _expect(h.chain_id, self.chain_id, "chain_id", height, "header_chain_id")
         _expect(h.prev_block_hash, self.head.hash(), "prev_block_hash", height, "header_prev_hash")
         if h.time_ms <= self.head.time_ms:
