@@ -110,6 +110,11 @@ def decode(data: bytes, *, max_bytes: int = ENCODED_BYTES_MAX) -> Any:
 
 
 def _check(value: Any, depth: int) -> None:
+    """Refuse anything but nil/bool/int/bytes/str and arrays of them, within the bounds.
+
+    Flat arrays are checked in one loop (the common case: state values, trade tickets); only
+    nested arrays recurse.
+    """
     kind = type(value)
     if kind is int:
         if value < _INT_MIN or value > _INT_MAX:
@@ -120,7 +125,12 @@ def _check(value: Any, depth: int) -> None:
         if depth >= ENCODED_DEPTH_MAX:
             raise EncodingError("encoding_type", f"nesting deeper than {ENCODED_DEPTH_MAX}")
         for item in value:
-            _check(item, depth + 1)
+            t = type(item)
+            if t is int:
+                if item < _INT_MIN or item > _INT_MAX:
+                    raise EncodingError("encoding_type", f"integer {item} outside the 64-bit range")
+            elif not (t is str or t is bytes or item is None or t is bool):
+                _check(item, depth + 1)
     elif kind is float:
         raise EncodingError("encoding_type", "floats are not allowed; use integer minor units")
     else:

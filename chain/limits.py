@@ -37,7 +37,7 @@ ARG_LIST_ITEMS_MAX: Final = 1_000  # default bound on list arguments
 # Amounts: 2**62 minor units leaves headroom below the encoding's signed 64-bit range for sums.
 AMOUNT_MAX: Final = 2**62
 PRICE_MAX: Final = 2**48
-QUANTITY_MAX: Final = 2**48
+QUANTITY_MAX: Final = AMOUNT_MAX  # an 18-decimal asset needs 10**18 per unit
 
 # Genesis
 GENESIS_BYTES_MAX: Final = 16 * 1024 * 1024
@@ -45,5 +45,5 @@ GENESIS_BYTES_MAX: Final = 16 * 1024 * 1024
 assert BLOCK_BYTES_MAX <= ENCODED_BYTES_MAX
 assert TX_BYTES_MAX * 4 <= BLOCK_BYTES_MAX
 assert BATCH_TRADES_MAX <= ARG_LIST_ITEMS_MAX <= ENCODED_ITEMS_MAX
-assert PRICE_MAX * QUANTITY_MAX <= 2**96  # consideration is computed in Python ints, then bounded
+assert QUANTITY_MAX <= AMOUNT_MAX  # consideration is computed in Python ints, then bounded by AMOUNT_MAX
 assert AMOUNT_MAX * 2 < 2**64

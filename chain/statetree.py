@@ -3,23 +3,25 @@ block header's ``state_root``.
 
 Why this shape: the root must depend only on the set of (key, value) pairs, never on the order of
 writes (history independence), so every validator derives the same root; a block's update must
-cost O(k log n) hashes for k changed keys in n; and a client must be able to check one key's value
-or absence with plain SHA-256 (see ``chain/proof.py``). Keys are placed at ``kh = H("key", key)``,
-so the trie is balanced whatever the keys look like.
+cost O(k log n) hashes for k changed keys among n; and a client must be able to check one key's
+value or absence with plain SHA-256 (``chain/proof.py``). Keys sit at ``kh = H("key", key)``, so
+the trie stays balanced whatever the keys look like. docs/STATETREE.md specifies the bytes.
 
 Canonical shape: an internal node at nibble prefix p exists iff at least two keys' ``kh`` start
-with p; a prefix holding one key is a leaf; the empty tree's root is 32 zero bytes and a lone key's
-leaf is the root. docs/STATETREE.md gives the bytes.
+with p; a prefix holding one key is a leaf; the empty tree's root is 32 zero bytes, and a lone
+key's leaf is the root.
 
-Execute-to-a-diff: ``compute_update`` is pure with respect to the tree (candidate blocks are
-computed side by side); it returns the new root and the node writes for the store's batch;
-``apply`` then makes it current. Internal nodes are loaded lazily from a ``NodeSource`` and kept
-decoded in memory: the cache is unbounded by design and ends up holding every internal node that
-was ever touched (about n/3 nodes for n random keys, ~100 bytes per key of state).
+Execute to a diff: ``compute_update`` leaves the tree as it is (candidate blocks are computed side
+by side) and returns the new root with the node writes for the store's batch; ``apply`` then makes
+it current. Internal nodes are loaded lazily from a ``NodeSource``, checked against the hash their
+parent holds, and kept decoded in memory. The cache is deliberately unbounded: it ends up holding
+every internal node touched since start (about 0.36 n nodes for n keys, ~450 bytes per key).
 
-In memory a node is a list of 16 slots, each None (empty), a 32-byte hash (an internal child,
-stored at its own path) or a 96-byte leaf ``kh || value_hash || leaf_hash``. Nodes in the cache
-are never mutated: an update copies the nodes it changes, so unapplied updates share the rest.
+In memory a node is a 17-tuple: 16 slots, then the bitmap. A slot is None (empty), 34 bytes
+(``c4 20 || hash``: an internal child, stored at its own path) or 101 bytes (``92 c4 20 || kh ||
+c4 20 || value_hash || leaf_hash``: a leaf). Each slot thus carries its own msgpack record form
+and ends with its hash, so sealing a node is two joins and one SHA-256. Cached nodes are never
+mutated: an update copies the nodes it changes, and unapplied updates share the rest.
 """
 
 from __future__ import annotations
@@ -30,17 +32,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from chain.encoding import decode, encode_trusted
+from chain.encoding import decode
 from chain.errors import EncodingError, StoreError, invariant
-from chain.proof import (
-    TERMINAL_ABSENT_EMPTY,
-    TERMINAL_ABSENT_OTHER_LEAF,
-    TERMINAL_PRESENT,
-    verify_proof,
-)
+from chain.proof import TERMINAL_ABSENT_EMPTY, TERMINAL_ABSENT_OTHER_LEAF, TERMINAL_PRESENT
+from chain.proof import verify_proof
+
+try:  # CPython's own SHA-256 has less per-call overhead than OpenSSL 3 on one- or two-block inputs.
+    from _sha256 import sha256 as _short_sha256  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - Python 3.12+ or a build without it
+    _short_sha256 = hashlib.sha256
 
 EMPTY_ROOT: Final = b"\x00" * 32
-ROOT_PATH: Final = b""  # nibble path of the root node (and of the lone-leaf record)
+ROOT_PATH: Final = b""  # nibble path of the root node, and of the lone-leaf record
 
 _sha256 = hashlib.sha256
 # Tag prefixes of chain.encoding.H, inlined on the hot path: u8(len(tag)) || tag.
@@ -48,13 +51,22 @@ _KEY_PREFIX: Final = b"\x03key"
 _VALUE_PREFIX: Final = b"\x05value"
 _LEAF_PREFIX: Final = b"\x04leaf"
 _NODE_PREFIX: Final = b"\x04node"
+_BIN32: Final = b"\xc4\x20"  # msgpack header of 32 bytes of bin
+_LEAF_HEAD: Final = b"\x92" + _BIN32  # msgpack [kh, value_hash] starts with this
+_INTERNAL: Final = 34  # slot length of an internal child
+_LEAF: Final = 101  # slot length of a leaf; a deletion in a change list is its first 35 bytes
+_KH: Final = slice(3, 35)
+_VH: Final = slice(37, 69)
+_RECORD: Final = slice(0, 69)
+_RECORDS: Final = 16  # a node tuple holds 16 child hashes, then 16 child records ...
+_BITMAP: Final = 32  # ... then the bitmap
 _NIBBLE_PATHS: Final = [bytes((i,)) for i in range(16)]
 _BYTES: Final = [bytes((i,)) for i in range(256)]
-_HASH: Final = 32
-_LEAF: Final = 96  # in-memory leaf slot: kh || value_hash || leaf_hash
+# msgpack array header for a record of n children plus the bitmap.
+_RECORD_HEADS: Final = [bytes((0x90 | n + 1,)) if n < 15 else b"\xdc\x00" + bytes((n + 1,)) for n in range(17)]
 
 Slot = bytes | None
-Node = list[Slot]
+Node = tuple[Any, ...]  # (hash_0, ..., hash_15, record_0, ..., record_15, bitmap)
 
 
 class NodeSource(Protocol):
@@ -84,11 +96,11 @@ class MemoryNodeSource:
 
 @dataclass(frozen=True, slots=True)
 class TreeUpdate:
-    """The result of ``compute_update``: the new root and the store writes that realise it.
+    """What ``compute_update`` returns: the new root and the store writes that realise it.
 
     ``node_writes`` maps a nibble path to the serialized node to store there, or None to delete
-    the stored node. ``base_root`` is the root it was computed against; the other fields are the
-    decoded new nodes, so that ``apply`` does not decode again.
+    the stored node. ``base_root`` is the root it was computed against; ``root_slot`` and
+    ``nodes`` are the decoded new nodes, so that ``apply`` does not decode again.
     """
 
     root: bytes
@@ -116,7 +128,7 @@ class Proof:
         return self.terminal == TERMINAL_PRESENT
 
     def to_wire(self) -> list[Any]:
-        """The plain msgpack-able form: ``[steps, terminal]`` as in docs/STATETREE.md."""
+        """The plain msgpack-able form ``[steps, terminal]`` (docs/STATETREE.md)."""
         steps = [[bitmap, list(siblings)] for bitmap, siblings in self.steps]
         if self.terminal == TERMINAL_ABSENT_OTHER_LEAF:
             return [steps, [self.terminal, self.other_key_hash, self.other_value_hash]]
@@ -124,7 +136,7 @@ class Proof:
 
     @classmethod
     def from_wire(cls, wire: Any) -> Proof:
-        """Rebuild a Proof from its wire form, checking only its shape (``verify`` checks the
+        """Rebuild a Proof from its wire form, checking its shape only (``verify`` checks the
         rest). Raises EncodingError ``proof_malformed``."""
         try:
             steps_wire, terminal = wire
@@ -150,21 +162,21 @@ def _int(value: Any) -> int:
 
 
 def _hash(value: Any) -> bytes:
-    if type(value) is not bytes or len(value) != _HASH:
+    if type(value) is not bytes or len(value) != 32:
         raise ValueError("expected a 32-byte hash")
     return value
 
 
 class StateTree:
-    """The current state tree: its root, plus a cache of decoded internal nodes."""
+    """The current state tree: its root and a cache of decoded internal nodes."""
 
     def __init__(self, source: NodeSource, root: bytes) -> None:
         """Open the tree whose root is ``root``, reading nodes from ``source`` on demand.
 
-        Raises StoreError (``state_node_missing`` / ``state_node_corrupt``) when the root's
-        record is missing or does not hash to ``root``.
+        Raises StoreError ``state_node_missing`` / ``state_node_corrupt`` when the root's record
+        is missing or does not hash to ``root``.
         """
-        invariant(type(root) is bytes and len(root) == _HASH, "a state root is 32 bytes")
+        invariant(type(root) is bytes and len(root) == 32, "a state root is 32 bytes")
         self._source = source
         self._root = root
         self._nodes: dict[bytes, Node] = {}
@@ -175,36 +187,33 @@ class StateTree:
         return self._root
 
     def compute_update(self, changes: Mapping[bytes, bytes | None]) -> TreeUpdate:
-        """The update that applies ``changes`` (key -> new value, None = delete), without
-        changing the tree. Deleting an absent key is a no-op. Raises StoreError when a needed
-        node is missing or corrupt in the source."""
+        """The update that applies ``changes`` (key -> new value, None = delete) to this tree,
+        which stays as it is. Deleting an absent key is a no-op.
+
+        Raises StoreError when a node it needs is missing or corrupt in the source."""
         items: list[bytes] = []
         for key, value in changes.items():
             invariant(type(key) is bytes, "state keys are bytes")
-            key_hash = _sha256(_KEY_PREFIX + key).digest()
+            key_hash = _short_sha256(_KEY_PREFIX + key).digest()
             if value is None:
-                items.append(key_hash)  # 32 bytes: a deletion
+                items.append(_LEAF_HEAD + key_hash)  # a deletion: 35 bytes
             else:
                 invariant(type(value) is bytes, "state values are bytes")
                 items.append(_leaf(key_hash, _sha256(_VALUE_PREFIX + value).digest()))
-        items.sort()  # by kh: the 32-byte kh prefixes are distinct
+        items.sort()  # by kh, since all items start with the same three bytes
         nodes: dict[bytes, Node | None] = {}
         records: dict[bytes, bytes | None] = {}
         old_slot = self._root_slot
         new_slot = self._update(ROOT_PATH, 0, old_slot, items, 0, len(items), nodes, records)
         if new_slot is None:
-            root = EMPTY_ROOT
             if old_slot is not None:
                 records[ROOT_PATH] = None
-        elif len(new_slot) == _LEAF:
-            root = new_slot[64:]
-            if new_slot != old_slot:
-                # A lone key has no internal node to hold its [kh, value_hash]: record it at the
-                # root path so that a reopened tree can still prove it.
-                nodes[ROOT_PATH] = None
-                records[ROOT_PATH] = encode_trusted([new_slot[:32], new_slot[32:64]])
-        else:
-            root = new_slot
+        elif len(new_slot) == _LEAF and new_slot != old_slot:
+            # A lone key has no parent node to hold its [kh, value_hash]: record it at the root
+            # path, so that a reopened tree can still prove and update it.
+            nodes[ROOT_PATH] = None
+            records[ROOT_PATH] = new_slot[_RECORD]
+        root = EMPTY_ROOT if new_slot is None else new_slot[-32:]
         return TreeUpdate(root, records, self._root, new_slot, nodes)
 
     def apply(self, update: TreeUpdate) -> None:
@@ -226,26 +235,23 @@ class StateTree:
         self._root_slot = update.root_slot
 
     def prove(self, key: bytes) -> Proof:
-        """An inclusion proof for ``key`` if present, else an absence proof, against the current
-        root. Raises StoreError when a node on the path is missing or corrupt."""
-        key_hash = _sha256(_KEY_PREFIX + key).digest()
+        """An inclusion proof for ``key`` if present, else an absence proof, against the
+        current root. Raises StoreError when a node on the path is missing or corrupt."""
+        key_hash = _short_sha256(_KEY_PREFIX + key).digest()
         nibbles = key_hash.hex()
         steps: list[tuple[int, tuple[bytes, ...]]] = []
         slot, path = self._root_slot, ROOT_PATH
-        while slot is not None and len(slot) == _HASH:
+        while slot is not None and len(slot) == _INTERNAL:
             node = self._node(path, slot)
             nibble = int(nibbles[len(path)], 16)
-            bitmap = sum(1 << i for i, s in enumerate(node) if s is not None)
-            siblings = tuple(s[-32:] for i, s in enumerate(node) if s is not None and i != nibble)
-            steps.append((bitmap, siblings))
-            slot, path = node[nibble], path + _NIBBLE_PATHS[nibble]
+            siblings = (h for i, h in enumerate(node[:16]) if h is not None and i != nibble)
+            steps.append((node[_BITMAP], tuple(siblings)))
+            slot, path = _child(node, nibble), path + _NIBBLE_PATHS[nibble]
         if slot is None:
             return Proof(tuple(steps), TERMINAL_ABSENT_EMPTY)
-        if slot[:32] == key_hash:
+        if slot[_KH] == key_hash:
             return Proof(tuple(steps), TERMINAL_PRESENT)
-        return Proof(tuple(steps), TERMINAL_ABSENT_OTHER_LEAF, slot[:32], slot[32:64])
-
-    # -- the update, recursively over the sorted changes ---------------------------------------
+        return Proof(tuple(steps), TERMINAL_ABSENT_OTHER_LEAF, slot[_KH], slot[_VH])
 
     def _update(
         self,
@@ -258,28 +264,28 @@ class StateTree:
         nodes: dict[bytes, Node | None],
         records: dict[bytes, bytes | None],
     ) -> Slot:
-        """The new slot at ``path`` after applying ``items[lo:hi]`` (all under ``path``)."""
+        """The new slot at ``path`` once ``items[lo:hi]`` (all under ``path``) are applied."""
         if slot is None or len(slot) == _LEAF:
             return _merge_into_leaf(path, depth, slot, items, lo, hi, nodes, records)
         node = self._node(path, slot)
-        new: Node | None = None
+        new: list[Any] | None = None
         for nibble, group_lo, group_hi in _groups(items, lo, hi, depth):
-            old = node[nibble]
+            old = _child(node, nibble)
             child_path = path + _NIBBLE_PATHS[nibble]
             child = self._update(child_path, depth + 1, old, items, group_lo, group_hi, nodes, records)
             if child != old:
                 if new is None:
-                    new = node.copy()
-                new[nibble] = child
+                    new = list(node)
+                _set_child(new, nibble, child)
+                if (old is None) != (child is None):
+                    new[_BITMAP] ^= 1 << nibble
         if new is None:
-            return slot  # only deletions of absent keys or unchanged values
+            return slot  # only deletions of absent keys, or values rewritten unchanged
         return _settle(path, new, nodes, records)
 
-    # -- loading ------------------------------------------------------------------------------
-
     def _node(self, path: bytes, expected: bytes) -> Node:
-        """The decoded node at ``path``, from the cache or the source (checked against the hash
-        its parent holds). Raises StoreError."""
+        """The node at ``path`` from the cache, else from the source, checked against the slot
+        ``expected`` its parent holds. Raises StoreError."""
         node = self._nodes.get(path)
         if node is not None:
             return node
@@ -291,7 +297,8 @@ class StateTree:
         if found != expected:
             raise StoreError(
                 "state_node_corrupt",
-                f"tree node at path {path.hex()} hashes to {found.hex()}, expected {expected.hex()}",
+                f"tree node at path {path.hex()} hashes to {found[2:].hex()}, "
+                f"its parent holds {expected[2:].hex()}",
             )
         self._nodes[path] = node
         return node
@@ -304,17 +311,18 @@ class StateTree:
             raise StoreError("state_node_missing", f"no root record for state root {root.hex()}")
         value = _decode_record(record, ROOT_PATH)
         if len(value) == 2 and _is_hash(value[0]) and _is_hash(value[1]):
-            leaf = _leaf(value[0], value[1])
-            if leaf[64:] != root:
+            leaf = _leaf(value[0], value[1])  # the lone-leaf record
+            if leaf[-32:] != root:
                 raise StoreError("state_node_corrupt", f"lone leaf does not hash to {root.hex()}")
             return leaf
-        self._node(ROOT_PATH, root)
-        return root
+        slot = _BIN32 + root
+        self._node(ROOT_PATH, slot)
+        return slot
 
 
 def _leaf(key_hash: bytes, value_hash: bytes) -> bytes:
-    body = key_hash + value_hash
-    return body + _sha256(_LEAF_PREFIX + body).digest()
+    leaf_hash = _short_sha256(_LEAF_PREFIX + key_hash + value_hash).digest()
+    return _LEAF_HEAD + key_hash + _BIN32 + value_hash + leaf_hash
 
 
 def _merge_into_leaf(
@@ -327,21 +335,20 @@ def _merge_into_leaf(
     nodes: dict[bytes, Node | None],
     records: dict[bytes, bytes | None],
 ) -> Slot:
-    """The new slot where the old one is empty or a leaf: rebuild from the surviving keys."""
+    """The new slot where the old one is empty or a leaf: rebuilt from the surviving keys."""
     if hi - lo == 1:  # the common case at the bottom of the tree
         item = items[lo]
-        if slot is None or item[:32] == slot[:32]:
+        if slot is None or item[:35] == slot[:35]:
             return item if len(item) == _LEAF else None
-        if len(item) == _HASH:
-            return slot  # deleting another, absent key
+        if len(item) != _LEAF:
+            return slot  # the deletion of another, absent key
         leaves = [slot, item] if slot < item else [item, slot]
         return _build(path, depth, leaves, 0, 2, nodes, records)
     leaves = [item for item in items[lo:hi] if len(item) == _LEAF]
     if slot is not None:
-        key_hash = slot[:32]
-        pos = bisect_left(items, key_hash, lo, hi)
-        if pos == hi or items[pos][:32] != key_hash:
-            insort(leaves, slot)  # the old key survives: it is not among the changes
+        pos = bisect_left(items, slot[:35], lo, hi)
+        if pos == hi or items[pos][:35] != slot[:35]:
+            insort(leaves, slot)  # the old key is not among the changes: it stays
     if not leaves:
         return None
     return _build(path, depth, leaves, 0, len(leaves), nodes, records)
@@ -356,41 +363,45 @@ def _build(
     nodes: dict[bytes, Node | None],
     records: dict[bytes, bytes | None],
 ) -> bytes:
-    """The slot for a subtree built from scratch out of the sorted ``leaves[lo:hi]`` (>= 1)."""
+    """The slot of a subtree built afresh from the sorted ``leaves[lo:hi]`` (at least one)."""
     if hi - lo == 1:
         return leaves[lo]
-    node: Node = [None] * 16
+    new: list[Any] = [None] * 32 + [0]
     for nibble, group_lo, group_hi in _groups(leaves, lo, hi, depth):
         child_path = path + _NIBBLE_PATHS[nibble]
-        node[nibble] = _build(child_path, depth + 1, leaves, group_lo, group_hi, nodes, records)
-    node_hash, record = _seal(node)
+        child = _build(child_path, depth + 1, leaves, group_lo, group_hi, nodes, records)
+        _set_child(new, nibble, child)
+        new[_BITMAP] |= 1 << nibble
+    node = tuple(new)
+    slot, record = _seal(node)
     nodes[path] = node
     records[path] = record
-    return node_hash
+    return slot
 
 
 def _settle(
-    path: bytes, node: Node, nodes: dict[bytes, Node | None], records: dict[bytes, bytes | None]
+    path: bytes, new: list[Any], nodes: dict[bytes, Node | None], records: dict[bytes, bytes | None]
 ) -> Slot:
     """Record a changed node and return its slot, collapsing it when it no longer holds two
-    keys: no child -> empty; a lone leaf child -> that leaf moves up."""
-    present = 16 - node.count(None)
-    if present <= 1:
-        only = next((slot for slot in node if slot is not None), None)
+    keys: with no child it goes, with a lone leaf child that leaf moves up."""
+    bitmap = new[_BITMAP]
+    if bitmap & (bitmap - 1) == 0:  # at most one child
+        only = _child(new, bitmap.bit_length() - 1) if bitmap else None
         if only is None or len(only) == _LEAF:
             nodes[path] = None
             records[path] = None
             return only
-    node_hash, record = _seal(node)
+    node = tuple(new)
+    slot, record = _seal(node)
     nodes[path] = node
     records[path] = record
-    return node_hash
+    return slot
 
 
 def _groups(items: list[bytes], lo: int, hi: int, depth: int) -> list[tuple[int, int, int]]:
-    """Split the sorted ``items[lo:hi]`` (sharing their first ``depth`` nibbles) into runs by
-    nibble ``depth``: ``(nibble, run_lo, run_hi)``, found by bisection, not by a scan."""
-    index = depth >> 1
+    """Split the sorted ``items[lo:hi]``, which share their first ``depth`` nibbles, into runs
+    ``(nibble, run_lo, run_hi)`` by nibble ``depth``, found by bisection rather than a scan."""
+    index = 3 + (depth >> 1)  # items start with three header bytes, then kh
     odd = depth & 1
     if hi - lo == 1:
         byte = items[lo][index]
@@ -402,8 +413,7 @@ def _groups(items: list[bytes], lo: int, hi: int, depth: int) -> list[tuple[int,
         nibble = byte & 15 if odd else byte >> 4
         if nibble == 15:
             end = hi
-        else:
-            # The smallest kh with the next nibble here: raise this nibble, zero the rest.
+        else:  # the least kh with the next nibble here: raise this nibble, drop the rest
             bound = byte + 1 if odd else (nibble + 1) << 4
             end = bisect_left(items, first[:index] + _BYTES[bound], lo + 1, hi)
         runs.append((nibble, lo, end))
@@ -411,44 +421,57 @@ def _groups(items: list[bytes], lo: int, hi: int, depth: int) -> list[tuple[int,
     return runs
 
 
+def _child(node: Node | list[Any], nibble: int) -> Slot:
+    """The slot of child ``nibble`` (see the module docstring for the layouts)."""
+    record = node[_RECORDS + nibble]
+    if record is None or len(record) == _INTERNAL:
+        return record
+    return record + node[nibble]
+
+
+def _set_child(new: list[Any], nibble: int, slot: Slot) -> None:
+    if slot is None:
+        new[nibble] = new[_RECORDS + nibble] = None
+    elif len(slot) == _INTERNAL:
+        new[nibble], new[_RECORDS + nibble] = slot[2:], slot
+    else:
+        new[nibble], new[_RECORDS + nibble] = slot[69:], slot[:69]
+
+
 def _seal(node: Node) -> tuple[bytes, bytes]:
-    """(hash, stored record) of a node. The record is ``[bitmap, child...]`` with a leaf child as
-    ``[kh, value_hash]`` and an internal child as its hash."""
-    bitmap = 0
-    hashes = []
-    record: list[Any] = [0]
-    for i, slot in enumerate(node):
-        if slot is not None:
-            bitmap |= 1 << i
-            if len(slot) == _HASH:
-                hashes.append(slot)
-                record.append(slot)
-            else:
-                hashes.append(slot[64:])
-                record.append([slot[:32], slot[32:64]])
-    record[0] = bitmap
-    node_hash = _sha256(_NODE_PREFIX + bitmap.to_bytes(2, "big") + b"".join(hashes)).digest()
-    return node_hash, encode_trusted(record)
+    """(slot, stored record) of a node. The record is the msgpack array ``[bitmap, child...]``
+    with a leaf child as ``[kh, value_hash]`` and an internal child as its hash."""
+    bitmap = node[_BITMAP]
+    hashes = b"".join(filter(None, node[:_RECORDS]))  # skips the empty (None) slots
+    node_hash = _sha256(_NODE_PREFIX + bitmap.to_bytes(2, "big") + hashes).digest()
+    if bitmap < 0x80:
+        bitmap_record = _BYTES[bitmap]
+    elif bitmap < 0x100:
+        bitmap_record = b"\xcc" + _BYTES[bitmap]
+    else:
+        bitmap_record = b"\xcd" + bitmap.to_bytes(2, "big")
+    children = b"".join(filter(None, node[_RECORDS:_BITMAP]))
+    return _BIN32 + node_hash, _RECORD_HEADS[bitmap.bit_count()] + bitmap_record + children
 
 
 def _parse_node(record: bytes, path: bytes) -> Node:
-    """Decode a stored record into 16 slots. Raises StoreError ``state_node_corrupt``."""
+    """Decode a stored record into a node. Raises StoreError ``state_node_corrupt``."""
     value = _decode_record(record, path)
     bitmap = value[0] if value else None
     if type(bitmap) is not int or not 1 <= bitmap <= 0xFFFF or bitmap.bit_count() != len(value) - 1:
         raise StoreError("state_node_corrupt", f"bad bitmap in tree node at path {path.hex()}")
-    node: Node = [None] * 16
+    new: list[Any] = [None] * 32 + [bitmap]
     children = iter(value[1:])
     for i in range(16):
         if bitmap >> i & 1:
             child = next(children)
             if _is_hash(child):
-                node[i] = child
+                _set_child(new, i, _BIN32 + child)
             elif type(child) is list and len(child) == 2 and all(map(_is_hash, child)):
-                node[i] = _leaf(child[0], child[1])
+                _set_child(new, i, _leaf(child[0], child[1]))
             else:
                 raise StoreError("state_node_corrupt", f"bad child in node at path {path.hex()}")
-    return node
+    return tuple(new)
 
 
 def _decode_record(record: bytes, path: bytes) -> list[Any]:
@@ -462,12 +485,12 @@ def _decode_record(record: bytes, path: bytes) -> list[Any]:
 
 
 def _is_hash(value: Any) -> bool:
-    return type(value) is bytes and len(value) == _HASH
+    return type(value) is bytes and len(value) == 32
 
 
 def compute_root(items: Mapping[bytes, bytes]) -> bytes:
-    """The root of ``{key: value}`` computed from scratch: the reference for tests, written
-    separately from the incremental code and as plainly as possible."""
+    """The root of ``{key: value}`` computed from scratch: the reference the tests check the
+    incremental tree against, written apart from it and as plainly as possible."""
     leaves = sorted(
         (hashlib.sha256(_KEY_PREFIX + k).digest(), hashlib.sha256(_VALUE_PREFIX + v).digest())
         for k, v in items.items()

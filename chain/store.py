@@ -17,6 +17,7 @@ Layout (all integers u64 big-endian, so keys sort by height)::
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,17 +64,28 @@ class MemoryBackend:
 
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
+        self._sorted: list[bytes] | None = []  # sorted keys; None when a write changed the key set
 
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        for key in sorted(k for k in self._data if k.startswith(prefix)):
-            yield key, self._data[key]
+        if self._sorted is None:
+            self._sorted = sorted(self._data)
+        keys = self._sorted
+        i = bisect.bisect_left(keys, prefix)
+        while i < len(keys) and keys[i].startswith(prefix):
+            value = self._data.get(keys[i])
+            if value is not None:
+                yield keys[i], value
+            i += 1
 
     def write(self, puts: dict[bytes, bytes], deletes: list[bytes]) -> None:
         for key in deletes:
-            self._data.pop(key, None)
+            if self._data.pop(key, None) is not None:
+                self._sorted = None
+        if self._sorted is not None and any(k not in self._data for k in puts):
+            self._sorted = None
         self._data.update(puts)
 
     def close(self) -> None:

@@ -94,6 +94,28 @@ def debit(ctx: Context, account: str, asset: str, amount: int, code: str) -> Non
     _set(ctx, account, asset, old, old[0] - amount, old[1])
 
 
+def move(ctx: Context, source: str, target: str, asset: str, amount: int, code: str) -> None:
+    """Move ``amount`` of available ``asset`` from ``source`` to ``target`` (one leg of a
+    settlement); fail with ``code`` if ``source`` has too little. Reads each balance once."""
+    state = ctx.state
+    source_key = _BAL + f"{source}/{asset}".encode()
+    target_key = _BAL + f"{target}/{asset}".encode()
+    src = state.get(source_key) or (0, 0)
+    if src[0] < amount:
+        raise ContractError(code, f"{source} has {src[0]} {asset} available, needs {amount}")
+    dst = state.get(target_key) or (0, 0)
+    if dst[0] + amount > AMOUNT_MAX:
+        raise ContractError("amount_overflow", f"{target}/{asset} would exceed {AMOUNT_MAX}")
+    if src[0] == amount and src[1] == 0:
+        _set(ctx, source, asset, src, 0, 0)  # the position closes: keep assets_held true
+    else:
+        state.put(source_key, (src[0] - amount, src[1]))
+    if dst[0] or dst[1]:
+        state.put(target_key, (dst[0] + amount, dst[1]))
+    else:
+        _set(ctx, target, asset, dst, amount, 0)  # a new position opens
+
+
 def lock(ctx: Context, account: str, asset: str, amount: int, code: str) -> None:
     old = balance(ctx, account, asset)
     if old[0] < amount:

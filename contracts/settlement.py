@@ -47,17 +47,24 @@ def trade_record(ctx: Context, exchange: str, trade_id: str) -> Any:
     return ctx.view(NAME).get(f"trade/{exchange}/{trade_id}")
 
 
-def _settle_one(ctx: Context, ticket: tuple[Any, ...]) -> int:
-    """Check everything, then move both legs. Raises ContractError before any write."""
+def _settle_one(ctx: Context, ticket: tuple[Any, ...], instruments: dict[str, Any]) -> int:
+    """Check everything, then move both legs. Raises ContractError before any write.
+
+    ``instruments`` caches instrument records for the length of one call (a call cannot
+    change an instrument while it settles trades).
+    """
     trade_id, buyer, seller, iid, quantity, price = ticket
-    record = ctx.get(f"trade/{ctx.sender}/{trade_id}")
+    trade_key = f"trade/{ctx.sender}/{trade_id}"
+    record = ctx.get(trade_key)
     if record is not None and record[1] == SETTLED:
         raise ContractError("duplicate_trade_id", f"trade {trade_id} settled at height {record[0]}")
     if quantity <= 0:
         raise ContractError("bad_quantity", f"quantity {quantity} must be positive")
     if price <= 0:
         raise ContractError("bad_price", f"price {price} must be positive")
-    ins = get_instrument(ctx, iid)
+    ins = instruments.get(iid)
+    if ins is None:
+        ins = instruments[iid] = get_instrument(ctx, iid)
     if ins is None:
         raise ContractError("unknown_instrument", f"no instrument {iid}")
     if ins.currency is None:
@@ -71,20 +78,17 @@ def _settle_one(ctx: Context, ticket: tuple[Any, ...]) -> int:
     cash = consideration(quantity, price, ins.decimals)
     if cash > AMOUNT_MAX:
         raise ContractError("amount_overflow", f"consideration {cash} exceeds {AMOUNT_MAX}")
-    currency = ins.currency
+    buyer_cash = accounts.balance(ctx, buyer, ins.currency)[0]
+    # Check the cash leg before moving the securities leg, so that a failure writes nothing;
+    # the caller's savepoint covers what remains (a credit overflow).
     seller_sec = accounts.balance(ctx, seller, iid)[0]
     if seller_sec < quantity:
         raise ContractError("insufficient_securities", f"{seller} has {seller_sec} {iid}, delivers {quantity}")
-    buyer_cash = accounts.balance(ctx, buyer, currency)[0]
     if buyer_cash < cash:
-        raise ContractError("insufficient_cash", f"{buyer} has {buyer_cash} {currency}, pays {cash}")
-    # Every check passed: the four legs cannot fail but on a credit overflow, which the
-    # caller's savepoint undoes.
-    accounts.debit(ctx, seller, iid, quantity, "insufficient_securities")
-    accounts.credit(ctx, buyer, iid, quantity)
-    accounts.debit(ctx, buyer, currency, cash, "insufficient_cash")
-    accounts.credit(ctx, seller, currency, cash)
-    ctx.put(f"trade/{ctx.sender}/{trade_id}", (ctx.height, SETTLED))
+        raise ContractError("insufficient_cash", f"{buyer} has {buyer_cash} {ins.currency}, pays {cash}")
+    accounts.move(ctx, seller, buyer, iid, quantity, "insufficient_securities")
+    accounts.move(ctx, buyer, seller, ins.currency, cash, "insufficient_cash")
+    ctx.put(trade_key, (ctx.height, SETTLED))
     return cash
 
 
@@ -94,7 +98,7 @@ class Settlement(Contract):
     @method(*TICKET.fields)
     def settle(self, ctx: Context, *ticket: Any) -> None:
         require_role(ctx, "exchange")
-        cash = _settle_one(ctx, ticket)
+        cash = _settle_one(ctx, ticket, {})
         trade_id, buyer, seller, iid, quantity, price = ticket
         ctx.emit("trade_settled", trade_id=trade_id, buyer=buyer, seller=seller, instrument=iid, quantity=quantity, price=price, consideration=cash)
 
@@ -103,6 +107,7 @@ class Settlement(Contract):
         require_role(ctx, "exchange")
         settled = failed = 0
         seen: set[str] = set()
+        instruments: dict[str, Any] = {}
         for ticket in trades:
             mark = ctx.savepoint()
             events = ctx.event_count
@@ -110,7 +115,7 @@ class Settlement(Contract):
                 if ticket[0] in seen:
                     raise ContractError("duplicate_trade_id", f"trade {ticket[0]} appears twice in the batch")
                 seen.add(ticket[0])
-                cash = _settle_one(ctx, ticket)
+                cash = _settle_one(ctx, ticket, instruments)
             except ContractError as exc:
                 ctx.rollback_to(mark, events)
                 ctx.emit("trade_failed", trade_id=ticket[0], code=exc.code, message=exc.message)

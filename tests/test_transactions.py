@@ -92,7 +92,7 @@ def test_unknown_sender(chain: Chain) -> None:
         ("settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", "10", 1], "bad_arguments"),
         ("settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", True, 1], "bad_arguments"),
         ("settlement", "settle", ["T/1", "A-C001", "B-C001", "ACME", 10, 1], "bad_arguments"),
-        ("settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", 2**60, 1], "bad_arguments"),
+        ("settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", 2**63, 1], "bad_arguments"),
         ("settlement", "settle_batch", [[]], "bad_arguments"),
         ("settlement", "settle_batch", [[TRADE] * 1001], "bad_arguments"),
         ("custody", "deposit", ["A-C001", "USD", 0, "ref"], "bad_arguments"),

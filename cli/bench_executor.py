@@ -1,0 +1,136 @@
+"""``clearchain bench executor``: single-process executor throughput.
+
+Method: a genesis with ``accounts`` funded client accounts; transactions are signed before the
+clock starts (signing is the client's cost). Each timed block is the whole path a committed
+block takes on one node: propose (check every signature against the sender's policy, nonces,
+execute the contracts), compute the state root, tx root and receipts root, sign a certificate
+with the four dev validator keys, verify it, and write the block in one synced LevelDB batch.
+Figures are printed; nothing here is asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chain.genesis import parse_genesis
+from chain.ledger import Ledger
+from chain.solo import SoloProducer
+from chain.statetree import bench_tree
+from chain.store import Store
+from chain.tx import SignedTx, Tx
+from cli import devnet
+from contracts import default_registry
+
+SINGLE_BLOCK_TXS = 2_000
+
+
+def bench_genesis(account_count: int) -> dict[str, Any]:
+    """The dev genesis plus ``account_count`` client accounts of member-a, each holding cash and
+    ACME, so trades between any two of them settle."""
+    doc = devnet.dev_genesis_doc()
+    ids = [f"BA-{i}" for i in range(account_count)]
+    doc["accounts"] += [{"id": a, "owner": "member-a", "kind": "client", "client": f"c-{a}"} for a in ids]
+    doc["balances"] += [{"account": a, "asset": "USD", "amount": 10**12} for a in ids]
+    doc["balances"] += [{"account": a, "asset": "ACME", "amount": 10**9} for a in ids]
+    return doc
+
+
+def _pair(i: int, n: int) -> tuple[str, str]:
+    """A repeatable spread of distinct buyer/seller accounts (a multiplicative hash)."""
+    a = (i * 2_654_435_761) % n
+    b = (a + 1 + (i * 40_503) % (n - 1)) % n
+    return f"BA-{a}", f"BA-{b}"
+
+
+def _open(store_kind: str, genesis: Any, workdir: Path) -> tuple[Ledger, SoloProducer, Store]:
+    store = Store.open_leveldb(workdir / "db") if store_kind == "leveldb" else Store.in_memory()
+    ledger = Ledger(store, genesis, default_registry())
+    producer = SoloProducer(ledger, [devnet.validator_key(i) for i in range(len(genesis.validators.validators))])
+    return ledger, producer, store
+
+
+def _timed_blocks(producer: SoloProducer, blocks: list[list[SignedTx]]) -> tuple[float, int, int]:
+    start = time.perf_counter()
+    included = failed = 0
+    for txs in blocks:
+        _, result = producer.produce(txs)
+        included += len(result.txs)
+        failed += sum(1 for r in result.receipts if not r.ok) + len(result.rejected)
+    return time.perf_counter() - start, included, failed
+
+
+def run_bench(txs: int, batches: int, batch_size: int, account_count: int, tree_sizes: list[int], store_kind: str) -> dict[str, Any]:
+    echo = click.echo
+    figures: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "store": store_kind,
+        "accounts": account_count,
+    }
+    echo(f"machine: {figures['machine']}; store: {store_kind}; accounts: {account_count:,}")
+    workdir = Path(tempfile.mkdtemp(prefix="clearchain-bench-"))
+    try:
+        t0 = time.perf_counter()
+        genesis = parse_genesis(bench_genesis(account_count))
+        ledger, producer, store = _open(store_kind, genesis, workdir)
+        echo(f"genesis with {account_count:,} accounts written in {time.perf_counter() - t0:.1f} s")
+        exchange = devnet.signing_keys("xchg-alpha")
+        cid = genesis.chain_id
+
+        # 1. Signed single-trade transactions.
+        signed = []
+        for i in range(txs):
+            buyer, seller = _pair(i, account_count)
+            body = Tx(cid, "xchg-alpha", i + 1, "settlement", "settle", [f"S{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500], 0)
+            signed.append(body.sign(exchange))
+        blocks = [signed[i : i + SINGLE_BLOCK_TXS] for i in range(0, txs, SINGLE_BLOCK_TXS)]
+        seconds, included, failed = _timed_blocks(producer, blocks)
+        figures["single_trade_txs_per_s"] = round(included / seconds)
+        figures["single_trade"] = {"txs": included, "failed": failed, "seconds": round(seconds, 2), "block_txs": SINGLE_BLOCK_TXS}
+        echo(f"signed single-trade txs: {included:,} in {seconds:.2f} s = {included / seconds:,.0f} tx/s "
+             f"({failed} failed; blocks of {SINGLE_BLOCK_TXS:,})")
+
+        # 2. Batched trade tickets: one signed tx of batch_size trades, one tx per block.
+        nonce = txs
+        batch_blocks = []
+        for b in range(batches):
+            tickets = []
+            for j in range(batch_size):
+                i = txs + b * batch_size + j
+                buyer, seller = _pair(i, account_count)
+                tickets.append([f"B{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500])
+            nonce += 1
+            batch_blocks.append([Tx(cid, "xchg-alpha", nonce, "settlement", "settle_batch", [tickets], 0).sign(exchange)])
+        seconds, included, failed = _timed_blocks(producer, batch_blocks)
+        trades = included * batch_size
+        figures["batched_trades_per_s"] = round(trades / seconds)
+        figures["batched"] = {"trades": trades, "batch_size": batch_size, "seconds": round(seconds, 2)}
+        echo(f"batched trades: {trades:,} in {seconds:.2f} s = {trades / seconds:,.0f} trades/s "
+             f"(batches of {batch_size:,}, one batch per block)")
+        store.close()
+
+        # 3. The state tree alone.
+        figures["tree"] = []
+        for n in tree_sizes:
+            r = bench_tree(n, changes_per_block=5_000, blocks=5)
+            figures["tree"].append(r)
+            echo(f"state tree, {n:,} keys: " + ", ".join(f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in r.items() if k != "n_keys"))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return figures
+
+
+def main() -> None:  # pragma: no cover - convenience for `python -m cli.bench_executor`
+    run_bench(20_000, 100, 1000, 10_000, [10_000, 100_000], "leveldb")
+
+
+if __name__ == "__main__":
+    main()
+
