@@ -47,7 +47,7 @@ class Header:
         names = [f.name for f in fields(cls)]
         if type(wire) is not list or len(wire) != len(names):
             raise InvalidBlock("header_malformed", f"a header has {len(names)} fields")
-        for name, value in zip(names, wire):
+        for name, value in zip(names, wire, strict=True):
             if name == "chain_id":
                 ok = type(value) is str and 0 < len(value) <= CHAIN_ID_CHARS_MAX
             elif name in ("height", "time_ms"):

@@ -16,8 +16,8 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chain.genesis import Genesis
 from chain.errors import ContractError, EncodingError, InvalidBlock, InvalidTransaction
+from chain.genesis import Genesis
 from chain.limits import BLOCK_TASKS_MAX, MESSAGE_CHARS_MAX
 from chain.merkle import list_root
 from chain.policy import KeyPolicy, nonce_key, policy_key

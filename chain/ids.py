@@ -10,7 +10,7 @@ import re
 
 from chain.limits import ID_CHARS_MAX
 
-_ID = re.compile(r"[A-Za-z0-9._:\-]{1,%d}" % ID_CHARS_MAX)
+_ID = re.compile(r"[A-Za-z0-9._:\-]{1,%d}" % ID_CHARS_MAX)  # noqa: UP031
 
 
 def is_valid_id(value: object) -> bool:

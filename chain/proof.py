@@ -51,10 +51,10 @@ def verify_proof(root: bytes, key: bytes, value: bytes | None, proof_wire: list)
         return False
     if value is not None and type(value) is not bytes:
         return False
-    if type(proof_wire) not in _SEQUENCE_TYPES or len(proof_wire) != 2:
+    if not isinstance(proof_wire, _SEQUENCE_TYPES) or len(proof_wire) != 2:
         return False
     steps, terminal = proof_wire
-    if type(steps) not in _SEQUENCE_TYPES or len(steps) > KEY_NIBBLES:
+    if not isinstance(steps, _SEQUENCE_TYPES) or len(steps) > KEY_NIBBLES:
         return False
     key_hash = H(b"key", key)
     well_formed, child = _terminal_hash(key_hash, value, len(steps), terminal)
@@ -78,7 +78,7 @@ def _terminal_hash(
 ) -> tuple[bool, bytes | None]:
     """(well_formed, hash in the key's slot below the last step, None for an empty slot).
     well_formed is False when the terminal is malformed or contradicts the claim."""
-    if type(terminal) not in _SEQUENCE_TYPES or not terminal or type(terminal[0]) is not int:
+    if not isinstance(terminal, _SEQUENCE_TYPES) or not terminal or type(terminal[0]) is not int:
         return False, None
     kind = terminal[0]
     if kind == TERMINAL_ABSENT_EMPTY:
@@ -103,29 +103,30 @@ def _terminal_hash(
 def _step_hash(step: object, nibble: int, child: bytes | None, child_is_leaf: bool) -> bytes | None:
     """The hash of one internal node given our child's hash (None: our slot is empty), or None
     when the step is malformed or inconsistent with the path."""
-    if type(step) not in _SEQUENCE_TYPES or len(step) != 2:
+    if not isinstance(step, _SEQUENCE_TYPES) or len(step) != 2:
         return None
     bitmap, siblings = step
     if type(bitmap) is not int or not 1 <= bitmap <= BITMAP_MAX:
         return None
-    if type(siblings) not in _SEQUENCE_TYPES:
+    if not isinstance(siblings, _SEQUENCE_TYPES):
         return None
     ours_present = bool(bitmap >> nibble & 1)
     if ours_present != (child is not None):
         return None
-    present = bitmap.bit_count()
+    present = bin(bitmap).count("1")
     if len(siblings) != present - (1 if ours_present else 0):
         return None
     # A node whose only child is a leaf never exists: that leaf would sit one level up.
     if present == 1 and child_is_leaf:
         return None
+    ours = child or b""  # bytes whenever our bit is set
     parts: list[bytes] = []
     next_sibling = 0
     for i in range(16):
         if not bitmap >> i & 1:
             continue
         if i == nibble:
-            parts.append(child)  # type: ignore[arg-type]  # ours_present implies bytes
+            parts.append(ours)
             continue
         sibling = siblings[next_sibling]
         if not _is_hash(sibling):

@@ -14,18 +14,17 @@ from typing import Any
 import click
 
 from chain.block import Block
+from chain.executor import CallEnv
 from chain.genesis import load_genesis
 from chain.ledger import Ledger
 from chain.receipt import Receipt
 from chain.solo import SoloProducer
+from chain.state import BlockState
 from chain.store import Store
 from chain.tx import SignedTx, Tx
 from cli import devnet
 from contracts import accounts, default_registry
 from contracts.api import Context
-from chain.executor import CallEnv
-from chain.state import BlockState
-
 
 _DECIMALS = {i["id"]: i["decimals"] for i in devnet.INSTRUMENTS}
 

@@ -225,7 +225,7 @@ class Registry:
                 f"{contract}.{method_name} takes {len(spec.params)} arguments "
                 f"({', '.join(n for n, _ in spec.params)}), got {len(args)}",
             )
-        checked = tuple(schema.check(value, name) for (name, schema), value in zip(spec.params, args))
+        checked = tuple(schema.check(value, name) for (name, schema), value in zip(spec.params, args, strict=True))
         return PreparedCall(target, spec, checked)
 
     def call(self, state: BlockState, env: CallEnv, sender: str, prepared: PreparedCall) -> list[Event]:

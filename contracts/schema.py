@@ -117,4 +117,4 @@ class Record:
             raise InvalidTransaction(
                 "bad_arguments", f"{path}: expected [{', '.join(n for n, _ in self.fields)}]"
             )
-        return tuple(t.check(v, f"{path}.{n}") for (n, t), v in zip(self.fields, value))
+        return tuple(t.check(v, f"{path}.{n}") for (n, t), v in zip(self.fields, value, strict=True))

@@ -55,8 +55,8 @@ class Chain:
         return BlockState(self.store)
 
     def balance(self, account: str, asset: str) -> tuple[int, int]:
-        from contracts.api import Context
         from chain.executor import CallEnv
+        from contracts.api import Context
 
         ctx = Context(self.state(), CallEnv(self.genesis.chain_id, 0, 0, b""), "", "accounts")
         return balance(ctx, account, asset)

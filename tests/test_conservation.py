@@ -113,10 +113,9 @@ def summarise(events: tuple[Any, ...]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-# --- tickets ------------------------------------------------------------------------------------
-instruments = st.sampled_from(SECURITIES * 3 + ["USD", "NOPE"])
-quantities = st.one_of(st.integers(-1, 0), st.integers(1, 200), st.integers(1, 10**6), st.integers(1, 10**9))
-prices = st.one_of(st.integers(-1, 0), st.integers(1, 200_00), st.integers(1, 10**8))
+def one_in(data: st.DataObject, n: int) -> bool:
+    """True about once in ``n`` draws (the rare, usually faulty, branch)."""
+    return data.draw(st.sampled_from([False] * (n - 1) + [True]))
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -130,7 +129,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.serial += 1
         return f"{prefix}{self.serial}"
 
-    def tx(self, sender: str, contract: str, method: str, args: list[Any], rejected: str | None = None) -> SignedTx:
+    def tx(
+        self, sender: str, contract: str, method: str, args: list[Any], rejected: str | None = None
+    ) -> SignedTx:
         stx = self.chain.tx(sender, contract, method, args)
         if rejected is not None:
             self.chain.nonces[sender] -= 1  # a rejected tx leaves its nonce free
@@ -150,12 +151,14 @@ class LedgerMachine(RuleBasedStateMachine):
             reference = data.draw(st.sampled_from(sorted(m.references)))
         else:
             reference = self.fresh("wire-")
-        fault = data.draw(st.sampled_from([None] * 6 + ["zero", "negative", "bad_ref"]))
+        fault = data.draw(st.sampled_from([None] * 9 + ["zero", "negative", "bad_ref"]))
         if fault is not None:
             amount = {"zero": 0, "negative": -amount}.get(fault, amount)
             reference = reference + "/x" if fault == "bad_ref" else reference
             args = [account, asset, amount, reference]
-            return Expected(self.tx(sender, "custody", "deposit", args, "bad_arguments"), rejected="bad_arguments")
+            return Expected(
+                self.tx(sender, "custody", "deposit", args, "bad_arguments"), rejected="bad_arguments"
+            )
         stx = self.tx(sender, "custody", "deposit", [account, asset, amount, reference])
         if sender != "custodian":
             return Expected(stx, code="not_custodian")
@@ -168,7 +171,13 @@ class LedgerMachine(RuleBasedStateMachine):
         m.balance(account, asset)[0] += amount
         m.deposited[asset] += amount
         m.references.add(reference)
-        fields = {"account": account, "asset": asset, "amount": amount, "reference": reference, "custodian": sender}
+        fields = {
+            "account": account,
+            "asset": asset,
+            "amount": amount,
+            "reference": reference,
+            "custodian": sender,
+        }
         return Expected(stx, events=[("deposited", fields)])
 
     def build_withdrawal_request(self, data: st.DataObject) -> Expected:
@@ -176,12 +185,24 @@ class LedgerMachine(RuleBasedStateMachine):
         account = self.account_choice(data)
         owner = m.accounts[account][0] if account in m.accounts else "member-a"
         sender = data.draw(st.sampled_from([owner] * 6 + MEMBERS + ["custodian"]))
-        asset = data.draw(st.sampled_from(ASSETS))
+        held = sorted(s for (a, s), (avail, _) in m.bal.items() if a == account and avail > 0)
+        asset = data.draw(st.sampled_from(held if held and not one_in(data, 5) else ASSETS))
         available = m.bal.get((account, asset), [0, 0])[0]
-        amount = data.draw(st.one_of(st.integers(1, max(1, available)), st.just(available + 1), st.integers(1, 10**12)))
-        if data.draw(st.integers(0, 9)) == 0:
+        amount = data.draw(
+            st.sampled_from(["fits"] * 4 + ["over", "any"]).flatmap(
+                lambda k: {
+                    "fits": st.integers(1, max(1, available)),
+                    "over": st.just(available + 1),
+                    "any": st.integers(1, 10**12),
+                }[k]
+            )
+        )
+        if one_in(data, 10):
             args = [account, asset, 0]
-            return Expected(self.tx(sender, "custody", "request_withdrawal", args, "bad_arguments"), rejected="bad_arguments")
+            return Expected(
+                self.tx(sender, "custody", "request_withdrawal", args, "bad_arguments"),
+                rejected="bad_arguments",
+            )
         stx = self.tx(sender, "custody", "request_withdrawal", [account, asset, amount])
         if (fault := m.account_fault(account)) is not None:
             return Expected(stx, code=fault)
@@ -199,7 +220,10 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def build_withdrawal_resolution(self, data: st.DataObject) -> Expected:
         m = self.m
-        if m.withdrawals and data.draw(st.integers(0, 4)) > 0:
+        pending = sorted(w for w, r in m.withdrawals.items() if r[4] == "pending")
+        if pending and not one_in(data, 4):
+            wid = data.draw(st.sampled_from(pending))
+        elif m.withdrawals and not one_in(data, 2):
             wid = data.draw(st.sampled_from(sorted(m.withdrawals)))
         else:
             wid = data.draw(st.integers(1, len(m.withdrawals) + 1))
@@ -240,26 +264,26 @@ class LedgerMachine(RuleBasedStateMachine):
         fits, but every field is sometimes wrong."""
         m = self.m
         pool = sorted(m.settled) + batch_ids
-        if pool and data.draw(st.integers(0, 3)) == 0:
+        if pool and one_in(data, 4):
             trade_id = data.draw(st.sampled_from(pool))
         else:
             trade_id = self.fresh("T")
         iid = data.draw(st.sampled_from(SECURITIES * 4 + ["USD", "NOPE"]))
         holders = sorted(a for (a, s), (avail, _) in m.bal.items() if s == iid and avail > 0)
-        if holders and data.draw(st.integers(0, 3)) > 0:
+        if holders and not one_in(data, 4):
             seller = data.draw(st.sampled_from(holders))
         else:
             seller = self.account_choice(data)
         buyer = data.draw(st.sampled_from([seller] + sorted(m.accounts) * 4 + ["NOPE"]))
         held = m.bal.get((seller, iid), [0, 0])[0]
-        kind = data.draw(st.integers(0, 9))
-        if kind == 0:
+        kind = data.draw(st.sampled_from(["fits"] * 6 + ["any"] * 3 + ["non-positive"]))
+        if kind == "non-positive":
             quantity = data.draw(st.integers(-1, 0))
-        elif kind <= 6:
+        elif kind == "fits":
             quantity = data.draw(st.integers(1, max(1, held)))
         else:
             quantity = data.draw(st.integers(1, 10**9))
-        if data.draw(st.integers(0, 9)) == 0:
+        if one_in(data, 10):
             price = data.draw(st.integers(-1, 0))
         else:
             price = data.draw(st.one_of(st.integers(1, 500_00), st.integers(1, 10**7)))
@@ -304,16 +328,25 @@ class LedgerMachine(RuleBasedStateMachine):
         m.balance(seller, currency)[0] += cash
         m.settled.add(trade_id)
         return "trade_settled", {
-            "trade_id": trade_id, "buyer": buyer, "seller": seller, "instrument": iid,
-            "quantity": quantity, "price": price, "consideration": cash,
+            "trade_id": trade_id,
+            "buyer": buyer,
+            "seller": seller,
+            "instrument": iid,
+            "quantity": quantity,
+            "price": price,
+            "consideration": cash,
         }
 
     def build_trade(self, data: st.DataObject) -> Expected:
         sender = data.draw(st.sampled_from([EXCHANGE] * 5 + ["member-a", "custodian"]))
         ticket = self.draw_ticket(data, [])
-        if data.draw(st.integers(0, 9)) == 0:
-            ticket[data.draw(st.sampled_from([0, 1, 4, 5]))] = data.draw(st.sampled_from(["x/y", "10", None, True]))
-            return Expected(self.tx(sender, "settlement", "settle", ticket, "bad_arguments"), rejected="bad_arguments")
+        if one_in(data, 10):
+            index = data.draw(st.sampled_from([0, 1, 2, 3, 4, 5]))
+            bad = ["x/y", "", None, 7] if index < 4 else ["10", None, True, 2**63]
+            ticket[index] = data.draw(st.sampled_from(bad))
+            return Expected(
+                self.tx(sender, "settlement", "settle", ticket, "bad_arguments"), rejected="bad_arguments"
+            )
         stx = self.tx(sender, "settlement", "settle", ticket)
         if sender != EXCHANGE:
             return Expected(stx, code="not_exchange")
@@ -327,9 +360,12 @@ class LedgerMachine(RuleBasedStateMachine):
         tickets: list[list[Any]] = []
         for _ in range(data.draw(st.integers(1, 4))):
             tickets.append(self.draw_ticket(data, [t[0] for t in tickets]))
-        if data.draw(st.integers(0, 9)) == 0:
+        if one_in(data, 10):
             tickets[-1] = tickets[-1][:5]  # wrong arity
-            return Expected(self.tx(sender, "settlement", "settle_batch", [tickets], "bad_arguments"), rejected="bad_arguments")
+            return Expected(
+                self.tx(sender, "settlement", "settle_batch", [tickets], "bad_arguments"),
+                rejected="bad_arguments",
+            )
         stx = self.tx(sender, "settlement", "settle_batch", [tickets])
         if sender != EXCHANGE:
             return Expected(stx, code="not_exchange")
@@ -341,14 +377,18 @@ class LedgerMachine(RuleBasedStateMachine):
                 events.append(self.settle_in_model(ticket))
             seen.add(ticket[0])
         settled = sum(1 for name, _ in events if name == "trade_settled")
-        events.append(("batch_settled", {"trades": len(tickets), "settled": settled, "failed": len(tickets) - settled}))
+        events.append(
+            ("batch_settled", {"trades": len(tickets), "settled": settled, "failed": len(tickets) - settled})
+        )
         return Expected(stx, events=events)
 
     def build_open_account(self, data: st.DataObject) -> Expected:
         m = self.m
         sender = data.draw(st.sampled_from(MEMBERS * 3 + ["xchg-alpha"]))
         account = data.draw(st.sampled_from([self.fresh("N")] * 3 + sorted(m.accounts)))
-        kind, client = data.draw(st.sampled_from([("house", None), ("client", "c-1"), ("client", None), ("house", "c-2")]))
+        kind, client = data.draw(
+            st.sampled_from([("house", None), ("client", "c-1"), ("client", None), ("house", "c-2")])
+        )
         stx = self.tx(sender, "accounts", "open", [account, kind, client])
         if sender not in MEMBERS:
             return Expected(stx, code="not_member")
@@ -359,7 +399,9 @@ class LedgerMachine(RuleBasedStateMachine):
         if kind == "house" and client is not None:
             return Expected(stx, code="client_not_allowed")
         m.accounts[account] = [sender, "active"]
-        return Expected(stx, events=[("account_opened", {"id": account, "owner": sender, "kind": kind, "client": client})])
+        return Expected(
+            stx, events=[("account_opened", {"id": account, "owner": sender, "kind": kind, "client": client})]
+        )
 
     def build_account_status(self, data: st.DataObject) -> Expected:
         m = self.m
@@ -378,11 +420,13 @@ class LedgerMachine(RuleBasedStateMachine):
         if method == "close":
             if status == "closed":
                 return Expected(stx, code="account_closed")
-            if any(a or l for (acct, _), (a, l) in m.bal.items() if acct == account):
+            if any(avail or locked for (acct, _), (avail, locked) in m.bal.items() if acct == account):
                 return Expected(stx, code="account_not_empty")
         new_status = {"suspend": "suspended", "reinstate": "active", "close": "closed"}[method]
         m.accounts[account][1] = new_status
-        name = {"suspend": "account_suspended", "reinstate": "account_reinstated", "close": "account_closed"}[method]
+        name = {"suspend": "account_suspended", "reinstate": "account_reinstated", "close": "account_closed"}[
+            method
+        ]
         return Expected(stx, events=[(name, {"id": account, "by": sender})])
 
     def build_halt(self, data: st.DataObject) -> Expected:
@@ -405,18 +449,22 @@ class LedgerMachine(RuleBasedStateMachine):
     def build_wrong_signer(self, data: st.DataObject) -> Expected:
         """A tx signed by keys outside the sender's policy never enters a block."""
         sender = data.draw(st.sampled_from(["custodian", EXCHANGE, "member-a"]))
-        stx = self.chain.tx(sender, "accounts", "open", ["N-x", "house", None], keys=devnet.signing_keys("member-b"))
+        stx = self.chain.tx(
+            sender, "accounts", "open", ["N-x", "house", None], keys=devnet.signing_keys("member-b")
+        )
         self.chain.nonces[sender] -= 1
         return Expected(stx, rejected="signer_not_in_policy")
 
     # --- running a block --------------------------------------------------------------------
     def run(self, expected: list[Expected]) -> None:
         block, result = self.chain.run(*(e.stx for e in expected))
-        assert [(r.tx, r.error.code) for r in result.rejected] == [(e.stx, e.rejected) for e in expected if e.rejected]
+        assert [(r.tx, r.error.code) for r in result.rejected] == [
+            (e.stx, e.rejected) for e in expected if e.rejected
+        ]
         included = [e for e in expected if e.rejected is None]
         assert block.txs == tuple(e.stx for e in included)
         assert len(result.receipts) == len(included)
-        for e, receipt in zip(included, result.receipts):
+        for e, receipt in zip(included, result.receipts, strict=True):
             assert receipt.code == e.code, (e.stx.tx, receipt.message)
             if e.code != "ok":
                 assert receipt.events == ()
@@ -448,15 +496,23 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def manage_accounts(self, data: st.DataObject) -> None:
-        builder = data.draw(st.sampled_from([self.build_open_account, self.build_account_status, self.build_halt]))
+        builder = data.draw(
+            st.sampled_from([self.build_open_account, self.build_account_status, self.build_halt])
+        )
         self.run([builder(data)])
 
     @rule(data=st.data())
     def mixed_block(self, data: st.DataObject) -> None:
         builders = [
-            self.build_deposit, self.build_withdrawal_request, self.build_withdrawal_resolution,
-            self.build_trade, self.build_trade, self.build_batch, self.build_open_account,
-            self.build_account_status, self.build_wrong_signer,
+            self.build_deposit,
+            self.build_withdrawal_request,
+            self.build_withdrawal_resolution,
+            self.build_trade,
+            self.build_trade,
+            self.build_batch,
+            self.build_open_account,
+            self.build_account_status,
+            self.build_wrong_signer,
         ]
         n = data.draw(st.integers(2, 4))
         self.run([data.draw(st.sampled_from(builders))(data) for _ in range(n)])
@@ -478,7 +534,9 @@ class LedgerMachine(RuleBasedStateMachine):
         for asset in ASSETS:
             total = sum(sum(self.chain.balance(acct, asset)) for acct in self.m.accounts)
             m = self.m
-            assert total == supply(ctx, asset) == m.opening[asset] + m.deposited[asset] - m.withdrawn[asset], asset
+            assert (
+                total == supply(ctx, asset) == m.opening[asset] + m.deposited[asset] - m.withdrawn[asset]
+            ), asset
 
     @invariant()
     def account_records_match(self) -> None:
@@ -486,7 +544,11 @@ class LedgerMachine(RuleBasedStateMachine):
         for account, (owner, status) in self.m.accounts.items():
             record = get_account(ctx, account)
             assert record is not None and (record.owner, record.status) == (owner, status), account
-            held = sum(1 for (acct, _), (a, l) in self.m.bal.items() if acct == account and a + l > 0)
+            held = sum(
+                1
+                for (acct, _), (avail, locked) in self.m.bal.items()
+                if acct == account and avail + locked > 0
+            )
             assert record.assets_held == held, account
 
 
@@ -512,24 +574,74 @@ tickets = st.lists(
     max_size=3,
 )
 calls = st.one_of(
-    st.tuples(st.sampled_from(["custodian", "member-a"]), st.just("custody"), st.just("deposit"),
-              st.tuples(st.sampled_from(ACCOUNT_IDS), st.sampled_from(ASSETS), st.integers(0, 10**9), st.sampled_from(["R1", "R2", "R3"]))),
-    st.tuples(st.sampled_from(MEMBERS), st.just("custody"), st.just("request_withdrawal"),
-              st.tuples(st.sampled_from(ACCOUNT_IDS), st.sampled_from(ASSETS), st.integers(0, 10**9))),
-    st.tuples(st.sampled_from(["custodian", "member-a"]), st.just("custody"), st.just("confirm_withdrawal"), st.tuples(st.integers(1, 3))),
-    st.tuples(st.sampled_from(["custodian"]), st.just("custody"), st.just("reject_withdrawal"), st.tuples(st.integers(1, 3), st.just("no"))),
-    st.tuples(st.sampled_from(MEMBERS), st.just("custody"), st.just("cancel_withdrawal"), st.tuples(st.integers(1, 3))),
-    st.tuples(st.sampled_from([EXCHANGE, "member-b"]), st.just("settlement"), st.just("settle"), tickets.map(lambda t: tuple(t[0]))),
-    st.tuples(st.sampled_from([EXCHANGE]), st.just("settlement"), st.just("settle_batch"), tickets.map(lambda t: (t,))),
-    st.tuples(st.sampled_from(MEMBERS), st.just("accounts"), st.sampled_from(["open"]), st.just(("NEW-1", "house", None))),
-    st.tuples(st.sampled_from(MEMBERS + ["admin"]), st.just("accounts"), st.sampled_from(["suspend", "reinstate", "close"]), st.tuples(st.sampled_from(ACCOUNT_IDS))),
+    st.tuples(
+        st.sampled_from(["custodian", "member-a"]),
+        st.just("custody"),
+        st.just("deposit"),
+        st.tuples(
+            st.sampled_from(ACCOUNT_IDS),
+            st.sampled_from(ASSETS),
+            st.integers(0, 10**9),
+            st.sampled_from(["R1", "R2", "R3"]),
+        ),
+    ),
+    st.tuples(
+        st.sampled_from(MEMBERS),
+        st.just("custody"),
+        st.just("request_withdrawal"),
+        st.tuples(st.sampled_from(ACCOUNT_IDS), st.sampled_from(ASSETS), st.integers(0, 10**9)),
+    ),
+    st.tuples(
+        st.sampled_from(["custodian", "member-a"]),
+        st.just("custody"),
+        st.just("confirm_withdrawal"),
+        st.tuples(st.integers(1, 3)),
+    ),
+    st.tuples(
+        st.sampled_from(["custodian"]),
+        st.just("custody"),
+        st.just("reject_withdrawal"),
+        st.tuples(st.integers(1, 3), st.just("no")),
+    ),
+    st.tuples(
+        st.sampled_from(MEMBERS),
+        st.just("custody"),
+        st.just("cancel_withdrawal"),
+        st.tuples(st.integers(1, 3)),
+    ),
+    st.tuples(
+        st.sampled_from([EXCHANGE, "member-b"]),
+        st.just("settlement"),
+        st.just("settle"),
+        tickets.map(lambda t: tuple(t[0])),
+    ),
+    st.tuples(
+        st.sampled_from([EXCHANGE]),
+        st.just("settlement"),
+        st.just("settle_batch"),
+        tickets.map(lambda t: (t,)),
+    ),
+    st.tuples(
+        st.sampled_from(MEMBERS),
+        st.just("accounts"),
+        st.sampled_from(["open"]),
+        st.just(("NEW-1", "house", None)),
+    ),
+    st.tuples(
+        st.sampled_from(MEMBERS + ["admin"]),
+        st.just("accounts"),
+        st.sampled_from(["suspend", "reinstate", "close"]),
+        st.tuples(st.sampled_from(ACCOUNT_IDS)),
+    ),
 )
 blocks = st.lists(st.lists(calls, min_size=1, max_size=4), min_size=1, max_size=6)
 
 
 @settings(max_examples=15, deadline=None)
 @given(blocks)
-def test_same_txs_same_chain_on_both_stores(blocks: list[list[tuple[str, str, str, tuple[Any, ...]]]]) -> None:
+def test_same_txs_same_chain_on_both_stores(
+    blocks: list[list[tuple[str, str, str, tuple[Any, ...]]]],
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         chains = [Chain(Store.in_memory(), GENESIS), Chain(Store.open_leveldb(Path(tmp) / "db"), GENESIS)]
         try:
@@ -538,8 +650,15 @@ def test_same_txs_same_chain_on_both_stores(blocks: list[list[tuple[str, str, st
                 for chain in chains:
                     txs = [chain.tx(s, c, m, list(a)) for s, c, m, a in calls_]
                     block, result = chain.run(*txs)
-                    produced.append((block.hash(), block.header.state_root, block.header.receipts_root,
-                                     [r.encode() for r in result.receipts], [r.error.code for r in result.rejected]))
+                    produced.append(
+                        (
+                            block.hash(),
+                            block.header.state_root,
+                            block.header.receipts_root,
+                            [r.encode() for r in result.receipts],
+                            [r.error.code for r in result.rejected],
+                        )
+                    )
                     state = chain.state()
                     for pid in PARTICIPANTS:
                         chain.nonces[pid] = state.get(nonce_key(pid)) or 0

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import example, given
@@ -110,7 +111,17 @@ def half_up(x: Fraction) -> int:
     return math.floor(x + Fraction(1, 2))
 
 
-def trade(chain: Chain, trade_id: str, buyer: str, seller: str, instrument: str, quantity: Any, price: Any, *, sender: str = "xchg-alpha") -> SignedTx:
+def trade(
+    chain: Chain,
+    trade_id: str,
+    buyer: str,
+    seller: str,
+    instrument: str,
+    quantity: Any,
+    price: Any,
+    *,
+    sender: str = "xchg-alpha",
+) -> SignedTx:
     return chain.tx(sender, "settlement", "settle", [trade_id, buyer, seller, instrument, quantity, price])
 
 
@@ -118,7 +129,9 @@ def batch(chain: Chain, tickets: list[list[Any]], *, sender: str = "xchg-alpha")
     return chain.tx(sender, "settlement", "settle_batch", [tickets])
 
 
-def deposit(chain: Chain, account: str, asset: str, amount: int, reference: str, *, sender: str = "custodian") -> SignedTx:
+def deposit(
+    chain: Chain, account: str, asset: str, amount: int, reference: str, *, sender: str = "custodian"
+) -> SignedTx:
     return chain.tx(sender, "custody", "deposit", [account, asset, amount, reference])
 
 
@@ -147,38 +160,64 @@ def register_member_c(chain: Chain) -> None:
 
 
 def test_only_admin_registers(chain: Chain) -> None:
-    fails(chain, chain.tx("member-a", "membership", "register", ["member-c", ["member"], 1, [NEW_KEY.public]]), "not_admin")
-    fails(chain, chain.tx("xchg-alpha", "membership", "register", ["member-c", ["member"], 1, [NEW_KEY.public]]), "not_admin")
+    fails(
+        chain,
+        chain.tx("member-a", "membership", "register", ["member-c", ["member"], 1, [NEW_KEY.public]]),
+        "not_admin",
+    )
+    fails(
+        chain,
+        chain.tx("xchg-alpha", "membership", "register", ["member-c", ["member"], 1, [NEW_KEY.public]]),
+        "not_admin",
+    )
     assert not is_participant(chain, "member-c")
 
 
 def test_admin_is_two_of_three(chain: Chain) -> None:
     admin = devnet.participant_keys("admin")
     args = ["member-c", ["member"], 1, [NEW_KEY.public]]
-    rejected(chain, chain.tx("admin", "membership", "register", args, keys=admin[:1]), "insufficient_signatures")
-    rejected(chain, chain.tx("admin", "membership", "register", args, keys=[admin[2]]), "insufficient_signatures")
+    rejected(
+        chain, chain.tx("admin", "membership", "register", args, keys=admin[:1]), "insufficient_signatures"
+    )
+    rejected(
+        chain, chain.tx("admin", "membership", "register", args, keys=[admin[2]]), "insufficient_signatures"
+    )
     # Any two of the three suffice.
     (receipt,) = ok(chain, chain.tx("admin", "membership", "register", args, keys=[admin[0], admin[2]]))
     assert receipt.event_fields(0) == {"id": "member-c", "roles": ["member"], "threshold": 1}
 
 
 def test_registered_participant_can_transact(chain: Chain) -> None:
-    rejected(chain, chain.tx("member-c", "accounts", "open", ["C-HOUSE", "house", None], keys=[NEW_KEY]), "unknown_sender")
+    rejected(
+        chain,
+        chain.tx("member-c", "accounts", "open", ["C-HOUSE", "house", None], keys=[NEW_KEY]),
+        "unknown_sender",
+    )
     register_member_c(chain)
     ok(chain, chain.tx("member-c", "accounts", "open", ["C-HOUSE", "house", None], keys=[NEW_KEY]))
     record = get_account(ctx_of(chain), "C-HOUSE")
     assert record is not None and record.owner == "member-c"
     # Registering twice is refused.
-    fails(chain, chain.tx("admin", "membership", "register", ["member-c", ["member"], 1, [NEW_KEY.public]]), "participant_exists")
+    fails(
+        chain,
+        chain.tx("admin", "membership", "register", ["member-c", ["member"], 1, [NEW_KEY.public]]),
+        "participant_exists",
+    )
 
 
 def test_rotate_keys_retires_the_old_key(chain: Chain) -> None:
     register_member_c(chain)
     fresh = KeyPair.dev("test/member-c-2")
-    (receipt,) = ok(chain, chain.tx("member-c", "membership", "rotate_keys", [1, [fresh.public]], keys=[NEW_KEY]))
+    (receipt,) = ok(
+        chain, chain.tx("member-c", "membership", "rotate_keys", [1, [fresh.public]], keys=[NEW_KEY])
+    )
     assert receipt.event_fields(0) == {"id": "member-c", "threshold": 1, "keys": 1}
     assert chain.state().get(policy_key("member-c")) == (1, (fresh.public,), True)
-    rejected(chain, chain.tx("member-c", "accounts", "open", ["C-HOUSE", "house", None], keys=[NEW_KEY]), "signer_not_in_policy")
+    rejected(
+        chain,
+        chain.tx("member-c", "accounts", "open", ["C-HOUSE", "house", None], keys=[NEW_KEY]),
+        "signer_not_in_policy",
+    )
     ok(chain, chain.tx("member-c", "accounts", "open", ["C-HOUSE", "house", None], keys=[fresh]))
 
 
@@ -187,12 +226,27 @@ def test_two_of_three_recovers_from_a_lost_key(chain: Chain) -> None:
     replacement = KeyPair.dev("test/member-a/user-2")
     new_keys = [replacement.public, k["wallet"].public, k["recovery"].public]
     # The user key is lost: wallet and recovery together sign the rotation that replaces it.
-    ok(chain, chain.tx("member-a", "membership", "rotate_keys", [2, new_keys], keys=[k["wallet"], k["recovery"]]))
+    ok(
+        chain,
+        chain.tx("member-a", "membership", "rotate_keys", [2, new_keys], keys=[k["wallet"], k["recovery"]]),
+    )
     assert chain.state().get(policy_key("member-a")) == (2, tuple(sorted(new_keys)), True)
     open_args = ["A-HOUSE2", "house", None]
-    rejected(chain, chain.tx("member-a", "accounts", "open", open_args, keys=[k["user"], k["wallet"]]), "signer_not_in_policy")
-    rejected(chain, chain.tx("member-a", "accounts", "open", open_args, keys=[k["wallet"], k["user"]]), "signer_not_in_policy")
-    rejected(chain, chain.tx("member-a", "accounts", "open", open_args, keys=[k["wallet"]]), "insufficient_signatures")
+    rejected(
+        chain,
+        chain.tx("member-a", "accounts", "open", open_args, keys=[k["user"], k["wallet"]]),
+        "signer_not_in_policy",
+    )
+    rejected(
+        chain,
+        chain.tx("member-a", "accounts", "open", open_args, keys=[k["wallet"], k["user"]]),
+        "signer_not_in_policy",
+    )
+    rejected(
+        chain,
+        chain.tx("member-a", "accounts", "open", open_args, keys=[k["wallet"]]),
+        "insufficient_signatures",
+    )
     ok(chain, chain.tx("member-a", "accounts", "open", open_args, keys=[replacement, k["wallet"]]))
 
 
@@ -228,15 +282,28 @@ def test_set_status_rules(chain: Chain) -> None:
     ],
 )
 def test_bad_policy(chain: Chain, threshold: int, keys: list[bytes]) -> None:
-    fails(chain, chain.tx("admin", "membership", "register", ["member-c", ["member"], threshold, keys]), "bad_policy")
+    fails(
+        chain,
+        chain.tx("admin", "membership", "register", ["member-c", ["member"], threshold, keys]),
+        "bad_policy",
+    )
     # A rotation to a bad policy fails too, and the old policy still signs.
     k = keys_of("member-a")
     fails(chain, chain.tx("member-a", "membership", "rotate_keys", [threshold, keys]), "bad_policy")
-    ok(chain, chain.tx("member-a", "accounts", "open", ["A-HOUSE2", "house", None], keys=[k["user"], k["recovery"]]))
+    ok(
+        chain,
+        chain.tx(
+            "member-a", "accounts", "open", ["A-HOUSE2", "house", None], keys=[k["user"], k["recovery"]]
+        ),
+    )
 
 
 def test_register_rejects_duplicate_roles(chain: Chain) -> None:
-    fails(chain, chain.tx("admin", "membership", "register", ["member-c", ["member", "member"], 1, [NEW_KEY.public]]), "bad_roles")
+    fails(
+        chain,
+        chain.tx("admin", "membership", "register", ["member-c", ["member", "member"], 1, [NEW_KEY.public]]),
+        "bad_roles",
+    )
 
 
 # === instruments ===============================================================================
@@ -261,11 +328,23 @@ def test_an_18_decimal_instrument_can_trade_one_unit(chain: Chain) -> None:
 
 
 def test_list_instrument_rules(chain: Chain) -> None:
-    fails(chain, chain.tx("admin", "instruments", "list_instrument", ["ACME", "equity", 0, "USD"]), "instrument_exists")
-    fails(chain, chain.tx("admin", "instruments", "list_instrument", ["EUR", "cash", 2, "USD"]), "bad_currency")
-    fails(chain, chain.tx("admin", "instruments", "list_instrument", ["X", "equity", 0, None]), "bad_currency")
-    fails(chain, chain.tx("admin", "instruments", "list_instrument", ["X", "equity", 0, "ACME"]), "bad_currency")
-    fails(chain, chain.tx("admin", "instruments", "list_instrument", ["X", "equity", 0, "EUR"]), "bad_currency")
+    fails(
+        chain,
+        chain.tx("admin", "instruments", "list_instrument", ["ACME", "equity", 0, "USD"]),
+        "instrument_exists",
+    )
+    fails(
+        chain, chain.tx("admin", "instruments", "list_instrument", ["EUR", "cash", 2, "USD"]), "bad_currency"
+    )
+    fails(
+        chain, chain.tx("admin", "instruments", "list_instrument", ["X", "equity", 0, None]), "bad_currency"
+    )
+    fails(
+        chain, chain.tx("admin", "instruments", "list_instrument", ["X", "equity", 0, "ACME"]), "bad_currency"
+    )
+    fails(
+        chain, chain.tx("admin", "instruments", "list_instrument", ["X", "equity", 0, "EUR"]), "bad_currency"
+    )
     ok(chain, chain.tx("admin", "instruments", "list_instrument", ["EUR", "cash", 2, None]))
     ok(chain, chain.tx("admin", "instruments", "list_instrument", ["X", "bond", 3, "EUR"]))
 
@@ -291,7 +370,9 @@ def test_halt_unknown_instrument(chain: Chain) -> None:
 
 @pytest.mark.parametrize("sender", ["member-a", "xchg-alpha", "custodian"])
 def test_instruments_need_admin(chain: Chain, sender: str) -> None:
-    fails(chain, chain.tx(sender, "instruments", "list_instrument", ["ETH", "crypto", 18, "USD"]), "not_admin")
+    fails(
+        chain, chain.tx(sender, "instruments", "list_instrument", ["ETH", "crypto", 18, "USD"]), "not_admin"
+    )
     fails(chain, chain.tx(sender, "instruments", "halt", ["ACME", "x"]), "not_admin")
     ok(chain, chain.tx("admin", "instruments", "halt", ["ACME", "x"]))
     fails(chain, chain.tx(sender, "instruments", "resume", ["ACME"]), "not_admin")
@@ -305,7 +386,12 @@ def test_member_opens_house_and_client_accounts(chain: Chain) -> None:
         chain.tx("member-a", "accounts", "open", ["A-C003", "client", "client-003"]),
     )
     assert r1.event_fields(0) == {"id": "A-HOUSE2", "owner": "member-a", "kind": "house", "client": None}
-    assert r2.event_fields(0) == {"id": "A-C003", "owner": "member-a", "kind": "client", "client": "client-003"}
+    assert r2.event_fields(0) == {
+        "id": "A-C003",
+        "owner": "member-a",
+        "kind": "client",
+        "client": "client-003",
+    }
     ctx = ctx_of(chain)
     assert get_account(ctx, "A-HOUSE2") == ("member-a", "house", None, "active", 0)
     assert get_account(ctx, "A-C003") == ("member-a", "client", "client-003", "active", 0)
@@ -419,7 +505,11 @@ def test_deposit_credits_and_raises_supply(chain: Chain) -> None:
     before_supply = supply(ctx_of(chain), "USD")
     (receipt,) = ok(chain, deposit(chain, "A-C001", "USD", 250_000_00, "wire-1"))
     assert receipt.event_fields(0) == {
-        "account": "A-C001", "asset": "USD", "amount": 250_000_00, "reference": "wire-1", "custodian": "custodian",
+        "account": "A-C001",
+        "asset": "USD",
+        "amount": 250_000_00,
+        "reference": "wire-1",
+        "custodian": "custodian",
     }
     assert bal(chain, "A-C001", "USD") == (before_bal[0] + 250_000_00, 0)
     assert supply(ctx_of(chain), "USD") == before_supply + 250_000_00
@@ -441,7 +531,9 @@ def test_duplicate_deposit_reference(chain: Chain) -> None:
     fails(chain, deposit(chain, "A-C001", "USD", 1_00, "wire-1"), "duplicate_deposit")
     fails(chain, deposit(chain, "B-HOUSE", "ACME", 7, "wire-1"), "duplicate_deposit")
     # Within one block, too.
-    block, result = chain.run(deposit(chain, "A-C002", "USD", 5, "wire-2"), deposit(chain, "A-C002", "USD", 5, "wire-2"))
+    block, result = chain.run(
+        deposit(chain, "A-C002", "USD", 5, "wire-2"), deposit(chain, "A-C002", "USD", 5, "wire-2")
+    )
     assert [r.code for r in result.receipts] == ["ok", "duplicate_deposit"]
     assert bal(chain, "A-C002", "USD") == (250_000_00 + 5, 0)
 
@@ -468,7 +560,13 @@ def test_withdrawal_request_locks_then_confirm(chain: Chain) -> None:
     assert bal(chain, "A-C001", "USD") == (avail - 300_00, 300_00)
     assert supply(ctx_of(chain), "USD") == usd
     (r,) = ok(chain, chain.tx("custodian", "custody", "confirm_withdrawal", [1]))
-    assert r.event_fields(0) == {"id": 1, "account": "A-C001", "asset": "USD", "amount": 300_00, "custodian": "custodian"}
+    assert r.event_fields(0) == {
+        "id": 1,
+        "account": "A-C001",
+        "asset": "USD",
+        "amount": 300_00,
+        "custodian": "custodian",
+    }
     assert bal(chain, "A-C001", "USD") == (avail - 300_00, 0)
     assert supply(ctx_of(chain), "USD") == usd - 300_00
     assert chain.state().get(b"custody/withdrawal/1")[4] == "confirmed"
@@ -558,15 +656,22 @@ def test_locked_cash_cannot_pay(chain: Chain) -> None:
         ("ACME", "B-C001", "A-C002", 7, 182_50),  # whole units: exact
     ],
 )
-def test_settle_moves_both_legs_exactly(chain: Chain, instrument: str, seller: str, buyer: str, quantity: int, price: int) -> None:
+def test_settle_moves_both_legs_exactly(
+    chain: Chain, instrument: str, seller: str, buyer: str, quantity: int, price: int
+) -> None:
     accounts = [a["id"] for a in devnet.ACCOUNTS]
     before = balances(chain, accounts, [instrument, "USD"])
     usd, sec = supply(ctx_of(chain), "USD"), supply(ctx_of(chain), instrument)
     (receipt,) = ok(chain, trade(chain, "T-1", buyer, seller, instrument, quantity, price))
     cash = half_up(Fraction(quantity * price, 10 ** DECIMALS[instrument]))
     assert receipt.event_fields(0) == {
-        "trade_id": "T-1", "buyer": buyer, "seller": seller, "instrument": instrument,
-        "quantity": quantity, "price": price, "consideration": cash,
+        "trade_id": "T-1",
+        "buyer": buyer,
+        "seller": seller,
+        "instrument": instrument,
+        "quantity": quantity,
+        "price": price,
+        "consideration": cash,
     }
     expected = dict(before)
     expected[(seller, instrument)] = (before[(seller, instrument)][0] - quantity, 0)
@@ -575,7 +680,10 @@ def test_settle_moves_both_legs_exactly(chain: Chain, instrument: str, seller: s
     expected[(seller, "USD")] = (before[(seller, "USD")][0] + cash, 0)
     assert balances(chain, accounts, [instrument, "USD"]) == expected
     assert (supply(ctx_of(chain), "USD"), supply(ctx_of(chain), instrument)) == (usd, sec)
-    assert settlement.trade_record(ctx_of(chain), "xchg-alpha", "T-1") == (chain.ledger.head.height, "settled")
+    assert settlement.trade_record(ctx_of(chain), "xchg-alpha", "T-1") == (
+        chain.ledger.head.height,
+        "settled",
+    )
 
 
 def test_half_up_differs_from_bankers_rounding() -> None:
@@ -626,8 +734,18 @@ FAILURES: list[tuple[str, Setup, list[Any], str]] = [
     ("instrument_halted", _halt_acme, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
     ("unknown_account", _nothing, ["T-X", "NOPE", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
     ("unknown_account", _nothing, ["T-X", "A-C001", "NOPE", "ACME", 10, 100_00], "xchg-alpha"),
-    ("account_suspended", _suspend("A-C001", "member-a"), ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
-    ("account_suspended", _suspend("B-C001", "admin"), ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
+    (
+        "account_suspended",
+        _suspend("A-C001", "member-a"),
+        ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00],
+        "xchg-alpha",
+    ),
+    (
+        "account_suspended",
+        _suspend("B-C001", "admin"),
+        ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00],
+        "xchg-alpha",
+    ),
     ("account_closed", _closed_account, ["T-X", "A-SHUT", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
     ("account_closed", _closed_account, ["T-X", "A-C001", "A-SHUT", "ACME", 10, 100_00], "xchg-alpha"),
     ("same_account", _nothing, ["T-X", "B-C001", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
@@ -651,14 +769,18 @@ def test_the_unfaulted_ticket_settles(chain: Chain) -> None:
 
 
 @pytest.mark.parametrize("code, setup, ticket, sender", FAILURES, ids=FAILURE_IDS)
-def test_settle_failure_changes_nothing(chain: Chain, code: str, setup: Setup, ticket: list[Any], sender: str) -> None:
+def test_settle_failure_changes_nothing(
+    chain: Chain, code: str, setup: Setup, ticket: list[Any], sender: str
+) -> None:
     setup(chain)
     receipt = fails(chain, chain.tx(sender, "settlement", "settle", ticket), code)
     assert receipt.message
 
 
 @pytest.mark.parametrize("code, setup, ticket, sender", FAILURES, ids=FAILURE_IDS)
-def test_batch_failure_fails_only_its_ticket(chain: Chain, code: str, setup: Setup, ticket: list[Any], sender: str) -> None:
+def test_batch_failure_fails_only_its_ticket(
+    chain: Chain, code: str, setup: Setup, ticket: list[Any], sender: str
+) -> None:
     setup(chain)
     good_1 = ["G-1", "A-HOUSE", "B-HOUSE", "GLOBEX", 3, 40_00]
     good_2 = ["G-2", "B-HOUSE", "A-HOUSE", "GLOBEX", 2, 41_00]
@@ -669,7 +791,9 @@ def test_batch_failure_fails_only_its_ticket(chain: Chain, code: str, setup: Set
     before = balances(chain, ["A-HOUSE", "B-HOUSE"], ["GLOBEX", "USD"])
     others = balances(chain, ["A-C001", "A-C002", "B-C001", "B-C002"], ["ACME", "GLOBEX", "USD"])
     (receipt,) = ok(chain, tx)
-    names = [(name, dict(fields).get("trade_id"), dict(fields).get("code")) for _, name, fields in receipt.events]
+    names = [
+        (name, dict(fields).get("trade_id"), dict(fields).get("code")) for _, name, fields in receipt.events
+    ]
     assert names == [
         ("trade_settled", "G-1", None),
         ("trade_failed", "T-X", code),
@@ -699,8 +823,19 @@ def test_trade_ids_are_scoped_per_exchange(chain: Chain) -> None:
     x2 = KeyPair.dev("test/xchg-beta")
     ok(chain, chain.tx("admin", "membership", "register", ["xchg-beta", ["exchange"], 1, [x2.public]]))
     ok(chain, trade(chain, "T-1", "A-C001", "B-C001", "ACME", 1, 1_00))
-    ok(chain, chain.tx("xchg-beta", "settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", 1, 1_00], keys=[x2]))
-    fails(chain, chain.tx("xchg-beta", "settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", 1, 1_00], keys=[x2]), "duplicate_trade_id")
+    ok(
+        chain,
+        chain.tx(
+            "xchg-beta", "settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", 1, 1_00], keys=[x2]
+        ),
+    )
+    fails(
+        chain,
+        chain.tx(
+            "xchg-beta", "settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", 1, 1_00], keys=[x2]
+        ),
+        "duplicate_trade_id",
+    )
     assert bal(chain, "A-C001", "ACME") == (2, 0)
 
 
@@ -748,8 +883,13 @@ def test_batch_mixed_outcomes_in_order(chain: Chain) -> None:
     ]
     assert all(c == "settlement" for c, _, _ in receipt.events)
     assert receipt.event_fields(2) == {
-        "trade_id": "T-3", "buyer": "B-C001", "seller": "A-C001", "instrument": "GLOBEX",
-        "quantity": 10, "price": 42_00, "consideration": 420_00,
+        "trade_id": "T-3",
+        "buyer": "B-C001",
+        "seller": "A-C001",
+        "instrument": "GLOBEX",
+        "quantity": 10,
+        "price": 42_00,
+        "consideration": 420_00,
     }
     assert receipt.event_fields(6) == {"trades": 6, "settled": 3, "failed": 3}
     after = balances(chain, accounts, ["GLOBEX", "ACME", "USD"])
@@ -785,14 +925,21 @@ def test_failed_then_repeated_id_in_one_batch(chain: Chain) -> None:
         ["T-1", "A-C001", "B-C001", "ACME", 1, 1_00],
     ]
     (receipt,) = ok(chain, batch(chain, tickets))
-    assert [dict(f).get("code") for _, _, f in receipt.events[:2]] == ["insufficient_cash", "duplicate_trade_id"]
+    assert [dict(f).get("code") for _, _, f in receipt.events[:2]] == [
+        "insufficient_cash",
+        "duplicate_trade_id",
+    ]
 
 
 def test_batch_at_the_limit_settles(chain: Chain) -> None:
     tickets = [[f"T-{i}", "A-C001", "B-HOUSE", "ACME", 1, 1_00] for i in range(BATCH_TRADES_MAX)]
     (receipt,) = ok(chain, batch(chain, tickets))
     assert len(receipt.events) == BATCH_TRADES_MAX + 1
-    assert receipt.event_fields(BATCH_TRADES_MAX) == {"trades": BATCH_TRADES_MAX, "settled": BATCH_TRADES_MAX, "failed": 0}
+    assert receipt.event_fields(BATCH_TRADES_MAX) == {
+        "trades": BATCH_TRADES_MAX,
+        "settled": BATCH_TRADES_MAX,
+        "failed": 0,
+    }
     assert bal(chain, "A-C001", "ACME") == (BATCH_TRADES_MAX, 0)
 
 
@@ -831,7 +978,11 @@ def test_bad_arguments_are_rejected(chain: Chain, args: list[Any]) -> None:
         default_registry().prepare_call("settlement", "settle", args)
     assert exc.value.code == "bad_arguments"
     rejected(chain, unsignable_tx(chain, "xchg-alpha", "settlement", "settle", args), "bad_arguments")
-    rejected(chain, unsignable_tx(chain, "xchg-alpha", "settlement", "settle_batch", [[GOOD, args]]), "bad_arguments")
+    rejected(
+        chain,
+        unsignable_tx(chain, "xchg-alpha", "settlement", "settle_batch", [[GOOD, args]]),
+        "bad_arguments",
+    )
     # The nonce was not consumed: the next tx uses it.
     (receipt,) = ok(chain, trade(chain, *GOOD))
     assert committed_nonce(chain, "xchg-alpha") == 1
@@ -862,7 +1013,15 @@ def test_unknown_method_and_contract(chain: Chain) -> None:
 def test_failed_settle_consumes_the_nonce(chain: Chain) -> None:
     fails(chain, trade(chain, "T-1", "A-C001", "A-C001", "ACME", 1, 1), "same_account")
     stale = trade(chain, "T-2", "A-C001", "B-C001", "ACME", 1, 1)
-    replay = Tx(chain.genesis.chain_id, "xchg-alpha", 1, "settlement", "settle", ["T-3", "A-C001", "B-C001", "ACME", 1, 1], 0)
+    replay = Tx(
+        chain.genesis.chain_id,
+        "xchg-alpha",
+        1,
+        "settlement",
+        "settle",
+        ["T-3", "A-C001", "B-C001", "ACME", 1, 1],
+        0,
+    )
     rejected(chain, replay.sign(devnet.signing_keys("xchg-alpha")), "nonce_replayed")
     ok(chain, stale)
 
