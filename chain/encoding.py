@@ -67,6 +67,11 @@ def encode(value: Any) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
 
 
+def check_value(value: Any) -> None:
+    """Raise EncodingError unless ``value`` can be encoded canonically (the checks of encode)."""
+    _check(value, 0)
+
+
 def encode_trusted(value: Any) -> bytes:
     """Encode a value this process built from checked parts (the hot path skips the type walk).
 

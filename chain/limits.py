@@ -39,6 +39,9 @@ AMOUNT_MAX: Final = 2**62
 PRICE_MAX: Final = 2**48
 QUANTITY_MAX: Final = AMOUNT_MAX  # an 18-decimal asset needs 10**18 per unit
 
+# Caches
+STATE_CACHE_ENTRIES_MAX: Final = 1_000_000  # committed state values held in memory by the store
+
 # Genesis
 GENESIS_BYTES_MAX: Final = 16 * 1024 * 1024
 

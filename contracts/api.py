@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chain.encoding import check_value
 from chain.errors import ContractCodeMismatch, ContractError, InvalidTransaction
 from chain.executor import CallEnv
 from chain.genesis import Genesis
@@ -97,6 +98,12 @@ class Context:
         """Record an event in the receipt (fields in the order given)."""
         if len(self._events) >= CALL_EVENTS_MAX:
             raise ContractError("too_many_events", f"a call emits at most {CALL_EVENTS_MAX} events")
+        for value in fields.values():  # receipts are then encoded without another walk
+            kind = type(value)
+            if not (kind is int or kind is str or kind is bytes or kind is bool or value is None):
+                check_value(value)
+            elif kind is int:
+                check_value(value)  # the 64-bit range
         self._events.append((self.contract, name, tuple(fields.items())))
 
     @property

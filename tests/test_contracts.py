@@ -14,6 +14,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -304,6 +305,18 @@ def test_register_rejects_duplicate_roles(chain: Chain) -> None:
         chain.tx("admin", "membership", "register", ["member-c", ["member", "member"], 1, [NEW_KEY.public]]),
         "bad_roles",
     )
+
+
+def test_set_roles(chain: Chain) -> None:
+    fails(chain, trade(chain, "T-1", "A-C001", "B-C001", "ACME", 1, 1_00, sender="member-b"), "not_exchange")
+    fails(chain, chain.tx("member-a", "membership", "set_roles", ["member-b", ["exchange"]]), "not_admin")
+    (receipt,) = ok(chain, chain.tx("admin", "membership", "set_roles", ["member-b", ["member", "exchange"]]))
+    assert receipt.event_fields(0) == {"id": "member-b", "roles": ["exchange", "member"]}
+    ok(chain, trade(chain, "T-1", "A-C001", "B-C001", "ACME", 1, 1_00, sender="member-b"))
+    fails(chain, chain.tx("admin", "membership", "set_roles", ["admin", ["member"]]), "cannot_demote_self")
+    fails(chain, chain.tx("admin", "membership", "set_roles", ["nobody", ["member"]]), "unknown_participant")
+    ok(chain, chain.tx("admin", "membership", "set_roles", ["member-b", ["exchange"]]))
+    fails(chain, chain.tx("member-b", "accounts", "open", ["B-X", "house", None]), "not_member")
 
 
 # === instruments ===============================================================================
@@ -992,14 +1005,23 @@ def test_bad_arguments_are_rejected(chain: Chain, args: list[Any]) -> None:
     "args",
     [
         [GOOD],  # a ticket, not a list of tickets
-        [["T-1"]],  # a ticket of one field
-        [[GOOD], [GOOD]],
-        [GOOD[:1] + [GOOD]],
-        ["tickets"],
+        [[["T-1"]]],  # a ticket of one field
+        [[GOOD], [GOOD]],  # two arguments
+        [GOOD[:1] + [GOOD]],  # a list holding a non-ticket
+        ["tickets"],  # not a list
     ],
 )
 def test_bad_batch_shapes_are_rejected(chain: Chain, args: list[Any]) -> None:
     rejected(chain, chain.tx("xchg-alpha", "settlement", "settle_batch", args), "bad_arguments")
+
+
+def test_a_float_never_decodes_from_the_wire() -> None:
+    """Off the wire a float is refused before the schema sees it (tx_malformed)."""
+    body = [devnet.CHAIN_ID, "xchg-alpha", 1, "settlement", "settle", GOOD[:4] + [10.0, 100_00], 0]
+    sig = [bytes(32), bytes(64)]
+    with pytest.raises(InvalidTransaction) as exc:
+        SignedTx.decode(msgpack.packb([body, [sig]], use_bin_type=True))
+    assert exc.value.code == "tx_malformed"
 
 
 def test_unknown_method_and_contract(chain: Chain) -> None:

@@ -170,3 +170,21 @@ def test_failed_call_consumes_the_nonce_but_writes_nothing_else(chain: Chain) ->
     assert chain.state().get(nonce_key("xchg-alpha")) == 1
     assert chain.balance("A-C001", "USD") == before
     assert set(result.state_diff) == {nonce_key("xchg-alpha")}
+
+
+def test_contract_that_emits_a_float_fails_cleanly(chain: Chain) -> None:
+    """A contract bug that tries to put a float in an event fails its call with a code;
+    nothing non-canonical reaches a receipt."""
+    from chain.errors import EncodingError
+    from chain.executor import CallEnv
+    from contracts.api import Context
+
+    ctx = Context(chain.state(), CallEnv("c", 1, 1, b""), "x", "settlement")
+    with pytest.raises(EncodingError):
+        ctx.emit("bad", price=1.5)
+    with pytest.raises(EncodingError):
+        ctx.emit("bad", nested=[1, [2.0]])
+    with pytest.raises(EncodingError):
+        ctx.emit("bad", big=2**64)
+    ctx.emit("good", a=1, b="x", c=b"y", d=None, e=[1, "z"])
+    assert len(ctx.events()) == 1
