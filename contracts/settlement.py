@@ -9,7 +9,8 @@ tickets, each settling or failing on its own, and its receipt holds one event pe
 Failure codes: ``not_exchange``, ``duplicate_trade_id``, ``bad_quantity``, ``bad_price``,
 ``unknown_instrument``, ``instrument_is_cash``, ``instrument_halted``, ``unknown_account``,
 ``account_suspended``, ``account_closed``, ``same_account``, ``insufficient_securities``,
-``insufficient_cash``, ``amount_overflow``.
+``insufficient_cash``, ``amount_overflow``, ``zero_consideration`` (the cash leg rounds to
+nothing: delivering a security for no payment is not delivery versus payment).
 
 State: ``settlement/trade/<exchange>/<trade_id> -> [height, "settled"]``. Trade ids are scoped
 per exchange. A settled trade id is final; a failed trade leaves no record, so the exchange may
@@ -78,6 +79,8 @@ def _settle_one(ctx: Context, ticket: tuple[Any, ...], instruments: dict[str, An
     cash = consideration(quantity, price, ins.decimals)
     if cash > AMOUNT_MAX:
         raise ContractError("amount_overflow", f"consideration {cash} exceeds {AMOUNT_MAX}")
+    if cash == 0:
+        raise ContractError("zero_consideration", f"{quantity} {iid} at {price} rounds to no cash")
     buyer_cash = accounts.balance(ctx, buyer, ins.currency)[0]
     # Check the cash leg before moving the securities leg, so that a failure writes nothing;
     # the caller's savepoint covers what remains (a credit overflow).

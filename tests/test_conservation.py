@@ -318,6 +318,8 @@ class LedgerMachine(RuleBasedStateMachine):
         cash = half_up(quantity, price, DECIMALS[iid])
         if cash > AMOUNT_MAX:
             return failed("amount_overflow")
+        if cash == 0:
+            return failed("zero_consideration")
         if m.bal.get((seller, iid), [0, 0])[0] < quantity:
             return failed("insufficient_securities")
         if m.bal.get((buyer, currency), [0, 0])[0] < cash:

@@ -661,7 +661,7 @@ def test_locked_cash_cannot_pay(chain: Chain) -> None:
     [
         ("BTC", "B-HOUSE", "A-C001", 150_000_000, 9_700_003),  # 14,550,004.5 cents: a half
         ("BTC", "B-HOUSE", "A-C001", 1, 50_000_000),  # 0.5 cent: rounds up to 1
-        ("BTC", "B-HOUSE", "A-C001", 1, 49_999_999),  # just under a half: 0
+        ("BTC", "B-HOUSE", "A-C001", 3, 49_999_999),  # 1.49999997 cents: rounds down to 1
         ("BTC", "B-HOUSE", "A-C001", 33_333_333, 9_999_999),
         ("TBILL", "A-HOUSE", "B-C001", 12_345, 1_000),  # 1,234.5 cents: a half, banker's gives 1,234
         ("TBILL", "A-HOUSE", "B-C001", 3, 1_6667),  # 5.0001 cents
@@ -766,6 +766,7 @@ FAILURES: list[tuple[str, Setup, list[Any], str]] = [
     ("insufficient_securities", _nothing, ["T-X", "A-C001", "B-C002", "ACME", 1, 100_00], "xchg-alpha"),
     ("insufficient_cash", _nothing, ["T-X", "B-C002", "B-C001", "ACME", 1_000, 100_01], "xchg-alpha"),
     ("amount_overflow", _nothing, ["T-X", "A-C001", "B-C001", "ACME", QUANTITY_MAX, PRICE_MAX], "xchg-alpha"),
+    ("zero_consideration", _nothing, ["T-X", "A-C002", "B-HOUSE", "BTC", 1, 1], "xchg-alpha"),
 ]
 FAILURE_IDS = [f"{code}-{i}" for i, (code, *_) in enumerate(FAILURES)]
 

@@ -388,8 +388,11 @@ def test_garbage_steps_inside_a_real_proof_never_verify(
     root, model, proofs = proved
     key = sorted(proofs)[0]
     steps, terminal = proofs[key]
-    assert not verify_proof(root, key, model.get(key), [[step, *steps[1:]], terminal])
-    assert not verify_proof(root, key, model.get(key), [steps, step])
+    # Garbage that happens to equal the real part is no forgery: test only real substitutions.
+    if step != steps[0]:
+        assert not verify_proof(root, key, model.get(key), [[step, *steps[1:]], terminal])
+    if step != terminal:
+        assert not verify_proof(root, key, model.get(key), [steps, step])
 
 
 def test_bench_tree_reports_figures() -> None:
