@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from chain.block import Block
-from chain.executor import CallEnv
 from chain.genesis import load_genesis
 from chain.ledger import Ledger
 from chain.receipt import Receipt
@@ -24,7 +23,6 @@ from chain.store import Store
 from chain.tx import SignedTx, Tx
 from cli import devnet
 from contracts import accounts, default_registry
-from contracts.api import Context
 
 _DECIMALS = {i["id"]: i["decimals"] for i in devnet.INSTRUMENTS}
 
@@ -139,10 +137,10 @@ def _show_receipt(receipt: Receipt, echo: Any) -> None:
 
 
 def _show_balances(ledger: Ledger, account_ids: list[str], echo: Any) -> None:
-    ctx = Context(BlockState(ledger.store), CallEnv(ledger.chain_id, ledger.head.height, ledger.head.time_ms, b""), "", "accounts")
+    state = BlockState(ledger.store)
     assets = [i["id"] for i in devnet.INSTRUMENTS]
     echo("  " + "account".ljust(10) + "".join(a.rjust(16) for a in assets))
     for aid in account_ids:
-        row = [format_amount(accounts.balance(ctx, aid, a)[0], _DECIMALS[a]) for a in assets]
+        row = [format_amount(accounts.balance_in(state, aid, a)[0], _DECIMALS[a]) for a in assets]
         echo("  " + aid.ljust(10) + "".join(v.rjust(16) for v in row))
     echo("")

@@ -22,6 +22,7 @@ from typing import NamedTuple
 from chain.errors import invariant
 from chain.genesis import ACCOUNT_KINDS, Genesis
 from chain.limits import AMOUNT_MAX
+from chain.state import BlockState
 from contracts.api import Context, Contract, ContractError, method
 from contracts.membership import has_role, require_role
 from contracts.schema import Id, OneOf, Optional
@@ -59,7 +60,12 @@ def require_active(ctx: Context, account: str) -> AccountRecord:
 
 def balance(ctx: Context, account: str, asset: str) -> tuple[int, int]:
     """(available, locked) of ``asset`` in ``account``."""
-    return ctx.state.get(_BAL + f"{account}/{asset}".encode()) or (0, 0)
+    return balance_in(ctx.state, account, asset)
+
+
+def balance_in(state: BlockState, account: str, asset: str) -> tuple[int, int]:
+    """The same, read from any state (readers outside a call: CLI, API, tests)."""
+    return state.get(_BAL + f"{account}/{asset}".encode()) or (0, 0)
 
 
 def _set(ctx: Context, account: str, asset: str, old: tuple[int, int], available: int, locked: int) -> None:

@@ -169,6 +169,30 @@ class Contract:
         return hashlib.sha256(cls.source_path().read_bytes()).hexdigest()
 
 
+RUNTIME_PIN = "contract-runtime"
+_RUNTIME_MODULES = (
+    "chain.executor",
+    "chain.policy",
+    "chain.scheduler",
+    "chain.state",
+    "contracts.api",
+    "contracts.money",
+    "contracts.schema",
+)
+
+
+def runtime_code_hash() -> str:
+    """SHA-256 over the sources of the shared modules, each prefixed by its name."""
+    import importlib
+
+    digest = hashlib.sha256()
+    for name in _RUNTIME_MODULES:
+        path = inspect.getsourcefile(importlib.import_module(name))
+        assert path is not None
+        digest.update(name.encode() + b"\n" + Path(path).read_bytes())
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedCall:
     contract: Contract
@@ -201,7 +225,12 @@ class Registry:
         return [(c, m, s.params) for (c, m), s in sorted(self._methods.items())]
 
     def code_hashes(self) -> dict[str, str]:
-        return {name: type(c).code_hash() for name, c in sorted(self._contracts.items())}
+        """SHA-256 of each contract's module, plus ``contract-runtime``: the shared code every
+        contract's outcome depends on (this API, schemas, rounding, the executor, the state
+        overlay, the scheduler), so that no rule can change without a pin changing."""
+        hashes = {name: type(c).code_hash() for name, c in self._contracts.items()}
+        hashes[RUNTIME_PIN] = runtime_code_hash()
+        return dict(sorted(hashes.items()))
 
     # --- ContractRuntime ----------------------------------------------------------------------
     def check_pins(self, pins: tuple[tuple[str, str], ...]) -> None:

@@ -18,7 +18,7 @@ from chain.store import Store
 from chain.tx import SignedTx, Tx
 from cli import devnet
 from contracts import default_registry
-from contracts.accounts import balance
+from contracts.accounts import balance_in
 
 # CI (CI=true) replays a fixed sequence of examples so a run is reproducible; locally every run
 # explores new ones. Neither has deadlines: this machine's speed varies by 2x.
@@ -59,11 +59,7 @@ class Chain:
         return BlockState(self.store)
 
     def balance(self, account: str, asset: str) -> tuple[int, int]:
-        from chain.executor import CallEnv
-        from contracts.api import Context
-
-        ctx = Context(self.state(), CallEnv(self.genesis.chain_id, 0, 0, b""), "", "accounts")
-        return balance(ctx, account, asset)
+        return balance_in(self.state(), account, asset)
 
 
 @pytest.fixture
