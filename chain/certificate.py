@@ -29,6 +29,12 @@ def vote_sign_bytes(chain_id: str, vote_type: int, height: int, round_: int, blo
     return H(b"vote", encode([chain_id, vote_type, height, round_, block_hash]))
 
 
+def proposal_sign_bytes(chain_id: str, height: int, round_: int, block_hash: bytes, pol_round: int) -> bytes:
+    """The digest a proposer signs: ``H("proposal", encode([chain_id, height, round, block_hash,
+    pol_round]))``, pol_round -1 when the proposal carries no proof of lock."""
+    return H(b"proposal", encode([chain_id, height, round_, block_hash, pol_round]))
+
+
 @dataclass(frozen=True, slots=True)
 class CommitCertificate:
     height: int

@@ -29,6 +29,7 @@ TAGS: Final = frozenset(
         b"block",  # block hash over the header
         b"vote",  # prevote / precommit sign bytes
         b"proposal",  # proposal sign bytes
+        b"proposer",  # proposer selection with unequal voting power
         b"validators",  # validator set hash
         b"commit",  # commit certificate hash (last_commit_hash)
         b"key",  # state-tree key path: H("key", state_key)
