@@ -95,6 +95,11 @@ class Application(Protocol):
         """Deterministically: is ``block`` a valid next block whose hash is ``block_hash``?"""
         ...
 
+    def block_hash(self, block: Any) -> bytes | None:
+        """The hash of ``block``, or None if it is not even a block. Checked for every proposal
+        before anything is remembered, so one hash can never stand for two blocks."""
+        ...
+
 
 class Signer(Protocol):
     """Signs this validator's messages. Returns None to refuse: it never signs two different
@@ -126,23 +131,43 @@ def proposer_for(validators: ValidatorSet, height: int, round_: int) -> bytes:
     raise AssertionError("slot beyond total power")
 
 
+VOTES_PER_VALIDATOR_MAX = 4  # distinct values counted per validator, round and type
+
+
 @dataclass
 class VoteSet:
-    """The votes of one type in one round: first vote per validator counts."""
+    """The votes of one type in one round.
 
-    votes: dict[bytes, Vote] = field(default_factory=dict)
+    As in the paper, a vote counts toward the value it names, once per (validator, value): an
+    equivocator's second vote still counts for its own value (otherwise one equivocator can
+    split honest validators' locks forever). That is safe because two quorums overlap in a
+    validator that is honest, and an honest validator votes once. ``total`` counts each validator
+    once. At most ``VOTES_PER_VALIDATOR_MAX`` values per validator are kept.
+    """
+
+    by_validator: dict[bytes, dict[bytes, Vote]] = field(default_factory=dict)
     power_for: dict[bytes, int] = field(default_factory=dict)  # block hash (NIL) -> power
     total: int = 0
 
     def add(self, vote: Vote, weight: int) -> Vote | None:
-        """Add ``vote``; return the validator's earlier conflicting vote, if any."""
-        earlier = self.votes.get(vote.validator)
-        if earlier is not None:
-            return earlier if earlier.block_hash != vote.block_hash else None
-        self.votes[vote.validator] = vote
-        self.power_for[vote.block_hash] = self.power_for.get(vote.block_hash, 0) + weight
-        self.total += weight
-        return None
+        """Count ``vote``; return an earlier vote of the same validator for another value."""
+        mine = self.by_validator.get(vote.validator)
+        if mine is None:
+            self.by_validator[vote.validator] = {vote.block_hash: vote}
+            self.power_for[vote.block_hash] = self.power_for.get(vote.block_hash, 0) + weight
+            self.total += weight
+            return None
+        if vote.block_hash in mine:
+            return None
+        earlier = next(iter(mine.values()))
+        if len(mine) < VOTES_PER_VALIDATOR_MAX:
+            mine[vote.block_hash] = vote
+            self.power_for[vote.block_hash] = self.power_for.get(vote.block_hash, 0) + weight
+        return earlier
+
+    def signatures_for(self, block_hash: bytes) -> list[tuple[bytes, bytes]]:
+        """(validator, signature) of the votes for ``block_hash``, sorted by validator."""
+        return sorted((k, votes[block_hash].signature) for k, votes in self.by_validator.items() if block_hash in votes)
 
 
 class Consensus:
@@ -284,8 +309,10 @@ class Consensus:
             return
         if not self.verify(p.proposer, p.signature, p.sign_bytes(self.chain_id)):
             return
+        if self.app.block_hash(p.block) != p.block_hash:
+            return  # a block under someone else's hash: validity is cached by hash
         self.proposals[p.round] = p
-        self._blocks[p.block_hash] = p.block
+        self._blocks.setdefault(p.block_hash, p.block)
         self._seen(p.round, p.proposer)
 
     def _add_vote(self, v: Vote, effects: list[Effect]) -> None:
@@ -413,9 +440,8 @@ class Consensus:
             precommits = self.precommits.get(r)
             if self._quorum(precommits, v) and self._is_valid(v):
                 assert precommits is not None
-                sigs = sorted((k, vote.signature) for k, vote in precommits.votes.items() if vote.block_hash == v)
-                cert = CommitCertificate(self.height, r, v, tuple(sigs))
-                effects.append(Decide(self.height, r, v, proposal.block, cert))
+                cert = CommitCertificate(self.height, r, v, tuple(precommits.signatures_for(v)))
+                effects.append(Decide(self.height, r, v, self._blocks[v], cert))
                 self.step = DECIDED
                 return True
         return False

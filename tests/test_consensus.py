@@ -34,6 +34,9 @@ class App:
     def validate(self, height: int, block_hash: bytes, block: Any) -> bool:
         return hashlib.sha256(block).digest() == block_hash
 
+    def block_hash(self, block: Any) -> bytes | None:
+        return hashlib.sha256(block).digest() if type(block) is bytes else None
+
 
 class Signer:
     """Signs, remembering what it signed per (height, round, step): never two different."""
@@ -101,8 +104,10 @@ def test_equivocation_is_reported_and_counted_once() -> None:
     assert not any(isinstance(e, Equivocation) for e in node.on_vote(a))
     effects = node.on_vote(b)
     assert Equivocation(a, b) in effects
+    # Each vote counts for its own value (as in the paper); the validator counts once in total.
     assert node.prevotes[0].power_for.get(b"\x01" * 32) == 10
-    assert b"\x02" * 32 not in node.prevotes[0].power_for  # the second vote does not count
+    assert node.prevotes[0].power_for.get(b"\x02" * 32) == 10
+    assert node.prevotes[0].total == 10
 
 
 def test_bad_signatures_and_outsiders_are_ignored() -> None:
@@ -111,7 +116,7 @@ def test_bad_signatures_and_outsiders_are_ignored() -> None:
     outsider = _vote(KeyPair.dev("outsider"), PREVOTE, 1, 0, NIL)
     forged = Vote(PREVOTE, 1, 0, NIL, KEYS[2].public, outsider.signature)
     assert node.on_vote(outsider) == [] and node.on_vote(forged) == []
-    assert 0 not in node.prevotes or KEYS[2].public not in node.prevotes[0].votes
+    assert 0 not in node.prevotes or KEYS[2].public not in node.prevotes[0].by_validator
 
 
 def test_restore_after_crash_between_persist_and_send_rebroadcasts_and_keeps_the_lock() -> None:
