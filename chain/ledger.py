@@ -22,7 +22,7 @@ from chain.executor import ContractRuntime, ExecutionResult, Executor
 from chain.genesis import Genesis
 from chain.merkle import EMPTY_LIST_ROOT
 from chain.state import BlockState, decode_value
-from chain.statetree import EMPTY_ROOT, StateTree
+from chain.statetree import EMPTY_ROOT, StateTree, TreeUpdate
 from chain.store import Store
 from chain.tx import SignedTx
 from chain.validators import Validator, ValidatorSet
@@ -86,20 +86,21 @@ class Ledger:
 
     def genesis_block(self) -> Block:
         """The height-0 block, recomputed from the genesis document."""
-        tree = StateTree(_NoNodes(), EMPTY_ROOT)
-        update = tree.compute_update(self.genesis_state().diff())
+        return self._build_genesis()[0]
+
+    def _build_genesis(self) -> tuple[Block, dict[bytes, bytes | None], TreeUpdate]:
+        """The genesis block with the state diff and tree update it commits to."""
+        diff = self.genesis_state().diff()
+        update = StateTree(_NoNodes(), EMPTY_ROOT).compute_update(diff)
         vhash = self.genesis.validators.hash()
         header = Header(
             self.chain_id, 0, self.genesis.genesis_time_ms, ZERO_HASH, EMPTY_LIST_ROOT,
             EMPTY_LIST_ROOT, update.root, vhash, vhash, ZERO_HASH, NO_COMMIT_HASH,
         )
-        return Block(header, (), None)
+        return Block(header, (), None), diff, update
 
     def _write_genesis(self) -> None:
-        tree = StateTree(_NoNodes(), EMPTY_ROOT)
-        diff = self.genesis_state().diff()
-        update = tree.compute_update(diff)
-        block = self.genesis_block()
+        block, diff, update = self._build_genesis()
         self.store.write_block(
             block, None, (), diff, update.node_writes, genesis=True,
             validator_sets=[self.genesis.validators],

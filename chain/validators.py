@@ -6,7 +6,7 @@ key. Quorum is more than two thirds of the total power: ``3 * power > 2 * total`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chain.encoding import H, encode
 from chain.errors import InvalidBlock
@@ -26,6 +26,7 @@ class Validator:
 @dataclass(frozen=True, slots=True)
 class ValidatorSet:
     validators: tuple[Validator, ...]  # sorted by pubkey
+    _total: int | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def build(cls, validators: list[Validator]) -> ValidatorSet:
@@ -44,7 +45,12 @@ class ValidatorSet:
 
     @property
     def total_power(self) -> int:
-        return sum(v.power for v in self.validators)
+        # Asked on every quorum check; the set is immutable, so sum once.
+        total = self._total
+        if total is None:
+            total = sum(v.power for v in self.validators)
+            object.__setattr__(self, "_total", total)
+        return total
 
     def power_of(self, pubkey: bytes) -> int:
         for v in self.validators:
