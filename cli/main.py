@@ -152,5 +152,44 @@ def sim(validators: int, byzantine: int, mode: str, drop: float, dup: float, del
         sys.exit(1)
 
 
+@main.group()
+def net() -> None:
+    """Local networks of node processes in one folder."""
+
+
+@net.command("init")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path(".devnet/net"), show_default=True)
+@click.option("--validators", type=click.IntRange(1, 100), default=4, show_default=True)
+@click.option("--observers", type=click.IntRange(0, 16), default=0, show_default=True, help="Non-voting nodes that replicate and verify.")
+@click.option("--base-port", type=click.IntRange(0, 65535), default=26600, show_default=True, help="Node i listens on base+2i (p2p) and base+2i+1 (API); 0 picks free ports.")
+@click.option("--force", is_flag=True, help="Replace an existing network in --dir.")
+def net_init(directory: Path, validators: int, observers: int, base_port: int, force: bool) -> None:
+    """Write a local network: genesis, one home per node, participant keys (INSECURE dev keys)."""
+    from cli.net import init_network
+
+    network = init_network(directory, validators, observers, base_port, force)
+    click.echo(f"wrote {directory}: chain {network['chain_id']} (INSECURE dev keys)")
+    for n in network["nodes"]:
+        click.echo(f"  {n['name']:<10} {n['role']:<9} p2p {n['p2p']:<21} api http://{n['rpc']}")
+    click.echo(f"start a node: clearchain node run --home {directory / network['nodes'][0]['home']}")
+
+
+@main.group()
+def node() -> None:
+    """Run one node."""
+
+
+@node.command("run")
+@click.option("--home", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--quiet", is_flag=True, help="Log only to <home>/node.log.")
+def node_run(home: Path, quiet: bool) -> None:
+    """Run a node in the foreground until SIGTERM or Ctrl-C (logs to <home>/node.log)."""
+    import asyncio
+
+    from node.runtime import run_node
+
+    asyncio.run(run_node(home, echo_log=not quiet))
+
+
 if __name__ == "__main__":
     main()

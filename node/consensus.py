@@ -189,6 +189,7 @@ class Consensus:
         self.verify = verify
         self.timeouts = timeouts
         self.future: list[Proposal | Vote] = []
+        self.started = False  # until ``start`` or ``restore``, messages for this height wait too
         self._reset(height, validators)
 
     # --- state ------------------------------------------------------------------------------
@@ -220,6 +221,7 @@ class Consensus:
     # --- inputs -----------------------------------------------------------------------------
     def start(self) -> list[Effect]:
         """Begin round 0 of the current height."""
+        self.started = True
         effects: list[Effect] = []
         self._start_round(0, effects)
         self._process(effects)
@@ -227,9 +229,17 @@ class Consensus:
 
     def advance(self, validators: ValidatorSet) -> list[Effect]:
         """The decided block is written: move to the next height with its validator set."""
-        self._reset(self.height + 1, validators)
+        return self.skip_to(self.height + 1, validators)
+
+    def skip_to(self, height: int, validators: ValidatorSet) -> list[Effect]:
+        """Begin ``height`` afresh: after a decision, or after block sync wrote the heights in
+        between (their certificates, not this machine, decided them). Buffered messages for
+        ``height`` are replayed; older ones are dropped."""
+        if height < self.height or (height == self.height and self.started):
+            raise ValueError(f"consensus cannot go back from height {self.height} to {height}")
+        self._reset(height, validators)
         effects = self.start()
-        pending, self.future = self.future, []
+        pending, self.future = [m for m in self.future if m.height == height], []
         for message in pending:
             effects.extend(self._receive(message))
         return effects
@@ -243,6 +253,7 @@ class Consensus:
         "vote persisted" and "vote sent" loses nothing, and the signer's record keeps it from
         signing anything that conflicts with them.
         """
+        self.started = True
         effects: list[Effect] = []
         own: list[Vote] = []
         for m in records:
@@ -291,7 +302,9 @@ class Consensus:
 
     def _receive(self, message: Proposal | Vote) -> list[Effect]:
         effects: list[Effect] = []
-        if message.height == self.height + 1 or (message.height == self.height and self.step == DECIDED):
+        if message.height == self.height + 1 or (
+            message.height == self.height and (self.step == DECIDED or not self.started)
+        ):
             if len(self.future) < FUTURE_MESSAGES_MAX:
                 self.future.append(message)
             return effects

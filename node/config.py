@@ -1,0 +1,183 @@
+"""A node's ``config.toml``: where it listens, whom it dials, its timeouts.
+
+Read with the standard library's ``tomllib``; written by ``clearchain net init`` with
+``render``. Unknown sections or keys are refused (a misspelt ``timout_propose_ms`` silently
+ignored is a node that behaves differently from what its operator wrote), and every error names
+the key. Paths are relative to the node's home.
+
+    [node]       moniker, role ("validator" | "observer"), genesis, log_level
+    [p2p]        listen "host:port", peers ["host:port", ...], observers ["<hex node key>", ...],
+                 frame_bytes_max, queue_max
+    [rpc]        listen "host:port" ("" for none)
+    [consensus]  timeout_propose_ms, timeout_prevote_ms, timeout_precommit_ms, timeout_delta_ms,
+                 commit_wait_ms, heartbeat_ms (0: the genesis parameter), clock_drift_ms,
+                 block_txs_max
+    [mempool]    txs_max, bytes_max
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from chain.errors import ClearchainError
+from chain.limits import BLOCK_TXS_MAX, ENCODED_BYTES_MAX
+
+CONFIG_FILE = "config.toml"
+ROLES = ("validator", "observer")
+
+
+class ConfigError(ClearchainError):
+    """A config.toml that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSection:
+    moniker: str = "node"
+    role: str = "validator"
+    genesis: str = "genesis.json"
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class P2PSection:
+    listen: str = "127.0.0.1:26656"
+    peers: list[str] = field(default_factory=list)
+    observers: list[str] = field(default_factory=list)
+    frame_bytes_max: int = ENCODED_BYTES_MAX
+    queue_max: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class RPCSection:
+    listen: str = "127.0.0.1:26657"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusSection:
+    timeout_propose_ms: int = 1000
+    timeout_prevote_ms: int = 500
+    timeout_precommit_ms: int = 500
+    timeout_delta_ms: int = 250
+    commit_wait_ms: int = 50
+    heartbeat_ms: int = 0
+    clock_drift_ms: int = 10_000
+    block_txs_max: int = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolSection:
+    txs_max: int = 50_000
+    bytes_max: int = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    node: NodeSection = field(default_factory=NodeSection)
+    p2p: P2PSection = field(default_factory=P2PSection)
+    rpc: RPCSection = field(default_factory=RPCSection)
+    consensus: ConsensusSection = field(default_factory=ConsensusSection)
+    mempool: MempoolSection = field(default_factory=MempoolSection)
+
+
+_SECTIONS: dict[str, type] = {
+    "node": NodeSection, "p2p": P2PSection, "rpc": RPCSection,
+    "consensus": ConsensusSection, "mempool": MempoolSection,
+}
+
+
+def load_config(home: Path) -> NodeConfig:
+    path = home / CONFIG_FILE
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError("config_missing", f"{path} not found (make one with `clearchain net init`)") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("config_syntax", f"{path}: {exc}") from exc
+    return parse_config(doc, str(path))
+
+
+def parse_config(doc: dict[str, Any], where: str = "config") -> NodeConfig:
+    sections: dict[str, Any] = {}
+    for name, value in doc.items():
+        cls = _SECTIONS.get(name)
+        if cls is None:
+            raise ConfigError("config_unknown_key", f"{where}: unknown section [{name}]")
+        if not isinstance(value, dict):
+            raise ConfigError("config_type", f"{where}: [{name}] must be a table")
+        sections[name] = _section(cls, value, f"{where}: {name}")
+    cfg = NodeConfig(**sections)
+    _check(cfg, where)
+    return cfg
+
+
+def _section(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    defaults = cls()
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError("config_unknown_key", f"{where}.{key} is not a known setting")
+        want = type(getattr(defaults, key))
+        if want is int and (type(value) is not int or value < 0):
+            raise ConfigError("config_type", f"{where}.{key} must be a non-negative integer")
+        if want is str and type(value) is not str:
+            raise ConfigError("config_type", f"{where}.{key} must be a string")
+        if want is list and (type(value) is not list or any(type(v) is not str for v in value)):
+            raise ConfigError("config_type", f"{where}.{key} must be a list of strings")
+        out[key] = value
+    return cls(**out)
+
+
+def _check(cfg: NodeConfig, where: str) -> None:
+    if cfg.node.role not in ROLES:
+        raise ConfigError("config_value", f"{where}: node.role must be one of {ROLES}")
+    parse_address(cfg.p2p.listen, f"{where}: p2p.listen")
+    for i, peer in enumerate(cfg.p2p.peers):
+        parse_address(peer, f"{where}: p2p.peers[{i}]")
+    for i, key in enumerate(cfg.p2p.observers):
+        try:
+            ok = len(bytes.fromhex(key)) == 32
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError("config_value", f"{where}: p2p.observers[{i}] must be a 64-hex-digit node key")
+    if cfg.rpc.listen:
+        parse_address(cfg.rpc.listen, f"{where}: rpc.listen")
+    if not 1 <= cfg.consensus.block_txs_max <= BLOCK_TXS_MAX:
+        raise ConfigError("config_value", f"{where}: consensus.block_txs_max must be 1..{BLOCK_TXS_MAX}")
+    if cfg.consensus.timeout_propose_ms == 0 or cfg.consensus.timeout_prevote_ms == 0 or cfg.consensus.timeout_precommit_ms == 0:
+        raise ConfigError("config_value", f"{where}: consensus timeouts must be positive")
+    if not 1024 <= cfg.p2p.frame_bytes_max <= ENCODED_BYTES_MAX:
+        raise ConfigError("config_value", f"{where}: p2p.frame_bytes_max must be 1024..{ENCODED_BYTES_MAX}")
+    if cfg.p2p.queue_max == 0 or cfg.mempool.txs_max == 0 or cfg.mempool.bytes_max == 0:
+        raise ConfigError("config_value", f"{where}: queue and mempool bounds must be positive")
+
+
+def parse_address(text: str, where: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError("config_value", f"{where}: {text!r} is not host:port")
+    return host, int(port)
+
+
+def render(cfg: NodeConfig) -> str:
+    """The TOML text of ``cfg`` (every key, so an operator sees what can be set)."""
+    lines: list[str] = []
+    for name in _SECTIONS:
+        section = getattr(cfg, name)
+        lines.append(f"[{name}]")
+        for f in fields(section):
+            lines.append(f"{f.name} = {_toml(getattr(section, f.name))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
