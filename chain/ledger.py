@@ -179,7 +179,9 @@ class Ledger:
         self.validators = next_set
 
     def apply_committed(self, block: Block, certificate: CommitCertificate) -> ExecutionResult:
-        """Validate, re-execute and write a block someone else committed (sync, replay)."""
+        """Validate, re-execute and write a block someone else committed (sync, replay). The
+        certificate is checked first: it is cheap, and a block without one is not worth executing."""
+        certificate.verify(self.chain_id, self.validators, block.height, block.hash())
         result = self.validate(block)
         self.commit(block, certificate, result)
         return result

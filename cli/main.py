@@ -98,6 +98,22 @@ def bench_executor(txs: int, batches: int, batch_size: int, account_count: int, 
         json_out.write_text(json.dumps(figures, indent=2) + "\n")
 
 
+@bench.command("network")
+@click.option("--validators", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option("--seconds", type=click.FloatRange(1, 600), default=10, show_default=True, help="Per block-rate measurement.")
+@click.option("--latency-txs", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--trades", type=click.IntRange(1), default=5000, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 1000), default=500, show_default=True)
+@click.option("--json-out", type=click.Path(path_type=Path), default=None)
+def bench_network(validators: int, seconds: float, latency_txs: int, trades: int, batch: int, json_out: Path | None) -> None:
+    """Empty-block rate, commit latency and throughput of a local multi-process network."""
+    from cli.bench_network import run_bench
+
+    figures = run_bench(validators, seconds, latency_txs, trades, batch)
+    if json_out:
+        json_out.write_text(json.dumps(figures, indent=2) + "\n")
+
+
 @main.command()
 @click.option("--validators", type=click.IntRange(1, 256), default=4, show_default=True)
 @click.option("--byzantine", type=click.IntRange(0, 85), default=0, show_default=True, help="The last F validators.")

@@ -97,7 +97,7 @@ def init_network(
         nodes.append({"name": name, "role": role, "home": name, "p2p": p2p[i], "rpc": rpc[i], "node_key": key.key_id})
     keydir = directory / "keys"
     keydir.mkdir()
-    for pid, (_, _, key_names) in devnet.PARTICIPANTS.items():
+    for _, _, key_names in devnet.PARTICIPANTS.values():
         for key_name in key_names:
             write_key_file(keydir / (key_name.replace("/", ".") + ".key"), KeyPair.dev(key_name))
     network = {"chain_id": doc["chain_id"], "insecure_dev_keys": True, "nodes": nodes}

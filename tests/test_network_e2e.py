@@ -15,9 +15,10 @@ import pytest
 
 from chain.errors import ClearchainError
 from chain.store import Store
+from cli.localnet import NodeProcess, wait_until
 from cli.net import init_network
 from node.config import ConsensusSection
-from tests.netutil import NodeProcess, TxMaker, wait_until
+from tests.netutil import TxMaker
 
 TARGET_HEIGHT = 50
 
