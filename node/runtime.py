@@ -53,7 +53,7 @@ from node import p2p
 from node.app import LedgerApp
 from node.config import NodeConfig, load_config, parse_address
 from node.consensus import Broadcast, Consensus, Decide, Effect, Equivocation, ScheduleTimeout, TimeoutParams
-from node.evidence import EvidencePool
+from node.evidence import DoubleVote, EvidencePool
 from node.mempool import Mempool
 from node.messages import Proposal, Vote
 from node.privval import FileSigner
@@ -72,6 +72,7 @@ COMMIT_TIMES_KEPT = 1_000
 
 _TXS, _PROPOSAL, _VOTE = int(p2p.MSG.TXS), int(p2p.MSG.PROPOSAL), int(p2p.MSG.VOTE)
 _STATUS, _GET_BLOCKS, _BLOCKS = int(p2p.MSG.STATUS), int(p2p.MSG.GET_BLOCKS), int(p2p.MSG.BLOCKS)
+_EVIDENCE = int(p2p.MSG.EVIDENCE)
 
 
 def wall_clock_ms() -> int:
@@ -249,15 +250,22 @@ class Node:
             elif isinstance(e, Decide):
                 decided.append(e)
             elif isinstance(e, Equivocation):
-                if self.evidence.add(e.first, e.second):
-                    self.log.warning(
-                        "EVIDENCE: validator %s double-voted at height %d round %d",
-                        e.first.validator.hex(), e.first.height, e.first.round,
-                    )
+                self._new_evidence(e.first, e.second)
         for m in out:
             self._broadcast_consensus(m)
         for d in decided:
             self._commit_decided(d)
+
+    def _new_evidence(self, first: Vote, second: Vote, source: bytes | None = None) -> bool:
+        """Keep a verified double vote and pass it on, so every node holds the proof."""
+        if not self.evidence.add(first, second):
+            return False
+        self.log.warning(
+            "EVIDENCE: validator %s double-voted at height %d round %d",
+            first.validator.hex(), first.height, first.round,
+        )
+        self.transport.broadcast([_EVIDENCE, first.to_wire(), second.to_wire()], exclude=source)
+        return True
 
     def _broadcast_consensus(self, m: Proposal | Vote) -> None:
         kind = _PROPOSAL if isinstance(m, Proposal) else _VOTE
@@ -423,6 +431,17 @@ class Node:
         if height > self.consensus.height:
             self._request_blocks(peer.pubkey, height)
 
+    def _on_evidence(self, peer: p2p.Peer, message: list[Any]) -> None:
+        _need(len(message) == 3, "bad_evidence")
+        first, second = Vote.from_wire(message[1]), Vote.from_wire(message[2])
+        _need(first is not None and second is not None, "bad_evidence")
+        assert first is not None and second is not None
+        item = DoubleVote(first, second)
+        if item.key in self.evidence.items:
+            return
+        _need(item.verify(self.chain_id), "bad_evidence")
+        self._new_evidence(first, second, source=peer.pubkey)
+
     # --- block sync -----------------------------------------------------------------------------
     def _request_blocks(self, pubkey: bytes, peer_height: int) -> None:
         """Ask ``pubkey`` for the committed blocks after our head (one request at a time)."""
@@ -549,6 +568,7 @@ class Node:
         _STATUS: _on_status,
         _GET_BLOCKS: _on_get_blocks,
         _BLOCKS: _on_blocks,
+        _EVIDENCE: _on_evidence,
     }
 
     # --- introspection --------------------------------------------------------------------------

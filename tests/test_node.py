@@ -339,3 +339,48 @@ def _rpc(node: Node) -> str:
     assert node.rpc is not None
     host, port = node.rpc.address
     return f"{host}:{port}"
+
+
+def test_double_vote_becomes_evidence_on_every_node(tmp_path: Path) -> None:
+    """Validator 3 (run by the test) signs two different prevotes for one (height, round): the
+    node that sees both keeps the pair, every node learns it, and the API shows it."""
+    import aiohttp
+
+    from chain.certificate import PREVOTE, vote_sign_bytes
+    from node.messages import Vote
+
+    async def go() -> None:
+        net = Net(tmp_path)
+        liar = None
+        try:
+            nodes = await net.start(0, 1, 2)
+            await until(lambda: min(_heads(nodes)) >= 2, 20, "two blocks")
+            key = read_key_file(net.home(3) / NODE_KEY_FILE)
+            liar = await _liar(net, 3)
+            height = nodes[0].ledger.head.height + 1
+            votes = []
+            for block_hash in (b"\x01" * 32, b"\x02" * 32):
+                sig = key.sign(vote_sign_bytes(nodes[0].chain_id, PREVOTE, height, 0, block_hash))
+                votes.append(Vote(PREVOTE, height, 0, block_hash, key.public, sig))
+            for v in votes:
+                assert liar.send(nodes[0].key.public, [int(p2p.MSG.VOTE), v.to_wire()])
+            await until(lambda: all(len(n.evidence.items) == 1 for n in nodes), 20, "evidence on every node")
+            (item,) = nodes[2].evidence.items.values()
+            assert item.first.validator == key.public and item.verify(nodes[0].chain_id)
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://{_rpc(nodes[1])}/evidence") as resp:
+                    (doc,) = (await resp.json())["evidence"]
+            assert doc["validator"] == key.public.hex() and doc["height"] == height and doc["step"] == "prevote"
+            # forged evidence (a signature that does not verify) gets its sender disconnected
+            await liar.stop()
+            liar = await _liar(net, 3)
+            bad = Vote(PREVOTE, height + 5, 0, b"\x03" * 32, key.public, b"\x00" * 64)
+            assert liar.send(nodes[0].key.public, [int(p2p.MSG.EVIDENCE), bad.to_wire(), votes[0].to_wire()])
+            await until(lambda: key.public not in nodes[0].transport.peers, 10, "the forger dropped")
+            assert len(nodes[0].evidence.items) == 1
+        finally:
+            if liar is not None:
+                await liar.stop()
+            await net.close()
+
+    run(go())
