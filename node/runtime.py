@@ -393,6 +393,11 @@ class Node:
             handler(self, peer, message)
         except _Misbehaved as exc:
             self.transport.disconnect(peer.pubkey, str(exc))
+        except ClearchainError as exc:
+            if not exc.code.startswith("store"):
+                raise  # the transport logs it with its traceback and drops the peer
+            self.log.critical("store failure, stopping: %s: %s", exc.code, exc.message)
+            self.stop()
 
     def _on_txs(self, peer: p2p.Peer, message: list[Any]) -> None:
         _need(len(message) == 2 and type(message[1]) is list and len(message[1]) <= TX_BATCH_MAX, "bad_tx_batch")
