@@ -68,6 +68,7 @@ SYNC_RESPONSE_BYTES_MAX = 6 * 1024 * 1024
 SYNC_TIMEOUT_S = 5.0
 TX_BATCH_MAX = 500  # transactions in one gossip message
 TX_FLUSH_S = 0.01
+TX_RESEND_MAX = 5_000  # pending transactions offered to a peer that connects
 COMMIT_TIMES_KEPT = 1_000
 
 _TXS, _PROPOSAL, _VOTE = int(p2p.MSG.TXS), int(p2p.MSG.PROPOSAL), int(p2p.MSG.VOTE)
@@ -378,6 +379,11 @@ class Node:
     def _on_connect(self, peer: p2p.Peer) -> None:
         self.log.info("peer %s connected (%s)", peer.pubkey.hex()[:16], peer.address)
         self.transport.send(peer.pubkey, self._status_message())
+        # What is pending here may never have reached this peer (it was down, or just started):
+        # without this, transactions sent to an observer before it had peers would never leave.
+        pending = [stx.encode() for stx in self.mempool.reap(TX_RESEND_MAX, SYNC_RESPONSE_BYTES_MAX)]
+        for i in range(0, len(pending), TX_BATCH_MAX):
+            self.transport.send(peer.pubkey, [_TXS, pending[i : i + TX_BATCH_MAX]])
 
     def _on_disconnect(self, peer: p2p.Peer, reason: str) -> None:
         self.peer_status.pop(peer.pubkey, None)

@@ -384,3 +384,23 @@ def test_double_vote_becomes_evidence_on_every_node(tmp_path: Path) -> None:
             await net.close()
 
     run(go())
+
+
+def test_transactions_sent_to_an_observer_reach_the_validators(tmp_path: Path) -> None:
+    """An observer never proposes: what clients send it must travel, even if it had no peers yet."""
+
+    async def go() -> None:
+        net = Net(tmp_path, validators=1, observers=1)
+        try:
+            (observer,) = await net.start(1)
+            maker = TxMaker()
+            stx = _trade(maker, 0)
+            observer.submit(stx.encode())  # no peer yet: gossip reaches nobody
+            await asyncio.sleep(0.2)
+            (validator,) = await net.start(0)
+            await until(lambda: observer.store.tx_location(stx.hash) is not None, 20, "the trade committed and replicated")
+            assert validator.store.tx_location(stx.hash) == observer.store.tx_location(stx.hash)
+        finally:
+            await net.close()
+
+    run(go())
