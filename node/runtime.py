@@ -46,6 +46,7 @@ from chain.errors import ClearchainError, InvalidTransaction
 from chain.genesis import load_genesis
 from chain.keys import read_key_file, verify_signature
 from chain.ledger import Ledger
+from chain.receipt import Receipt
 from chain.store import Store
 from chain.tx import SignedTx
 from contracts import default_registry
@@ -146,6 +147,8 @@ class Node:
         self._stop = asyncio.Event()
         self._stopped = False
         self.commit_waiters: dict[bytes, list[asyncio.Future[Any]]] = {}
+        # called after each block is written (API index, event stream); a failure is logged only
+        self.commit_listeners: list[Callable[[Block, tuple[Receipt, ...]], None]] = []
         self.commit_times: list[tuple[int, float, int, int]] = []  # (height, seconds, round, txs)
         self.started_at = time.monotonic()
         self.rpc: Any = None
@@ -286,10 +289,15 @@ class Node:
     def _commit_decided(self, d: Decide) -> None:
         block, result = self.app.decided(d.block_hash)
         self.ledger.commit(block, d.certificate, result)
-        self._after_commit(block, d.certificate, synced=False)
+        self._after_commit(block, d.certificate, result.receipts, synced=False)
 
-    def _after_commit(self, block: Block, cert: CommitCertificate, synced: bool) -> None:
+    def _after_commit(self, block: Block, cert: CommitCertificate, receipts: tuple[Receipt, ...], synced: bool) -> None:
         height = block.height
+        for listener in self.commit_listeners:
+            try:
+                listener(block, receipts)
+            except Exception:
+                self.log.exception("commit listener failed at height %d", height)
         self.mempool.update(block.txs, height + 1)
         self.app.new_height(cert)
         now = time.monotonic()
@@ -501,11 +509,11 @@ class Node:
             if block.height != self.ledger.head.height + 1:
                 break
             try:
-                self.ledger.apply_committed(block, cert)
+                result = self.ledger.apply_committed(block, cert)
             except ClearchainError as exc:
                 self.log.warning("sync: peer %s sent a block that fails verification: %s: %s", peer.pubkey.hex()[:16], exc.code, exc.message)
                 raise _Misbehaved(f"bad_sync_block: {exc.code}") from exc
-            self._after_commit(block, cert, synced=True)
+            self._after_commit(block, cert, result.receipts, synced=True)
             applied += 1
         if applied:
             self._enter_height(self.ledger.head.height + 1)
