@@ -207,5 +207,16 @@ def node_run(home: Path, quiet: bool) -> None:
     asyncio.run(run_node(home, echo_log=not quiet))
 
 
+def _register_client_commands() -> None:
+    """Commands that talk to a node's API live in their own modules (cli/cmd_*.py)."""
+    from cli import cmd_keys, cmd_ledger
+
+    cmd_keys.register(main)
+    cmd_ledger.register(main)
+
+
+_register_client_commands()
+
+
 if __name__ == "__main__":
     main()
