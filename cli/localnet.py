@@ -30,7 +30,7 @@ class NodeProcess:
         out = open(self.home / "process.out", "ab")  # noqa: SIM115 (the child owns it)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "node", "run", "--home", str(self.home), "--quiet"],
-            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
         out.close()
 

@@ -190,6 +190,93 @@ def net_init(directory: Path, validators: int, observers: int, base_port: int, f
     click.echo(f"start a node: clearchain node run --home {directory / network['nodes'][0]['home']}")
 
 
+NET_DIR_OPTION = click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path(".devnet/net"), show_default=True)
+
+
+@net.command("up")
+@NET_DIR_OPTION
+@click.option("--timeout", type=click.FloatRange(1, 600), default=60, show_default=True, help="Seconds to wait for the first block.")
+def net_up(directory: Path, timeout: float) -> None:
+    """Start every node in the background; return once the chain commits (initialises the
+    default network first if --dir holds none)."""
+    from cli.net import NETWORK_FILE, init_network
+    from cli.netctl import up
+
+    if not (directory / NETWORK_FILE).exists():
+        init_network(directory)
+        click.echo(f"initialised {directory}: 4 validators (INSECURE dev keys)")
+    up(directory, click.echo, timeout)
+    click.echo(f"network up: {directory} (clearchain net status | net logs node0 | net down)")
+
+
+@net.command("status")
+@NET_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True)
+def net_status(directory: Path, as_json: bool) -> None:
+    """Each node: process, height, peers, age of its last block, mempool."""
+    from cli.netctl import status
+
+    rows = status(directory)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    show = lambda v: "-" if v is None else str(v)  # noqa: E731
+    click.echo(f"{'node':<11}{'role':<10}{'pid':>8}{'height':>8}{'round':>6}{'peers':>6}{'last block':>12}{'mempool':>9}  api")
+    for r in rows:
+        age = "-" if r["last_block_age_ms"] is None else f"{r['last_block_age_ms'] / 1000:.1f} s"
+        state = show(r["pid"]) if r["pid"] else "down"
+        click.echo(f"{r['node']:<11}{r['role']:<10}{state:>8}{show(r['height']):>8}{show(r['round']):>6}{show(r['peers']):>6}{age:>12}{show(r['mempool_txs']):>9}  {r['api']}")
+
+
+@net.command("logs")
+@NET_DIR_OPTION
+@click.argument("node_name")
+@click.option("-n", "--lines", type=click.IntRange(1), default=40, show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C to stop).")
+def net_logs(directory: Path, node_name: str, lines: int, follow: bool) -> None:
+    """Print the end of a node's log (<dir>/<node>/node.log)."""
+    import time
+
+    from cli.net import NetworkError, load_network
+
+    names = [n["name"] for n in load_network(directory)["nodes"]]
+    if node_name not in names:
+        raise NetworkError("unknown_node", f"{node_name!r} is not one of {', '.join(names)}")
+    path = directory / node_name / "node.log"
+    if not path.exists():
+        raise NetworkError("no_log", f"{path} does not exist yet (has the node run?)")
+    with path.open(errors="replace") as f:
+        for line in f.readlines()[-lines:]:
+            click.echo(line, nl=False)
+        while follow:
+            line = f.readline()
+            if line:
+                click.echo(line, nl=False)
+            else:
+                time.sleep(0.2)
+
+
+@net.command("down")
+@NET_DIR_OPTION
+def net_down(directory: Path) -> None:
+    """Stop every node (SIGTERM: a clean shutdown; SIGKILL after 15 s)."""
+    from cli.netctl import down
+
+    count = down(directory, click.echo)
+    click.echo(f"stopped {count} node(s)" if count else "no node was running")
+
+
+@net.command("reset")
+@NET_DIR_OPTION
+@click.confirmation_option(prompt="Stop the network and delete its whole chain?")
+def net_reset(directory: Path) -> None:
+    """Stop the network and delete every node's chain data (configs, keys and genesis stay)."""
+    from cli.netctl import reset
+
+    reset(directory, click.echo)
+    click.echo(f"reset {directory}: the next `net up` starts from genesis")
+
+
 @main.group()
 def node() -> None:
     """Run one node."""

@@ -632,7 +632,9 @@ def _addr(address: tuple[str, int] | None) -> str | None:
 
 
 def _logger(home: Path, level: str, moniker: str) -> logging.Logger:
-    log = logging.getLogger(f"clearchain.node.{moniker}.{id(home)}")
+    log = logging.getLogger(f"clearchain.{moniker}")
+    if log.handlers:  # another node of that name in this process (tests): keep their logs apart
+        log = logging.getLogger(f"clearchain.{moniker}.{id(home)}")
     log.setLevel(getattr(logging, level.upper(), logging.INFO))
     log.propagate = False
     handler = logging.FileHandler(home / "node.log")
