@@ -1,11 +1,11 @@
-# make run  : set up (.venv) and run the single-process clearing scenario on LevelDB
+# make run  : set up (.venv), start the local 4-validator network, and run the demo on it
 # make test : set up (.venv) and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench genesis lint clean
+.PHONY: run stop test bench genesis lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/clearchain scenario --home .devnet/solo --reset
+	$(BIN)/clearchain net up --dir .devnet/net
+	$(BIN)/clearchain demo --dir .devnet/net
+
+stop: $(STAMP)
+	$(BIN)/clearchain net down --dir .devnet/net
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -32,4 +36,5 @@ lint: $(STAMP)
 	$(BIN)/mypy chain contracts
 
 clean:
+	-test -x $(BIN)/clearchain && $(BIN)/clearchain net down --dir .devnet/net
 	rm -rf $(VENV) .devnet .pytest_cache .hypothesis

@@ -277,6 +277,15 @@ def net_reset(directory: Path) -> None:
     click.echo(f"reset {directory}: the next `net up` starts from genesis")
 
 
+@main.command()
+@NET_DIR_OPTION
+def demo(directory: Path) -> None:
+    """Tell the clearing story on the local network (started first if it is not up)."""
+    from cli.demo import run_demo
+
+    run_demo(directory)
+
+
 @main.group()
 def node() -> None:
     """Run one node."""
