@@ -1,18 +1,28 @@
-"""The node's HTTP JSON API (aiohttp): the core a client and the tests need.
+"""The node's HTTP JSON API (aiohttp), as specified in docs/API.md: the contract the CLI and any
+other client code against.
 
 Bytes are lower-case hex in JSON. Every error is ``{"error": {"code", "message"}}`` with a stable
-code and an HTTP status that fits; a handler never returns a traceback.
+code and an HTTP status that fits; a handler never returns a traceback, and bad input never stops
+the node. Reads go to committed state (the head) through the store; nothing here writes it.
 
-    GET  /status               head, consensus height/round/step, peers, mempool
-    POST /txs                  {"tx": hex} or {"txs": [hex, ...]}; ?wait=commit&timeout_ms=N
-    GET  /txs/{hash}           pending | committed (height, index, receipt) | rejected (code) | unknown
-    GET  /blocks/{height}      header, tx hashes, certificate; ?raw=1 adds the encoded block
-    GET  /evidence             double votes seen
+    POST /txs                       {"tx": hex} or {"txs": [hex, ...]}; ?wait=commit&timeout_ms=N
+    GET  /txs/{hash}                pending | committed (height, index, receipt) | rejected | unknown
+    GET  /blocks/{height|hash|latest}   header, tx hashes, certificates; ?raw=1
+    GET  /blocks?from=H&to=H        a page of block summaries
+    GET  /accounts/{id}             owner, status, balances
+    GET  /accounts/{id}/history     movements from the account-history index (node/index.py)
+    GET  /state/proof?key=hex       inclusion or absence proof against the head's state root
+    GET  /participants[/{id}]       roles, key policy, nonces
+    GET  /instruments, /validators, /trades/{exchange}/{trade_id}
+    GET  /status, /evidence, /events (SSE), /metrics (Prometheus)
+
+Handlers are cheap: point reads, or scans bounded by a page size.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +30,14 @@ from aiohttp import web
 
 from chain.block import Header
 from chain.certificate import CommitCertificate
+from chain.encoding import encode
 from chain.errors import ClearchainError, InvalidTransaction
-from chain.limits import TX_BYTES_MAX
+from chain.ids import is_valid_id
+from chain.policy import nonce_key, policy_key
 from chain.receipt import Receipt
+from chain.state import BlockState
+from node.events import EventHub, Metrics, json_value, receipt_events_json, sse_frame
+from node.index import HISTORY_LIMIT_MAX, INDEX_DIR, AccountIndex
 
 if TYPE_CHECKING:
     from node.runtime import Node
@@ -30,18 +45,51 @@ if TYPE_CHECKING:
 SUBMIT_TXS_MAX = 1_000  # transactions in one POST
 WAIT_MS_DEFAULT = 10_000
 WAIT_MS_MAX = 60_000
+BODY_BYTES_MAX = 9 * 1024 * 1024
+BLOCKS_PAGE_MAX = 100
+HISTORY_LIMIT_DEFAULT = 100
+LIST_PAGE_MAX = 1_000  # participants or instruments in one reply
+STATE_KEY_BYTES_MAX = 1_024
+REPLAY_YIELD_BLOCKS = 64  # blocks replayed to an /events client before yielding to the loop
+SHUTDOWN_TIMEOUT_S = 2.0
+
 NODE: web.AppKey[Node] = web.AppKey("node")
-BODY_BYTES_MAX = SUBMIT_TXS_MAX * TX_BYTES_MAX // 32 + 2 * TX_BYTES_MAX
+INDEX: web.AppKey[AccountIndex | None] = web.AppKey("index")
+EVENTS: web.AppKey[EventHub] = web.AppKey("events")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+
+# State layouts read here (docstrings of contracts/accounts.py, instruments.py, membership.py,
+# settlement.py).
+_ACCOUNT = b"accounts/acct/"
+_BALANCE = b"accounts/bal/"
+_INSTRUMENT = b"instruments/"
+_PARTICIPANT = b"membership/participant/"
+_TRADE = b"settlement/trade/"
 
 
 class RPCServer:
-    def __init__(self, runner: web.AppRunner, site: web.TCPSite, address: tuple[str, int]) -> None:
+    """The running API: its HTTP server and the index and event hub it feeds from commits."""
+
+    def __init__(
+        self, node: Node, runner: web.AppRunner, site: web.TCPSite, address: tuple[str, int],
+        listeners: list[Callable[..., None]],
+    ) -> None:  # fmt: skip
+        self.node = node
         self.runner = runner
         self.site = site
         self.address = address
+        self.index: AccountIndex | None = runner.app[INDEX]
+        self.events: EventHub = runner.app[EVENTS]
+        self._listeners = listeners
 
     async def cleanup(self) -> None:
+        for listener in self._listeners:
+            if listener in self.node.commit_listeners:
+                self.node.commit_listeners.remove(listener)
+        self.events.close()
         await self.runner.cleanup()
+        if self.index is not None:
+            self.index.close()
 
 
 def error(status: int, code: str, message: str) -> web.Response:
@@ -55,6 +103,8 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        if exc.status == 413:
+            return error(413, "body_too_large", f"the body is larger than {BODY_BYTES_MAX} bytes")
         return error(exc.status, _http_code(exc.status), exc.reason)
     except ClearchainError as exc:
         return error(400, exc.code, exc.message)
@@ -69,39 +119,94 @@ def _http_code(status: int) -> str:
     return {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(status, "http_error")
 
 
-def make_app(node: Node) -> web.Application:
+def make_app(node: Node, index: AccountIndex | None = None) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=BODY_BYTES_MAX)
     app[NODE] = node
-    app.router.add_get("/status", status)
-    app.router.add_post("/txs", post_txs)
-    app.router.add_get("/txs/{hash}", get_tx)
-    app.router.add_get("/blocks/{height}", get_block)
-    app.router.add_get("/evidence", get_evidence)
+    app[INDEX] = index
+    app[EVENTS] = EventHub()
+    app[METRICS] = Metrics()
+    r = app.router
+    r.add_get("/status", status)
+    r.add_post("/txs", post_txs)
+    r.add_get("/txs/{hash}", get_tx)
+    r.add_get("/blocks", get_blocks)
+    r.add_get("/blocks/{ref}", get_block)
+    r.add_get("/accounts/{id}", get_account)
+    r.add_get("/accounts/{id}/history", get_history)
+    r.add_get("/state/proof", get_proof)
+    r.add_get("/participants", get_participants)
+    r.add_get("/participants/{id}", get_participant)
+    r.add_get("/instruments", get_instruments)
+    r.add_get("/validators", get_validators)
+    r.add_get("/trades/{exchange}/{trade_id}", get_trade)
+    r.add_get("/evidence", get_evidence)
+    r.add_get("/events", get_events)
+    r.add_get("/metrics", get_metrics)
     return app
 
 
+def open_index(node: Node) -> AccountIndex | None:
+    """The node's account-history index, or None (logged) if it cannot be opened: history is
+    then unavailable, and everything else still served."""
+    try:
+        return AccountIndex(node.home / INDEX_DIR, node.store, node.log.getChild("index"))
+    except Exception:
+        node.log.exception("cannot open the account-history index; /accounts/{id}/history is unavailable")
+        return None
+
+
 async def start_rpc(node: Node, address: tuple[str, int]) -> RPCServer:
-    runner = web.AppRunner(make_app(node), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, address[0], address[1])
-    await site.start()
+    index = open_index(node)
+    app = make_app(node, index)
+    listeners: list[Callable[..., None]] = [app[EVENTS].on_commit, app[METRICS].on_commit]
+    if index is not None:
+        listeners.insert(0, index.on_commit)
+    runner = web.AppRunner(
+        app, access_log=None, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, address[0], address[1])
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        if index is not None:
+            index.close()
+        raise
     server = site._server
     assert server is not None
-    bound = server.sockets[0].getsockname()  # type: ignore[union-attr]
-    return RPCServer(runner, site, (bound[0], bound[1]))
+    bound = server.sockets[0].getsockname()  # type: ignore[attr-defined]
+    node.commit_listeners.extend(listeners)
+    if index is not None:
+        index.start_catch_up()
+    return RPCServer(node, runner, site, (bound[0], bound[1]), listeners)
 
 
-# --- handlers ---------------------------------------------------------------------------------
+# --- node -------------------------------------------------------------------------------------
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(request.app[NODE].status())
+    node = request.app[NODE]
+    doc = node.status()
+    doc["last_block_age_ms"] = max(0, node.clock_ms() - node.ledger.head.time_ms)
+    # A peer's status carries the height it works on; one past ours has blocks we lack.
+    doc["syncing"] = any(s[0] > node.consensus.height for s in node.peer_status.values())
+    return web.json_response(doc)
 
 
+async def get_evidence(request: web.Request) -> web.Response:
+    return web.json_response({"evidence": request.app[NODE].evidence.to_json()})
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    text = request.app[METRICS].render(request.app[NODE])
+    return web.Response(
+        body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+    )
+
+
+# --- transactions -----------------------------------------------------------------------------
 async def post_txs(request: web.Request) -> web.Response:
-    node: Node = request.app[NODE]
-    try:
-        doc = await request.json()
-    except ValueError:
-        return error(400, "bad_json", "the body is not JSON")
+    node = request.app[NODE]
+    doc = await _read_json(request)
     if not isinstance(doc, dict) or not (("tx" in doc) ^ ("txs" in doc)):
         return error(400, "bad_request", 'send {"tx": hex} or {"txs": [hex, ...]}')
     items = [doc["tx"]] if "tx" in doc else doc["txs"]
@@ -131,23 +236,32 @@ async def post_txs(request: web.Request) -> web.Response:
             fut = loop.create_future()
             node.commit_waiters.setdefault(stx.hash, []).append(fut)
             futures[stx.hash] = fut
+    # A lone validator can decide a height inside ``submit`` (its own votes are a quorum), before
+    # the waiter above existed: such transactions are committed already.
+    for h, fut in futures.items():
+        if not fut.done() and node.store.tx_location(h) is not None:
+            fut.set_result(None)
     body: dict[str, Any] = {"accepted": accepted, "refused": refused}
     if not wait:
         return web.json_response(body, status=202 if accepted else 400)
-    if futures:
-        await asyncio.wait(list(futures.values()), timeout=timeout_ms / 1000)
-    body["txs"] = [_tx_status(node, h) for h in futures]
-    for h, fut in futures.items():
-        if not fut.done():
-            fut.cancel()
-            waiters = node.commit_waiters.get(h, [])
-            if fut in waiters:
-                waiters.remove(fut)
+    try:
+        if futures:
+            await asyncio.wait(list(futures.values()), timeout=timeout_ms / 1000)
+        body["txs"] = [_tx_status(node, h) for h in futures]
+    finally:  # also when the client went away and the handler was cancelled
+        for h, fut in futures.items():
+            fut.cancel()  # no-op when done
+            waiters = node.commit_waiters.get(h)
+            if waiters is not None:
+                if fut in waiters:
+                    waiters.remove(fut)
+                if not waiters:
+                    del node.commit_waiters[h]
     return web.json_response(body, status=200 if accepted else 400)
 
 
 async def get_tx(request: web.Request) -> web.Response:
-    node: Node = request.app[NODE]
+    node = request.app[NODE]
     tx_hash = _hex32(request.match_info["hash"], "hash")
     doc = _tx_status(node, tx_hash)
     return web.json_response(doc, status=404 if doc["status"] == "unknown" else 200)
@@ -172,13 +286,23 @@ def _tx_status(node: Node, tx_hash: bytes) -> dict[str, Any]:
     return doc
 
 
+# --- blocks -----------------------------------------------------------------------------------
 async def get_block(request: web.Request) -> web.Response:
-    node: Node = request.app[NODE]
-    text = request.match_info["height"]
-    height = node.ledger.head.height if text == "head" else _uint_text(text, "height")
+    node = request.app[NODE]
+    ref = request.match_info["ref"]
+    head = node.ledger.head.height
+    if ref in ("latest", "head"):
+        height = head
+    elif len(ref) == 64:
+        found = node.store.height_of(_hex32(ref, "block hash"))
+        if found is None:
+            return error(404, "block_not_found", f"no block with hash {ref}")
+        height = found
+    else:
+        height = _uint_text(ref, "height")
     block = node.store.block(height)
     if block is None:
-        return error(404, "block_not_found", f"no block at height {height} (head is {node.ledger.head.height})")
+        return error(404, "block_not_found", f"no block at height {height} (head is {head})")
     doc = {
         "height": height,
         "hash": block.hash().hex(),
@@ -192,13 +316,250 @@ async def get_block(request: web.Request) -> web.Response:
     return web.json_response(doc)
 
 
-async def get_evidence(request: web.Request) -> web.Response:
-    return web.json_response({"evidence": request.app[NODE].evidence.to_json()})
+async def get_blocks(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    head = node.ledger.head.height
+    start = _int_query(request, "from", 1)
+    end = _int_query(request, "to", start + BLOCKS_PAGE_MAX - 1)
+    if end < start:
+        return error(400, "bad_request", f"to ({end}) is below from ({start})")
+    last = min(end, head, start + BLOCKS_PAGE_MAX - 1)
+    out = []
+    for height in range(start, last + 1):
+        block = node.store.block(height)
+        if block is None:
+            break
+        cert = node.store.certificate(height)
+        out.append({
+            "height": height, "hash": block.hash().hex(), "time_ms": block.header.time_ms,
+            "txs": len(block.txs), "proposer": block.header.proposer.hex(),
+            "round": None if cert is None else cert.round,
+        })  # fmt: skip
+    # The next page starts after this one, whatever ``to`` asked for, until the head.
+    return web.json_response({"blocks": out, "next": last + 1 if last < head else None})
+
+
+# --- state ------------------------------------------------------------------------------------
+async def get_account(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    account = _id(request.match_info["id"], "account id")
+    state = BlockState(node.store)
+    record = state.get(_ACCOUNT + account.encode())
+    if record is None:
+        return error(404, "unknown_account", f"no account {account}")
+    owner, kind, client, account_status, _held = record
+    prefix = _BALANCE + account.encode() + b"/"
+    balances = []
+    for key, (available, locked) in state.iterate(prefix):
+        asset = key[len(prefix) :].decode()
+        instrument = state.get(_INSTRUMENT + asset.encode())
+        decimals = 0 if instrument is None else instrument[1]
+        balances.append({
+            "asset": asset, "available": available, "locked": locked, "decimals": decimals,
+            "display": format_amount(available, decimals), "locked_display": format_amount(locked, decimals),
+        })  # fmt: skip
+    return web.json_response({
+        "id": account, "owner": owner, "kind": kind, "client": client, "status": account_status,
+        "height": node.ledger.head.height, "balances": balances,
+    })  # fmt: skip
+
+
+async def get_history(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    account = _id(request.match_info["id"], "account id")
+    from_height = _int_query(request, "from_height", 1)
+    limit = _int_query(request, "limit", HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX)
+    if limit < 1:
+        return error(400, "bad_request", f"limit must be 1..{HISTORY_LIMIT_MAX}")
+    if node.store.get_state(_ACCOUNT + account.encode()) is None:
+        return error(404, "unknown_account", f"no account {account}")
+    index = request.app[INDEX]
+    if index is None or index.closed:
+        return error(
+            503, "index_unavailable", "this node's account-history index could not be opened; see its log"
+        )
+    head = node.ledger.head.height
+    if index.height < head:
+        index.start_catch_up()
+        return error(
+            503,
+            "index_catching_up",
+            f"the account-history index is at height {index.height} of {head}; try again shortly",
+        )
+    movements, next_from = index.history(account, from_height, limit)
+    return web.json_response({"account": account, "movements": movements, "next_from_height": next_from})
+
+
+async def get_proof(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    text = request.query.get("key")
+    if text is None:
+        return error(400, "bad_request", "give the state key as ?key=<hex>")
+    key = _hex(text, "key")
+    if not 0 < len(key) <= STATE_KEY_BYTES_MAX:
+        return error(400, "bad_request", f"a state key is 1..{STATE_KEY_BYTES_MAX} bytes")
+    head = node.ledger.head
+    value = node.store.get_state(key)
+    proof = node.ledger.tree.prove(key)
+    return web.json_response({
+        "key": key.hex(), "value": None if value is None else value.hex(),
+        "proof": encode(proof.to_wire()).hex(), "height": head.height,
+        "state_root": head.state_root.hex(), "header": header_json(head),
+    })  # fmt: skip
+
+
+async def get_participants(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    state = BlockState(node.store)
+    rows, next_after = _page(request, state, _PARTICIPANT)
+    return web.json_response(
+        {"participants": [_participant_json(state, pid, roles) for pid, roles in rows], "next": next_after}
+    )
+
+
+async def get_participant(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    pid = _id(request.match_info["id"], "participant id")
+    state = BlockState(node.store)
+    roles = state.get(_PARTICIPANT + pid.encode())
+    if roles is None:
+        return error(404, "unknown_participant", f"no participant {pid}")
+    doc = _participant_json(state, pid, roles)
+    nonce = state.get(nonce_key(pid)) or 0
+    pending = node.mempool._by_sender.get(pid)
+    doc["nonce"] = nonce
+    doc["next_nonce"] = (pending[-1].tx.tx.nonce if pending else nonce) + 1
+    return web.json_response(doc)
+
+
+def _participant_json(state: BlockState, pid: str, roles: Any) -> dict[str, Any]:
+    policy = state.get(policy_key(pid))
+    threshold, keys, active = policy if policy is not None else (0, (), False)
+    return {
+        "id": pid,
+        "roles": list(roles),
+        "threshold": threshold,
+        "keys": [k.hex() for k in keys],
+        "active": active,
+    }
+
+
+async def get_instruments(request: web.Request) -> web.Response:
+    state = BlockState(request.app[NODE].store)
+    rows, next_after = _page(request, state, _INSTRUMENT)
+    instruments = [
+        {"id": iid, "kind": kind, "decimals": decimals, "currency": currency, "status": ins_status}
+        for iid, (kind, decimals, currency, ins_status) in rows
+    ]
+    return web.json_response({"instruments": instruments, "next": next_after})
+
+
+def _page(request: web.Request, state: BlockState, prefix: bytes) -> tuple[list[tuple[str, Any]], str | None]:
+    """Up to LIST_PAGE_MAX (id, value) records under ``prefix`` in id order, after the id in
+    ``?after=``; and the id to pass as ``after`` for the next page, or None."""
+    after_text = request.query.get("after")
+    after = None if after_text is None else _id(after_text, "after")
+    rows: list[tuple[str, Any]] = []
+    for key, value in state.iterate(prefix):
+        ident = key[len(prefix) :].decode()
+        if after is not None and ident <= after:
+            continue  # ids are ASCII, so str order is key order
+        if len(rows) == LIST_PAGE_MAX:
+            return rows, rows[-1][0]
+        rows.append((ident, value))
+    return rows, None
+
+
+async def get_validators(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    vset = node.ledger.validators
+    return web.json_response({
+        "height": node.ledger.head.height,
+        "validators": [{"pub_key": v.pubkey.hex(), "power": v.power, "name": v.name} for v in vset.validators],
+        "total_power": vset.total_power,
+    })  # fmt: skip
+
+
+async def get_trade(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    exchange = _id(request.match_info["exchange"], "exchange")
+    trade_id = _id(request.match_info["trade_id"], "trade id")
+    record = BlockState(node.store).get(_TRADE + f"{exchange}/{trade_id}".encode())
+    if record is None:
+        return error(404, "unknown_trade", f"{exchange} has no settled trade {trade_id}")
+    height, trade_status = record
+    return web.json_response(
+        {"exchange": exchange, "trade_id": trade_id, "status": trade_status, "height": height}
+    )
+
+
+# --- the event stream -------------------------------------------------------------------------
+async def get_events(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE]
+    hub = request.app[EVENTS]
+    last_id = request.headers.get("Last-Event-ID")
+    if last_id is not None:  # a reconnecting client: it has seen this block
+        next_height = _uint_text(last_id.strip(), "Last-Event-ID") + 1
+    else:
+        next_height = _int_query(request, "from_height", node.ledger.head.height + 1)
+    if hub.closed:
+        return error(503, "shutting_down", "the node is stopping")
+    if hub.streams >= hub.clients_max:
+        return error(503, "too_many_clients", f"{hub.clients_max} event streams are open; try again later")
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    hub.streams += 1
+    sub = None
+    try:
+        await resp.prepare(request)
+        await resp.write(b": clearchain block stream\n\n")
+        next_height = await _replay(resp, node, hub, next_height)
+        sub = hub.subscribe()  # no await since the replay reached the head: nothing is missed
+        while not sub.closed:
+            try:
+                item = await asyncio.wait_for(sub.queue.get(), hub.keepalive_s)
+            except TimeoutError:
+                await resp.write(b": keepalive\n\n")
+                continue
+            if item is None or sub.closed:
+                break
+            height, frame = item
+            if height < next_height:
+                continue  # before the client's start
+            if height > next_height:
+                await _replay(resp, node, hub, next_height, height - 1)  # defensive: never expected
+            await resp.write(frame)
+            next_height = height + 1
+    except ConnectionError:
+        pass  # the client went away
+    finally:
+        hub.streams -= 1
+        if sub is not None:
+            hub.unsubscribe(sub)
+    return resp
+
+
+async def _replay(
+    resp: web.StreamResponse, node: Node, hub: EventHub, start: int, end: int | None = None
+) -> int:
+    """Write the stored blocks from ``start`` to ``end`` (default: the head, re-read as it
+    moves); returns the next height to send."""
+    height = start
+    while height <= (node.ledger.head.height if end is None else end) and not hub.closed:
+        block, receipts = node.store.block(height), node.store.receipts(height)
+        if block is None or receipts is None:
+            break
+        await resp.write(sse_frame(block, receipts))
+        height += 1
+        if (height - start) % REPLAY_YIELD_BLOCKS == 0:
+            await asyncio.sleep(0)  # a long replay must not starve the node
+    return height
 
 
 # --- JSON forms -------------------------------------------------------------------------------
 def header_json(h: Header) -> dict[str, Any]:
-    return {f.name: _json_value(getattr(h, f.name)) for f in fields(h)}
+    return {f.name: json_value(getattr(h, f.name)) for f in fields(h)}
 
 
 def certificate_json(cert: CommitCertificate | None) -> dict[str, Any] | None:
@@ -213,20 +574,31 @@ def certificate_json(cert: CommitCertificate | None) -> dict[str, Any] | None:
 
 
 def receipt_json(r: Receipt) -> dict[str, Any]:
-    return {
-        "ok": r.ok,
-        "code": r.code,
-        "message": r.message,
-        "events": [_json_value(list(e)) for e in r.events],
-    }
+    return {"ok": r.ok, "code": r.code, "message": r.message, "events": receipt_events_json(r)}
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
-    return value
+def format_amount(amount: int, decimals: int) -> str:
+    """Minor units as a decimal string with thousands separators, in integers only (display)."""
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), 10**decimals)
+    return sign + f"{whole:,}" + (f".{frac:0{decimals}d}" if decimals else "")
+
+
+# --- input ------------------------------------------------------------------------------------
+async def _read_json(request: web.Request) -> Any:
+    """The body as JSON. Raises ClearchainError ``bad_json``; a body over the limit raises
+    HTTPRequestEntityTooLarge (413 ``body_too_large``)."""
+    try:
+        return await request.json()
+    except (ValueError, LookupError, RecursionError) as exc:  # not JSON, bad UTF-8, bad charset
+        raise ClearchainError("bad_json", "the body is not JSON") from exc
+
+
+def _hex(text: str, name: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ClearchainError("bad_request", f"{name} must be hex") from None
 
 
 def _hex32(text: str, name: str) -> bytes:
@@ -239,12 +611,21 @@ def _hex32(text: str, name: str) -> bytes:
     return value
 
 
+def _id(text: str, name: str) -> str:
+    if not is_valid_id(text):
+        raise ClearchainError("bad_request", f"{name} must be 1-64 of A-Z a-z 0-9 . _ : -")
+    return text
+
+
 def _uint_text(text: str, name: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise ClearchainError("bad_request", f"{name} must be a non-negative integer")
     return int(text)
 
 
-def _int_query(request: web.Request, name: str, default: int, maximum: int) -> int:
+def _int_query(request: web.Request, name: str, default: int, maximum: int | None = None) -> int:
     text = request.query.get(name)
-    return default if text is None else min(_uint_text(text, name), maximum)
+    if text is None:
+        return default
+    value = _uint_text(text, name)
+    return value if maximum is None else min(value, maximum)

@@ -19,9 +19,9 @@ import pytest
 
 from chain.genesis import parse_genesis
 from chain.ledger import Ledger
+from chain.solo import SoloProducer
 from chain.state import BlockState
 from chain.store import Store
-from chain.solo import SoloProducer
 from chain.tx import Tx
 from cli import devnet
 from cli.localnet import REPO
