@@ -81,12 +81,27 @@ def signing_keys(pid: str) -> list[KeyPair]:
 
 def dev_genesis_doc(validators: int = 4, chain_id: str = CHAIN_ID) -> dict[str, Any]:
     """The default genesis document (what the top-level genesis.json holds)."""
-    return {
-        "_warning": WARNING,
+    keys = {f"validator-{i}": validator_key(i) for i in range(validators)}
+    keys.update({name: KeyPair.dev(name) for _, _, names in PARTICIPANTS.values() for name in names})
+    return genesis_doc(keys, validators, chain_id, dev=True)
+
+
+def fresh_keys(validators: int) -> dict[str, KeyPair]:
+    """New random keys for every validator and participant key name of the dev layout."""
+    names = [f"validator-{i}" for i in range(validators)]
+    names += [name for _, _, key_names in PARTICIPANTS.values() for name in key_names]
+    return {name: KeyPair.generate() for name in names}
+
+
+def genesis_doc(keys: dict[str, KeyPair], validators: int, chain_id: str, dev: bool) -> dict[str, Any]:
+    """The dev layout (participants, instruments, accounts, balances) under ``keys``, by key name.
+    With ``dev`` the document says its keys are INSECURE and names their public seeds."""
+    doc: dict[str, Any] = {"_warning": WARNING} if dev else {}
+    doc.update({
         "chain_id": chain_id,
         "genesis_time_ms": GENESIS_TIME_MS,
         "validators": [
-            {"name": f"validator-{i}", "pub_key": validator_key(i).key_id, "power": 10}
+            {"name": f"validator-{i}", "pub_key": keys[f"validator-{i}"].key_id, "power": 10}
             for i in range(validators)
         ],
         "participants": [
@@ -94,8 +109,8 @@ def dev_genesis_doc(validators: int = 4, chain_id: str = CHAIN_ID) -> dict[str, 
                 "id": pid,
                 "roles": roles,
                 "threshold": threshold,
-                "keys": [KeyPair.dev(name).key_id for name in names],
-                "_dev_seeds": names,
+                "keys": [keys[name].key_id for name in names],
+                **({"_dev_seeds": names} if dev else {}),
             }
             for pid, (roles, threshold, names) in PARTICIPANTS.items()
         ],
@@ -104,4 +119,5 @@ def dev_genesis_doc(validators: int = 4, chain_id: str = CHAIN_ID) -> dict[str, 
         "balances": [{"account": a, "asset": s, "amount": n} for a, s, n in BALANCES],
         "contracts": default_registry().code_hashes(),
         "consensus": {"heartbeat_ms": 2000},
-    }
+    })  # fmt: skip
+    return doc

@@ -179,12 +179,14 @@ def net() -> None:
 @click.option("--observers", type=click.IntRange(0, 16), default=0, show_default=True, help="Non-voting nodes that replicate and verify.")
 @click.option("--base-port", type=click.IntRange(0, 65535), default=26600, show_default=True, help="Node i listens on base+2i (p2p) and base+2i+1 (API); 0 picks free ports.")
 @click.option("--force", is_flag=True, help="Replace an existing network in --dir.")
-def net_init(directory: Path, validators: int, observers: int, base_port: int, force: bool) -> None:
-    """Write a local network: genesis, one home per node, participant keys (INSECURE dev keys)."""
+@click.option("--fresh-keys", is_flag=True, help="New random keys for every validator and participant (default: INSECURE dev keys).")
+def net_init(directory: Path, validators: int, observers: int, base_port: int, force: bool, fresh_keys: bool) -> None:
+    """Write a local network: genesis, one home per node, participant keys."""
     from cli.net import init_network
 
-    network = init_network(directory, validators, observers, base_port, force)
-    click.echo(f"wrote {directory}: chain {network['chain_id']} (INSECURE dev keys)")
+    network = init_network(directory, validators, observers, base_port, force, fresh_keys=fresh_keys)
+    kind = "fresh random keys, in the node homes and keys/" if fresh_keys else "INSECURE dev keys"
+    click.echo(f"wrote {directory}: chain {network['chain_id']} ({kind})")
     for n in network["nodes"]:
         click.echo(f"  {n['name']:<10} {n['role']:<9} p2p {n['p2p']:<21} api http://{n['rpc']}")
     click.echo(f"start a node: clearchain node run --home {directory / network['nodes'][0]['home']}")

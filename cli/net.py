@@ -10,12 +10,15 @@ Layout (../shared/DESIGN.md, "Storage layout"):
 
 Validators dial every other validator; observers dial every validator, and every validator's
 allow-list names the observers' keys. With dev keys (the default) every key derives from a
-public seed and the network is INSECURE by construction.
+public seed and the network is INSECURE by construction; with ``--fresh-keys`` every validator,
+observer and participant key is new and random, the chain id gets a random suffix, and the
+secrets exist only in the node homes and ``keys/``.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import socket
 from pathlib import Path
@@ -57,6 +60,7 @@ def init_network(
     base_port: int = 26600,
     force: bool = False,
     consensus: ConsensusSection | None = None,
+    fresh_keys: bool = False,
 ) -> dict[str, Any]:
     """Write a local network under ``directory``; returns what network.json holds."""
     if directory.exists() and any(directory.iterdir()):
@@ -68,11 +72,18 @@ def init_network(
     ports = free_ports(2 * count) if base_port == 0 else list(range(base_port, base_port + 2 * count))
     if ports[-1] > 65535:
         raise NetworkError("bad_port", f"ports {ports[0]}..{ports[-1]} run past 65535")
-    doc = devnet.dev_genesis_doc(validators)
+    if fresh_keys:
+        named = devnet.fresh_keys(validators)
+        chain_id = f"clearchain-local-{secrets.token_hex(4)}"
+        doc = devnet.genesis_doc(named, validators, chain_id, dev=False)
+        observer_key = lambda j: KeyPair.generate()  # noqa: E731
+    else:
+        named = {f"validator-{i}": devnet.validator_key(i) for i in range(validators)}
+        named.update({n: KeyPair.dev(n) for _, _, names in devnet.PARTICIPANTS.values() for n in names})
+        doc = devnet.dev_genesis_doc(validators)
+        observer_key = lambda j: KeyPair.dev(f"observer-{j}")  # noqa: E731
     (directory / "genesis.json").write_text(json.dumps(doc, indent=2) + "\n")
-    keys = [devnet.validator_key(i) for i in range(validators)] + [
-        KeyPair.dev(f"observer-{j}") for j in range(observers)
-    ]
+    keys = [named[f"validator-{i}"] for i in range(validators)] + [observer_key(j) for j in range(observers)]
     names = [f"node{i}" for i in range(validators)] + [f"observer{j}" for j in range(observers)]
     p2p = [f"127.0.0.1:{ports[2 * i]}" for i in range(count)]
     rpc = [f"127.0.0.1:{ports[2 * i + 1]}" for i in range(count)]
@@ -99,8 +110,8 @@ def init_network(
     keydir.mkdir()
     for _, _, key_names in devnet.PARTICIPANTS.values():
         for key_name in key_names:
-            write_key_file(keydir / (key_name.replace("/", ".") + ".key"), KeyPair.dev(key_name))
-    network = {"chain_id": doc["chain_id"], "insecure_dev_keys": True, "nodes": nodes}
+            write_key_file(keydir / (key_name.replace("/", ".") + ".key"), named[key_name])
+    network = {"chain_id": doc["chain_id"], "insecure_dev_keys": not fresh_keys, "nodes": nodes}
     (directory / NETWORK_FILE).write_text(json.dumps(network, indent=2) + "\n")
     return network
 

@@ -19,7 +19,7 @@ import pytest
 
 from chain.block import Block
 from chain.certificate import CommitCertificate
-from chain.keys import read_key_file
+from chain.keys import KeyPair, read_key_file
 from chain.tx import SignedTx
 from cli.net import init_network
 from node import p2p
@@ -402,5 +402,38 @@ def test_transactions_sent_to_an_observer_reach_the_validators(tmp_path: Path) -
             assert validator.store.tx_location(stx.hash) == observer.store.tx_location(stx.hash)
         finally:
             await net.close()
+
+    run(go())
+
+
+def test_fresh_keys_network_runs_and_signs_with_its_key_files(tmp_path: Path) -> None:
+    """`net init --fresh-keys`: no dev key anywhere; the key files written are the ones genesis
+    names, and a transaction signed with them commits."""
+    import json
+
+    from chain.tx import Tx
+    from cli import devnet
+
+    net = tmp_path / "net"
+    doc = init_network(net, validators=1, base_port=0, consensus=FAST, fresh_keys=True)
+    genesis = json.loads((net / "genesis.json").read_text())
+    assert doc["chain_id"] == genesis["chain_id"] != devnet.CHAIN_ID and not doc["insecure_dev_keys"]
+    assert "_warning" not in genesis
+    dev_ids = {KeyPair.dev(n).key_id for _, _, names in devnet.PARTICIPANTS.values() for n in names}
+    listed = {k for p in genesis["participants"] for k in p["keys"]}
+    assert not listed & dev_ids
+    assert genesis["validators"][0]["pub_key"] != devnet.validator_key(0).key_id
+    custodian = read_key_file(net / "keys" / "custodian.key")
+    assert custodian.key_id in next(p["keys"] for p in genesis["participants"] if p["id"] == "custodian")
+
+    async def go() -> None:
+        node = Node(net / "node0")
+        await node.start()
+        try:
+            stx = Tx(genesis["chain_id"], "custodian", 1, "custody", "deposit", ["A-C001", "USD", 100, "fresh-1"], 0).sign([custodian])
+            node.submit(stx.encode())
+            await until(lambda: node.store.tx_location(stx.hash) is not None, 20, "the deposit committed")
+        finally:
+            await node.shutdown()
 
     run(go())
