@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from chain.display import format_amount  # noqa: F401 (re-exported for the CLI)
 from chain.errors import ClearchainError
 
 _DECIMAL = re.compile(r"(\d+)(?:\.(\d+))?")
@@ -48,15 +49,6 @@ def parse_amount(text: str, decimals: int, maximum: int, what: str = "amount") -
             "bad_amount", f"{what} {text} is too large (at most {format_amount(maximum, decimals)})"
         )
     return units
-
-
-def format_amount(units: int, decimals: int, signed: bool = False) -> str:
-    """``units`` minor units as a decimal string with thousands separators ("1,250.00");
-    ``signed`` puts "+" before a positive amount (for movements)."""
-    assert decimals >= 0
-    sign = "-" if units < 0 else ("+" if signed and units > 0 else "")
-    whole, frac = divmod(abs(units), 10**decimals)
-    return sign + f"{whole:,}" + (f".{frac:0{decimals}d}" if decimals else "")
 
 
 def plain_amount(units: int, decimals: int) -> str:

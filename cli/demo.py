@@ -15,6 +15,7 @@ import click
 
 from chain.block import Block
 from chain.certificate import CommitCertificate
+from chain.display import format_amount
 from chain.errors import ClearchainError
 from chain.keys import read_key_file
 from chain.tx import SignedTx, Tx
@@ -24,12 +25,6 @@ from cli.client import ApiError, Client
 
 WATCHED = ["A-C001", "A-C002", "B-C001", "B-HOUSE"]
 ASSETS = ["USD", "ACME", "GLOBEX", "BTC"]
-
-
-def _fmt(amount: int, decimals: int) -> str:
-    sign = "-" if amount < 0 else ""
-    whole, frac = divmod(abs(amount), 10**decimals)
-    return sign + f"{whole:,}" + (f".{frac:0{decimals}d}" if decimals else "")
 
 
 class DemoSigner:
@@ -100,8 +95,8 @@ def run_demo(net_dir: Path, echo: Any = click.echo) -> None:
     for _contract, name, fields in st["receipt"]["events"]:
         f = dict(fields)
         if name == "trade_settled":
-            qty = _fmt(f["quantity"], decimals[f["instrument"]])
-            echo(f"   settled {f['trade_id']}: {f['buyer']} buys {qty} {f['instrument']} from {f['seller']} for USD {_fmt(f['consideration'], 2)}")
+            qty = format_amount(f["quantity"], decimals[f["instrument"]])
+            echo(f"   settled {f['trade_id']}: {f['buyer']} buys {qty} {f['instrument']} from {f['seller']} for USD {format_amount(f['consideration'], 2)}")
         elif name == "trade_failed":
             echo(f"   FAILED  {f['trade_id']}: {f['code']}: {f['message']}")
         elif name == "batch_settled":
@@ -141,7 +136,7 @@ def _balances(client: Client, decimals: dict[str, int], echo: Any, before: dict[
             amount = rows.get(asset, 0)
             now[(aid, asset)] = amount
             mark = " *" if before is not None and before.get((aid, asset)) != amount else "  "
-            cells.append((_fmt(amount, decimals[asset]) + mark).rjust(20))
+            cells.append((format_amount(amount, decimals[asset]) + mark).rjust(20))
         echo("   " + aid.ljust(10) + "".join(cells))
     echo("")
     return now

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from chain.block import Block
+from chain.display import format_amount
 from chain.genesis import load_genesis
 from chain.ledger import Ledger
 from chain.receipt import Receipt
@@ -25,12 +26,6 @@ from cli import devnet
 from contracts import accounts, default_registry
 
 _DECIMALS = {i["id"]: i["decimals"] for i in devnet.INSTRUMENTS}
-
-
-def format_amount(amount: int, decimals: int) -> str:
-    """Minor units as a decimal string with thousands separators (display only)."""
-    whole, frac = divmod(amount, 10**decimals)
-    return f"{whole:,}" + (f".{frac:0{decimals}d}" if decimals else "")
 
 
 class Signer:

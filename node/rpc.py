@@ -30,6 +30,7 @@ from aiohttp import web
 
 from chain.block import Header
 from chain.certificate import CommitCertificate
+from chain.display import format_amount
 from chain.encoding import encode
 from chain.errors import ClearchainError, InvalidTransaction
 from chain.ids import is_valid_id
@@ -575,13 +576,6 @@ def certificate_json(cert: CommitCertificate | None) -> dict[str, Any] | None:
 
 def receipt_json(r: Receipt) -> dict[str, Any]:
     return {"ok": r.ok, "code": r.code, "message": r.message, "events": receipt_events_json(r)}
-
-
-def format_amount(amount: int, decimals: int) -> str:
-    """Minor units as a decimal string with thousands separators, in integers only (display)."""
-    sign = "-" if amount < 0 else ""
-    whole, frac = divmod(abs(amount), 10**decimals)
-    return sign + f"{whole:,}" + (f".{frac:0{decimals}d}" if decimals else "")
 
 
 # --- input ------------------------------------------------------------------------------------
