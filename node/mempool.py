@@ -74,6 +74,11 @@ class Mempool:
     def __contains__(self, tx_hash: bytes) -> bool:
         return tx_hash in self._by_hash
 
+    def last_pending_nonce(self, sender: str) -> int | None:
+        """The nonce of ``sender``'s latest pending transaction (a new one must follow it)."""
+        queue = self._by_sender.get(sender)
+        return queue[-1].tx.tx.nonce if queue else None
+
     def add(self, stx: SignedTx, size: int, next_height: int) -> None:
         """Admit ``stx`` (``size`` bytes encoded) for a block at ``next_height``.
 
@@ -98,10 +103,11 @@ class Mempool:
         if len(queue) >= self.sender_max:
             raise MempoolRefusal("sender_queue_full", f"{sender} has {len(queue)} pending transactions")
         state = BlockState(self.committed)
-        if queue:
+        pending = self.last_pending_nonce(sender)
+        if pending is not None:
             # The nonce must follow the sender's last pending transaction.
             state.begin()
-            state.put(nonce_key(sender), queue[-1].tx.tx.nonce)
+            state.put(nonce_key(sender), pending)
             state.commit_tx()
         self.executor.check_transaction(stx, state, next_height)
         self._seq += 1

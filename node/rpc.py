@@ -427,9 +427,9 @@ async def get_participant(request: web.Request) -> web.Response:
         return error(404, "unknown_participant", f"no participant {pid}")
     doc = _participant_json(state, pid, roles)
     nonce = state.get(nonce_key(pid)) or 0
-    pending = node.mempool._by_sender.get(pid)
+    pending = node.mempool.last_pending_nonce(pid)
     doc["nonce"] = nonce
-    doc["next_nonce"] = (pending[-1].tx.tx.nonce if pending else nonce) + 1
+    doc["next_nonce"] = (nonce if pending is None else pending) + 1
     return web.json_response(doc)
 
 
