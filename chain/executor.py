@@ -63,6 +63,16 @@ class ContractRuntime(Protocol):
         ...
 
 
+class InvalidTxInBlock(InvalidBlock):
+    """A block carrying a transaction that must never have entered it (code ``invalid_tx``);
+    ``index`` and ``error`` say which and why, for an auditor's report."""
+
+    def __init__(self, index: int, error: InvalidTransaction, message: str) -> None:
+        super().__init__("invalid_tx", message)
+        self.index = index
+        self.error = error
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A transaction the proposer left out, with why."""
@@ -167,8 +177,8 @@ class Executor:
                 if drop_invalid:
                     rejected.append(Rejected(stx, exc))
                     continue
-                raise InvalidBlock(
-                    "invalid_tx", f"tx {index} ({stx.hash.hex()}) at height {height}: {exc}"
+                raise InvalidTxInBlock(
+                    index, exc, f"tx {index} ({stx.hash.hex()}) at height {height}: {exc}"
                 ) from exc
             env = CallEnv(self.chain_id, height, time_ms, stx.hash)
             receipts.append(self._apply_tx(state, env, stx, prepared))

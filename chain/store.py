@@ -17,7 +17,6 @@ Layout (all integers u64 big-endian, so keys sort by height)::
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,33 +60,50 @@ class KVBackend(Protocol):
 
 
 class MemoryBackend:
-    """In-memory backend for tests and simulations (same semantics as LevelDB's)."""
+    """In-memory backend for tests, simulations and the auditor (same semantics as LevelDB's).
+
+    A prefix scan keeps a sorted index of that prefix's keys, which later writes keep current, so
+    a ledger that scans a small prefix every block (the task queues) never re-sorts the whole
+    store. A scan sees the key set as it was when it started (writes replace an index, never
+    change it in place), like a LevelDB iterator's snapshot.
+    """
+
+    SCAN_INDEXES_MAX = 64
 
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
-        self._sorted: list[bytes] | None = []  # sorted keys; None when a write changed the key set
+        self._indexes: dict[bytes, list[bytes]] = {}  # prefix -> its keys, sorted
 
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        if self._sorted is None:
-            self._sorted = sorted(self._data)
-        keys = self._sorted
-        i = bisect.bisect_left(keys, prefix)
-        while i < len(keys) and keys[i].startswith(prefix):
-            value = self._data.get(keys[i])
+        keys = self._indexes.get(prefix)
+        if keys is None:
+            keys = sorted(k for k in self._data if k.startswith(prefix))
+            if len(self._indexes) >= self.SCAN_INDEXES_MAX:
+                self._indexes.clear()
+            self._indexes[prefix] = keys
+        for key in keys:
+            value = self._data.get(key)
             if value is not None:
-                yield keys[i], value
-            i += 1
+                yield key, value
 
     def write(self, puts: dict[bytes, bytes], deletes: list[bytes]) -> None:
-        for key in deletes:
-            if self._data.pop(key, None) is not None:
-                self._sorted = None
-        if self._sorted is not None and any(k not in self._data for k in puts):
-            self._sorted = None
-        self._data.update(puts)
+        data = self._data
+        gone = [k for k in deletes if data.pop(k, None) is not None]
+        added = [k for k in puts if k not in data]
+        data.update(puts)
+        if not self._indexes or not (gone or added):
+            return
+        for prefix, keys in list(self._indexes.items()):
+            removed = {k for k in gone if k.startswith(prefix)}
+            new = sorted(k for k in added if k.startswith(prefix))
+            if not (removed or new):
+                continue
+            kept = [k for k in keys if k not in removed] if removed else list(keys)
+            # Both runs are sorted: timsort merges them in linear time.
+            self._indexes[prefix] = sorted(kept + new) if new else kept
 
     def close(self) -> None:
         pass
@@ -200,12 +216,18 @@ class Store:
         data = self.backend.get(_BLOCK_HASH + block_hash)
         return None if data is None else int.from_bytes(data, "big")
 
+    def certificate_bytes(self, height: int) -> bytes | None:
+        return self.backend.get(_CERT + _h(height))
+
     def certificate(self, height: int) -> CommitCertificate | None:
-        data = self.backend.get(_CERT + _h(height))
+        data = self.certificate_bytes(height)
         return None if data is None else CommitCertificate.from_wire(decode(data))
 
+    def receipts_bytes(self, height: int) -> bytes | None:
+        return self.backend.get(_RECEIPTS + _h(height))
+
     def receipts(self, height: int) -> list[Receipt] | None:
-        data = self.backend.get(_RECEIPTS + _h(height))
+        data = self.receipts_bytes(height)
         return None if data is None else [Receipt.from_wire(w) for w in decode(data)]
 
     def validator_set(self, validators_hash: bytes) -> ValidatorSet | None:

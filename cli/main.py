@@ -307,10 +307,11 @@ def node_run(home: Path, quiet: bool) -> None:
 
 def _register_client_commands() -> None:
     """Commands that talk to a node's API live in their own modules (cli/cmd_*.py)."""
-    from cli import cmd_keys, cmd_ledger
+    from cli import cmd_keys, cmd_ledger, cmd_proof
 
     cmd_keys.register(main)
     cmd_ledger.register(main)
+    cmd_proof.register(main)
 
 
 _register_client_commands()

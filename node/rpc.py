@@ -9,6 +9,7 @@ the node. Reads go to committed state (the head) through the store; nothing here
     GET  /txs/{hash}                pending | committed (height, index, receipt) | rejected | unknown
     GET  /blocks/{height|hash|latest}   header, tx hashes, certificates; ?raw=1
     GET  /blocks?from=H&to=H        a page of block summaries
+    GET  /history?from=H&to=H       stored blocks, certificates, receipts (msgpack) for audit/export
     GET  /accounts/{id}             owner, status, balances
     GET  /accounts/{id}/history     movements from the account-history index (node/index.py)
     GET  /state/proof?key=hex       inclusion or absence proof against the head's state root
@@ -33,6 +34,7 @@ from chain.certificate import CommitCertificate
 from chain.display import format_amount
 from chain.encoding import encode
 from chain.errors import ClearchainError, InvalidTransaction
+from chain.history import PAGE_BYTES_MAX, PAGE_RECORDS_MAX, HistoryPage, HistoryRecord
 from chain.ids import is_valid_id
 from chain.policy import nonce_key, policy_key
 from chain.receipt import Receipt
@@ -132,6 +134,7 @@ def make_app(node: Node, index: AccountIndex | None = None) -> web.Application:
     r.add_get("/txs/{hash}", get_tx)
     r.add_get("/blocks", get_blocks)
     r.add_get("/blocks/{ref}", get_block)
+    r.add_get("/history", get_history_page)
     r.add_get("/accounts/{id}", get_account)
     r.add_get("/accounts/{id}/history", get_history)
     r.add_get("/state/proof", get_proof)
@@ -140,6 +143,7 @@ def make_app(node: Node, index: AccountIndex | None = None) -> web.Application:
     r.add_get("/instruments", get_instruments)
     r.add_get("/validators", get_validators)
     r.add_get("/trades/{exchange}/{trade_id}", get_trade)
+    r.add_get("/reserves", get_reserves)
     r.add_get("/evidence", get_evidence)
     r.add_get("/events", get_events)
     r.add_get("/metrics", get_metrics)
@@ -338,6 +342,29 @@ async def get_blocks(request: web.Request) -> web.Response:
         })  # fmt: skip
     # The next page starts after this one, whatever ``to`` asked for, until the head.
     return web.json_response({"blocks": out, "next": last + 1 if last < head else None})
+
+
+async def get_history_page(request: web.Request) -> web.Response:
+    """A page of history records (chain/history.py), the stored bytes as they are, for audit and
+    export. Bounded by record count and bytes; ``next`` continues it."""
+    node = request.app[NODE]
+    head = node.ledger.head.height
+    start = _int_query(request, "from", 1)
+    end = _int_query(request, "to", head)
+    if end < start:
+        return error(400, "bad_request", f"to ({end}) is below from ({start})")
+    last = min(end, head)
+    records: list[HistoryRecord] = []
+    size = 0
+    height = start
+    while height <= last and len(records) < PAGE_RECORDS_MAX and size < PAGE_BYTES_MAX:
+        store = node.store
+        record = HistoryRecord(height, store.block_bytes(height), store.certificate_bytes(height), store.receipts_bytes(height))
+        size += sum(len(x) for x in (record.block, record.certificate, record.receipts) if x is not None)
+        records.append(record)
+        height += 1
+    page = HistoryPage(node.chain_id, node.store.genesis_hash() or b"", head, height if height <= last else None, tuple(records))
+    return web.Response(body=page.encode(), content_type="application/x-msgpack")
 
 
 # --- state ------------------------------------------------------------------------------------
@@ -623,3 +650,31 @@ def _int_query(request: web.Request, name: str, default: int, maximum: int | Non
         return default
     value = _uint_text(text, name)
     return value if maximum is None else min(value, maximum)
+
+
+# --- reserves ---------------------------------------------------------------------------------
+async def get_reserves(request: web.Request) -> web.Response:
+    """Client and house totals, supply and the latest attestation per asset, at the head.
+
+    Computed synchronously on the loop, so no block commits half-way and every figure is of one
+    state; it scans every balance (contracts/reserves.py), which is what a report costs."""
+    from contracts.reserves import compute_reserves
+
+    node = request.app[NODE]
+    head = node.ledger.head
+    assets = [
+        {
+            "asset": r.asset, "decimals": r.decimals, "client_total": r.client_total,
+            "house_total": r.house_total, "supply": r.supply,
+            "attested": None if r.attested is None else {
+                "amount": r.attested.amount, "reference": r.attested.reference,
+                "height": r.attested.height, "custodian": r.attested.custodian,
+            },
+            "coverage": r.coverage,
+        }
+        for r in compute_reserves(node.store)
+    ]  # fmt: skip
+    return web.json_response({
+        "height": head.height, "state_root": head.state_root.hex(), "block_hash": head.hash().hex(),
+        "assets": assets,
+    })  # fmt: skip

@@ -1,0 +1,353 @@
+"""Independent re-verification of a chain's history, from its genesis document alone.
+
+An auditor trusts nothing but the genesis document (chain id, validators, opening state) and the
+contract code it pins. It rebuilds the genesis block, then takes the history one height at a
+time (``HistoryRecord``: the stored bytes of a block, its commit certificate and its receipts)
+and checks, in this order:
+
+1. the record is for the next height and holds a well-formed block (canonical encoding);
+2. the header: height, chain id, the hash link to the previous block, time strictly after it,
+   the validator set in force, a proposer from that set, and ``last_commit`` (the previous
+   block's certificate, which it carries) matching ``last_commit_hash`` and verifying;
+3. ``tx_root`` against the block's transactions;
+4. the commit certificate: for this height and block hash, signatures in strictly ascending key
+   order (so distinct), each by a validator of the set in force and valid, together holding more
+   than 2/3 of its power;
+5. re-execution of every transaction (each signature against the sender's key policy as it
+   stood at that point, nonces, expiry) and every scheduled task that fell due, on the state the
+   auditor built itself; then ``receipts_root``, the stored receipts one by one, ``state_root``
+   and ``next_validators_hash`` against the results.
+
+The first discrepancy stops the audit with an ``AuditFailure`` naming the height, the field, the
+expected value (what the rules, the signed header or the previous block demand) and the found
+value (what the history holds, or what re-executing it gives). A state-root mismatch also lists
+the state keys the block wrote, and, when the caller can supply the source's own state at that
+height, exactly which keys differ. ``compare_state`` checks a node's stored state and state-tree
+nodes against the re-executed ones, key by key.
+
+Pure: no I/O, no clock. The auditor keeps state in memory and drops history it no longer needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from chain.block import Block
+from chain.certificate import NO_COMMIT_HASH, PRECOMMIT, CommitCertificate, vote_sign_bytes
+from chain.encoding import decode
+from chain.errors import ClearchainError, InvalidBlock
+from chain.executor import ContractRuntime, InvalidTxInBlock
+from chain.genesis import Genesis
+from chain.history import HistoryRecord
+from chain.keys import verify_signature
+from chain.ledger import Ledger
+from chain.merkle import list_root
+from chain.receipt import Receipt
+from chain.state import StateReader, decode_value
+from chain.store import MemoryBackend, Store
+from chain.validators import ValidatorSet
+
+DIFFERENCES_SHOWN_MAX = 20  # state keys listed in a state-root diagnosis
+_STATE = b"st/"
+_NODE = b"tn/"
+_DROPPED = (b"rcpt/", b"txi/", b"bhash/")  # history the auditor never reads back
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    height: int
+    field: str
+    expected: str
+    found: str
+    check: str  # a stable code: hash_link, certificate_quorum, state_root ...
+    notes: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        lines = [f"height {self.height}: {self.field} ({self.check}): expected {self.expected}, found {self.found}"]
+        lines += [f"  {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+class AuditFailure(ClearchainError):
+    """The history breaks a rule; ``discrepancy`` says where and how."""
+
+    def __init__(self, discrepancy: Discrepancy) -> None:
+        super().__init__("audit_failed", discrepancy.text())
+        self.discrepancy = discrepancy
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedBlock:
+    """One verified height, for whoever tallies the audit (cli/audit_tally.py)."""
+
+    block: Block
+    receipts: tuple[Receipt, ...]
+    round: int
+    signers: tuple[bytes, ...]  # validators whose precommits the stored certificate carries
+    validators: ValidatorSet  # the set that signed it
+
+
+# The source's own state at a height, when it has it (a node's store at its head), for naming the
+# keys behind a state-root mismatch.
+ReferenceState = Callable[[int], StateReader | None]
+
+
+class Auditor:
+    def __init__(self, genesis: Genesis, runtime: ContractRuntime, *, reference: ReferenceState | None = None) -> None:
+        self.store = Store(_StateOnlyBackend())
+        self.ledger = Ledger(self.store, genesis, runtime)
+        self.chain_id = genesis.chain_id
+        self.genesis_hash = self.ledger.head.hash()
+        self.reference = reference
+
+    @property
+    def height(self) -> int:
+        return self.ledger.head.height
+
+    def check_genesis(self, found: bytes, where: str) -> None:
+        """The history's genesis hash must be the one this genesis document gives."""
+        if found != self.genesis_hash:
+            _fail(0, "genesis_hash", self.genesis_hash.hex(), f"{found.hex()} ({where})", "genesis",
+                  ("the history was made from another genesis document, or the document differs",))  # fmt: skip
+
+    # --- one height -------------------------------------------------------------------------
+    def audit(self, record: HistoryRecord) -> AuditedBlock:
+        """Verify and apply the next height. Raises AuditFailure on the first discrepancy."""
+        ledger = self.ledger
+        head = ledger.head
+        h = head.height + 1
+        if record.height != h:
+            _fail(h, "height", f"a record for height {h}", f"a record for height {record.height}", "height_gap")
+        if record.block is None:
+            _fail(h, "block", "the block", "nothing (the block is missing)", "block_missing")
+        try:
+            block = Block.decode(record.block)
+        except ClearchainError as exc:
+            _fail(h, "block", "a well-formed block", f"{exc.code}: {exc.message}", "block_malformed")
+        hdr = block.header
+        _expect(h, "header.height", h, hdr.height, "header_height")
+        _expect(h, "header.chain_id", self.chain_id, hdr.chain_id, "header_chain_id")
+        _expect(h, "header.prev_block_hash", head.hash(), hdr.prev_block_hash, "hash_link")
+        if hdr.time_ms <= head.time_ms:
+            _fail(h, "header.time_ms", f"later than {head.time_ms}", str(hdr.time_ms), "header_time")
+        _expect(h, "header.validators_hash", ledger.validators.hash(), hdr.validators_hash, "header_validators")
+        if ledger.validators.power_of(hdr.proposer) == 0:
+            _fail(h, "header.proposer", "a validator of the set in force", hdr.proposer.hex(), "header_proposer")
+        if block.last_commit is None:
+            if h > 1:
+                _fail(h, "last_commit", f"the certificate of height {h - 1}", "none", "last_commit_missing")
+            _expect(h, "header.last_commit_hash", NO_COMMIT_HASH, hdr.last_commit_hash, "header_last_commit")
+        else:
+            _expect(h, "header.last_commit_hash", block.last_commit.hash(), hdr.last_commit_hash, "header_last_commit")
+            self._check_certificate(block.last_commit, ledger.head_validators, head.height, head.hash(), h, "last_commit")
+        _expect(h, "header.tx_root", list_root([t.hash for t in block.txs]), hdr.tx_root, "tx_root",
+                ("the block's transactions are not the ones its header commits to (changed, added, dropped or reordered)",))  # fmt: skip
+
+        if record.certificate is None:
+            _fail(h, "certificate", "the block's commit certificate", "none", "certificate_missing")
+        try:
+            certificate = CommitCertificate.from_wire(decode(record.certificate))
+        except ClearchainError as exc:
+            _fail(h, "certificate", "a well-formed certificate", f"{exc.code}: {exc.message}", "certificate_malformed")
+        signers = self._check_certificate(certificate, ledger.validators, h, block.hash(), h, "certificate")
+        stored = self._stored_receipts(record.receipts, h)
+
+        try:
+            result = ledger.executor.execute(self.store, ledger.tree, h, hdr.time_ms, block.txs)
+        except InvalidTxInBlock as exc:
+            stx = block.txs[exc.index]
+            _fail(h, f"txs[{exc.index}]", "a transaction valid at this point", f"{exc.error.code}: {exc.error.message}",
+                  exc.error.code, (f"tx {stx.hash.hex()} from {stx.tx.sender} nonce {stx.tx.nonce}",))  # fmt: skip
+        computed = [r.encode() for r in result.receipts]
+        _expect(h, "header.receipts_root", result.receipts_root, hdr.receipts_root, "receipts_root",
+                ("expected: the root of the re-executed receipts; found: the signed header's",))  # fmt: skip
+        if computed != stored:
+            i = next((i for i, (a, b) in enumerate(zip(computed, stored, strict=False)) if a != b), min(len(computed), len(stored)))
+            _fail(h, f"receipts[{i}]", _receipt_text(computed, i), _receipt_text(stored, i), "stored_receipt",
+                  ("the stored receipts differ from re-execution, which matches the signed header",))  # fmt: skip
+        if result.state_root != hdr.state_root:
+            _fail(h, "header.state_root", hdr.state_root.hex(), f"{result.state_root.hex()} (re-executed)", "state_root",
+                  self._diagnose_state(h, result.state_diff))  # fmt: skip
+        next_hash = ledger._next_validators_hash(result)
+        _expect(h, "header.next_validators_hash", next_hash, hdr.next_validators_hash, "header_next_validators")
+        signed_by = ledger.validators
+        ledger.commit(block, certificate, result, certificate_checked=True)
+        return AuditedBlock(block, result.receipts, certificate.round, signers, signed_by)
+
+    def _check_certificate(
+        self, cert: CommitCertificate, validators: ValidatorSet, height: int, block_hash: bytes, at: int, field: str
+    ) -> tuple[bytes, ...]:
+        """The checks of ``CommitCertificate.verify``, each failure named by field and index."""
+        _expect(at, f"{field}.height", height, cert.height, "certificate_height")
+        _expect(at, f"{field}.block_hash", block_hash, cert.block_hash, "certificate_block")
+        digest = vote_sign_bytes(self.chain_id, PRECOMMIT, cert.height, cert.round, cert.block_hash)
+        names = {v.pubkey: v.name or v.pubkey.hex()[:16] for v in validators.validators}
+        power = 0
+        previous = b""
+        for i, (pubkey, signature) in enumerate(cert.signatures):
+            where = f"{field}.signatures[{i}]"
+            if pubkey <= previous:
+                _fail(at, where, "validator keys in strictly ascending order (each at most once)", pubkey.hex(), "certificate_order")
+            previous = pubkey
+            weight = validators.power_of(pubkey)
+            if weight == 0:
+                _fail(at, where, f"a validator of the set {validators.hash().hex()}", f"{pubkey.hex()}, not a validator", "certificate_signer")
+            if not verify_signature(pubkey, signature, digest):
+                _fail(at, where, f"a valid precommit signature by {names[pubkey]}", "an invalid signature", "certificate_signature")
+            power += weight
+        if not validators.has_quorum(power):
+            who = ", ".join(names[k] for k, _ in cert.signatures) or "nobody"
+            _fail(at, f"{field}.power", f"more than 2/3 of {validators.total_power}", f"{power} ({who})", "certificate_quorum")
+        return tuple(k for k, _ in cert.signatures)
+
+    def _stored_receipts(self, data: bytes | None, h: int) -> list[bytes]:
+        """The stored receipts, each re-encoded (canonical, so equal bytes mean equal receipts)."""
+        if data is None:
+            _fail(h, "receipts", "the block's receipts", "none", "receipts_missing")
+        try:
+            wire = decode(data)
+            if type(wire) is not list:
+                raise InvalidBlock("receipts_malformed", "the receipts are not a list")
+            return [Receipt.from_wire(w).encode() for w in wire]
+        except (ClearchainError, ValueError, TypeError, IndexError) as exc:
+            _fail(h, "receipts", "a well-formed list of receipts", str(exc), "receipts_malformed")
+
+    # --- diagnosis --------------------------------------------------------------------------
+    def _diagnose_state(self, h: int, diff: dict[bytes, bytes | None]) -> tuple[str, ...]:
+        """Notes for a state-root mismatch: exactly which keys differ, when the source's state at
+        this height is at hand; otherwise the keys this block's re-execution wrote."""
+        reference = self.reference(h) if self.reference is not None else None
+        if reference is not None:
+            ours = dict(self.store.iterate_state(b""))
+            for key, value in diff.items():
+                if value is None:
+                    ours.pop(key, None)
+                else:
+                    ours[key] = value
+            differing = list(_differences(iter(sorted(ours.items())), reference.iterate_state(b"")))
+            notes = [f"{len(differing)} state key(s) differ from the source's state at height {h} (re-executed vs source):"]
+            notes += [f"{_key_text(k)}: {_value_text(a)} vs {_value_text(b)}" for k, a, b in differing[:DIFFERENCES_SHOWN_MAX]]
+        else:
+            notes = [f"the block's re-execution wrote {len(diff)} state key(s) (before -> after):"]
+            for key in sorted(diff)[:DIFFERENCES_SHOWN_MAX]:
+                notes.append(f"{_key_text(key)}: {_value_text(self.store.get_state(key))} -> {_value_text(diff[key])}")
+            notes.append("one or more of these differ from what the validators computed; audit the node's --home at this height to name them")
+        if len(notes) > DIFFERENCES_SHOWN_MAX + 2:
+            notes = notes[: DIFFERENCES_SHOWN_MAX + 1] + ["..."]
+        return tuple(notes)
+
+    def compare_state(self, other: Store) -> None:
+        """Check ``other`` (a node's store at the audited head) key by key: every state value and
+        every state-tree node must equal the re-executed ones. Raises AuditFailure naming them."""
+        head = other.head()
+        h = self.height
+        if head is None or head.height != h:
+            _fail(h, "head", f"the source's head at the audited height {h}", str(None if head is None else head.height), "head_moved")
+        for prefix, what in ((_STATE, "state"), (_NODE, "state tree node")):
+            ours = self.store.backend.scan(prefix)
+            theirs = other.backend.scan(prefix)
+            differing = list(_differences(_strip(ours, prefix), _strip(theirs, prefix), limit=DIFFERENCES_SHOWN_MAX))
+            if differing:
+                key, expected, found = differing[0]
+                show = _key_text if prefix == _STATE else (lambda k: k.hex() or "(root)")
+                notes = tuple(f"{show(k)}: expected {_value_text(a)}, found {_value_text(b)}" for k, a, b in differing)
+                _fail(h, f"{what} {show(key)}", _value_text(expected), _value_text(found), "stored_state", notes)
+
+
+class _StateOnlyBackend(MemoryBackend):
+    """The auditor's store: keeps state, tree nodes, validator sets and the head block only."""
+
+    def write(self, puts: dict[bytes, bytes], deletes: list[bytes]) -> None:
+        kept = {k: v for k, v in puts.items() if not k.startswith(_DROPPED)}
+        old_blocks = [k for k, _ in self.scan(b"blk/")]
+        super().write(kept, deletes + [k for k in old_blocks if k not in kept])
+
+
+def _strip(items: Iterator[tuple[bytes, bytes]], prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    cut = len(prefix)
+    for key, value in items:
+        yield key[cut:], value
+
+
+def _differences(
+    ours: Iterator[tuple[bytes, bytes]], theirs: Iterator[tuple[bytes, bytes]], limit: int | None = None
+) -> Iterator[tuple[bytes, bytes | None, bytes | None]]:
+    """Merge two key-ordered streams; yield (key, ours or None, theirs or None) where they differ."""
+    a = next(ours, None)
+    b = next(theirs, None)
+    count = 0
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            item = (a[0], a[1], None)
+            a = next(ours, None)
+        elif a is None or b[0] < a[0]:
+            item = (b[0], None, b[1])
+            b = next(theirs, None)
+        else:
+            item = (a[0], a[1], b[1]) if a[1] != b[1] else None
+            a, b = next(ours, None), next(theirs, None)
+        if item is not None:
+            yield item
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+
+def _key_text(key: bytes) -> str:
+    try:
+        text = key.decode("ascii")
+        if text.isprintable():
+            return text
+    except UnicodeDecodeError:
+        pass
+    return "0x" + key.hex()
+
+
+def _value_text(data: bytes | None) -> str:
+    if data is None:
+        return "absent"
+    try:
+        return _short(repr(_plain(decode_value(data))))
+    except Exception:  # noqa: BLE001 - a tampered value may not decode at all; show its bytes
+        return "undecodable 0x" + _short(data.hex())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return value
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _receipt_text(receipts: list[bytes], i: int) -> str:
+    if i >= len(receipts):
+        return "no receipt"
+    r = Receipt.from_wire(decode(receipts[i]))
+    events = ", ".join(f"{c}.{n}" for c, n, _ in r.events)
+    return _short(f"{'tx' if r.kind == 0 else 'task'} {r.ref.hex()[:16]} {r.code}" + (f" [{events}]" if events else "") + f" ({H_text(receipts[i])})")
+
+
+def H_text(data: bytes) -> str:  # noqa: N802 - short digest for display
+    import hashlib
+
+    return "sha256 " + hashlib.sha256(data).hexdigest()[:16]
+
+
+def _show(value: object) -> str:
+    return value.hex() if isinstance(value, bytes) else str(value)
+
+
+def _expect(h: int, field: str, expected: object, found: object, check: str, notes: tuple[str, ...] = ()) -> None:
+    if found != expected:
+        _fail(h, field, _show(expected), _show(found), check, notes)
+
+
+def _fail(h: int, field: str, expected: str, found: str, check: str, notes: tuple[str, ...] = ()) -> Any:
+    raise AuditFailure(Discrepancy(h, field, expected, found, check, tuple(notes)))
