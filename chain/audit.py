@@ -199,7 +199,8 @@ class Auditor:
             power += weight
         if not validators.has_quorum(power):
             who = ", ".join(names[k] for k, _ in cert.signatures) or "nobody"
-            _fail(at, f"{field}.power", f"more than 2/3 of {validators.total_power}", f"{power} ({who})", "certificate_quorum")
+            total = validators.total_power
+            _fail(at, f"{field}.power", f"more than 2/3 of {total} power (at least {total * 2 // 3 + 1})", f"{power} ({who})", "certificate_quorum")
         return tuple(k for k, _ in cert.signatures)
 
     def _stored_receipts(self, data: bytes | None, h: int) -> list[bytes]:

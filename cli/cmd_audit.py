@@ -181,15 +181,11 @@ def export(node_url: str | None, home: Path | None, from_height: int, to_height:
         end = src.head if to_height is None else min(to_height, src.head)
         if from_height > end + 1:
             raise HistoryError("history_range", f"--from {from_height} is past the source's head {src.head}")
-        stream = click.get_binary_stream("stdout") if str(out) == "-" else out.open("wb")
-        try:
+        with click.open_file(str(out), "wb") as stream:
             writer = ExportWriter(stream, fmt, Preamble(src.chain_id, src.genesis_hash, from_height, end))
             for record in src.records(from_height, end):
                 writer.record(record)
             writer.finish()
-        finally:
-            if stream is not click.get_binary_stream("stdout"):
-                stream.close()
     if str(out) != "-":
         click.echo(f"exported heights {from_height}..{end} ({writer.count} blocks, {fmt}) from {src.describe} to {out}", err=True)
 

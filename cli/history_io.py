@@ -202,6 +202,8 @@ class FileSource(HistorySource):
             return None
         if len(line) > JSON_LINE_CHARS_MAX:
             raise HistoryError("history_malformed", "a line is too long")
+        if not line.endswith(b"\n"):
+            raise HistoryError("history_truncated", f"{self._path} ends inside a line")
         try:
             doc = json.loads(line)
             return _wire_from_json(doc)
