@@ -28,11 +28,15 @@ class AssetFlow:
 
 @dataclass
 class SigningRecord:
+    """A certificate carries the precommits its node had gathered when it committed (a quorum,
+    not always all), so a block's signers are the union of the stored certificate and the one
+    the next block carries; a validator absent from both may still have voted, late."""
+
     name: str
     in_set: int = 0  # blocks this validator could sign
-    signed: int = 0  # blocks whose stored certificate carries its precommit
+    signed: int = 0  # blocks whose certificates carry its precommit
     proposed: int = 0
-    missed: list[int] = field(default_factory=list)  # the first few heights it did not sign
+    missed: list[int] = field(default_factory=list)  # the first few heights it is absent from
 
 
 @dataclass
@@ -50,6 +54,7 @@ class AuditTally:
     assets: dict[str, AssetFlow] = field(default_factory=dict)
     validators: dict[bytes, SigningRecord] = field(default_factory=dict)
     _currency: dict[str, str | None] = field(default_factory=dict)
+    _pending: tuple[int, Any, set[bytes]] | None = None  # the last height, its set and signers
 
     def add(self, audited: AuditedBlock, state: StateReader) -> None:
         block = audited.block
@@ -60,14 +65,12 @@ class AuditTally:
         self.first_time_ms = block.header.time_ms if self.first_time_ms is None else self.first_time_ms
         self.last_time_ms = block.header.time_ms
         self.txs += len(block.txs)
-        signers = set(audited.signers)
+        if self._pending is not None and block.last_commit is not None:
+            self._pending[2].update(k for k, _ in block.last_commit.signatures)
+        self.finish()
+        self._pending = (h, audited.validators, set(audited.signers))
         for v in audited.validators.validators:
-            record = self.validators.setdefault(v.pubkey, SigningRecord(v.name or v.pubkey.hex()[:16]))
-            record.in_set += 1
-            if v.pubkey in signers:
-                record.signed += 1
-            elif len(record.missed) < MISSED_SHOWN_MAX:
-                record.missed.append(h)
+            self.validators.setdefault(v.pubkey, SigningRecord(v.name or v.pubkey.hex()[:16]))
         proposer = self.validators.get(block.header.proposer)
         if proposer is not None:
             proposer.proposed += 1
@@ -80,6 +83,20 @@ class AuditTally:
         for receipt in audited.receipts:
             for contract, name, fields in receipt.events:
                 self._event(contract, name, dict(fields), state)
+
+    def finish(self) -> None:
+        """Count the signers of the last height seen (called again by each add and by to_json)."""
+        if self._pending is None:
+            return
+        h, validators, signers = self._pending
+        self._pending = None
+        for v in validators.validators:
+            record = self.validators[v.pubkey]
+            record.in_set += 1
+            if v.pubkey in signers:
+                record.signed += 1
+            elif len(record.missed) < MISSED_SHOWN_MAX:
+                record.missed.append(h)
 
     def _event(self, contract: str, name: str, f: dict[str, Any], state: StateReader) -> None:
         if contract == "settlement" and name == "trade_settled":
@@ -112,6 +129,7 @@ class AuditTally:
         return out
 
     def to_json(self, state: StateReader) -> dict[str, Any]:
+        self.finish()
         decimals = self.decimals(state)
         show = lambda asset, v: format_amount(v, decimals[asset])  # noqa: E731
         return {

@@ -99,13 +99,16 @@ def test_clean_history_passes_with_its_tallies(genesis: Genesis, built: tuple[Ch
 def test_a_missed_signature_shows_in_the_signing_record(genesis: Genesis, built: tuple[Chain, list[HistoryRecord]]) -> None:
     _, records = built
     quorum = VALIDATORS[:3]  # 3 of 4: still more than two thirds
+    # Block 4's stored certificate lacks a signer, but block 5 carries one with all four; the
+    # head's certificate has no successor, so its absent signer shows as missed.
     records = _replace(records, 4, certificate=_recertify(records[3], quorum).certificate)
+    records = _replace(records, 8, certificate=_recertify(records[7], quorum).certificate)
     auditor = Auditor(genesis, default_registry())
     tally = AuditTally()
     for record in records:
         tally.add(auditor.audit(record), auditor.store)
     absent = next(v for v in tally.to_json(auditor.store)["validators"] if v["pub_key"] == VALIDATORS[3].public.hex())
-    assert (absent["signed"], absent["missed_first"]) == (7, [4])
+    assert (absent["signed"], absent["missed_first"]) == (7, [8])
 
 
 # --- tampering --------------------------------------------------------------------------------
