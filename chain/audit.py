@@ -165,8 +165,9 @@ class Auditor:
                 ("expected: the root of the re-executed receipts; found: the signed header's",))  # fmt: skip
         if computed != stored:
             i = next((i for i, (a, b) in enumerate(zip(computed, stored, strict=False)) if a != b), min(len(computed), len(stored)))
-            _fail(h, f"receipts[{i}]", _receipt_text(computed, i), _receipt_text(stored, i), "stored_receipt",
-                  ("the stored receipts differ from re-execution, which matches the signed header",))  # fmt: skip
+            where, expected, found = _receipt_difference(computed, stored, i)
+            _fail(h, f"receipts[{i}]{where}", expected, found, "stored_receipt",
+                  ("expected: re-execution, which matches the signed header; found: the stored receipt",))  # fmt: skip
         if result.state_root != hdr.state_root:
             _fail(h, "header.state_root", hdr.state_root.hex(), f"{result.state_root.hex()} (re-executed)", "state_root",
                   self._diagnose_state(h, result.state_diff))  # fmt: skip
@@ -327,18 +328,27 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _receipt_text(receipts: list[bytes], i: int) -> str:
-    if i >= len(receipts):
-        return "no receipt"
-    r = Receipt.from_wire(decode(receipts[i]))
-    events = ", ".join(f"{c}.{n}" for c, n, _ in r.events)
-    return _short(f"{'tx' if r.kind == 0 else 'task'} {r.ref.hex()[:16]} {r.code}" + (f" [{events}]" if events else "") + f" ({H_text(receipts[i])})")
-
-
-def H_text(data: bytes) -> str:  # noqa: N802 - short digest for display
-    import hashlib
-
-    return "sha256 " + hashlib.sha256(data).hexdigest()[:16]
+def _receipt_difference(ours: list[bytes], theirs: list[bytes], i: int) -> tuple[str, str, str]:
+    """The first field where receipt ``i`` differs: (".events[2].quantity", expected, found)."""
+    if i >= len(ours) or i >= len(theirs):
+        return "", f"{len(ours)} receipts", f"{len(theirs)} receipts"
+    a, b = Receipt.from_wire(decode(ours[i])), Receipt.from_wire(decode(theirs[i]))
+    for name in ("kind", "ref", "code", "message"):
+        if getattr(a, name) != getattr(b, name):
+            return f".{name}", _short(_show(getattr(a, name))), _short(_show(getattr(b, name)))
+    if len(a.events) != len(b.events):
+        return ".events", f"{len(a.events)} events", f"{len(b.events)} events"
+    for j, (ea, eb) in enumerate(zip(a.events, b.events, strict=True)):
+        if ea[:2] != eb[:2]:
+            return f".events[{j}]", f"{ea[0]}.{ea[1]}", f"{eb[0]}.{eb[1]}"
+        fa, fb = list(ea[2]), list(eb[2])
+        for k in range(max(len(fa), len(fb))):
+            x = fa[k] if k < len(fa) else None
+            y = fb[k] if k < len(fb) else None
+            if x != y:
+                label = (x or y or ("?",))[0]
+                return f".events[{j}].{label}", _short(repr(_plain(x))), _short(repr(_plain(y)))
+    return "", "the same receipt", "different bytes"
 
 
 def _show(value: object) -> str:
