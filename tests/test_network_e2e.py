@@ -8,6 +8,9 @@ block: identical hashes and state roots, every certificate verifies against its 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 
 from chain.errors import ClearchainError
 from chain.store import Store
-from cli.localnet import NodeProcess, wait_until
+from cli.localnet import REPO, NodeProcess, wait_until
 from cli.net import init_network
 from node.config import ConsensusSection
 from tests.netutil import TxMaker
@@ -85,6 +88,14 @@ def test_four_validators_and_an_observer(tmp_path: Path) -> None:
         wait_until(lambda: (validators[0].status() or {}).get("mempool", {}).get("txs") == 0, 60, "every trade committed", nodes)
         head = max(heights(validators))
         wait_until(lambda: min(heights(nodes)) >= head, 60, f"every node (the observer too) at height {head}", nodes)
+        # The auditor, as a separate process, re-verifies the whole history: through the
+        # observer's API, and from the restarted validator's data folder while it runs.
+        genesis = str(tmp_path / "net" / "genesis.json")
+        for where in (["--node", observer.rpc], ["--home", str(victim.home)]):
+            audit = _clearchain("audit", *where, "--genesis", genesis, "--json")
+            assert audit.returncode == 0, audit.stdout + audit.stderr
+            doc = json.loads(audit.stdout)
+            assert doc["height"] >= TARGET_HEIGHT and doc["trades_settled"] == sent, doc
         for n in nodes:
             assert n.terminate() == 0, n.log_tail()
     finally:
@@ -92,6 +103,10 @@ def test_four_validators_and_an_observer(tmp_path: Path) -> None:
             n.terminate(timeout=5)
 
     _compare_stores([tmp_path / "net" / n["home"] for n in net["nodes"]], min_height=TARGET_HEIGHT, trades=sent)
+
+
+def _clearchain(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120, cwd=REPO)
 
 
 def _compare_stores(homes: list[Path], min_height: int, trades: int) -> None:
