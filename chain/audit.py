@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from chain.block import Block
 from chain.certificate import NO_COMMIT_HASH, PRECOMMIT, CommitCertificate, vote_sign_bytes
@@ -280,11 +280,14 @@ def _differences(
     a = next(ours, None)
     b = next(theirs, None)
     count = 0
+    item: tuple[bytes, bytes | None, bytes | None] | None
     while a is not None or b is not None:
         if b is None or (a is not None and a[0] < b[0]):
+            assert a is not None
             item = (a[0], a[1], None)
             a = next(ours, None)
         elif a is None or b[0] < a[0]:
+            assert b is not None
             item = (b[0], None, b[1])
             b = next(theirs, None)
         else:
@@ -360,5 +363,5 @@ def _expect(h: int, field: str, expected: object, found: object, check: str, not
         _fail(h, field, _show(expected), _show(found), check, notes)
 
 
-def _fail(h: int, field: str, expected: str, found: str, check: str, notes: tuple[str, ...] = ()) -> Any:
+def _fail(h: int, field: str, expected: str, found: str, check: str, notes: tuple[str, ...] = ()) -> NoReturn:
     raise AuditFailure(Discrepancy(h, field, expected, found, check, tuple(notes)))

@@ -58,16 +58,16 @@ class Client:
 
     def get_bytes(self, path: str, **query: Any) -> bytes:
         """A binary reply (``GET /history``); errors are JSON as everywhere else."""
-        return self._call("GET", path, query, None, raw=True)
+        return self._call("GET", path, query, None, binary=True)
 
-    def _call(self, method: str, path: str, query: dict[str, Any], body: Any, raw: bool = False) -> Any:
+    def _call(self, method: str, path: str, query: dict[str, Any], body: Any, binary: bool = False) -> Any:
         params = {k: v for k, v in query.items() if v is not None}
         url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return resp.read() if raw else json.loads(resp.read())
+                return resp.read() if binary else json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             try:

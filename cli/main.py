@@ -98,6 +98,23 @@ def bench_executor(txs: int, batches: int, batch_size: int, account_count: int, 
         json_out.write_text(json.dumps(figures, indent=2) + "\n")
 
 
+@bench.command("audit")
+@click.option("--txs", type=click.IntRange(0), default=100_000, show_default=True, help="Signed single-trade txs in the history.")
+@click.option("--block-txs", type=click.IntRange(1, 5000), default=2_000, show_default=True)
+@click.option("--batches", type=click.IntRange(0), default=0, show_default=True, help="settle_batch txs, one per block.")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
+@click.option("--accounts", "account_count", type=click.IntRange(2), default=10_000, show_default=True)
+@click.option("--profile", is_flag=True, help="Print a cProfile of the audit.")
+@click.option("--json-out", type=click.Path(path_type=Path), default=None)
+def bench_audit(txs: int, block_txs: int, batches: int, batch_size: int, account_count: int, profile: bool, json_out: Path | None) -> None:
+    """Audit speed: blocks/s, txs/s and trades/s re-verified and re-executed by one process."""
+    from cli.bench_audit import run_bench
+
+    figures = run_bench(txs, block_txs, batches, batch_size, account_count, profile)
+    if json_out:
+        json_out.write_text(json.dumps(figures, indent=2) + "\n")
+
+
 @bench.command("network")
 @click.option("--validators", type=click.IntRange(1, 16), default=4, show_default=True)
 @click.option("--seconds", type=click.FloatRange(1, 600), default=10, show_default=True, help="Per block-rate measurement.")
@@ -307,10 +324,11 @@ def node_run(home: Path, quiet: bool) -> None:
 
 def _register_client_commands() -> None:
     """Commands that talk to a node's API live in their own modules (cli/cmd_*.py)."""
-    from cli import cmd_keys, cmd_ledger, cmd_proof
+    from cli import cmd_audit, cmd_keys, cmd_ledger, cmd_proof
 
     cmd_keys.register(main)
     cmd_ledger.register(main)
+    cmd_audit.register(main)
     cmd_proof.register(main)
 
 

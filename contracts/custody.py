@@ -7,12 +7,17 @@ owner requests it under its key policy, which locks the amount; a custodian then
 (the locked amount leaves the ledger) or rejects it (the amount is unlocked); the owner may
 cancel it while it is pending.
 
+A custodian also attests, from time to time, what it holds off the ledger for each asset (its
+bank or wallet statement): the latest attestation is kept so that anyone can compare it with the
+client balances on the ledger (contracts/reserves.py, ``GET /reserves``). It moves nothing.
+
 State::
 
     custody/supply/<asset>         -> total of the asset held on the ledger
     custody/deposit/<reference>    -> [account, asset, amount, height]
     custody/withdrawal/<id>        -> [account, asset, amount, requested_by, status, height]
     custody/withdrawal_seq         -> last withdrawal id
+    custody/reserve/<asset>        -> [amount, reference, height, custodian]  (the latest attestation)
 
 Invariant (tested): for every asset, supply == sum over accounts of available + locked.
 """
@@ -67,6 +72,15 @@ class Custody(Contract):
         _change_supply(ctx, asset, amount)
         ctx.put("deposit/" + reference, [account, asset, amount, ctx.height])
         ctx.emit("deposited", account=account, asset=asset, amount=amount, reference=reference, custodian=ctx.sender)
+
+    @method(("asset", Id()), ("amount", Int(0, AMOUNT_MAX)), ("reference", Id()))
+    def attest_reserves(self, ctx: Context, asset: str, amount: int, reference: str) -> None:
+        """A custodian attests that it holds ``amount`` minor units of ``asset`` off the ledger,
+        per its statement ``reference``. Replaces the previous attestation for the asset."""
+        require_role(ctx, "custodian")
+        ctx.require(get_instrument(ctx, asset) is not None, "unknown_instrument", f"no instrument {asset}")
+        ctx.put("reserve/" + asset, [amount, reference, ctx.height, ctx.sender])
+        ctx.emit("reserves_attested", asset=asset, amount=amount, reference=reference, custodian=ctx.sender)
 
     @method(("account", Id()), ("asset", Id()), ("amount", Int(1, AMOUNT_MAX)))
     def request_withdrawal(self, ctx: Context, account: str, asset: str, amount: int) -> None:

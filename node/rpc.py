@@ -15,6 +15,7 @@ the node. Reads go to committed state (the head) through the store; nothing here
     GET  /state/proof?key=hex       inclusion or absence proof against the head's state root
     GET  /participants[/{id}]       roles, key policy, nonces
     GET  /instruments, /validators, /trades/{exchange}/{trade_id}
+    GET  /reserves                  client balances vs custodian-attested reserves, per asset
     GET  /status, /evidence, /events (SSE), /metrics (Prometheus)
 
 Handlers are cheap: point reads, or scans bounded by a page size.
