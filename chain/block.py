@@ -11,7 +11,7 @@ certificate of the previous block (nil at height 1, whose parent is genesis).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from chain.certificate import CommitCertificate
@@ -67,6 +67,10 @@ class Block:
     header: Header
     txs: tuple[SignedTx, ...]
     last_commit: CommitCertificate | None
+    # The canonical bytes this block was decoded from, so that storing it does not re-encode
+    # every transaction (decode proved that re-encoding gives exactly these bytes). Not an init
+    # field, so ``dataclasses.replace`` (a changed block) starts without it.
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def height(self) -> int:
@@ -83,6 +87,8 @@ class Block:
         ]
 
     def encode(self) -> bytes:
+        if self._encoded is not None:
+            return self._encoded
         return encode_trusted(self.to_wire())
 
     @classmethod
@@ -92,10 +98,15 @@ class Block:
             wire = decode(data, max_bytes=BLOCK_BYTES_MAX)
         except EncodingError as exc:
             raise InvalidBlock("block_malformed", exc.message) from exc
-        return cls.from_wire(wire)
+        block = cls.from_wire(wire, decoded=True)
+        # to_wire(from_wire(wire)) == wire field for field, and decode checked that wire encodes
+        # back to exactly ``data``: so ``data`` is this block's encoding.
+        object.__setattr__(block, "_encoded", bytes(data))
+        return block
 
     @classmethod
-    def from_wire(cls, wire: Any) -> Block:
+    def from_wire(cls, wire: Any, *, decoded: bool = False) -> Block:
+        """Build from a decoded array, checking its structure (``decoded``: see SignedTx)."""
         if type(wire) is not list or len(wire) != 3 or type(wire[1]) is not list:
             raise InvalidBlock("block_malformed", "a block is [header, txs, last_commit]")
         header = Header.from_wire(wire[0])
@@ -104,7 +115,7 @@ class Block:
         txs = []
         for index, item in enumerate(wire[1]):
             try:
-                txs.append(SignedTx.from_wire(item))
+                txs.append(SignedTx.from_wire(item, decoded=decoded))
             except InvalidTransaction as exc:
                 raise InvalidBlock(
                     "block_tx_malformed", f"tx {index} at height {header.height}: {exc.message}"

@@ -90,6 +90,7 @@ class ExecutionResult:
     tx_root: bytes
     receipts_root: bytes
     rejected: tuple[Rejected, ...]
+    receipts_encoded: tuple[bytes, ...]  # each receipt's encoding (hashed into receipts_root)
 
     @property
     def state_root(self) -> bytes:
@@ -188,14 +189,17 @@ class Executor:
             receipts.append(self._apply_task(state, env, task))
         diff = state.diff()
         update = tree.compute_update(diff)
+        # Kept for the store's write, which then need not encode the receipts again.
+        receipts_encoded = tuple([r.encode() for r in receipts])
         return ExecutionResult(
             txs=tuple(included),
             receipts=tuple(receipts),
             state_diff=diff,
             tree_update=update,
             tx_root=list_root([t.hash for t in included]),
-            receipts_root=list_root([r.encode() for r in receipts]),
+            receipts_root=list_root(list(receipts_encoded)),
             rejected=tuple(rejected),
+            receipts_encoded=receipts_encoded,
         )
 
     def _apply_tx(self, state: BlockState, env: CallEnv, stx: SignedTx, prepared: Any) -> Receipt:

@@ -50,8 +50,9 @@ class Ledger:
         self.chain_id = genesis.chain_id
         self.executor = Executor(genesis.chain_id, runtime)
         self.runtime = runtime
+        fresh: tuple[Block, TreeUpdate] | None = None
         if store.head() is None:
-            self._write_genesis()
+            fresh = self._write_genesis()
         elif store.chain_id() != genesis.chain_id:
             raise StoreError(
                 "store_other_chain",
@@ -61,10 +62,19 @@ class Ledger:
         assert head is not None
         header = store.header(head.height)
         assert header is not None
-        if store.genesis_hash() != self.genesis_block().hash():
+        genesis_block = self.genesis_block() if fresh is None else fresh[0]
+        if store.genesis_hash() != genesis_block.hash():
             raise StoreError("store_other_genesis", "the store was made from another genesis")
         self.head: Header = header
-        self.tree = StateTree(store, header.state_root)
+        if fresh is None:
+            self.tree = StateTree(store, header.state_root)
+        else:
+            # A fresh store: apply genesis's update to the empty tree instead of reopening, so the
+            # nodes just written are in memory already decoded. Reopening would read back and
+            # re-check every genesis node (~0.36 per state key) as the first blocks touch them:
+            # about 7 % of auditing 10,000 trades from genesis (py-spy).
+            self.tree = StateTree(store, EMPTY_ROOT)
+            self.tree.apply(fresh[1])
         self.validators = read_validators(BlockState(store))  # signs the next block
         signed_head = store.validator_set(header.validators_hash)  # signed the head
         assert signed_head is not None, "the store lost a validator set"
@@ -99,12 +109,13 @@ class Ledger:
         )
         return Block(header, (), None), diff, update
 
-    def _write_genesis(self) -> None:
+    def _write_genesis(self) -> tuple[Block, TreeUpdate]:
         block, diff, update = self._build_genesis()
         self.store.write_block(
             block, None, (), diff, update.node_writes, genesis=True,
             validator_sets=[self.genesis.validators],
         )
+        return block, update
 
     # --- blocks -----------------------------------------------------------------------------
     def propose(
@@ -177,6 +188,7 @@ class Ledger:
         self.store.write_block(
             block, certificate, result.receipts, result.state_diff,
             result.tree_update.node_writes, validator_sets=[next_set],
+            receipts_encoded=result.receipts_encoded,
         )
         self.tree.apply(result.tree_update)
         self.head = block.header

@@ -24,8 +24,8 @@ from typing import Protocol
 
 from chain.block import Block, Header
 from chain.certificate import CommitCertificate
-from chain.encoding import decode, encode, encode_trusted
-from chain.errors import StoreError
+from chain.encoding import decode, encode, encode_joined
+from chain.errors import StoreError, invariant
 from chain.limits import STATE_CACHE_ENTRIES_MAX
 from chain.receipt import Receipt
 from chain.validators import Validator, ValidatorSet
@@ -254,8 +254,12 @@ class Store:
         *,
         genesis: bool = False,
         validator_sets: tuple[ValidatorSet, ...] | list[ValidatorSet] = (),
+        receipts_encoded: tuple[bytes, ...] | None = None,
     ) -> None:
-        """Write a committed block and everything it changed in one atomic batch."""
+        """Write a committed block and everything it changed in one atomic batch.
+
+        ``receipts_encoded``: the receipts' own encodings when the caller has them (the
+        executor made them for the receipts root), so they are not encoded a second time."""
         height = block.height
         block_hash = block.hash()
         head = self.head()
@@ -272,7 +276,10 @@ class Store:
         if certificate is not None:
             puts[_CERT + _h(height)] = encode(certificate.to_wire())
         # Receipts hold only checked values (events are checked when emitted).
-        puts[_RECEIPTS + _h(height)] = encode_trusted([r.to_wire() for r in receipts])
+        if receipts_encoded is None:
+            receipts_encoded = tuple([r.encode() for r in receipts])
+        invariant(len(receipts_encoded) == len(receipts), "one encoding per receipt")
+        puts[_RECEIPTS + _h(height)] = encode_joined(receipts_encoded)
         for index, stx in enumerate(block.txs):
             puts[_TX_INDEX + stx.hash] = encode([height, index])
         for key, value in state_diff.items():

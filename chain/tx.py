@@ -79,11 +79,15 @@ class SignedTx:
             wire = decode(data, max_bytes=TX_BYTES_MAX)
         except EncodingError as exc:
             raise InvalidTransaction("tx_malformed", exc.message) from exc
-        return cls.from_wire(wire)
+        return cls.from_wire(wire, decoded=True)
 
     @classmethod
-    def from_wire(cls, wire: Any) -> SignedTx:
+    def from_wire(cls, wire: Any, *, decoded: bool = False) -> SignedTx:
         """Build from a decoded array, checking every field's type and bound.
+
+        ``decoded``: ``wire`` came straight from ``chain.encoding.decode`` (of this tx or of a
+        block holding it), which has already checked every value in it; the body is then
+        encoded for its hash without walking it a second time (same bytes either way).
 
         Raises InvalidTransaction with code ``tx_malformed`` naming the field, or
         ``too_many_signatures``.
@@ -121,7 +125,7 @@ class SignedTx:
             pairs.append((pair[0], pair[1]))
         tx = Tx(chain_id, sender, nonce, contract, method, args, valid_until)
         try:
-            digest = H(b"tx", encode(body))
+            digest = H(b"tx", encode_trusted(body) if decoded else encode(body))
         except EncodingError as exc:
             raise InvalidTransaction("tx_malformed", exc.message) from exc
         return cls(tx, tuple(pairs), digest)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chain.encoding import check_value
+from chain.encoding import INT_MAX, INT_MIN, check_value
 from chain.errors import ContractCodeMismatch, ContractError, InvalidTransaction
 from chain.executor import CallEnv
 from chain.genesis import Genesis
@@ -102,8 +102,8 @@ class Context:
             kind = type(value)
             if not (kind is int or kind is str or kind is bytes or kind is bool or value is None):
                 check_value(value)
-            elif kind is int:
-                check_value(value)  # the 64-bit range
+            elif kind is int and not INT_MIN <= value <= INT_MAX:
+                check_value(value)  # raises: outside the 64-bit range (compared inline: hot path)
         self._events.append((self.contract, name, tuple(fields.items())))
 
     @property
