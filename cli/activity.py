@@ -58,10 +58,8 @@ class ActivityReport:
                 f = dict(fields)
                 if contract == "settlement" and name == "trade_settled":
                     self._settled(f, state)
-                elif contract == "settlement" and name == "trade_failed":
-                    ticket = tickets.get(f["trade_id"])
-                    if ticket is not None:
-                        self._failed(ticket, f["code"], state)
+                elif contract == "settlement" and name == "trade_failed" and f["trade_id"] in tickets:
+                    self._failed(tickets[f["trade_id"]], f["code"], state)
 
     # --- tallies ----------------------------------------------------------------------------
     def _owners(self, buyer: str, seller: str, state: StateReader) -> tuple[str, str]:

@@ -26,7 +26,7 @@ from chain.solo import SoloProducer
 from chain.store import Store
 from chain.tx import Tx
 from cli import devnet
-from cli.bench_executor import _pair, bench_genesis, calibrate
+from cli.bench_executor import _pair, batch_tickets, bench_genesis, calibrate
 from contracts import default_registry
 
 
@@ -45,11 +45,7 @@ def build_history(genesis: Any, account_count: int, txs: int, block_txs: int, ba
             signed.append(Tx(cid, "xchg-alpha", nonce, "settlement", "settle", [f"S{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500], 0).sign(keys))
         producer.produce(signed, verified={s.hash for s in signed})
     for b in range(batches):
-        tickets = []
-        for j in range(batch_size):
-            i = txs + b * batch_size + j
-            buyer, seller = _pair(i, account_count)
-            tickets.append([f"B{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500])
+        tickets = batch_tickets(txs + b * batch_size, batch_size, account_count)
         nonce += 1
         stx = Tx(cid, "xchg-alpha", nonce, "settlement", "settle_batch", [tickets], 0).sign(keys)
         producer.produce([stx], verified={stx.hash})

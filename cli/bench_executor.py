@@ -50,6 +50,15 @@ def _pair(i: int, n: int) -> tuple[str, str]:
     return f"BA-{a}", f"BA-{b}"
 
 
+def batch_tickets(first: int, size: int, account_count: int) -> list[list[Any]]:
+    """``size`` trade tickets numbered from ``first``, between repeatable pairs of accounts."""
+    tickets = []
+    for i in range(first, first + size):
+        buyer, seller = _pair(i, account_count)
+        tickets.append([f"B{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500])
+    return tickets
+
+
 def _open(store_kind: str, genesis: Any, workdir: Path) -> tuple[Ledger, SoloProducer, Store]:
     store = Store.open_leveldb(workdir / "db") if store_kind == "leveldb" else Store.in_memory()
     ledger = Ledger(store, genesis, default_registry())
@@ -136,11 +145,7 @@ def run_bench(txs: int, batches: int, batch_size: int, account_count: int, tree_
         nonce = txs
         batch_blocks = []
         for b in range(batches):
-            tickets = []
-            for j in range(batch_size):
-                i = txs + b * batch_size + j
-                buyer, seller = _pair(i, account_count)
-                tickets.append([f"B{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500])
+            tickets = batch_tickets(txs + b * batch_size, batch_size, account_count)
             nonce += 1
             batch_blocks.append([Tx(cid, "xchg-alpha", nonce, "settlement", "settle_batch", [tickets], 0).sign(exchange)])
         seconds, cpu, included, failed = _timed_blocks(producer, batch_blocks)

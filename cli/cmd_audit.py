@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -63,6 +63,7 @@ class AuditRun:
             raise AuditFailure(Discrepancy(0, "chain_id", genesis.chain_id, f"{src.chain_id} ({src.describe})", "chain_id"))
         self.auditor.check_genesis(src.genesis_hash, src.describe)
         self.tally = AuditTally()
+        self.end = src.head
         self.elapsed_s = 0.0
         self.cpu_s = 0.0
 
@@ -128,7 +129,7 @@ def _summary_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _fail_report(exc: AuditFailure, as_json: bool, run: AuditRun | None) -> None:
+def _fail_report(exc: AuditFailure, as_json: bool, run: AuditRun | None) -> NoReturn:
     d = exc.discrepancy
     if as_json:
         doc = {"ok": False, "discrepancy": {"height": d.height, "field": d.field, "check": d.check, "expected": d.expected, "found": d.found, "notes": list(d.notes)}}
@@ -143,6 +144,29 @@ def _fail_report(exc: AuditFailure, as_json: bool, run: AuditRun | None) -> None
     sys.exit(2)
 
 
+def _audited(
+    path: Path | None, node_url: str | None, home: Path | None, genesis_path: Path | None, from_height: int,
+    to_height: int | None, listeners: Callable[[AuditRun], list[Callable[[AuditedBlock], None]]], progress: bool,
+    as_json: bool,
+) -> AuditRun:  # fmt: skip
+    """Audit a source from genesis up to ``to_height`` (its head by default); on a discrepancy,
+    report it and exit 2. ``listeners`` gets the run, and returns what to call per block."""
+    genesis = load_genesis(_genesis_for(genesis_path, home))
+    node_url, home, path = _resolve(node_url, home, path)
+    run: AuditRun | None = None
+    try:
+        with source(node_url, home, path) as src:
+            run = AuditRun(genesis, src)
+            run.end = src.head if to_height is None else min(to_height, src.head)
+            if from_height > run.end:
+                raise HistoryError("history_range", f"--from {from_height} is past height {run.end}")
+            run.run(run.end, listeners(run), progress=progress)
+    except AuditFailure as exc:
+        _fail_report(exc, as_json, run)
+    assert run is not None
+    return run
+
+
 @click.command("audit")
 @click.argument("path", metavar="[FILE]", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @source_options
@@ -153,17 +177,8 @@ def _fail_report(exc: AuditFailure, as_json: bool, run: AuditRun | None) -> None
 def audit(path: Path | None, node_url: str | None, home: Path | None, genesis_path: Path | None, to_height: int | None, as_json: bool, quiet: bool) -> None:
     """Re-verify a whole history from genesis: from an export FILE, a node (--node) or a node's
     data folder (--home). Exit 2 names the first discrepancy (height, field, expected, found)."""
-    genesis = load_genesis(_genesis_for(genesis_path, home))
-    node_url, home, path = _resolve(node_url, home, path)
-    run: AuditRun | None = None
-    try:
-        with source(node_url, home, path) as src:
-            run = AuditRun(genesis, src)
-            end = src.head if to_height is None else min(to_height, src.head)
-            run.run(end, [], progress=not quiet and not as_json)
-            doc = run.summary()
-    except AuditFailure as exc:
-        _fail_report(exc, as_json, run)
+    run = _audited(path, node_url, home, genesis_path, 1, to_height, lambda run: [], not quiet and not as_json, as_json)
+    doc = run.summary()
     click.echo(json.dumps({"ok": True, **doc}, indent=2) if as_json else _summary_text(doc))
 
 
@@ -208,20 +223,14 @@ def report_activity(path: Path | None, node_url: str | None, home: Path | None, 
     audited from genesis on the way, so every figure is re-computed, not taken on trust."""
     from cli.activity import ActivityReport
 
-    genesis = load_genesis(_genesis_for(genesis_path, home))
-    node_url, home, path = _resolve(node_url, home, path)
-    run: AuditRun | None = None
-    try:
-        with source(node_url, home, path) as src:
-            run = AuditRun(genesis, src)
-            end = src.head if to_height is None else min(to_height, src.head)
-            if from_height > end:
-                raise HistoryError("history_range", f"--from {from_height} is past height {end}")
-            rep = ActivityReport(from_height, end)
-            state = run.auditor.store
-            run.run(end, [lambda audited: rep.add(audited, state)], progress=fmt == "table")
-    except AuditFailure as exc:
-        _fail_report(exc, fmt == "json", run)
+    reports: list[ActivityReport] = []
+
+    def listeners(run: AuditRun) -> list[Callable[[AuditedBlock], None]]:
+        reports.append(ActivityReport(from_height, run.end))
+        return [lambda audited: reports[0].add(audited, run.auditor.store)]
+
+    _audited(path, node_url, home, genesis_path, from_height, to_height, listeners, fmt == "table", fmt == "json")
+    rep = reports[0]
     if member is not None:
         rep.members = {k: v for k, v in rep.members.items() if k == member}
     if fmt == "json":

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from cli.main import main
 from cli.net import init_network
-from tests.test_cli import FAST, Net, NodeThread
+from tests.netutil import NodeThread
+from tests.test_cli import FAST, Net
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,9 @@ never with a traceback. The last tests run the two commands through click agains
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,8 +50,8 @@ from cli import devnet
 from cli.main import main
 from cli.net import init_network
 from node.config import ConsensusSection
-from node.runtime import Node
 from tests.conftest import Chain
+from tests.netutil import NodeThread
 
 ACCOUNTS = [a["id"] for a in devnet.ACCOUNTS]
 ASSETS = [i["id"] for i in devnet.INSTRUMENTS]
@@ -574,58 +572,6 @@ def _dec(data: bytes) -> Any:
 
 
 # --- the commands -----------------------------------------------------------------------------
-class NodeThread:
-    """One node on its own event loop in a daemon thread, until ``stop``."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.started = threading.Event()
-        self.failure: BaseException | None = None
-        self.url = ""
-        self.node: Node | None = None
-        self.thread = threading.Thread(target=self._run, name="proof-test-node", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        assert self.started.wait(30), "the node did not start"
-        if self.failure is not None:
-            raise self.failure
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(30)
-
-    def on_loop(self, fn: Any) -> Any:
-        """Run ``fn`` on the node's loop, between its event handlers; returns its result."""
-
-        async def go() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(go(), self.loop).result(30)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported to the test thread by start()
-            self.failure = exc
-            self.started.set()
-
-    async def _main(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.stop_event = asyncio.Event()
-        node = Node(self.home)
-        await node.start()
-        self.node = node
-        assert node.rpc is not None
-        host, port = node.rpc.address
-        self.url = f"http://{host}:{port}"
-        self.started.set()
-        try:
-            await self.stop_event.wait()
-        finally:
-            await node.shutdown()
-
-
 class Cli:
     """``clearchain`` through click's CliRunner; ``client`` commands get --node and --keys-dir."""
 

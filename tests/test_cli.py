@@ -10,12 +10,10 @@ first (they are pure).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shlex
 import shutil
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from cli.amounts import AmountError, format_amount, parse_amount, plain_amount
 from cli.main import main
 from cli.net import init_network
 from node.config import ConsensusSection
-from node.runtime import Node
+from tests.netutil import NodeThread
 
 FAST = ConsensusSection(commit_wait_ms=10)
 
@@ -66,47 +64,6 @@ def test_plain_amount_round_trips(units: int, decimals: int) -> None:
 
 
 # --- the node ---------------------------------------------------------------------------------
-class NodeThread:
-    """One node on its own event loop in a daemon thread, until ``stop``."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.started = threading.Event()
-        self.failure: BaseException | None = None
-        self.url = ""
-        self.thread = threading.Thread(target=self._run, name="clearchain-node", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        assert self.started.wait(30), "the node did not start"
-        if self.failure is not None:
-            raise self.failure
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(30)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported to the test thread by start()
-            self.failure = exc
-            self.started.set()
-
-    async def _main(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.stop_event = asyncio.Event()
-        node = Node(self.home)
-        await node.start()
-        host, port = node.rpc.address
-        self.url = f"http://{host}:{port}"
-        self.started.set()
-        try:
-            await self.stop_event.wait()
-        finally:
-            await node.shutdown()
-
-
 class Net:
     """Runs ``clearchain`` commands, given as one shell-like string, against the node."""
 
