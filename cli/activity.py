@@ -15,11 +15,11 @@ from typing import Any
 
 from chain.audit import AuditedBlock
 from chain.display import format_amount
-from chain.state import StateReader, decode_value
+from chain.state import StateReader
 from chain.tx import SignedTx
+from contracts.accounts import account_in
+from contracts.instruments import instrument_in
 
-_ACCOUNT = b"accounts/acct/"
-_INSTRUMENT = b"instruments/"
 UNKNOWN = "(unknown account)"
 
 
@@ -93,8 +93,8 @@ class ActivityReport:
 
     def _note(self, asset: str, state: StateReader) -> None:
         if asset not in self._decimals:
-            data = state.get_state(_INSTRUMENT + asset.encode())
-            self._decimals[asset] = 0 if data is None else decode_value(data)[1]
+            record = instrument_in(state, asset)
+            self._decimals[asset] = 0 if record is None else record.decimals
 
     # --- output -----------------------------------------------------------------------------
     def amounts(self, values: dict[str, int]) -> dict[str, str]:
@@ -149,10 +149,10 @@ def _tickets(stx: SignedTx) -> dict[str, tuple[Any, ...]]:
 def _owner(account: Any, state: StateReader) -> str:
     if not isinstance(account, str):
         return UNKNOWN
-    data = state.get_state(_ACCOUNT + account.encode())
-    return UNKNOWN if data is None else decode_value(data)[0]
+    record = account_in(state, account)
+    return UNKNOWN if record is None else record.owner
 
 
 def _currency(instrument: str, state: StateReader) -> str | None:
-    data = state.get_state(_INSTRUMENT + instrument.encode())
-    return None if data is None else decode_value(data)[2]
+    record = instrument_in(state, instrument)
+    return None if record is None else record.currency

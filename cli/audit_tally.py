@@ -13,9 +13,9 @@ from typing import Any
 
 from chain.audit import AuditedBlock
 from chain.display import format_amount
-from chain.state import StateReader, decode_value
+from chain.state import StateReader
+from contracts.instruments import instrument_in
 
-_INSTRUMENT = b"instruments/"
 MISSED_SHOWN_MAX = 10
 
 
@@ -117,15 +117,15 @@ class AuditTally:
 
     def _currency_of(self, instrument: str, state: StateReader) -> str | None:
         if instrument not in self._currency:
-            data = state.get_state(_INSTRUMENT + instrument.encode())
-            self._currency[instrument] = None if data is None else decode_value(data)[2]
+            record = instrument_in(state, instrument)
+            self._currency[instrument] = None if record is None else record.currency
         return self._currency[instrument]
 
     def decimals(self, state: StateReader) -> dict[str, int]:
         out = {}
         for asset in self.assets:
-            data = state.get_state(_INSTRUMENT + asset.encode())
-            out[asset] = 0 if data is None else decode_value(data)[1]
+            record = instrument_in(state, asset)
+            out[asset] = 0 if record is None else record.decimals
         return out
 
     def to_json(self, state: StateReader) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 from chain.errors import invariant
 from chain.genesis import ACCOUNT_KINDS, Genesis
 from chain.limits import AMOUNT_MAX
-from chain.state import BlockState
+from chain.state import BlockState, StateReader, decode_value
 from contracts.api import Context, Contract, ContractError, method
 from contracts.membership import has_role, require_role
 from contracts.schema import Id, OneOf, Optional
@@ -31,8 +31,10 @@ NAME = "accounts"
 ACTIVE = "active"
 SUSPENDED = "suspended"
 CLOSED = "closed"
-_ACCT = b"accounts/acct/"
-_BAL = b"accounts/bal/"
+ACCOUNT_PREFIX = b"accounts/acct/"  # public for readers outside a call (API, audit, reports)
+BALANCE_PREFIX = b"accounts/bal/"
+_ACCT = ACCOUNT_PREFIX
+_BAL = BALANCE_PREFIX
 
 
 class AccountRecord(NamedTuple):
@@ -46,6 +48,12 @@ class AccountRecord(NamedTuple):
 def get_account(ctx: Context, account: str) -> AccountRecord | None:
     value = ctx.state.get(_ACCT + account.encode())
     return None if value is None else AccountRecord(*value)
+
+
+def account_in(state: StateReader, account: str) -> AccountRecord | None:
+    """The account's record read from committed state (readers outside a call: API, audit)."""
+    data = state.get_state(_ACCT + account.encode())
+    return None if data is None else AccountRecord(*decode_value(data))
 
 
 def require_active(ctx: Context, account: str) -> AccountRecord:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from chain.genesis import DECIMALS_MAX, INSTRUMENT_KINDS, Genesis
+from chain.state import StateReader, decode_value
 from contracts.api import Context, Contract, ContractError, method
 from contracts.membership import require_role
 from contracts.schema import Id, Int, OneOf, Optional, Text
@@ -26,6 +27,15 @@ class InstrumentRecord(NamedTuple):
     decimals: int
     currency: str | None
     status: str
+
+
+INSTRUMENT_PREFIX = b"instruments/"  # public for readers outside a call (API, audit, reports)
+
+
+def instrument_in(state: StateReader, iid: str) -> InstrumentRecord | None:
+    """The instrument's record read from committed state (readers outside a call)."""
+    data = state.get_state(INSTRUMENT_PREFIX + iid.encode())
+    return None if data is None else InstrumentRecord(*decode_value(data))
 
 
 def get_instrument(ctx: Context, iid: str) -> InstrumentRecord | None:

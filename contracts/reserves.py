@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 from chain.errors import invariant
 from chain.state import BlockState, StateReader
+from contracts.accounts import ACCOUNT_PREFIX, BALANCE_PREFIX
+from contracts.instruments import INSTRUMENT_PREFIX
 
-_ACCOUNT = b"accounts/acct/"
-_BALANCE = b"accounts/bal/"
-_INSTRUMENT = b"instruments/"
+_ACCOUNT = ACCOUNT_PREFIX
+_BALANCE = BALANCE_PREFIX
+_INSTRUMENT = INSTRUMENT_PREFIX
 _SUPPLY = b"custody/supply/"
 _RESERVE = b"custody/reserve/"
 CLIENT = "client"

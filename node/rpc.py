@@ -40,6 +40,8 @@ from chain.ids import is_valid_id
 from chain.policy import nonce_key, policy_key
 from chain.receipt import Receipt
 from chain.state import BlockState
+from contracts.accounts import ACCOUNT_PREFIX, BALANCE_PREFIX
+from contracts.instruments import INSTRUMENT_PREFIX
 from node.events import EventHub, Metrics, json_value, receipt_events_json, sse_frame
 from node.index import HISTORY_LIMIT_MAX, INDEX_DIR, AccountIndex
 
@@ -64,9 +66,9 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 # State layouts read here (docstrings of contracts/accounts.py, instruments.py, membership.py,
 # settlement.py).
-_ACCOUNT = b"accounts/acct/"
-_BALANCE = b"accounts/bal/"
-_INSTRUMENT = b"instruments/"
+_ACCOUNT = ACCOUNT_PREFIX
+_BALANCE = BALANCE_PREFIX
+_INSTRUMENT = INSTRUMENT_PREFIX
 _PARTICIPANT = b"membership/participant/"
 _TRADE = b"settlement/trade/"
 
