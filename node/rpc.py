@@ -360,8 +360,8 @@ async def get_history_page(request: web.Request) -> web.Response:
     records: list[HistoryRecord] = []
     size = 0
     height = start
+    store = node.store
     while height <= last and len(records) < PAGE_RECORDS_MAX and size < PAGE_BYTES_MAX:
-        store = node.store
         record = HistoryRecord(height, store.block_bytes(height), store.certificate_bytes(height), store.receipts_bytes(height))
         size += sum(len(x) for x in (record.block, record.certificate, record.receipts) if x is not None)
         records.append(record)
