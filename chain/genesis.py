@@ -23,7 +23,7 @@ from chain.keys import PUBKEY_BYTES
 from chain.limits import AMOUNT_MAX, CHAIN_ID_CHARS_MAX, GENESIS_BYTES_MAX, POLICY_KEYS_MAX
 from chain.validators import POWER_MAX, Validator, ValidatorSet
 
-ROLES = ("admin", "member", "exchange", "custodian", "oracle", "validator", "auditor")
+ROLES = ("admin", "member", "exchange", "custodian", "oracle", "validator", "auditor", "issuer")
 INSTRUMENT_KINDS = ("cash", "equity", "fund", "bond", "crypto")
 ACCOUNT_KINDS = ("house", "client")
 DECIMALS_MAX = 18
@@ -80,6 +80,7 @@ class Genesis:
     balances: tuple[Balance, ...]
     contracts: tuple[tuple[str, str], ...]  # (name, sha256 hex), sorted by name
     consensus: tuple[tuple[str, int], ...]
+    params: tuple[tuple[str, int], ...] = ()  # ("<contract>.<name>", value), sorted; contracts/params.py
 
     def consensus_param(self, name: str) -> int:
         return dict(self.consensus)[name]
@@ -173,11 +174,14 @@ def parse_genesis(doc: Any) -> Genesis:
         where = f"accounts[{i}]"
         aid = _id(a, "id", where)
         owner = _id(a, "owner", where)
-        _need(owner in by_id and "member" in by_id[owner].roles, f"{where}.owner", f"{owner!r} is not a clearing member")
+        _need(owner in by_id, f"{where}.owner", f"{owner!r} is not a participant")
         kind = _field(a, "kind", str, where)
         _need(kind in ACCOUNT_KINDS, f"{where}.kind", f"one of {', '.join(ACCOUNT_KINDS)}")
         client = a.get("client")
         if kind == "client":
+            # Client assets are segregated under a clearing member; any participant may own a
+            # house account (an exchange or oracle posts its bond from one).
+            _need("member" in by_id[owner].roles, f"{where}.owner", f"{owner!r} is not a clearing member")
             _need(is_valid_id(client), f"{where}.client", "a client account names its client")
         else:
             _need(client is None, f"{where}.client", "only client accounts name a client")
@@ -216,6 +220,12 @@ def parse_genesis(doc: Any) -> Genesis:
         _need(type(value) is int and value > 0, f"consensus.{name}", "must be a positive integer")
         consensus[name] = value
 
+    params = doc.get("params", {})
+    _need(isinstance(params, dict), "params", "must be an object of \"<contract>.<name>\": integer")
+    for name, value in params.items():
+        _need(name.count(".") == 1 and all(is_valid_id(part) for part in name.split(".")), f"params.{name}", "must be <contract>.<name>")
+        _need(type(value) is int and -(2**63) <= value < 2**63, f"params.{name}", "must be a 64-bit integer")
+
     return Genesis(
         chain_id=chain_id,
         genesis_time_ms=time_ms,
@@ -226,6 +236,7 @@ def parse_genesis(doc: Any) -> Genesis:
         balances=tuple(balances),
         contracts=tuple(pins),
         consensus=tuple(sorted(consensus.items())),
+        params=tuple(sorted(params.items())),
     )
 
 

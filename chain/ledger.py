@@ -224,7 +224,7 @@ class _EmptyState:
     def get_state(self, key: bytes) -> bytes | None:
         return None
 
-    def iterate_state(self, prefix: bytes):  # type: ignore[no-untyped-def]
+    def iterate_state(self, prefix: bytes, start: bytes = b""):  # type: ignore[no-untyped-def]
         return iter(())
 
 

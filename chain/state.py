@@ -29,7 +29,7 @@ class StateReader(Protocol):
 
     def get_state(self, key: bytes) -> bytes | None: ...
 
-    def iterate_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+    def iterate_state(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]: ...
 
 
 def decode_value(data: bytes) -> Any:
@@ -76,13 +76,15 @@ class BlockState:
         self._cache[key] = None
         self._writes[key] = None
 
-    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
-        """Present (key, value) pairs under ``prefix`` in key order, overlay merged over base.
+    def iterate(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, Any]]:
+        """Present (key, value) pairs under ``prefix`` from ``prefix + start`` on, in key order,
+        overlay merged over base.
 
         Callers bound how many they consume; the overlay part costs O(changed keys).
         """
-        overlay = sorted(k for k in self._writes if k.startswith(prefix))
-        base = self._base.iterate_state(prefix)
+        low = prefix + start
+        overlay = sorted(k for k in self._writes if k.startswith(prefix) and k >= low)
+        base = self._base.iterate_state(prefix, start) if start else self._base.iterate_state(prefix)
         pending = next(base, None)
         i = 0
         while pending is not None or i < len(overlay):

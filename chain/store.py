@@ -17,6 +17,7 @@ Layout (all integers u64 big-endian, so keys sort by height)::
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,9 @@ class KVBackend(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
 
-    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+    def scan(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Keys under ``prefix`` that are >= ``prefix + start``, in key order."""
+        ...
 
     def write(self, puts: dict[bytes, bytes], deletes: list[bytes]) -> None: ...
 
@@ -77,14 +80,15 @@ class MemoryBackend:
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
 
-    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def scan(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         keys = self._indexes.get(prefix)
         if keys is None:
             keys = sorted(k for k in self._data if k.startswith(prefix))
             if len(self._indexes) >= self.SCAN_INDEXES_MAX:
                 self._indexes.clear()
             self._indexes[prefix] = keys
-        for key in keys:
+        first = bisect.bisect_left(keys, prefix + start) if start else 0
+        for key in keys[first:] if first else keys:
             value = self._data.get(key)
             if value is not None:
                 yield key, value
@@ -124,8 +128,14 @@ class LevelDBBackend:
     def get(self, key: bytes) -> bytes | None:
         return self._db.get(key)
 
-    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        yield from self._db.iterator(prefix=prefix)
+    def scan(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        if not start:
+            yield from self._db.iterator(prefix=prefix)
+            return
+        for key, value in self._db.iterator(start=prefix + start):
+            if not key.startswith(prefix):
+                return
+            yield key, value
 
     def write(self, puts: dict[bytes, bytes], deletes: list[bytes]) -> None:
         with self._db.write_batch(sync=True) as batch:
@@ -178,9 +188,9 @@ class Store:
         cache[key] = value
         return value
 
-    def iterate_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def iterate_state(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         cut = len(_STATE)
-        for key, value in self.backend.scan(_STATE + prefix):
+        for key, value in self.backend.scan(_STATE + prefix, start):
             yield key[cut:], value
 
     def get_node(self, path: bytes) -> bytes | None:

@@ -34,8 +34,7 @@ class DemoSigner:
 
     def tx(self, sender: str, contract: str, method: str, args: list[Any]) -> SignedTx:
         nonce = self.client.get(f"/participants/{sender}")["next_nonce"]
-        names = devnet.PARTICIPANTS[sender][2][: devnet.PARTICIPANTS[sender][1]]
-        keys = [read_key_file(self.keys_dir / (n.replace("/", ".") + ".key")) for n in names]
+        keys = [read_key_file(self.keys_dir / (n + ".key")) for n in devnet.key_names(sender)]
         return Tx(self.chain_id, sender, nonce, contract, method, args, 0).sign(keys)
 
     def send(self, stx: SignedTx) -> dict[str, Any]:
@@ -44,6 +43,35 @@ class DemoSigner:
         if status["status"] != "committed":
             raise ClearchainError("demo_tx_not_committed", f"transaction {stx.hash.hex()[:16]} is {status['status']}")
         return status  # type: ignore[no-any-return]
+
+
+def _ensure_up(net_dir: Path, echo: Any) -> Client:
+    """Initialise and start the default network unless it runs; node0's API client."""
+    from cli.net import NETWORK_FILE, init_network, load_network
+    from cli.netctl import up
+
+    if not (net_dir / NETWORK_FILE).exists():
+        init_network(net_dir)
+        echo(f"Initialised the default network in {net_dir} (4 validators, INSECURE dev keys).")
+    nodes = load_network(net_dir)["nodes"]
+    client = Client(f"http://{nodes[0]['rpc']}")
+    try:
+        client.get("/status")
+    except ApiError:
+        echo("Starting the network ...")
+        up(net_dir, lambda line: None)
+    return client
+
+
+def run_demo_scenario(net_dir: Path, name: str, echo: Any = click.echo) -> None:
+    """``demo --scenario NAME`` (or ``all``): contract scenarios on the running network."""
+    from cli.scenarios import SCENARIOS, ScenarioRun, run_scenario
+
+    client = _ensure_up(net_dir, echo)
+    run = ScenarioRun(client, net_dir / "keys", net_dir, echo)
+    for each in sorted(SCENARIOS) if name == "all" else [name]:
+        run_scenario(each, run)
+        echo("")
 
 
 def run_demo(net_dir: Path, echo: Any = click.echo) -> None:

@@ -27,8 +27,17 @@ PARTICIPANTS: dict[str, tuple[list[str], int, list[str]]] = {
     "member-b": (["member"], 2, ["member-b/user", "member-b/wallet", "member-b/recovery"]),
     "custodian": (["custodian"], 1, ["custodian"]),
     "oracle-1": (["oracle"], 1, ["oracle-1"]),
+    "oracle-2": (["oracle"], 1, ["oracle-2"]),
+    "oracle-3": (["oracle"], 1, ["oracle-3"]),
     "auditor-1": (["auditor"], 1, ["auditor-1"]),
+    "issuer-acme": (["issuer", "member"], 1, ["issuer-acme"]),
+    "fund-mgr": (["issuer", "member"], 1, ["fund-mgr"]),
 }
+# Each validator is also a participant, ``validator-<i>`` (role validator), whose 1-of-1 policy
+# is its consensus key: it posts its bond and reports evidence with the key it votes with
+# (transactions and votes are hashed under different domain tags, so neither can pass for the
+# other).
+VALIDATOR_PARTICIPANT_ROLES = ["validator"]
 
 INSTRUMENTS: list[dict[str, Any]] = [
     {"id": "USD", "kind": "cash", "decimals": 2},
@@ -36,6 +45,10 @@ INSTRUMENTS: list[dict[str, Any]] = [
     {"id": "GLOBEX", "kind": "equity", "decimals": 0, "currency": "USD"},
     {"id": "TBILL", "kind": "fund", "decimals": 4, "currency": "USD"},
     {"id": "BTC", "kind": "crypto", "decimals": 8, "currency": "USD"},
+    {"id": "INITECH", "kind": "equity", "decimals": 0, "currency": "USD"},
+    {"id": "UMBRELLA", "kind": "equity", "decimals": 0, "currency": "USD"},
+    {"id": "HOOLI", "kind": "equity", "decimals": 0, "currency": "USD"},
+    {"id": "STARK", "kind": "equity", "decimals": 0, "currency": "USD"},
 ]
 
 ACCOUNTS: list[dict[str, Any]] = [
@@ -45,6 +58,13 @@ ACCOUNTS: list[dict[str, Any]] = [
     {"id": "B-HOUSE", "owner": "member-b", "kind": "house"},
     {"id": "B-C001", "owner": "member-b", "kind": "client", "client": "client-101"},
     {"id": "B-C002", "owner": "member-b", "kind": "client", "client": "client-102"},
+    # House accounts of participants that post bonds, pay dividends or run a fund.
+    {"id": "XA-HOUSE", "owner": "xchg-alpha", "kind": "house"},
+    {"id": "O1-HOUSE", "owner": "oracle-1", "kind": "house"},
+    {"id": "O2-HOUSE", "owner": "oracle-2", "kind": "house"},
+    {"id": "O3-HOUSE", "owner": "oracle-3", "kind": "house"},
+    {"id": "ACME-CORP", "owner": "issuer-acme", "kind": "house"},
+    {"id": "FUND-HOUSE", "owner": "fund-mgr", "kind": "house"},
 ]
 
 BALANCES: list[tuple[str, str, int]] = [
@@ -62,21 +82,82 @@ BALANCES: list[tuple[str, str, int]] = [
     ("A-C002", "GLOBEX", 1_000),
     ("A-HOUSE", "TBILL", 10_000_0000),
     ("B-HOUSE", "BTC", 25_00000000),
+    ("A-HOUSE", "INITECH", 80_000),
+    ("B-HOUSE", "INITECH", 80_000),
+    ("A-HOUSE", "UMBRELLA", 60_000),
+    ("B-HOUSE", "UMBRELLA", 60_000),
+    ("A-HOUSE", "HOOLI", 40_000),
+    ("B-HOUSE", "HOOLI", 40_000),
+    ("A-HOUSE", "STARK", 30_000),
+    ("B-HOUSE", "STARK", 30_000),
+    ("XA-HOUSE", "USD", 1_000_000_00),
+    ("O1-HOUSE", "USD", 100_000_00),
+    ("O2-HOUSE", "USD", 100_000_00),
+    ("O3-HOUSE", "USD", 100_000_00),
+    ("ACME-CORP", "USD", 10_000_000_00),
+    ("ACME-CORP", "ACME", 50_000),
+    ("FUND-HOUSE", "USD", 1_000_000_00),
 ]
+
+
+def validator_participant(index: int) -> str:
+    return f"validator-{index}"
+
+
+def validator_account(index: int) -> str:
+    return f"V{index}-HOUSE"
+
+
+VALIDATOR_BOND_FUNDS = 500_000_00  # USD in each validator's house account at genesis
+
+
+def all_accounts(validators: int = 4) -> list[dict[str, Any]]:
+    """``ACCOUNTS`` and each validator's house account."""
+    return ACCOUNTS + [
+        {"id": validator_account(i), "owner": validator_participant(i), "kind": "house"} for i in range(validators)
+    ]
+
+
+def all_balances(validators: int = 4) -> list[tuple[str, str, int]]:
+    """``BALANCES`` and each validator's bond funds."""
+    return BALANCES + [(validator_account(i), "USD", VALIDATOR_BOND_FUNDS) for i in range(validators)]
 
 
 def validator_key(index: int) -> KeyPair:
     return KeyPair.dev(f"validator-{index}")
 
 
+def participants(validators: int) -> dict[str, tuple[list[str], int, list[str]]]:
+    """Every participant of a dev-layout network: ``PARTICIPANTS`` and one per validator."""
+    out = dict(PARTICIPANTS)
+    for i in range(validators):
+        name = validator_participant(i)
+        out[name] = (VALIDATOR_PARTICIPANT_ROLES, 1, [name])
+    return out
+
+
+def _layout(pid: str) -> tuple[list[str], int, list[str]]:
+    if pid in PARTICIPANTS:
+        return PARTICIPANTS[pid]
+    if pid.startswith("validator-") and pid[len("validator-"):].isdigit():
+        return (VALIDATOR_PARTICIPANT_ROLES, 1, [pid])
+    raise KeyError(pid)
+
+
 def participant_keys(pid: str) -> list[KeyPair]:
     """All the dev keys of participant ``pid`` (its policy's threshold of them sign)."""
-    return [KeyPair.dev(name) for name in PARTICIPANTS[pid][2]]
+    return [KeyPair.dev(name) for name in _layout(pid)[2]]
 
 
 def signing_keys(pid: str) -> list[KeyPair]:
     """Exactly as many of ``pid``'s dev keys as its policy requires."""
-    return participant_keys(pid)[: PARTICIPANTS[pid][1]]
+    return participant_keys(pid)[: _layout(pid)[1]]
+
+
+def key_names(pid: str) -> list[str]:
+    """The key file names (without ``.key``, ``/`` as ``.``) that sign for ``pid``."""
+    roles, threshold, names = _layout(pid)
+    return [n.replace("/", ".") for n in names[:threshold]]
 
 
 def dev_genesis_doc(validators: int = 4, chain_id: str = CHAIN_ID) -> dict[str, Any]:
@@ -112,11 +193,11 @@ def genesis_doc(keys: dict[str, KeyPair], validators: int, chain_id: str, dev: b
                 "keys": [keys[name].key_id for name in names],
                 **({"_dev_seeds": names} if dev else {}),
             }
-            for pid, (roles, threshold, names) in PARTICIPANTS.items()
+            for pid, (roles, threshold, names) in participants(validators).items()
         ],
         "instruments": INSTRUMENTS,
-        "accounts": ACCOUNTS,
-        "balances": [{"account": a, "asset": s, "amount": n} for a, s, n in BALANCES],
+        "accounts": all_accounts(validators),
+        "balances": [{"account": a, "asset": s, "amount": n} for a, s, n in all_balances(validators)],
         "contracts": default_registry().code_hashes(),
         "consensus": {"heartbeat_ms": 2000},
     })  # fmt: skip

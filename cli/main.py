@@ -298,11 +298,15 @@ def net_reset(directory: Path) -> None:
 
 @main.command()
 @NET_DIR_OPTION
-def demo(directory: Path) -> None:
+@click.option("--scenario", "scenario_name", default=None, metavar="NAME", help="Run one contract's scenario instead (netting, swap, oracle, breaker, margin, bonds, governance, corporate, fund; or all).")
+def demo(directory: Path, scenario_name: str | None) -> None:
     """Tell the clearing story on the local network (started first if it is not up)."""
-    from cli.demo import run_demo
+    from cli.demo import run_demo, run_demo_scenario
 
-    run_demo(directory)
+    if scenario_name is None:
+        run_demo(directory)
+    else:
+        run_demo_scenario(directory, scenario_name)
 
 
 @main.group()
@@ -324,8 +328,9 @@ def node_run(home: Path, quiet: bool) -> None:
 
 def _register_client_commands() -> None:
     """Commands that talk to a node's API live in their own modules (cli/cmd_*.py)."""
-    from cli import cmd_audit, cmd_keys, cmd_ledger, cmd_proof
+    from cli import cmd_audit, cmd_contracts, cmd_keys, cmd_ledger, cmd_proof
 
+    cmd_contracts.register(main)
     cmd_keys.register(main)
     cmd_ledger.register(main)
     cmd_audit.register(main)

@@ -108,7 +108,7 @@ def init_network(
         nodes.append({"name": name, "role": role, "home": name, "p2p": p2p[i], "rpc": rpc[i], "node_key": key.key_id})
     keydir = directory / "keys"
     keydir.mkdir()
-    for _, _, key_names in devnet.PARTICIPANTS.values():
+    for _, _, key_names in devnet.participants(validators).values():
         for key_name in key_names:
             write_key_file(keydir / (key_name.replace("/", ".") + ".key"), named[key_name])
     network = {"chain_id": doc["chain_id"], "insecure_dev_keys": not fresh_keys, "nodes": nodes}

@@ -7,12 +7,19 @@ method at all, so the exchange, or the member itself, cannot move client assets 
 
 State::
 
-    accounts/acct/<id>          -> [owner, kind, client, status, assets_held]
-    accounts/bal/<id>/<asset>   -> [available, locked]      (absent = zero)
+    accounts/acct/<id>             -> [owner, kind, client, status, assets_held]
+    accounts/bal/<id>/<asset>      -> [available, locked]      (absent = zero)
+    accounts/holder/<asset>/<id>   -> 1                        (present iff the balance is non-zero)
 
 ``status`` is active, suspended or closed; ``assets_held`` counts the assets with a non-zero
 balance, so closing (which needs every balance at zero) costs O(1). Locked amounts are reserved
-for a pending withdrawal (or, later, an escrow) and cannot be spent.
+for a pending withdrawal or an escrow and cannot be spent. The holder index lets a corporate
+action or a margin run page through an asset's holders in account order without scanning every
+balance; it changes only when a position opens or closes.
+
+System accounts belong to a contract, not a participant: their owner is ``@<contract>`` (``@``
+cannot start a participant id, so no key can ever sign for them). A contract opens them with
+``open_system`` to hold what its rules hold: collateral, an insurance fund, a fund's basket.
 """
 
 from __future__ import annotations
@@ -33,8 +40,11 @@ SUSPENDED = "suspended"
 CLOSED = "closed"
 ACCOUNT_PREFIX = b"accounts/acct/"  # public for readers outside a call (API, audit, reports)
 BALANCE_PREFIX = b"accounts/bal/"
+HOLDER_PREFIX = b"accounts/holder/"
+SYSTEM_OWNER = "@"
 _ACCT = ACCOUNT_PREFIX
 _BAL = BALANCE_PREFIX
+_HOLDER = HOLDER_PREFIX
 
 
 class AccountRecord(NamedTuple):
@@ -93,6 +103,41 @@ def _set(ctx: Context, account: str, asset: str, old: tuple[int, int], available
         assert record is not None
         held = record.assets_held + (1 if now_held else -1)
         ctx.state.put(_ACCT + account.encode(), record._replace(assets_held=held))
+        holder_key = _HOLDER + f"{asset}/{account}".encode()
+        if now_held:
+            ctx.state.put(holder_key, 1)
+        else:
+            ctx.state.delete(holder_key)
+
+
+def holders(ctx: Context, asset: str, after: str | None, limit: int) -> list[tuple[str, int, int]]:
+    """Up to ``limit`` (account, available, locked) holding ``asset``, in account order, after
+    account ``after`` (None: from the first). Callers page with the last account returned."""
+    prefix = _HOLDER + asset.encode() + b"/"
+    out: list[tuple[str, int, int]] = []
+    start = b"" if after is None else after.encode() + b"\x00"
+    for key, _ in ctx.state.iterate(prefix, start):
+        account = key[len(prefix):].decode()
+        available, locked = balance(ctx, account, asset)
+        out.append((account, available, locked))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def system_owner(contract: str) -> str:
+    return SYSTEM_OWNER + contract
+
+
+def open_system(ctx: Context, account: str) -> None:
+    """Open (if absent) a house account owned by the calling contract, ``@<contract>``.
+    Fails ``account_exists`` if a participant already owns an account of that id."""
+    record = get_account(ctx, account)
+    owner = system_owner(ctx.contract)
+    if record is None:
+        ctx.state.put(_ACCT + account.encode(), [owner, "house", None, ACTIVE, 0])
+    elif record.owner != owner:
+        raise ContractError("account_exists", f"account {account} belongs to {record.owner}")
 
 
 def credit(ctx: Context, account: str, asset: str, amount: int) -> None:

@@ -30,7 +30,7 @@ from chain.receipt import Event
 from chain.scheduler import Task, schedule
 from chain.state import BlockState
 
-__all__ = ["Context", "Contract", "ContractError", "Registry", "method", "task"]
+__all__ = ["Context", "Contract", "ContractError", "Registry", "method", "task", "view"]
 
 
 class Context:
@@ -69,10 +69,11 @@ class Context:
     def delete(self, key: str) -> None:
         self.state.delete(self._prefix + key.encode())
 
-    def iterate(self, prefix: str) -> Iterator[tuple[str, Any]]:
-        """(key, value) under ``prefix`` in key order; the caller bounds how many it reads."""
+    def iterate(self, prefix: str, start: str = "") -> Iterator[tuple[str, Any]]:
+        """(key, value) under ``prefix``, from ``prefix + start`` on, in key order; the caller
+        bounds how many it reads (page with ``start`` = the last key's suffix + "\x00")."""
         cut = len(self._prefix)
-        for key, value in self.state.iterate(self._prefix + prefix.encode()):
+        for key, value in self.state.iterate(self._prefix + prefix.encode(), start.encode()):
             yield key[cut:].decode(), value
 
     def view(self, contract: str) -> Context:
@@ -149,10 +150,21 @@ def task(fn: Callable[..., None]) -> Callable[..., None]:
     return fn
 
 
+def view(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a read-only query served by the API (``GET /contracts/<contract>/<view>``):
+    ``fn(self, ctx, query) -> JSON-able``, where ``query`` maps the request's parameters to
+    strings. A view reads committed state through ``ctx`` and must bound what it reads; it raises
+    ContractError (``bad_query``, ``not_found``, ...) for a request it cannot answer."""
+    fn.__clearchain_view__ = True  # type: ignore[attr-defined]
+    return fn
+
+
 class Contract:
-    """Base class: subclasses set ``name`` and define methods, tasks and ``init_genesis``."""
+    """Base class: subclasses set ``name`` and define methods, tasks, views, ``PARAMS``
+    (contracts/params.py) and ``init_genesis``."""
 
     name: str = ""
+    PARAMS: dict[str, Any] = {}
 
     def init_genesis(self, ctx: Context, genesis: Genesis) -> None:
         """Write this contract's initial state (raise GenesisError on a bad document)."""
@@ -177,6 +189,7 @@ _RUNTIME_MODULES = (
     "chain.state",
     "contracts.api",
     "contracts.money",
+    "contracts.params",
     "contracts.schema",
 )
 
@@ -208,6 +221,7 @@ class Registry:
         assert len(self._contracts) == len(contracts), "two contracts share a name"
         self._methods: dict[tuple[str, str], MethodSpec] = {}
         self._tasks: dict[tuple[str, str], Callable[..., None]] = {}
+        self._views: dict[tuple[str, str], Callable[..., Any]] = {}
         for contract in contracts:
             for attr in sorted(dir(type(contract))):
                 fn = getattr(contract, attr)
@@ -216,6 +230,8 @@ class Registry:
                     self._methods[(contract.name, attr)] = MethodSpec(attr, params, fn)
                 if getattr(fn, "__clearchain_task__", False):
                     self._tasks[(contract.name, attr)] = fn
+                if getattr(fn, "__clearchain_view__", False):
+                    self._views[(contract.name, attr)] = fn
 
     @property
     def contracts(self) -> list[Contract]:
@@ -223,6 +239,20 @@ class Registry:
 
     def methods(self) -> list[tuple[str, str, tuple[tuple[str, Any], ...]]]:
         return [(c, m, s.params) for (c, m), s in sorted(self._methods.items())]
+
+    def views(self) -> list[tuple[str, str]]:
+        return sorted(self._views)
+
+    def tasks(self) -> list[tuple[str, str]]:
+        return sorted(self._tasks)
+
+    def read_view(self, state: BlockState, env: CallEnv, contract: str, name: str, query: dict[str, str]) -> Any:
+        """Answer a view over ``state`` (committed state, read-only by convention: the caller
+        never writes ``state`` back). Raises ContractError ``unknown_view`` or the view's code."""
+        fn = self._views.get((contract, name))
+        if fn is None:
+            raise ContractError("unknown_view", f"no view {contract}/{name}")
+        return fn(Context(state, env, "", contract), query)
 
     def code_hashes(self) -> dict[str, str]:
         """SHA-256 of each contract's module, plus ``contract-runtime``: the shared code every
@@ -278,6 +308,17 @@ class Registry:
         return ctx.events()
 
     def init_genesis(self, state: BlockState, genesis: Genesis) -> None:
+        from chain.errors import GenesisError
+        from contracts.params import init_params
+
         env = CallEnv(genesis.chain_id, 0, genesis.genesis_time_ms, b"")
+        overrides: dict[str, dict[str, int]] = {}
+        for full, value in genesis.params:
+            contract_name, _, param = full.partition(".")
+            if contract_name not in self._contracts:
+                raise GenesisError("genesis_invalid", f"params.{full}: no contract {contract_name}")
+            overrides.setdefault(contract_name, {})[param] = value
         for contract in self._contracts.values():
-            contract.init_genesis(Context(state, env, "", contract.name), genesis)
+            ctx = Context(state, env, "", contract.name)
+            init_params(ctx, contract.PARAMS, overrides.get(contract.name, {}))
+            contract.init_genesis(ctx, genesis)

@@ -43,6 +43,26 @@ def get_instrument(ctx: Context, iid: str) -> InstrumentRecord | None:
     return None if value is None else InstrumentRecord(*value)
 
 
+def set_status(ctx: Context, iid: str, status: str, reason: str) -> bool:
+    """Halt or resume ``iid`` by a contract rule (a circuit breaker, a corporate action,
+    governance); emits ``instrument_halted`` / ``instrument_resumed`` from the instruments
+    contract. Returns False (and writes nothing) if it already has that status. Fails
+    ``unknown_instrument``."""
+    assert status in (ACTIVE, HALTED)
+    ins = get_instrument(ctx, iid)
+    if ins is None:
+        raise ContractError("unknown_instrument", f"no instrument {iid}")
+    if ins.status == status:
+        return False
+    view = ctx.view(NAME)
+    view.put(iid, [ins.kind, ins.decimals, ins.currency, status])
+    if status == HALTED:
+        view.emit("instrument_halted", id=iid, reason=reason)
+    else:
+        view.emit("instrument_resumed", id=iid, reason=reason)
+    return True
+
+
 class Instruments(Contract):
     name = NAME
 

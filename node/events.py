@@ -37,6 +37,8 @@ def json_value(value: Any) -> Any:
         return value.hex()
     if isinstance(value, (list, tuple)):
         return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
     return value
 
 

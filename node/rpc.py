@@ -34,7 +34,8 @@ from chain.block import Header
 from chain.certificate import CommitCertificate
 from chain.display import format_amount
 from chain.encoding import encode
-from chain.errors import ClearchainError, InvalidTransaction
+from chain.errors import ClearchainError, ContractError, InvalidTransaction
+from chain.executor import CallEnv
 from chain.history import PAGE_BYTES_MAX, PAGE_RECORDS_MAX, HistoryPage, HistoryRecord
 from chain.ids import is_valid_id
 from chain.policy import nonce_key, policy_key
@@ -147,6 +148,8 @@ def make_app(node: Node, index: AccountIndex | None = None) -> web.Application:
     r.add_get("/validators", get_validators)
     r.add_get("/trades/{exchange}/{trade_id}", get_trade)
     r.add_get("/reserves", get_reserves)
+    r.add_get("/contracts", get_contracts)
+    r.add_get("/contracts/{contract}/{view}", get_contract_view)
     r.add_get("/evidence", get_evidence)
     r.add_get("/events", get_events)
     r.add_get("/metrics", get_metrics)
@@ -522,6 +525,57 @@ async def get_trade(request: web.Request) -> web.Response:
     return web.json_response(
         {"exchange": exchange, "trade_id": trade_id, "status": trade_status, "height": height}
     )
+
+
+# --- contract views ---------------------------------------------------------------------------
+QUERY_CHARS_MAX = 256
+
+
+async def get_contracts(request: web.Request) -> web.Response:
+    """Every contract with its code hash, methods (argument names), tasks, views and
+    parameters [value, min, max] as of the head."""
+    from contracts.api import Context
+    from contracts.params import all_params
+
+    node = request.app[NODE]
+    runtime = node.ledger.runtime
+    hashes = runtime.code_hashes()
+    state = BlockState(node.store)
+    head = node.ledger.head
+    env = CallEnv(node.chain_id, head.height, head.time_ms, b"")
+    out = []
+    for contract in runtime.contracts:
+        name = contract.name
+        ctx = Context(state, env, "", name)
+        out.append({
+            "name": name,
+            "code_hash": hashes[name],
+            "methods": [{"name": m, "args": [a for a, _ in params]} for c, m, params in runtime.methods() if c == name],
+            "tasks": [t for c, t in runtime.tasks() if c == name],
+            "views": [v for c, v in runtime.views() if c == name],
+            "params": {k: {"value": v[0], "min": v[1], "max": v[2]} for k, v in all_params(ctx, name)},
+        })  # fmt: skip
+    return web.json_response({"height": head.height, "contracts": out})
+
+
+async def get_contract_view(request: web.Request) -> web.Response:
+    """A contract's read-only view of committed state at the head (``@view`` in contracts/)."""
+    node = request.app[NODE]
+    contract = _id(request.match_info["contract"], "contract")
+    view_name = _id(request.match_info["view"], "view")
+    query = {}
+    for key, value in request.query.items():
+        if len(key) > QUERY_CHARS_MAX or len(value) > QUERY_CHARS_MAX:
+            return error(400, "bad_query", f"query parameters are at most {QUERY_CHARS_MAX} characters")
+        query[key] = value
+    head = node.ledger.head
+    env = CallEnv(node.chain_id, head.height, head.time_ms, b"")
+    try:
+        doc = node.ledger.runtime.read_view(BlockState(node.store), env, contract, view_name, query)
+    except ContractError as exc:
+        status = 404 if exc.code in ("unknown_view", "not_found") or exc.code.startswith("unknown_") else 400
+        return error(status, exc.code, exc.message)
+    return web.json_response({"height": head.height, "contract": contract, "view": view_name, "result": json_value(doc)})
 
 
 # --- the event stream -------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from node.config import ConsensusSection
 from tests.conftest import Chain
 from tests.netutil import NodeThread
 
-ACCOUNTS = [a["id"] for a in devnet.ACCOUNTS]
+ACCOUNTS = [a["id"] for a in devnet.all_accounts()]
 ASSETS = [i["id"] for i in devnet.INSTRUMENTS]
 DEV_KEYS = [devnet.validator_key(i) for i in range(4)]
 GENESIS = parse_genesis(devnet.dev_genesis_doc())
@@ -197,7 +197,7 @@ def test_proofs_of_random_ledgers_verify(
     assert result.state_root == chain.ledger.head.state_root
     assert (result.signed_power, result.total_power) == (40, 40)
     assert result.signers == ("validator-0", "validator-1", "validator-2", "validator-3")
-    kind = next(a["kind"] for a in devnet.ACCOUNTS if a["id"] == account)
+    kind = next(a["kind"] for a in devnet.all_accounts() if a["id"] == account)
     assert result.account_info.kind == kind and result.validator_changes == 0
 
 

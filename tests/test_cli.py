@@ -143,7 +143,7 @@ def test_keys_list_of_a_network(net: Net) -> None:
     r = CliRunner().invoke(main, ["keys", "list", "--keys-dir", str(net.keys), "--json"])
     listed = {k["name"]: k["public_key"] for k in json.loads(r.stdout)["keys"]}
     assert listed["member-a.user"] == KeyPair.dev("member-a/user").key_id
-    assert len(listed) == sum(len(names) for _, _, names in devnet.PARTICIPANTS.values())
+    assert len(listed) == sum(len(names) for _, _, names in devnet.participants(1).values())
 
 
 # --- custody and accounts ---------------------------------------------------------------------

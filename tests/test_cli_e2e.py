@@ -28,7 +28,7 @@ from cli.localnet import REPO
 from contracts import default_registry
 from contracts.accounts import balance_in
 
-ACCOUNTS = [a["id"] for a in devnet.ACCOUNTS]
+ACCOUNTS = [a["id"] for a in devnet.all_accounts()]
 DECIMALS = {i["id"]: i["decimals"] for i in devnet.INSTRUMENTS}
 CURRENCY = {i["id"]: i.get("currency") for i in devnet.INSTRUMENTS}
 

@@ -74,11 +74,11 @@ class Model:
     @classmethod
     def at_genesis(cls) -> Model:
         m = cls()
-        for a in devnet.ACCOUNTS:
+        for a in devnet.all_accounts():
             m.accounts[a["id"]] = [a["owner"], "active"]
         for asset in ASSETS:
             m.opening[asset] = m.deposited[asset] = m.withdrawn[asset] = 0
-        for account, asset, amount in devnet.BALANCES:
+        for account, asset, amount in devnet.all_balances():
             m.balance(account, asset)[0] += amount
             m.opening[asset] += amount
         return m
@@ -559,7 +559,7 @@ TestLedgerMachine = LedgerMachine.TestCase
 
 
 # --- the same transactions on both stores ---------------------------------------------------
-ACCOUNT_IDS = [a["id"] for a in devnet.ACCOUNTS] + ["NEW-1", "NOPE"]
+ACCOUNT_IDS = [a["id"] for a in devnet.all_accounts()] + ["NEW-1", "NOPE"]
 tickets = st.lists(
     st.builds(
         list,

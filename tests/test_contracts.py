@@ -672,7 +672,7 @@ def test_locked_cash_cannot_pay(chain: Chain) -> None:
 def test_settle_moves_both_legs_exactly(
     chain: Chain, instrument: str, seller: str, buyer: str, quantity: int, price: int
 ) -> None:
-    accounts = [a["id"] for a in devnet.ACCOUNTS]
+    accounts = [a["id"] for a in devnet.all_accounts()]
     before = balances(chain, accounts, [instrument, "USD"])
     usd, sec = supply(ctx_of(chain), "USD"), supply(ctx_of(chain), instrument)
     (receipt,) = ok(chain, trade(chain, "T-1", buyer, seller, instrument, quantity, price))

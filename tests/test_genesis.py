@@ -62,7 +62,7 @@ _DELETE = object()
         ("participants.3.id", "member-a", "participants[3].id"),
         ("instruments.1.currency", "ACME", "instruments[1].currency"),
         ("instruments.0.kind", "gold", "instruments[0].kind"),
-        ("accounts.0.owner", "xchg-alpha", "accounts[0].owner"),
+        ("accounts.1.owner", "xchg-alpha", "accounts[1].owner"),
         ("accounts.1.client", _DELETE, "accounts[1].client"),
         ("balances.0.account", "NOPE", "balances[0].account"),
         ("balances.0.asset", "NOPE", "balances[0].asset"),

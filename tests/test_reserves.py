@@ -33,7 +33,7 @@ from node.config import ConsensusSection
 from tests.conftest import Chain
 from tests.test_balance_proof import Cli, NodeThread
 
-KIND = {a["id"]: a["kind"] for a in devnet.ACCOUNTS}
+KIND = {a["id"]: a["kind"] for a in devnet.all_accounts()}
 ACCOUNTS = list(KIND)
 ASSETS = [i["id"] for i in devnet.INSTRUMENTS]
 DECIMALS = {i["id"]: i["decimals"] for i in devnet.INSTRUMENTS}
@@ -42,7 +42,7 @@ DECIMALS = {i["id"]: i["decimals"] for i in devnet.INSTRUMENTS}
 def genesis_totals() -> dict[tuple[str, str], int]:
     """(asset, kind) -> total of the dev genesis balances, from the document itself."""
     totals: dict[tuple[str, str], int] = {}
-    for account, asset, amount in devnet.BALANCES:
+    for account, asset, amount in devnet.all_balances():
         totals[(asset, KIND[account])] = totals.get((asset, KIND[account]), 0) + amount
     return totals
 
@@ -144,7 +144,7 @@ def test_report_at_genesis_splits_client_and_house(chain: Chain, genesis: Genesi
         assert r.supply == r.client_total + r.house_total
         assert r.attested is None and r.coverage is None and not r.is_shortfall
     usd = report(chain)["USD"]
-    assert (usd.client_total, usd.house_total) == (1_850_000_00, 100_000_000_00)
+    assert (usd.client_total, usd.house_total) == (1_850_000_00, 114_300_000_00)  # members 100M; bond, dividend, fund funds 14.3M
 
 
 def test_coverage_sign_and_locked_amounts(chain: Chain) -> None:
