@@ -61,6 +61,7 @@ def init_network(
     force: bool = False,
     consensus: ConsensusSection | None = None,
     fresh_keys: bool = False,
+    chain_id: str | None = None,
 ) -> dict[str, Any]:
     """Write a local network under ``directory``; returns what network.json holds."""
     if directory.exists() and any(directory.iterdir()):
@@ -74,13 +75,13 @@ def init_network(
         raise NetworkError("bad_port", f"ports {ports[0]}..{ports[-1]} run past 65535")
     if fresh_keys:
         named = devnet.fresh_keys(validators)
-        chain_id = f"clearchain-local-{secrets.token_hex(4)}"
+        chain_id = chain_id or f"clearchain-local-{secrets.token_hex(4)}"
         doc = devnet.genesis_doc(named, validators, chain_id, dev=False)
         observer_key = lambda j: KeyPair.generate()  # noqa: E731
     else:
         named = {f"validator-{i}": devnet.validator_key(i) for i in range(validators)}
         named.update({n: KeyPair.dev(n) for _, _, names in devnet.PARTICIPANTS.values() for n in names})
-        doc = devnet.dev_genesis_doc(validators)
+        doc = devnet.dev_genesis_doc(validators, chain_id or devnet.CHAIN_ID)
         observer_key = lambda j: KeyPair.dev(f"observer-{j}")  # noqa: E731
     (directory / "genesis.json").write_text(json.dumps(doc, indent=2) + "\n")
     keys = [named[f"validator-{i}"] for i in range(validators)] + [observer_key(j) for j in range(observers)]

@@ -51,6 +51,23 @@ def _change_supply(ctx: Context, asset: str, delta: int) -> None:
     view.put("supply/" + asset, total)
 
 
+def issue(ctx: Context, account: str, asset: str, amount: int) -> None:
+    """Create ``amount`` of ``asset`` in ``account`` by a contract rule that changes supply by
+    design (a stock split, index-fund units created against a delivered basket). The caller
+    emits the event that says why; supply stays equal to the sum of balances."""
+    assert amount > 0
+    accounts.credit(ctx, account, asset, amount)
+    _change_supply(ctx, asset, amount)
+
+
+def retire(ctx: Context, account: str, asset: str, amount: int, code: str) -> None:
+    """Remove ``amount`` of available ``asset`` from ``account`` and from supply (fund units
+    redeemed, shares consolidated); fails with ``code`` if the account has too little."""
+    assert amount > 0
+    accounts.debit(ctx, account, asset, amount, code)
+    _change_supply(ctx, asset, -amount)
+
+
 class Custody(Contract):
     name = NAME
 

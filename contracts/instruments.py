@@ -43,6 +43,19 @@ def get_instrument(ctx: Context, iid: str) -> InstrumentRecord | None:
     return None if value is None else InstrumentRecord(*value)
 
 
+def list_by_rule(ctx: Context, iid: str, kind: str, decimals: int, currency: str) -> None:
+    """List a security created by a contract rule (an index fund's units). Fails
+    ``instrument_exists`` or ``bad_currency``; emits ``instrument_listed``."""
+    view = ctx.view(NAME)
+    if view.get(iid) is not None:
+        raise ContractError("instrument_exists", f"{iid} is already listed")
+    cash = get_instrument(ctx, currency)
+    if cash is None or cash.kind != "cash":
+        raise ContractError("bad_currency", f"{currency!r} is not a cash instrument")
+    view.put(iid, [kind, decimals, currency, ACTIVE])
+    view.emit("instrument_listed", id=iid, kind=kind, decimals=decimals)
+
+
 def set_status(ctx: Context, iid: str, status: str, reason: str) -> bool:
     """Halt or resume ``iid`` by a contract rule (a circuit breaker, a corporate action,
     governance); emits ``instrument_halted`` / ``instrument_resumed`` from the instruments
