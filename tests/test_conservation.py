@@ -38,6 +38,7 @@ from chain.tx import SignedTx
 from cli import devnet
 from contracts.accounts import get_account
 from contracts.api import Context
+from contracts.accounts import HOLDER_PREFIX
 from contracts.custody import supply
 from tests.conftest import Chain
 
@@ -531,6 +532,12 @@ class LedgerMachine(RuleBasedStateMachine):
             onchain[(account, asset)] = (available, locked)
         expected = {k: (v[0], v[1]) for k, v in self.m.bal.items() if v[0] or v[1]}
         assert onchain == expected
+        # The holder index names exactly the non-zero positions (contracts/accounts.py).
+        holders = {
+            tuple(reversed(key[len(HOLDER_PREFIX) :].decode().split("/")))
+            for key, _ in self.chain.store.iterate_state(HOLDER_PREFIX)
+        }
+        assert holders == set(onchain)
         assert {acct for acct, _ in onchain} <= set(self.m.accounts)
         ctx = Context(self.chain.state(), CallEnv(GENESIS.chain_id, 0, 0, b""), "", "custody")
         for asset in ASSETS:
