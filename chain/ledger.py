@@ -8,6 +8,14 @@ certificate and writes the block in one batch.
 Validator sets: the set in state after block h (``chain/validators``) signs block h+1. So a
 block's ``validators_hash`` is its parent's ``next_validators_hash``, and its ``last_commit`` is
 verified against the parent's set.
+
+Code pins: the state holds ``chain/code/<name>`` -> the SHA-256 of each contract's code (written
+from genesis, changed only by a governance upgrade). A ledger runs only code matching the pins
+in its state at the head: genesis's for a fresh store, the head state's on reopening. When a
+committed block changes a pin to code this node does not run, the block (executed by the old
+code, which wrote the pin) is kept, ``code_mismatch`` says why, and the ledger refuses to propose
+or validate the next block (``contract_code_mismatch``): the operator restarts the node with
+the new code, rather than let it execute the new era with the old rules and fork.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import Any
 
 from chain.block import ZERO_HASH, Block, Header
 from chain.certificate import NO_COMMIT_HASH, CommitCertificate
-from chain.errors import InvalidBlock, StoreError
+from chain.errors import ContractCodeMismatch, InvalidBlock, StoreError
 from chain.executor import ContractRuntime, ExecutionResult, Executor
 from chain.genesis import Genesis
 from chain.merkle import EMPTY_LIST_ROOT
@@ -36,6 +44,11 @@ def read_validators(state: BlockState) -> ValidatorSet:
     return _set_from_wire(state.get(VALIDATORS_KEY))
 
 
+def read_pins(state: BlockState) -> tuple[tuple[str, str], ...]:
+    """(name, SHA-256 hex) of the code the state pins, by name (one key per contract)."""
+    return tuple((k[len(CODE_PREFIX):].decode(), v.hex()) for k, v in state.iterate(CODE_PREFIX))
+
+
 @dataclass(frozen=True, slots=True)
 class Committed:
     block: Block
@@ -44,7 +57,8 @@ class Committed:
 
 class Ledger:
     def __init__(self, store: Store, genesis: Genesis, runtime: ContractRuntime) -> None:
-        runtime.check_pins(genesis.contracts)
+        if store.head() is None:
+            runtime.check_pins(genesis.contracts)
         self.store = store
         self.genesis = genesis
         self.chain_id = genesis.chain_id
@@ -62,10 +76,18 @@ class Ledger:
         assert head is not None
         header = store.header(head.height)
         assert header is not None
-        genesis_block = self.genesis_block() if fresh is None else fresh[0]
-        if store.genesis_hash() != genesis_block.hash():
-            raise StoreError("store_other_genesis", "the store was made from another genesis")
+        if fresh is None:
+            pins = read_pins(BlockState(store))
+            runtime.check_pins(pins)  # the code of the head's era
+            # Only genesis-era code rebuilds the genesis block; after an upgrade the store's
+            # record of it stands (the chain id was checked above).
+            if dict(pins) == dict(genesis.contracts) and store.genesis_hash() != self.genesis_block().hash():
+                raise StoreError("store_other_genesis", "the store was made from another genesis")
+        genesis_hash = store.genesis_hash()
+        assert genesis_hash is not None
+        self.genesis_hash: bytes = genesis_hash
         self.head: Header = header
+        self.code_mismatch: str | None = None  # set when a block activates code we lack
         if fresh is None:
             self.tree = StateTree(store, header.state_root)
         else:
@@ -128,6 +150,7 @@ class Ledger:
     ) -> tuple[Block, ExecutionResult]:
         """Execute ``txs`` (leaving out invalid ones, reported in the result) on the head and
         build the next block. ``time_ms`` is raised to head time + 1 if it is not later."""
+        self._require_pinned_code()
         height = self.head.height + 1
         time_ms = max(time_ms, self.head.time_ms + 1)
         result = self.executor.execute(
@@ -151,6 +174,7 @@ class Ledger:
     def validate(self, block: Block, verified: frozenset[bytes] | set[bytes] = frozenset()) -> ExecutionResult:
         """Check ``block`` against the head and re-execute it. Raises InvalidBlock whose message
         names the height, the field, and the expected and found values."""
+        self._require_pinned_code()
         h = block.header
         height = self.head.height + 1
         _expect(h.height, height, "height", height, "header_height")
@@ -194,6 +218,24 @@ class Ledger:
         self.head = block.header
         self.head_validators = self.validators
         self.validators = next_set
+        changed = [k for k in result.state_diff if k.startswith(CODE_PREFIX)]
+        if changed:
+            self.code_mismatch = self._pins_mismatch(block.height, changed)
+
+    def _pins_mismatch(self, height: int, changed: list[bytes]) -> str | None:
+        """Why this node cannot execute after ``height``, whose block changed the pins
+        ``changed``; None if it runs the newly pinned code already."""
+        try:
+            self.runtime.check_pins(read_pins(BlockState(self.store)))
+        except ContractCodeMismatch as exc:
+            state = BlockState(self.store)
+            pins = ", ".join(f"{k[len(CODE_PREFIX):].decode()} {state.get(k).hex()}" for k in sorted(changed))
+            return f"upgrade to code {pins} activated at height {height}; restart with the new code ({exc.message})"
+        return None
+
+    def _require_pinned_code(self) -> None:
+        if self.code_mismatch is not None:
+            raise ContractCodeMismatch("contract_code_mismatch", self.code_mismatch)
 
     def apply_committed(self, block: Block, certificate: CommitCertificate) -> ExecutionResult:
         """Validate, re-execute and write a block someone else committed (sync, replay). The

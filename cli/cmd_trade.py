@@ -44,7 +44,7 @@ from cli.cmd_common import (
 )
 
 CSV_COLUMNS = ("trade_id", "buyer", "seller", "instrument", "quantity", "price")
-SETTLEMENT_CYCLES = ("T+0",)  # netting cycles (T+1, T+2) come with the clearing-contracts issue
+TPLUS_MAX = 30  # --settlement T+N: N up to this (the cycles contract bounds it too)
 IMPORT_TRADES_MAX = 1_000_000  # rows in one imported file
 IN_FLIGHT_DEFAULT = 4  # batch transactions sent before waiting for the oldest
 IN_FLIGHT_MAX = 64
@@ -112,7 +112,7 @@ def trade() -> None:
     "--settlement",
     default="T+0",
     show_default=True,
-    help="Settlement cycle; only T+0 (gross, immediate) for now.",
+    help="T+0: gross, now (settlement.settle). T+N: joins the netting cycle of its settlement date (cycles.submit).",
 )
 @click.option("--trade-id", default=None, help="Default: T- and a hash of the ticket and the current time.")
 @exchange_option
@@ -131,14 +131,16 @@ def trade_submit(
     keys_dir: Path,
     as_json: bool,
 ) -> None:
-    """Settle one trade now (delivery versus payment) and wait for the outcome."""
-    if settlement.upper() not in SETTLEMENT_CYCLES:
-        raise CliError(
-            "settlement_cycle_unavailable",
-            f"settlement {settlement}: only T+0 settles today; netting cycles come with the clearing-contracts issue",
-        )
+    """Settle one trade now (delivery versus payment, T+0), or report it for its T+N netting cycle;
+    wait for the outcome."""
+    tplus = _tplus(settlement)
     session = Session(node_url, keys_dir)
     trade_id = trade_id or compute_trade_id(exchange, buyer, seller, instrument, qty, price, time.time_ns())
+    if tplus > 0:
+        from cli.cmd_cycles import submit_to_cycle
+
+        submit_to_cycle(session, exchange, trade_id, buyer, seller, instrument, qty, price, tplus, as_json)
+        return
     ticket = make_ticket(session, trade_id, buyer, seller, instrument, qty, price)
     status = session.send(session.signer(exchange).sign("settlement", "settle", ticket))
     receipt = receipt_of(status)
@@ -158,6 +160,16 @@ def trade_submit(
             f"at {currency} {session.display(ticket[5], currency)}, pays {currency} {cash} "
             f"(height {status['height']}, tx {status['hash']})"
         )
+
+
+def _tplus(text: str) -> int:
+    """N of ``T+N`` (``T`` alone is T+0); CliError ``bad_settlement`` otherwise."""
+    spec = text.strip().upper().replace(" ", "")
+    if spec == "T":
+        return 0
+    if spec.startswith("T+") and spec[2:].isdigit() and int(spec[2:]) <= TPLUS_MAX:
+        return int(spec[2:])
+    raise CliError("bad_settlement", f"settlement {text!r}: expected T+0 .. T+{TPLUS_MAX}")
 
 
 # --- status -----------------------------------------------------------------------------------

@@ -264,18 +264,20 @@ class Registry:
 
     # --- ContractRuntime ----------------------------------------------------------------------
     def check_pins(self, pins: tuple[tuple[str, str], ...]) -> None:
+        """Raise ContractCodeMismatch unless this code is exactly ``pins``: genesis's for a new
+        chain, the head state's ``chain/code/*`` after a governance upgrade."""
         mine = self.code_hashes()
         pinned = dict(pins)
         if set(pinned) != set(mine):
             raise ContractCodeMismatch(
                 "contract_code_mismatch",
-                f"genesis pins {sorted(pinned)}, this node has {sorted(mine)}",
+                f"the chain pins {sorted(pinned)}, this node has {sorted(mine)}",
             )
         for name, digest in sorted(mine.items()):
             if pinned[name] != digest:
                 raise ContractCodeMismatch(
                     "contract_code_mismatch",
-                    f"contract {name}: genesis pins {pinned[name]}, this node's code is {digest}",
+                    f"contract {name}: the chain pins {pinned[name]}, this node's code is {digest}",
                 )
 
     def prepare_call(self, contract: str, method_name: str, args: list[Any]) -> PreparedCall:

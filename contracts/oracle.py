@@ -12,9 +12,12 @@ Every submission records the median as of that block in a history keyed by heigh
 h) for NAV, margin and audit questions about the past.
 
 A submission far from the others is misconduct: when at least ``band_min_sources`` *other*
-oracles have fresh prices and the new price lies more than ``band_bps`` from their median, the
-submission still counts (the median absorbs an outlier) but the oracle's bond is slashed
-(contracts/bonds.py) and ``oracle_out_of_band`` is emitted. After each submission the circuit
+oracles have fresh prices and the new price lies more than ``band_bps`` from the median of all
+fresh prices *including the new one*, the submission still counts (the median absorbs an
+outlier) but the oracle's bond is slashed (contracts/bonds.py) and ``oracle_out_of_band`` is
+emitted. The new price is part of the centre so that one bad oracle cannot make an honest one
+look out of band: with the others at (100, 300) their median would be 200, and an honest 100
+would be 50% off; the median of (100, 100, 300) is 100. After each submission the circuit
 breaker (contracts/breakers.py) sees the new median.
 
 State::
@@ -45,7 +48,7 @@ _INVERT = 2**64 - 1
 PARAMS = {
     "staleness_blocks": Param(100, 1, 1_000_000, "a submission older than this many blocks no longer counts"),
     "min_sources": Param(1, 1, ORACLES_READ_MAX, "fresh submissions needed for a price"),
-    "band_bps": Param(1_000, 1, 100 * BPS, "a price further than this from the others' median is out of band"),
+    "band_bps": Param(1_000, 1, 100 * BPS, "a price further than this from the fresh prices' median is out of band"),
     "band_min_sources": Param(2, 1, ORACLES_READ_MAX, "other fresh prices needed before the band applies"),
 }
 
@@ -96,7 +99,7 @@ def require_price(ctx: Context, iid: str) -> int:
 def price_at(ctx: Context, iid: str, height: int) -> tuple[int, int] | None:
     """(median, height it was recorded) of the latest price recorded at or before ``height``."""
     prefix = f"hist/{iid}/"
-    start = f"{_INVERT - max(0, height):020d}"
+    start = f"{_INVERT - min(max(0, height), _INVERT):020d}"
     for key, (price, _sources) in ctx.view(NAME).iterate(prefix, start):
         return price, _INVERT - int(key[len(prefix):])
     return None
@@ -110,10 +113,10 @@ def _record(ctx: Context, iid: str, oracle: str, price: int) -> None:
     others = [p for o, p, _ in fresh_submissions(ctx, iid) if o != oracle]
     view_.put(f"sub/{iid}/{oracle}", [price, ctx.height])
     if len(others) >= get(ctx, NAME, "band_min_sources"):
-        centre = median(others)
+        centre = median([*others, price])
         band = get(ctx, NAME, "band_bps")
         if abs(price - centre) * BPS > band * centre:
-            view_.emit("oracle_out_of_band", oracle=oracle, instrument=iid, price=price, median_of_others=centre, band_bps=band)
+            view_.emit("oracle_out_of_band", oracle=oracle, instrument=iid, price=price, median=centre, band_bps=band)
             bonds.slash(ctx, oracle, "oracle_out_of_band", f"{iid}@{ctx.height}")
     now = current_price(ctx, iid)
     if now is None:
@@ -167,6 +170,8 @@ class Oracle(Contract):
                 height = int(query["height"])
             except ValueError:
                 raise ContractError("bad_query", "height must be an integer") from None
+            if not 0 <= height <= _INVERT:
+                raise ContractError("bad_query", f"height must be 0..{_INVERT}")
             found = price_at(ctx, iid, height)
             return {"instrument": iid, "height": height, "price": None if found is None else found[0], "recorded_at": None if found is None else found[1]}
         fresh = fresh_submissions(ctx, iid)

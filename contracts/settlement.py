@@ -12,9 +12,11 @@ Failure codes: ``not_exchange``, ``duplicate_trade_id``, ``bad_quantity``, ``bad
 ``insufficient_cash``, ``amount_overflow``, ``zero_consideration`` (the cash leg rounds to
 nothing: delivering a security for no payment is not delivery versus payment).
 
-State: ``settlement/trade/<exchange>/<trade_id> -> [height, "settled"]``. Trade ids are scoped
-per exchange. A settled trade id is final; a failed trade leaves no record, so the exchange may
-submit it again (a retry after the member has been funded); its failure is in the receipt.
+State: ``settlement/trade/<exchange>/<trade_id> -> [height, "settled" | "in_cycle"]``. Trade ids
+are scoped per exchange and shared with settlement cycles (contracts/cycles.py), which mark a
+T+N trade ``in_cycle`` until its cycle closes. A settled trade id is final; a failed trade leaves
+no record, so the exchange may submit it again (a retry after the member has been funded); its
+failure is in the receipt.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from contracts.schema import Id, Int, ListOf, Record
 
 NAME = "settlement"
 SETTLED = "settled"
+IN_CYCLE = "in_cycle"  # written by contracts/cycles.py while the trade waits for its cycle
 
 TICKET = Record(
     (
@@ -57,8 +60,8 @@ def _settle_one(ctx: Context, ticket: tuple[Any, ...], instruments: dict[str, An
     trade_id, buyer, seller, iid, quantity, price = ticket
     trade_key = f"trade/{ctx.sender}/{trade_id}"
     record = ctx.get(trade_key)
-    if record is not None and record[1] == SETTLED:
-        raise ContractError("duplicate_trade_id", f"trade {trade_id} settled at height {record[0]}")
+    if record is not None:  # settled, or pending in a settlement cycle (contracts/cycles.py)
+        raise ContractError("duplicate_trade_id", f"trade {trade_id} is {record[1]} (height {record[0]})")
     if quantity <= 0:
         raise ContractError("bad_quantity", f"quantity {quantity} must be positive")
     if price <= 0:

@@ -42,7 +42,7 @@ from typing import Any
 
 from chain.block import Block
 from chain.certificate import CommitCertificate
-from chain.errors import ClearchainError, InvalidTransaction
+from chain.errors import ClearchainError, ContractCodeMismatch, InvalidTransaction
 from chain.genesis import load_genesis
 from chain.keys import read_key_file, verify_signature
 from chain.ledger import Ledger
@@ -54,7 +54,7 @@ from node import p2p
 from node.app import LedgerApp
 from node.config import NodeConfig, load_config, parse_address
 from node.consensus import Broadcast, Consensus, Decide, Effect, Equivocation, ScheduleTimeout, TimeoutParams
-from node.evidence import DoubleVote, EvidencePool
+from node.evidence import DoubleVote, EvidencePool, evidence_tx, is_recorded, next_nonce, own_participant
 from node.mempool import Mempool
 from node.messages import Proposal, Vote
 from node.privval import FileSigner
@@ -120,7 +120,7 @@ class Node:
         self._genesis_validators = {v.pubkey for v in self.genesis.validators.validators}
         self.transport = p2p.Transport(
             chain_id=self.chain_id,
-            genesis_hash=self.ledger.genesis_block().hash(),
+            genesis_hash=self.ledger.genesis_hash,
             key=self.key,
             allowed=self._allowed,
             config=p2p.P2PConfig(
@@ -183,6 +183,7 @@ class Node:
             self.rpc = await start_rpc(self, parse_address(self.config.rpc.listen, "rpc.listen"))
         self._write_addresses()
         self._boot()
+        self._guard(lambda: self._submit_evidence([self.evidence.items[k] for k in sorted(self.evidence.items)]))
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
         self.log.info(
             "node %s (%s) started at height %d; p2p %s", self.config.node.moniker, self.config.node.role,
@@ -269,7 +270,27 @@ class Node:
             first.validator.hex(), first.height, first.round,
         )
         self.transport.broadcast([_EVIDENCE, first.to_wire(), second.to_wire()], exclude=source)
+        self._submit_evidence([DoubleVote(first, second)])
         return True
+
+    def _submit_evidence(self, items: list[DoubleVote]) -> None:
+        """Submit the double votes the chain does not hold yet as ``bonds.submit_evidence``
+        transactions, signed as this node's own participant (1-of-1 policy of the node key);
+        skipped quietly if there is none. Another node's copy of the same evidence fails in its
+        receipt (``evidence_known``) and costs only a nonce."""
+        items = [i for i in items if not is_recorded(self.store, i)]
+        sender = own_participant(self.store, self.key.public) if items else None
+        if sender is None:
+            return
+        for item in items:
+            nonce = next_nonce(self.store, sender, self.mempool.last_pending_nonce(sender))
+            stx = evidence_tx(self.chain_id, sender, nonce, item, self.key)
+            try:
+                self.submit(stx.encode())
+            except InvalidTransaction as exc:
+                self.log.warning("evidence against %s not submitted: %s: %s", item.first.validator.hex()[:16], exc.code, exc.message)
+                continue
+            self.log.info("submitted evidence against %s as %s (tx %s)", item.first.validator.hex()[:16], sender, stx.hash.hex()[:16])
 
     def _broadcast_consensus(self, m: Proposal | Vote) -> None:
         kind = _PROPOSAL if isinstance(m, Proposal) else _VOTE
@@ -317,6 +338,10 @@ class Node:
         for fut in self.commit_waiters.pop(b"block", ()):
             if not fut.done():
                 fut.set_result(height)
+        if self.ledger.code_mismatch is not None:  # a governance upgrade activated other code
+            self.log.critical("stopping at height %d: %s", height, self.ledger.code_mismatch)
+            self.stop()
+            return
         if not synced:
             self._wait_for_next_height()
 
@@ -506,7 +531,7 @@ class Node:
                 raise _Misbehaved(f"bad_sync_block: {exc.code}") from exc
             if block.height <= self.ledger.head.height:
                 continue
-            if block.height != self.ledger.head.height + 1:
+            if block.height != self.ledger.head.height + 1 or self.ledger.code_mismatch is not None:
                 break
             try:
                 result = self.ledger.apply_committed(block, cert)
@@ -515,7 +540,7 @@ class Node:
                 raise _Misbehaved(f"bad_sync_block: {exc.code}") from exc
             self._after_commit(block, cert, result.receipts, synced=True)
             applied += 1
-        if applied:
+        if applied and self.ledger.code_mismatch is None:
             self._enter_height(self.ledger.head.height + 1)
             status = self.peer_status.get(peer.pubkey)
             if status is not None and status[0] > self.consensus.height:
@@ -650,3 +675,5 @@ async def run_node(home: Path, echo_log: bool = False) -> None:
         stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         node.log.addHandler(stream)
     await node.run()
+    if node.ledger.code_mismatch is not None:  # exit non-zero: the operator must upgrade
+        raise ContractCodeMismatch("contract_code_mismatch", node.ledger.code_mismatch)

@@ -36,9 +36,8 @@ from chain.state import decode_value
 from chain.store import Store
 from chain.tx import SignedTx
 from cli import devnet
-from contracts.accounts import get_account
+from contracts.accounts import HOLDER_PREFIX, get_account
 from contracts.api import Context
-from contracts.accounts import HOLDER_PREFIX
 from contracts.custody import supply
 from tests.conftest import Chain
 
