@@ -120,7 +120,7 @@ class Auditor:
         h = head.height + 1
         if ledger.code_mismatch is not None:
             _fail(h, "contract code", "the code the chain pins from this height", "this auditor's code", "contract_code_mismatch",
-                  (ledger.code_mismatch, "audit the heights from here with the newly pinned code (docs/contracts/governance.md)"))  # fmt: skip
+                  (ledger.code_mismatch, "audit the heights from here with the newly pinned code (docs/CONTRACTS.md, Governance)"))  # fmt: skip
         if record.height != h:
             _fail(h, "height", f"a record for height {h}", f"a record for height {record.height}", "height_gap")
         if record.block is None:

@@ -59,7 +59,8 @@ class ContractRuntime(Protocol):
         ...
 
     def check_pins(self, pins: tuple[tuple[str, str], ...]) -> None:
-        """Raise ContractCodeMismatch unless the code is exactly the code genesis pins."""
+        """Raise ContractCodeMismatch unless the code is exactly the code the chain pins (genesis's,
+        or the head state's ``chain/code/*`` after a governance upgrade)."""
         ...
 
 

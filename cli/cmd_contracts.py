@@ -3,8 +3,8 @@
 ``contracts`` lists what the node runs (methods with argument names, tasks, views, parameters);
 ``call`` signs and sends one method call with JSON arguments, for the rare method without its
 own command; ``view`` reads a contract's view (``GET /contracts/<contract>/<view>``). The
-domain commands (``oracle``, ``cycle``, ``escrow`` ...) live in their own modules and register
-themselves through ``CONTRACT_COMMANDS``.
+domain commands (``oracle``, ``cycle``, ``escrow`` ...) live in their own modules, listed in
+``CONTRACT_COMMANDS``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from cli.cmd_common import (
     session_options,
 )
 
-# Modules with a ``register(main)`` that adds a contract's commands (each optional until written).
+# Modules with a ``register(main)`` that adds a contract's commands.
 CONTRACT_COMMANDS = (
     "cli.cmd_oracle",
     "cli.cmd_bonds",
@@ -141,10 +141,4 @@ def register(main: click.Group) -> None:
     main.add_command(call_cmd)
     main.add_command(view_cmd)
     for name in CONTRACT_COMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(main)
+        importlib.import_module(name).register(main)

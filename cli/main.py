@@ -63,7 +63,11 @@ def genesis_dev(out: Path, validators: int) -> None:
 @genesis.command("check")
 @click.argument("path", type=click.Path(path_type=Path), default=DEFAULT_GENESIS)
 def genesis_check(path: Path) -> None:
-    """Validate a genesis file and check this node's contract code against its pins."""
+    """Validate a genesis file and check this node's contract code against its pins.
+
+    After a governance code upgrade the chain pins newer code than genesis does: this check then
+    fails by design, and a node checks its code against the pins in its own state instead
+    (``clearchain view governance upgrades``)."""
     from chain.genesis import load_genesis
     from contracts import default_registry
 

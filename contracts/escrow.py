@@ -11,7 +11,7 @@ tasks fall due at one height and the task runs a block later). Exactly one of cl
 ever happens to an escrow. While it is open the amount sits in the sender's ``locked`` balance
 (accounts.lock), so settlement, withdrawals or another escrow cannot spend it.
 
-Two such locks with the same ``H`` on two chains make an atomic swap (docs/contracts/escrow.md):
+Two such locks with the same ``H`` on two chains make an atomic swap (docs/CONTRACTS.md, Escrow):
 the secret holder locks first with the *longer* timeout; the counterparty locks second with a
 shorter one; the secret holder claims the counterparty's lock, revealing ``s``; the counterparty
 claims the first lock with ``s`` before the longer timeout.
