@@ -98,7 +98,6 @@ from contracts import accounts, params, settlement
 from contracts.api import Context, Contract, ContractError, method, task, view
 from contracts.instruments import ACTIVE, InstrumentRecord, get_instrument
 from contracts.membership import require_role
-from contracts.money import consideration
 from contracts.params import BPS, Param
 from contracts.schema import Int, ListOf, Record
 
@@ -226,28 +225,7 @@ def _check_ticket(
     tplus_max = params.get(ctx, NAME, "tplus_max")
     if tplus > tplus_max:
         raise ContractError("bad_tplus", f"T+{tplus}: settlement is at most T+{tplus_max}")
-    if quantity <= 0:
-        raise ContractError("bad_quantity", f"quantity {quantity} must be positive")
-    if price <= 0:
-        raise ContractError("bad_price", f"price {price} must be positive")
-    if iid not in instruments:
-        instruments[iid] = get_instrument(ctx, iid)
-    ins = instruments[iid]
-    if ins is None:
-        raise ContractError("unknown_instrument", f"no instrument {iid}")
-    if ins.currency is None:
-        raise ContractError("instrument_is_cash", f"{iid} is cash; trade a security against it")
-    if ins.status != ACTIVE:
-        raise ContractError("instrument_halted", f"{iid} is {ins.status}")
-    if buyer == seller:
-        raise ContractError("same_account", f"buyer and seller are both {buyer}")
-    accounts.require_active(ctx, buyer)
-    accounts.require_active(ctx, seller)
-    cash = consideration(quantity, price, ins.decimals)
-    if cash > AMOUNT_MAX:
-        raise ContractError("amount_overflow", f"consideration {cash} exceeds {AMOUNT_MAX}")
-    if cash == 0:
-        raise ContractError("zero_consideration", f"{quantity} {iid} at {price} rounds to no cash")
+    ins, cash = settlement.check_terms(ctx, buyer, seller, iid, quantity, price, instruments)
     return ins, cash
 
 

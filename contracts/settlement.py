@@ -51,17 +51,11 @@ def trade_record(ctx: Context, exchange: str, trade_id: str) -> Any:
     return ctx.view(NAME).get(f"trade/{exchange}/{trade_id}")
 
 
-def _settle_one(ctx: Context, ticket: tuple[Any, ...], instruments: dict[str, Any]) -> int:
-    """Check everything, then move both legs. Raises ContractError before any write.
-
-    ``instruments`` caches instrument records for the length of one call (a call cannot
-    change an instrument while it settles trades).
-    """
-    trade_id, buyer, seller, iid, quantity, price = ticket
-    trade_key = f"trade/{ctx.sender}/{trade_id}"
-    record = ctx.get(trade_key)
-    if record is not None:  # settled, or pending in a settlement cycle (contracts/cycles.py)
-        raise ContractError("duplicate_trade_id", f"trade {trade_id} is {record[1]} (height {record[0]})")
+def check_terms(
+    ctx: Context, buyer: str, seller: str, iid: str, quantity: int, price: int, instruments: dict[str, Any]
+) -> tuple[Any, int]:
+    """A ticket's terms, checked without reading balances (shared with settlement cycles);
+    returns (instrument record, consideration). Raises ContractError; writes nothing."""
     if quantity <= 0:
         raise ContractError("bad_quantity", f"quantity {quantity} must be positive")
     if price <= 0:
@@ -84,6 +78,21 @@ def _settle_one(ctx: Context, ticket: tuple[Any, ...], instruments: dict[str, An
         raise ContractError("amount_overflow", f"consideration {cash} exceeds {AMOUNT_MAX}")
     if cash == 0:
         raise ContractError("zero_consideration", f"{quantity} {iid} at {price} rounds to no cash")
+    return ins, cash
+
+
+def _settle_one(ctx: Context, ticket: tuple[Any, ...], instruments: dict[str, Any]) -> int:
+    """Check everything, then move both legs. Raises ContractError before any write.
+
+    ``instruments`` caches instrument records for the length of one call (a call cannot
+    change an instrument while it settles trades).
+    """
+    trade_id, buyer, seller, iid, quantity, price = ticket
+    trade_key = f"trade/{ctx.sender}/{trade_id}"
+    record = ctx.get(trade_key)
+    if record is not None:  # settled, or pending in a settlement cycle (contracts/cycles.py)
+        raise ContractError("duplicate_trade_id", f"trade {trade_id} is {record[1]} (height {record[0]})")
+    ins, cash = check_terms(ctx, buyer, seller, iid, quantity, price, instruments)
     buyer_cash = accounts.balance(ctx, buyer, ins.currency)[0]
     # Check the cash leg before moving the securities leg, so that a failure writes nothing;
     # the caller's savepoint covers what remains (a credit overflow).
