@@ -80,9 +80,53 @@ def genesis_check(path: Path) -> None:
     )
 
 
-@main.group()
-def bench() -> None:
-    """Benchmarks that print figures (see docs/BENCHMARKS.md)."""
+def _rate(value: str) -> float | None:
+    if value == "max":
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        raise click.BadParameter("a number of transactions per second, or max") from None
+    if not rate > 0:
+        raise click.BadParameter("must be above 0")
+    return rate
+
+
+@main.group(invoke_without_command=True)
+@click.option("--validators", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option("--accounts", type=click.IntRange(2), default=10_000, show_default=True, help="Funded client accounts in genesis.")
+@click.option("--duration", type=click.FloatRange(2, 3600), default=30, show_default=True, help="Seconds of load.")
+@click.option("--rate", default="max", show_default=True, help="Transactions per second over all clients, or max.")
+@click.option("--batch", type=click.IntRange(1, 1000), default=1, show_default=True, help="Trades per transaction.")
+@click.option("--clients", type=click.IntRange(1, 16), default=2, show_default=True, help="Client processes.")
+@click.option("--lanes", type=click.IntRange(1, 256), default=16, show_default=True, help="Requests in flight per client (one exchange each).")
+@click.option("--chunk", type=click.IntRange(1, 1000), default=None, help="Transactions per POST [batch 1: 50; else 1].")
+@click.option("--warmup", type=click.FloatRange(0), default=None, help="Seconds left out of the figures [duration/5, at most 10].")
+@click.option("--txs", type=click.IntRange(1), default=None, help="Transactions to pre-sign [enough for the rate].")
+@click.option("--baseline-trades", type=click.IntRange(0), default=10_000, show_default=True, help="Tickets for the SQLite baseline (0: none).")
+@click.option("--keep", is_flag=True, help="Keep the network folder (logs, stores).")
+@click.option("--json-out", type=click.Path(path_type=Path), default=None)
+@click.pass_context
+def bench(ctx: click.Context, validators: int, accounts: int, duration: float, rate: str, batch: int, clients: int,
+          lanes: int, chunk: int | None, warmup: float | None, txs: int | None, baseline_trades: int, keep: bool,
+          json_out: Path | None) -> None:
+    """Benchmarks that print figures (see docs/BENCHMARKS.md).
+
+    Without a subcommand: start a fresh local network of validator processes, drive signed trade
+    transactions at it from client processes through the HTTP API, and report committed trades/s,
+    commit latency, blocks, CPU and memory per node, against the signature bound and a SQLite
+    baseline measured in the same run."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from cli.bench_load import run_bench
+
+    figures = run_bench(
+        validators=validators, accounts=accounts, duration=duration, rate=_rate(rate), batch=batch, clients=clients,
+        lanes=lanes, chunk=chunk or (50 if batch == 1 else 1), warmup=min(duration / 5, 10) if warmup is None else warmup,
+        txs=txs, baseline_trades=baseline_trades, keep=keep,
+    )
+    if json_out:
+        json_out.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 @bench.command("executor")

@@ -5,7 +5,7 @@ Bytes are lower-case hex in JSON. Every error is ``{"error": {"code", "message"}
 code and an HTTP status that fits; a handler never returns a traceback, and bad input never stops
 the node. Reads go to committed state (the head) through the store; nothing here writes it.
 
-    POST /txs                       {"tx": hex} or {"txs": [hex, ...]}; ?wait=commit&timeout_ms=N
+    POST /txs                       {"tx": hex} or {"txs": [hex, ...]}; ?wait=commit&timeout_ms=N&events=0
     GET  /txs/{hash}                pending | committed (height, index, receipt) | rejected | unknown
     GET  /blocks/{height|hash|latest}   header, tx hashes, certificates; ?raw=1
     GET  /blocks?from=H&to=H        a page of block summaries
@@ -258,7 +258,8 @@ async def post_txs(request: web.Request) -> web.Response:
     try:
         if futures:
             await asyncio.wait(list(futures.values()), timeout=timeout_ms / 1000)
-        body["txs"] = [_tx_status(node, h) for h in futures]
+        events = request.query.get("events") != "0"  # events=0: receipts without their events
+        body["txs"] = [_tx_status(node, h, events) for h in futures]
     finally:  # also when the client went away and the handler was cancelled
         for h, fut in futures.items():
             fut.cancel()  # no-op when done
@@ -278,15 +279,15 @@ async def get_tx(request: web.Request) -> web.Response:
     return web.json_response(doc, status=404 if doc["status"] == "unknown" else 200)
 
 
-def _tx_status(node: Node, tx_hash: bytes) -> dict[str, Any]:
+def _tx_status(node: Node, tx_hash: bytes, events: bool = True) -> dict[str, Any]:
     doc: dict[str, Any] = {"hash": tx_hash.hex()}
     location = node.store.tx_location(tx_hash)
     if location is not None:
         height, index = location
-        receipts = node.store.receipts(height) or []
         doc.update(status="committed", height=height, index=index)
-        if index < len(receipts):
-            doc["receipt"] = receipt_json(receipts[index])
+        r = node.receipt(height, index)
+        if r is not None:
+            doc["receipt"] = receipt_json(r) if events else {"ok": r.ok, "code": r.code, "message": r.message}
     elif tx_hash in node.mempool:
         doc["status"] = "pending"
     elif tx_hash in node.mempool.rejected:

@@ -71,6 +71,7 @@ TX_BATCH_MAX = 500  # transactions in one gossip message
 TX_FLUSH_S = 0.01
 TX_RESEND_MAX = 5_000  # pending transactions offered to a peer that connects
 COMMIT_TIMES_KEPT = 1_000
+RECENT_RECEIPTS_HEIGHTS = 8  # decoded receipts kept for the API's commit replies
 
 _TXS, _PROPOSAL, _VOTE = int(p2p.MSG.TXS), int(p2p.MSG.PROPOSAL), int(p2p.MSG.VOTE)
 _STATUS, _GET_BLOCKS, _BLOCKS = int(p2p.MSG.STATUS), int(p2p.MSG.GET_BLOCKS), int(p2p.MSG.BLOCKS)
@@ -150,6 +151,9 @@ class Node:
         # called after each block is written (API index, event stream); a failure is logged only
         self.commit_listeners: list[Callable[[Block, tuple[Receipt, ...]], None]] = []
         self.commit_times: list[tuple[int, float, int, int]] = []  # (height, seconds, round, txs)
+        # The receipts of the last few blocks, decoded: every ``wait=commit`` reply reads one, and
+        # decoding a block's receipts per transaction would cost O(txs^2) per block.
+        self._recent_receipts: dict[int, tuple[Receipt, ...]] = {}
         self.started_at = time.monotonic()
         self.rpc: Any = None
 
@@ -312,8 +316,17 @@ class Node:
         self.ledger.commit(block, d.certificate, result)
         self._after_commit(block, d.certificate, result.receipts, synced=False)
 
+    def receipt(self, height: int, index: int) -> Receipt | None:
+        """Receipt ``index`` of the block at ``height`` (from memory for recent blocks)."""
+        receipts = self._recent_receipts.get(height)
+        if receipts is None:
+            receipts = tuple(self.store.receipts(height) or ())
+        return receipts[index] if index < len(receipts) else None
+
     def _after_commit(self, block: Block, cert: CommitCertificate, receipts: tuple[Receipt, ...], synced: bool) -> None:
         height = block.height
+        self._recent_receipts[height] = tuple(receipts)
+        self._recent_receipts.pop(height - RECENT_RECEIPTS_HEIGHTS, None)
         for listener in self.commit_listeners:
             try:
                 listener(block, receipts)
