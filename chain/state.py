@@ -37,6 +37,16 @@ def decode_value(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, use_list=False)
 
 
+def _is_flat_immutable(value: Any) -> bool:
+    """Whether ``value`` is already what decoding its encoding gives: an int (a nonce, a
+    counter) or a plain tuple of two ints (a balance), the values written once per trade. Any
+    other value is copied by a decode, which costs more than this test saves on these."""
+    kind = type(value)
+    return kind is int or (
+        kind is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int
+    )
+
+
 class BlockState:
     """The overlay one block executes against."""
 
@@ -67,8 +77,10 @@ class BlockState:
         """Set ``key`` to ``value``. Raises EncodingError for a value that cannot be encoded."""
         data = encode(value)
         self._record(key)
-        # Decoding what was just encoded is the fastest way to an immutable copy (C, not Python).
-        self._cache[key] = msgpack.unpackb(data, raw=False, use_list=False)
+        if not _is_flat_immutable(value):
+            # Decoding what was just encoded is the fastest way to an immutable copy (C, not Python).
+            value = msgpack.unpackb(data, raw=False, use_list=False)
+        self._cache[key] = value
         self._writes[key] = data
 
     def delete(self, key: bytes) -> None:

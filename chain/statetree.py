@@ -289,34 +289,103 @@ class StateTree:
             return _merge_into_leaf(path, depth, slot, items, lo, hi, diff)
         if hi - lo == 1:
             return self._update_one(path, depth, slot, items[lo], diff)
-        node = new = self._node(path, slot)
+        node = self._node(path, slot)
+        hashes, children, bitmap, leaf_mask = node
+        # Rebuild the node in one pass, in nibble order: the unchanged runs of the old buffers
+        # between changed children are copied as they are (``_child``'s offsets, inlined: one
+        # splice per node instead of one per changed child).
+        new_hashes: list[bytes] = []
+        new_children: list[bytes] = []
+        h_done = c_done = 0  # how much of the old buffers is already copied or replaced
+        new_bitmap, new_leaf_mask = bitmap, leaf_mask
         for nibble, group_lo, group_hi in _groups(items, lo, hi, depth):
-            old = _child(node, nibble)
+            bit = 1 << nibble
+            below = bit - 1
+            rank = (bitmap & below).bit_count()
+            h = 32 * rank
+            c = 34 * rank + 35 * (leaf_mask & below).bit_count()
+            if not bitmap & bit:
+                old, h_end, c_end = None, h, c
+            elif leaf_mask & bit:
+                old, h_end, c_end = children[c : c + 69] + hashes[h : h + 32], h + 32, c + 69
+            else:
+                old, h_end, c_end = children[c : c + 34], h + 32, c + 34
             child_path = path + _NIBBLE_PATHS[nibble]
             child = self._update(child_path, depth + 1, old, items, group_lo, group_hi, diff)
-            if child != old:
-                new = _with_child(new, nibble, old, child)
-        if new is node:
+            if child == old:
+                continue
+            new_hashes.append(hashes[h_done:h])
+            new_children.append(children[c_done:c])
+            h_done, c_done = h_end, c_end
+            if child is None:
+                new_bitmap, new_leaf_mask = new_bitmap & ~bit, new_leaf_mask & ~bit
+            elif len(child) == _INTERNAL:
+                new_hashes.append(child[2:])
+                new_children.append(child)
+                new_bitmap, new_leaf_mask = new_bitmap | bit, new_leaf_mask & ~bit
+            else:
+                new_hashes.append(child[69:])
+                new_children.append(child[:69])
+                new_bitmap, new_leaf_mask = new_bitmap | bit, new_leaf_mask | bit
+        if not new_hashes:
             return slot  # only deletions of absent keys, or values rewritten unchanged
-        return _settle(path, new, diff)
+        new_hashes.append(hashes[h_done:])
+        new_children.append(children[c_done:])
+        return _settle(path, (b"".join(new_hashes), b"".join(new_children), new_bitmap, new_leaf_mask), diff)
 
     def _update_one(self, path: bytes, depth: int, slot: Slot, item: bytes, diff: _Diff) -> Slot:
         """``_update`` for a single change under an internal node, the common case in the lower
-        levels: walk down to the key's slot, then settle the nodes on the way back up."""
+        levels: walk down to the key's slot, then settle the nodes on the way back up.
+
+        This runs once or twice per changed key, so ``_child``'s offsets are inlined here: the
+        rank and offsets of the child found on the way down serve again for the splice (the
+        child's old bytes replaced by its new slot's) on the way up."""
         top = slot
-        nibbles = item[_KH].hex()
+        nodes = self._nodes
         trail = []
         while slot is not None and len(slot) == _INTERNAL:
-            node = self._node(path, slot)
-            nibble = int(nibbles[depth], 16)
-            child = _child(node, nibble)
-            trail.append((path, node, nibble, child))
-            path, depth, slot = path + _NIBBLE_PATHS[nibble], depth + 1, child
-        new = _merge_into_leaf(path, depth, slot, [item], 0, 1, diff)
-        for path, node, nibble, old in reversed(trail):
+            node = nodes.get(path)
+            if node is None:
+                node = self._node(path, slot)
+            byte = item[3 + (depth >> 1)]
+            nibble = byte & 15 if depth & 1 else byte >> 4
+            hashes, children, bitmap, leaf_mask = node
+            bit = 1 << nibble
+            below = bit - 1
+            rank = (bitmap & below).bit_count()
+            h = 32 * rank
+            c = 34 * rank + 35 * (leaf_mask & below).bit_count()  # a leaf record is 69 bytes
+            if not bitmap & bit:
+                slot = None
+            elif leaf_mask & bit:
+                slot = children[c : c + 69] + hashes[h : h + 32]
+            else:
+                slot = children[c : c + 34]
+            trail.append((path, node, bit, h, c, slot))
+            path += _NIBBLE_PATHS[nibble]
+            depth += 1
+        if slot is None or item[:35] == slot[:35]:  # _merge_into_leaf's common case
+            new = item if len(item) == _LEAF else None
+        else:
+            new = _merge_into_leaf(path, depth, slot, [item], 0, 1, diff)
+        for path, (hashes, children, bitmap, leaf_mask), bit, h, c, old in reversed(trail):
             if new == old:
                 return top  # nothing changed below, hence nothing above
-            new = _settle(path, _with_child(node, nibble, old, new), diff)
+            if old is None:
+                h_end, c_end = h, c
+            else:
+                h_end, c_end = h + 32, c + (34 if len(old) == _INTERNAL else 69)
+            if new is None:
+                hashes, children = hashes[:h] + hashes[h_end:], children[:c] + children[c_end:]
+                bitmap, leaf_mask = bitmap & ~bit, leaf_mask & ~bit
+            elif len(new) == _INTERNAL:
+                hashes, children = hashes[:h] + new[2:] + hashes[h_end:], children[:c] + new + children[c_end:]
+                bitmap, leaf_mask = bitmap | bit, leaf_mask & ~bit
+            else:
+                hashes = hashes[:h] + new[69:] + hashes[h_end:]
+                children = children[:c] + new[:69] + children[c_end:]
+                bitmap, leaf_mask = bitmap | bit, leaf_mask | bit
+            new = _settle(path, (hashes, children, bitmap, leaf_mask), diff)
         return new
 
     def _node(self, path: bytes, expected: bytes) -> Node:
@@ -429,32 +498,6 @@ def _child(node: Node, nibble: int) -> Slot:
     if leaf_mask & bit:
         return children[offset : offset + 69] + hashes[32 * rank : 32 * rank + 32]
     return children[offset : offset + 34]
-
-
-def _with_child(node: Node, nibble: int, old: Slot, new: Slot) -> Node:
-    """The node with the slot at ``nibble`` replaced: ``old`` (its current slot) by ``new``."""
-    hashes, children, bitmap, leaf_mask = node
-    bit = 1 << nibble
-    rank = (bitmap & (bit - 1)).bit_count()
-    h = 32 * rank
-    c = 34 * rank + 35 * (leaf_mask & (bit - 1)).bit_count()
-    h_end = h if old is None else h + 32
-    c_end = c if old is None else c + (34 if len(old) == _INTERNAL else 69)
-    if new is None:
-        return hashes[:h] + hashes[h_end:], children[:c] + children[c_end:], bitmap & ~bit, leaf_mask & ~bit
-    if len(new) == _INTERNAL:
-        hashes, children, leaf_mask = (
-            hashes[:h] + new[2:] + hashes[h_end:],
-            children[:c] + new + children[c_end:],
-            leaf_mask & ~bit,
-        )
-    else:
-        hashes, children, leaf_mask = (
-            hashes[:h] + new[69:] + hashes[h_end:],
-            children[:c] + new[:69] + children[c_end:],
-            leaf_mask | bit,
-        )
-    return hashes, children, bitmap | bit, leaf_mask
 
 
 def _pack(slots: list[tuple[int, bytes]]) -> Node:

@@ -21,7 +21,7 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 from chain.block import Block, Header
 from chain.certificate import CommitCertificate
@@ -113,6 +113,16 @@ class MemoryBackend:
         pass
 
 
+# LevelDB tuning, measured with ``clearchain bench executor`` (docs/BENCHMARKS.md). Most bytes a
+# block writes are hashes (tree nodes, tx hashes, signatures), which snappy cannot shrink but
+# still tries to, at every flush and again at every compaction, on LevelDB's background thread:
+# that was up to 40 % of the process's CPU per batched trade. A larger write buffer lets the
+# tree's upper nodes, rewritten every block, be overwritten in memory instead of compacted on
+# disk. Neither option changes what is stored, and a store written with other options opens.
+_LEVELDB_COMPRESSION: Final = None
+_LEVELDB_WRITE_BUFFER_BYTES: Final = 32 * 1024 * 1024
+
+
 class LevelDBBackend:
     """LevelDB through plyvel; every batch is written with sync (fsync) for durability."""
 
@@ -121,7 +131,12 @@ class LevelDBBackend:
 
         path.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = plyvel.DB(str(path), create_if_missing=True)
+            self._db = plyvel.DB(
+                str(path),
+                create_if_missing=True,
+                compression=_LEVELDB_COMPRESSION,
+                write_buffer_size=_LEVELDB_WRITE_BUFFER_BYTES,
+            )
         except plyvel.Error as exc:
             raise StoreError("store_unavailable", f"cannot open {path}: {exc}") from exc
 

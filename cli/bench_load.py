@@ -37,7 +37,7 @@ from typing import Any
 
 import click
 
-from cli import devnet
+from cli import bench_profile, devnet
 from cli.bench_client import exchange_id, exchange_key, ticket
 from cli.bench_executor import calibrate
 from cli.localnet import REPO, NodeProcess, wait_until
@@ -104,7 +104,14 @@ def _start_network(base: Path, validators: int, accounts: int, lanes: int, conse
     nodes = [NodeProcess(base, n) for n in net["nodes"]]
     for n in nodes:
         n.start()
-    wait_until(lambda: all(n.height() >= 1 for n in nodes), 120 + accounts / 2_000, "the first block", nodes)
+
+    def first_block() -> bool:
+        dead = [n for n in nodes if not n.alive()]
+        if dead:
+            raise click.ClickException(f"{dead[0].name} stopped while starting:\n{dead[0].log_tail()}")
+        return all(n.height() >= 1 for n in nodes)
+
+    wait_until(first_block, 120 + accounts / 2_000, "the first block", nodes)
     echo(f"  network up: {validators} validators, genesis with {accounts:,} accounts, first block after {time.monotonic() - t0:.1f} s")
     return nodes
 
@@ -209,7 +216,7 @@ def _baseline(trades: int, accounts: int, lanes: int, batch: int, echo: Any) -> 
 def run_bench(
     *, validators: int, accounts: int, duration: float, rate: float | None, batch: int, clients: int,
     lanes: int, chunk: int, warmup: float, txs: int | None, baseline_trades: int, keep: bool,
-    consensus: ConsensusSection | None = None, echo: Any = click.echo,
+    consensus: ConsensusSection | None = None, profile: Path | None = None, echo: Any = click.echo,
 ) -> dict[str, Any]:
     lanes_total = clients * lanes
     if txs is None:
@@ -249,11 +256,14 @@ def run_bench(
             proc.stdin.write(f"{start}\n")
             proc.stdin.flush()
         rss0, cpu_w0, cpu_w1, h_w0 = sampler.rss_mb(), None, None, None
+        spy = None
         while any(p.poll() is None for p, _ in procs):
             now = time.monotonic()
             sampler.sample(now - start)
             if cpu_w0 is None and now >= start + warmup:
                 cpu_w0, h_w0, t_w0 = sampler.cpu_s(), nodes[0].height(), now
+                if profile is not None:
+                    spy = _start_profile(nodes, duration - warmup, profile, echo)
             if cpu_w1 is None and now >= start + duration:
                 cpu_w1, h_w1, t_w1 = sampler.cpu_s(), nodes[0].height(), now
             time.sleep(SAMPLE_S)
@@ -261,6 +271,9 @@ def run_bench(
             cpu_w1, h_w1, t_w1 = sampler.cpu_s(), nodes[0].height(), time.monotonic()
         if cpu_w0 is None:
             cpu_w0, h_w0, t_w0 = cpu_w1, h_w1, t_w1
+        if spy is not None and profile is not None:
+            spy.wait(timeout=duration + 60)
+            figures["profile"] = bench_profile.fold(profile)
         results = []
         for proc, out_path in procs:
             if proc.wait() != 0 or not out_path.exists():
@@ -303,6 +316,14 @@ def run_bench(
     return figures
 
 
+def _start_profile(nodes: list[NodeProcess], seconds: float, out: Path, echo: Any) -> Any:
+    """py-spy on the last validator (it proposes and validates like any other)."""
+    node = nodes[-1]
+    spy = bench_profile.start(node.proc.pid, seconds, out) if node.proc is not None else None
+    echo(f"  profiling {node.name} for {seconds:.0f} s into {out}" if spy else "  --profile: py-spy not found; not profiled")
+    return spy
+
+
 def _exhausted(results: list[dict[str, Any]], lane_txs: int, lanes_total: int) -> bool:
     """Whether the clients sent everything they had signed (a max-rate run then ended early)."""
     return sum(r[2] for out in results for r in out["records"]) >= lane_txs * lanes_total
@@ -327,6 +348,10 @@ def print_table(f: dict[str, Any], echo: Any = click.echo) -> None:
         if base.get("verified"):
             v = base["verified"]
             rows.append(("  + one Ed25519 verify per trade", f"{v['trades_per_s']:,.0f} trades/s ({v['trades_per_cpu_s']:,.0f} per CPU s)"))
+    prof = f.get("profile")
+    if prof and prof.get("samples"):
+        rows.append((f"where {f['nodes'][-1]['node']}'s CPU went ({prof['samples']:,} samples)", ""))
+        rows += [(f"  {label}", f"{v:.0%}") for label, v in prof["parts"].items()]
     if f["failures_by_code"]:
         rows.append(("failures by code", ", ".join(f"{k} {v:,}" for k, v in f["failures_by_code"].items())))
     if f["short_run"]:

@@ -103,7 +103,10 @@ class ListOf:
                 "bad_arguments", f"{path}: {len(value)} items; allowed {self.min_items}..{self.max_items}"
             )
         check = self.item.check
-        return tuple(check(v, f"{path}[{i}]") for i, v in enumerate(value))
+        try:  # the paths only matter in an error message: build them only for one
+            return tuple([check(v, "") for v in value])
+        except InvalidTransaction:
+            return tuple(check(v, f"{path}[{i}]") for i, v in enumerate(value))  # raises, named
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,4 +120,7 @@ class Record:
             raise InvalidTransaction(
                 "bad_arguments", f"{path}: expected [{', '.join(n for n, _ in self.fields)}]"
             )
-        return tuple(t.check(v, f"{path}.{n}") for (n, t), v in zip(self.fields, value, strict=True))
+        try:  # as in ListOf: checks are pure, so a failure repeats with its field's path
+            return tuple([t.check(v, "") for (_, t), v in zip(self.fields, value, strict=True)])
+        except InvalidTransaction:
+            return tuple(t.check(v, f"{path}.{n}") for (n, t), v in zip(self.fields, value, strict=True))

@@ -43,7 +43,7 @@ from typing import Any
 import plyvel
 
 from chain.block import Block
-from chain.encoding import decode, encode
+from chain.encoding import decode, encode, encode_trusted
 from chain.receipt import KIND_TX, Receipt
 from chain.state import decode_value
 from chain.store import Store
@@ -281,7 +281,7 @@ class AccountIndex:
             for m in movements:
                 key = _move_prefix(m.account) + _u64(height) + m.seq.to_bytes(4, "big")
                 batch.put(
-                    key, encode([m.tx, m.index, m.event, m.asset, m.field, m.amount, m.ref, m.counterparty])
+                    key, encode_trusted([m.tx, m.index, m.event, m.asset, m.field, m.amount, m.ref, m.counterparty])
                 )
             for wid, info in withdrawals.items():
                 if info is None:

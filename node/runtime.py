@@ -31,11 +31,13 @@ message, a timeout, an API call) runs to completion on the event loop; there are
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
 import signal
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,9 @@ SYNC_TIMEOUT_S = 5.0
 TX_BATCH_MAX = 500  # transactions in one gossip message
 TX_FLUSH_S = 0.01
 TX_RESEND_MAX = 5_000  # pending transactions offered to a peer that connects
+TX_SEEN_MAX = 100_000  # digests of gossiped transactions this node has already handled
+# Refusals that may not hold when the same bytes come again (from another peer, later):
+TX_REFUSALS_TRANSIENT = frozenset({"mempool_full", "sender_queue_full", "nonce_gap", "expired"})
 COMMIT_TIMES_KEPT = 1_000
 RECENT_RECEIPTS_HEIGHTS = 8  # decoded receipts kept for the API's commit replies
 
@@ -141,7 +146,10 @@ class Node:
         self._height_started = time.monotonic()
         self._tick_state: tuple[int, int, int] | None = None
         self._sync_pending: tuple[bytes, float] | None = None
-        self._tx_outbox: list[bytes] = []
+        self._tx_outbox: list[tuple[bytes, bytes | None]] = []  # (encoded tx, peer it came from)
+        # In a mesh every transaction arrives from several peers; recognising a copy by a digest
+        # of its bytes saves decoding it and checking it again (most of admission's cost).
+        self._tx_seen: OrderedDict[bytes, None] = OrderedDict()
         self._flush_handle: asyncio.TimerHandle | None = None
         self._start_handle: asyncio.TimerHandle | None = None
         self._timers: set[asyncio.TimerHandle] = set()
@@ -397,17 +405,18 @@ class Node:
         self._apply(self.consensus.skip_to(height, self.ledger.validators))
 
     # --- transactions ---------------------------------------------------------------------------
-    def submit(self, data: bytes) -> SignedTx:
-        """Admit one encoded signed transaction to the mempool and gossip it. Raises
-        InvalidTransaction (``tx_malformed``, a mempool refusal, ...) with nothing admitted."""
+    def submit(self, data: bytes, source: bytes | None = None) -> SignedTx:
+        """Admit one encoded signed transaction to the mempool and gossip it to every peer but
+        ``source`` (the peer it came from, if any). Raises InvalidTransaction (``tx_malformed``,
+        a mempool refusal, ...) with nothing admitted."""
         stx = SignedTx.decode(data)
         self.mempool.add(stx, len(data), self.ledger.head.height + 1)
-        self._queue_gossip(data)
+        self._queue_gossip(data, source)
         self._maybe_start()
         return stx
 
-    def _queue_gossip(self, data: bytes) -> None:
-        self._tx_outbox.append(data)
+    def _queue_gossip(self, data: bytes, source: bytes | None) -> None:
+        self._tx_outbox.append((data, source))
         if len(self._tx_outbox) >= TX_BATCH_MAX:
             self._flush_txs()
         elif self._flush_handle is None:
@@ -417,9 +426,13 @@ class Node:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        while self._tx_outbox:
-            batch, self._tx_outbox = self._tx_outbox[:TX_BATCH_MAX], self._tx_outbox[TX_BATCH_MAX:]
-            self.transport.broadcast([_TXS, batch])
+        by_source: dict[bytes | None, list[bytes]] = {}
+        for data, source in self._tx_outbox:
+            by_source.setdefault(source, []).append(data)
+        self._tx_outbox = []
+        for source, items in by_source.items():  # arrival order within each source
+            for i in range(0, len(items), TX_BATCH_MAX):
+                self.transport.broadcast([_TXS, items[i : i + TX_BATCH_MAX]], exclude=source)
 
     # --- peers ----------------------------------------------------------------------------------
     def _on_connect(self, peer: p2p.Peer) -> None:
@@ -455,12 +468,21 @@ class Node:
         _need(len(message) == 2 and type(message[1]) is list and len(message[1]) <= TX_BATCH_MAX, "bad_tx_batch")
         for data in message[1]:
             _need(type(data) is bytes, "bad_tx_batch")
+            digest = hashlib.blake2b(data, digest_size=16).digest()
+            if digest in self._tx_seen:
+                continue  # a copy from another peer: handled already
             try:
-                self.submit(data)
+                self.submit(data, peer.pubkey)
             except InvalidTransaction as exc:
                 if exc.code == "tx_malformed":
                     raise _Misbehaved("malformed_tx") from exc
-                # duplicates and stale nonces are normal in gossip
+                # duplicates and stale nonces are normal in gossip; a transient refusal may
+                # pass when the same transaction comes again
+                if exc.code in TX_REFUSALS_TRANSIENT:
+                    continue
+            self._tx_seen[digest] = None
+            if len(self._tx_seen) > TX_SEEN_MAX:
+                self._tx_seen.popitem(last=False)
 
     def _on_consensus_message(self, peer: p2p.Peer, message: list[Any]) -> None:
         _need(len(message) == 2, "bad_consensus_message")
