@@ -61,10 +61,15 @@ def sign_lane(chain_id: str, lane: int, txs: int, batch: int, accounts: int) -> 
     return out
 
 
-async def _drive_lane(session: Any, url: str, txs: list[str], spec: dict[str, Any], start: float, records: list[list[Any]], refusals: dict[str, int]) -> None:
+async def _drive_lane(
+    session: Any, url: str, lane_index: int, txs: list[str], spec: dict[str, Any], start: float,
+    records: list[list[Any]], refusals: dict[str, int],
+) -> None:
     chunk = spec["chunk"]
     stop_at = start + spec["duration_s"]
     interval = chunk / spec["lane_rate"] if spec.get("lane_rate") else 0.0
+    # Lanes start spread over one interval, so a paced load arrives evenly, not in bursts.
+    start += interval * (lane_index / spec["lanes_total"])
     post = f"{url}/txs?wait=commit&events=0&timeout_ms={WAIT_TIMEOUT_MS}"
     for k, i in enumerate(range(0, len(txs), chunk)):
         due = start + k * interval
@@ -108,7 +113,7 @@ async def _drive(spec: dict[str, Any], lanes: dict[int, list[str]], start: float
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         nodes = spec["nodes"]
         await asyncio.gather(*(
-            _drive_lane(session, nodes[lane % len(nodes)], txs, spec, start, records, refusals)
+            _drive_lane(session, nodes[lane % len(nodes)], lane, txs, spec, start, records, refusals)
             for lane, txs in sorted(lanes.items())
         ))  # fmt: skip
     return {"records": records, "refusals": refusals}

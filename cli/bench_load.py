@@ -243,7 +243,7 @@ def run_bench(
         spec = {
             "chain_id": devnet.CHAIN_ID, "nodes": [n.rpc for n in nodes], "accounts": accounts, "batch": batch,
             "chunk": chunk, "lane_txs": lane_txs, "duration_s": duration,
-            "lane_rate": rate / lanes_total if rate else None,
+            "lane_rate": rate / lanes_total if rate else None, "lanes_total": lanes_total,
         }  # fmt: skip
         t0 = time.monotonic()
         procs = _start_clients(base, spec, clients, lanes)

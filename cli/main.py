@@ -7,6 +7,7 @@ with exit status 1; a traceback is a bug.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -99,8 +100,8 @@ def _rate(value: str) -> float | None:
 @click.option("--rate", default="max", show_default=True, help="Transactions per second over all clients, or max.")
 @click.option("--batch", type=click.IntRange(1, 1000), default=1, show_default=True, help="Trades per transaction.")
 @click.option("--clients", type=click.IntRange(1, 16), default=2, show_default=True, help="Client processes.")
-@click.option("--lanes", type=click.IntRange(1, 256), default=16, show_default=True, help="Requests in flight per client (one exchange each).")
-@click.option("--chunk", type=click.IntRange(1, 1000), default=None, help="Transactions per POST [batch 1: 50; else 1].")
+@click.option("--lanes", type=click.IntRange(1, 512), default=None, help="Requests in flight per client, one exchange each [max rate: 16; a rate: enough for 1.5 s of it].")
+@click.option("--chunk", type=click.IntRange(1, 1000), default=None, help="Transactions per POST [max rate and batch 1: 50; else 1].")
 @click.option("--warmup", type=click.FloatRange(0), default=None, help="Seconds left out of the figures [duration/5, at most 10].")
 @click.option("--txs", type=click.IntRange(1), default=None, help="Transactions to pre-sign [enough for the rate].")
 @click.option("--baseline-trades", type=click.IntRange(0), default=10_000, show_default=True, help="Tickets for the SQLite baseline (0: none).")
@@ -121,9 +122,14 @@ def bench(ctx: click.Context, validators: int, accounts: int, duration: float, r
         return
     from cli.bench_load import run_bench
 
+    per_s = _rate(rate)
+    if chunk is None:
+        chunk = 50 if batch == 1 and per_s is None else 1
+    if lanes is None:  # paced: enough requests in flight to keep the rate with 1.5 s commit latency
+        lanes = 16 if per_s is None else max(4, min(512, math.ceil(per_s * 1.5 / chunk / clients)))
     figures = run_bench(
-        validators=validators, accounts=accounts, duration=duration, rate=_rate(rate), batch=batch, clients=clients,
-        lanes=lanes, chunk=chunk or (50 if batch == 1 else 1), warmup=min(duration / 5, 10) if warmup is None else warmup,
+        validators=validators, accounts=accounts, duration=duration, rate=per_s, batch=batch, clients=clients,
+        lanes=lanes, chunk=chunk, warmup=min(duration / 5, 10) if warmup is None else warmup,
         txs=txs, baseline_trades=baseline_trades, keep=keep, profile=profile,
     )
     if json_out:
