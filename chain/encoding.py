@@ -139,6 +139,21 @@ def decode(data: bytes, *, max_bytes: int = ENCODED_BYTES_MAX) -> Any:
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise EncodingError("encoding_malformed", f"expected bytes, got {type(data).__name__}")
+    value = unpack_unchecked(data, max_bytes)
+    if type(value) is not list or not is_plain_list(value):
+        _check(value, 0)  # refuses what the quick test could not accept, with the same error
+    if _pack(value) != bytes(data):
+        raise EncodingError("encoding_not_canonical", "value is not in its shortest encoding")
+    return value
+
+
+def unpack_unchecked(data: bytes | bytearray | memoryview, max_bytes: int) -> Any:
+    """The first half of ``decode``: msgpack within the bounds, without the type and canonical
+    checks, so a caller that knows the shape to expect can make them more cheaply (a signed tx).
+    A value it returns is only safe once those checks pass.
+
+    Raises EncodingError ``encoding_too_large`` or ``encoding_malformed`` as ``decode`` does.
+    """
     if len(data) > max_bytes:
         raise EncodingError("encoding_too_large", f"{len(data)} bytes exceeds {max_bytes}")
     try:
@@ -157,17 +172,14 @@ def decode(data: bytes, *, max_bytes: int = ENCODED_BYTES_MAX) -> Any:
         raise EncodingError("encoding_malformed", "trailing bytes after the value") from exc
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
         raise EncodingError("encoding_malformed", f"not canonical msgpack: {exc}") from exc
-    if type(value) is not list or not _is_plain_list(value):
-        _check(value, 0)  # refuses what the quick test could not accept, with the same error
-    if _pack(value) != bytes(data):
-        raise EncodingError("encoding_not_canonical", "value is not in its shortest encoding")
     return value
 
 
-def _is_plain_list(value: list[Any]) -> bool:
+def is_plain_list(value: list[Any], levels: int = ENCODED_DEPTH_MAX) -> bool:
     """A quick test, for decoded values, that accepts only what ``_check`` accepts: a list of
-    nil/bool/int/bytes/str and lists of them, nested at most ``ENCODED_DEPTH_MAX`` deep (every
-    list at depth d < ENCODED_DEPTH_MAX, the outer one at depth 0).
+    nil/bool/int/bytes/str and lists of them, nested at most ``levels`` deep (every list at
+    depth d < levels, the outer one at depth 0). ``levels`` is less than ``ENCODED_DEPTH_MAX``
+    for a list found that far inside the value being decoded (a signed tx's arguments).
 
     Why: decoding a block or a block's receipts walked tens of thousands of small lists one item
     at a time in ``_check``; here each nesting level is flattened and its types collected by C
@@ -177,7 +189,7 @@ def _is_plain_list(value: list[Any]) -> bool:
     caller then runs ``_check``, which raises the exact error it always did.
     """
     level: list[Any] = [value]
-    for _ in range(ENCODED_DEPTH_MAX):
+    for _ in range(levels):
         items = list(chain.from_iterable(level))
         types = set(map(type, items))
         if types <= _SCALAR_TYPES:

@@ -42,7 +42,10 @@ class Receipt:
         ]
 
     def encode(self) -> bytes:
-        return encode_trusted(self.to_wire())
+        """``encode_trusted(self.to_wire())`` without building the lists: msgpack writes a tuple
+        as an array, so the tuples the receipt already holds give the same bytes (a batch's
+        receipt carries thousands of events, and every block's receipts are encoded once)."""
+        return encode_trusted((self.kind, self.ref, self.code, self.message, self.events))
 
     @classmethod
     def from_wire(cls, wire: list[Any]) -> Receipt:

@@ -494,7 +494,7 @@ def test_split_property(genesis: Genesis, deposits: list[tuple[str, int]], locke
 
 
 @settings(max_examples=5)
-@given(positions, st.integers(1, 1_000), st.integers(1, 3))
+@given(positions, st.integers(1, 100), st.integers(1, 3))  # at most 8 x 10^6 shares x 100 < the payer's cash
 def test_determinism(genesis: Genesis, deposits: list[tuple[str, int]], amount: int, page: int) -> None:
     roots = []
     for _ in range(2):
