@@ -100,7 +100,7 @@ def _rate(value: str) -> float | None:
 @click.option("--rate", default="max", show_default=True, help="Transactions per second over all clients, or max.")
 @click.option("--batch", type=click.IntRange(1, 1000), default=1, show_default=True, help="Trades per transaction.")
 @click.option("--clients", type=click.IntRange(1, 16), default=2, show_default=True, help="Client processes.")
-@click.option("--lanes", type=click.IntRange(1, 512), default=None, help="Requests in flight per client, one exchange each [max rate: 16; a rate: enough for 1.5 s of it].")
+@click.option("--lanes", type=click.IntRange(1, 512), default=None, help="Requests in flight per client, one exchange each [max rate: ~3,200 trades in flight; a rate: 1.5 s of it].")
 @click.option("--chunk", type=click.IntRange(1, 1000), default=None, help="Transactions per POST [max rate and batch 1: 50; else 1].")
 @click.option("--warmup", type=click.FloatRange(0), default=None, help="Seconds left out of the figures [duration/5, at most 10].")
 @click.option("--txs", type=click.IntRange(1), default=None, help="Transactions to pre-sign [enough for the rate].")
@@ -125,8 +125,11 @@ def bench(ctx: click.Context, validators: int, accounts: int, duration: float, r
     per_s = _rate(rate)
     if chunk is None:
         chunk = 50 if batch == 1 and per_s is None else 1
-    if lanes is None:  # paced: enough requests in flight to keep the rate with 1.5 s commit latency
-        lanes = 16 if per_s is None else max(4, min(512, math.ceil(per_s * 1.5 / chunk / clients)))
+    if lanes is None:
+        if per_s is None:  # about 3,200 trades in flight: a full block waiting behind the one executing
+            lanes = max(1, min(512, math.ceil(3_200 / (batch * chunk) / clients)))
+        else:  # paced: enough requests in flight to keep the rate with 1.5 s commit latency
+            lanes = max(4, min(512, math.ceil(per_s * 1.5 / chunk / clients)))
     figures = run_bench(
         validators=validators, accounts=accounts, duration=duration, rate=per_s, batch=batch, clients=clients,
         lanes=lanes, chunk=chunk, warmup=min(duration / 5, 10) if warmup is None else warmup,

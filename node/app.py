@@ -37,6 +37,7 @@ class LedgerApp:
         clock_ms: Callable[[], int],
         *,
         block_txs_max: int,
+        block_bytes_max: int = BLOCK_BYTES_MAX,
         clock_drift_ms: int,
         log: logging.Logger,
     ) -> None:
@@ -45,6 +46,7 @@ class LedgerApp:
         self.proposer = proposer
         self.clock_ms = clock_ms
         self.block_txs_max = block_txs_max
+        self.block_bytes_max = min(block_bytes_max, BLOCK_BYTES_MAX - PROPOSAL_BYTES_RESERVE)
         self.clock_drift_ms = clock_drift_ms
         self.log = log
         self.last_commit: CommitCertificate | None = ledger.store.certificate(ledger.head.height)
@@ -60,7 +62,7 @@ class LedgerApp:
     # --- consensus.Application ------------------------------------------------------------------
     def propose(self, height: int, round_: int) -> tuple[bytes, Any]:
         assert self.proposer is not None, "only a validator proposes"
-        txs = self.mempool.reap(self.block_txs_max, BLOCK_BYTES_MAX - PROPOSAL_BYTES_RESERVE)
+        txs = self.mempool.reap(self.block_txs_max, self.block_bytes_max)
         block, result = self.ledger.propose(
             self.clock_ms(), txs, self.proposer, self.last_commit, verified=self.mempool.verified
         )

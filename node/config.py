@@ -11,7 +11,7 @@ the key. Paths are relative to the node's home.
     [rpc]        listen "host:port" ("" for none)
     [consensus]  timeout_propose_ms, timeout_prevote_ms, timeout_precommit_ms, timeout_delta_ms,
                  commit_wait_ms, heartbeat_ms (0: the genesis parameter), clock_drift_ms,
-                 block_txs_max
+                 block_txs_max, block_bytes_max (what this node puts in a block it proposes)
     [mempool]    txs_max, bytes_max
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.errors import ClearchainError
-from chain.limits import BLOCK_TXS_MAX, ENCODED_BYTES_MAX
+from chain.limits import BLOCK_BYTES_MAX, BLOCK_TXS_MAX, ENCODED_BYTES_MAX
 
 CONFIG_FILE = "config.toml"
 ROLES = ("validator", "observer")
@@ -57,7 +57,9 @@ class RPCSection:
 
 @dataclass(frozen=True, slots=True)
 class ConsensusSection:
-    timeout_propose_ms: int = 1000
+    # CometBFT's default. The proposer executes its block before it sends it, so this must exceed
+    # the time a full block takes to execute on a loaded node, or the round fails for nothing.
+    timeout_propose_ms: int = 3000
     timeout_prevote_ms: int = 500
     timeout_precommit_ms: int = 500
     timeout_delta_ms: int = 250
@@ -65,6 +67,10 @@ class ConsensusSection:
     heartbeat_ms: int = 0
     clock_drift_ms: int = 10_000
     block_txs_max: int = 5_000
+    # A proposer's budget: encoded transaction bytes in one block, a stand-in for the time the
+    # block takes to execute (about 900 single-trade txs or 3,500 batched trades). Bigger
+    # blocks amortise less and risk the propose timeout; the chain's own cap is BLOCK_BYTES_MAX.
+    block_bytes_max: int = 160 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +154,8 @@ def _check(cfg: NodeConfig, where: str) -> None:
         parse_address(cfg.rpc.listen, f"{where}: rpc.listen")
     if not 1 <= cfg.consensus.block_txs_max <= BLOCK_TXS_MAX:
         raise ConfigError("config_value", f"{where}: consensus.block_txs_max must be 1..{BLOCK_TXS_MAX}")
+    if not 1024 <= cfg.consensus.block_bytes_max <= BLOCK_BYTES_MAX:
+        raise ConfigError("config_value", f"{where}: consensus.block_bytes_max must be 1024..{BLOCK_BYTES_MAX}")
     if cfg.consensus.timeout_propose_ms == 0 or cfg.consensus.timeout_prevote_ms == 0 or cfg.consensus.timeout_precommit_ms == 0:
         raise ConfigError("config_value", f"{where}: consensus timeouts must be positive")
     if not 1024 <= cfg.p2p.frame_bytes_max <= ENCODED_BYTES_MAX:

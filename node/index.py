@@ -36,9 +36,8 @@ import asyncio
 import logging
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import plyvel
 
@@ -67,9 +66,10 @@ LOCKED_DELTA = "locked_delta"
 WithdrawalInfo = tuple[str, str, int]  # account, asset, amount
 
 
-@dataclass(frozen=True, slots=True)
-class Movement:
-    """One change of one account's available (``delta``) or locked (``locked_delta``) balance."""
+class Movement(NamedTuple):
+    """One change of one account's available (``delta``) or locked (``locked_delta``) balance.
+    A named tuple: a block of trades makes four per trade, and a tuple is built ~5x faster than a
+    frozen dataclass."""
 
     account: str
     height: int

@@ -119,12 +119,13 @@ class Mempool:
         self.rejected.pop(stx.hash, None)
 
     def reap(self, txs_max: int, bytes_max: int) -> list[SignedTx]:
-        """Up to ``txs_max`` transactions (``bytes_max`` bytes) for a proposal, in arrival order.
-        Admission made each sender's nonces contiguous in arrival order, so every one applies."""
+        """Up to ``txs_max`` transactions (``bytes_max`` bytes, but always the first) for a
+        proposal, in arrival order. Admission made each sender's nonces contiguous in arrival
+        order, so every one applies."""
         out: list[SignedTx] = []
         used = 0
         for pending in self._by_hash.values():  # insertion order = arrival order
-            if len(out) >= txs_max or used + pending.size > bytes_max:
+            if len(out) >= txs_max or (out and used + pending.size > bytes_max):
                 break
             out.append(pending.tx)
             used += pending.size

@@ -112,7 +112,8 @@ class Node:
         self.wal = WAL(home / "wal")
         self.app = LedgerApp(
             self.ledger, self.mempool, self.key.public if is_validator else None, clock_ms,
-            block_txs_max=cfg.consensus.block_txs_max, clock_drift_ms=cfg.consensus.clock_drift_ms, log=self.log,
+            block_txs_max=cfg.consensus.block_txs_max, block_bytes_max=cfg.consensus.block_bytes_max,
+            clock_drift_ms=cfg.consensus.clock_drift_ms, log=self.log,
         )
         c = cfg.consensus
         self.heartbeat_ms = c.heartbeat_ms or self.genesis.consensus_param("heartbeat_ms")

@@ -32,6 +32,9 @@ def test_admits_a_chain_of_nonces_and_reaps_them_in_order(chain: Chain) -> None:
         pool.add(stx, len(stx.encode()), 1)
     assert len(pool) == 5 and pool.verified == {t.hash for t in txs}
     assert pool.reap(3, 10**9) == txs[:3]
+    size = len(txs[0].encode())
+    assert pool.reap(100, 2 * size) == txs[:2]  # a proposer's byte budget
+    assert pool.reap(100, 1) == txs[:1]  # the first always fits, or a big tx would never leave
     block, result = chain.ledger.propose(chain.ledger.head.time_ms + 1, pool.reap(100, 10**9), chain.producer.keys[1].public, None, pool.verified)
     assert len(result.txs) == 5 and all(r.ok for r in result.receipts)
 
