@@ -53,10 +53,10 @@ def bench_genesis(validators: int, accounts: int, lanes: int) -> dict[str, Any]:
     """The dev genesis plus ``accounts`` client accounts of member-a holding cash and ACME, and an
     exchange participant (1-of-1 dev key) per lane."""
     doc = devnet.dev_genesis_doc(validators)
-    ids = [f"BA-{i}" for i in range(accounts)]
-    doc["accounts"] += [{"id": a, "owner": "member-a", "kind": "client", "client": f"c-{a}"} for a in ids]
-    doc["balances"] += [{"account": a, "asset": "USD", "amount": 10**12} for a in ids]
-    doc["balances"] += [{"account": a, "asset": "ACME", "amount": 10**9} for a in ids]
+    doc["account_series"] = [{
+        "prefix": "BA-", "count": accounts, "owner": "member-a", "kind": "client", "client_prefix": "c-BA-",
+        "balances": {"USD": 10**12, "ACME": 10**9},
+    }]  # fmt: skip
     doc["participants"] += [
         {"id": exchange_id(lane), "roles": ["exchange"], "threshold": 1, "keys": [exchange_key(lane).key_id]}
         for lane in range(lanes)

@@ -116,3 +116,39 @@ def test_genesis_block_is_deterministic_and_matches_the_store() -> None:
     b = Ledger(Store.in_memory(), g, default_registry())
     assert a.head.hash() == b.head.hash() == a.genesis_block().hash()
     assert a.head.height == 0 and a.head.prev_block_hash == b"\x00" * 32
+
+
+def _series_doc(size: int, **changes: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(devnet.dev_genesis_doc())
+    series = {"prefix": "BA-", "count": size, "owner": "member-a", "kind": "client", "client_prefix": "c-BA-",
+              "balances": {"USD": 10**12, "ACME": 10**9}}  # fmt: skip
+    series.update(changes)
+    doc["account_series"] = [series]
+    return doc
+
+
+def test_an_account_series_is_the_same_state_as_listing_each_account() -> None:
+    listed = copy.deepcopy(devnet.dev_genesis_doc())
+    ids = [f"BA-{i}" for i in range(40)]
+    listed["accounts"] += [{"id": a, "owner": "member-a", "kind": "client", "client": f"c-{a}"} for a in ids]
+    listed["balances"] += [{"account": a, "asset": s, "amount": n} for a in ids for s, n in (("ACME", 10**9), ("USD", 10**12))]
+    roots = [Ledger(Store.in_memory(), parse_genesis(d), default_registry()).head.state_root for d in (listed, _series_doc(40))]
+    assert roots[0] == roots[1]
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"count": 0}, "account_series[0].count"),
+        ({"owner": "xchg-alpha"}, "account_series[0].owner"),  # a client series needs a clearing member
+        ({"client_prefix": None}, "account_series[0].client_prefix"),
+        ({"kind": "house"}, "account_series[0].client_prefix"),  # a house series names no client
+        ({"prefix": "A-C00"}, "accounts"),  # A-C001 is already a listed account
+        ({"balances": {"USD": 0}}, "account_series[0].balances.USD"),
+        ({"balances": {"XYZ": 1}}, "account_series"),
+    ],
+)
+def test_account_series_errors_name_the_field(changes: dict[str, Any], named: str) -> None:
+    with pytest.raises(GenesisError) as err:
+        parse_genesis(_series_doc(3, **changes))
+    assert named in err.value.message
