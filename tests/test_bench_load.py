@@ -63,7 +63,7 @@ def test_bench_genesis_is_valid_and_signed_lanes_match_it() -> None:
     doc = bench_genesis(4, 50, 3)
     g = parse_genesis(json.loads(json.dumps(doc)))
     assert {"bench-x0", "bench-x1", "bench-x2"} <= {p.id for p in g.participants}
-    assert sum(1 for a in doc["accounts"] if a["id"].startswith("BA-")) == 50
+    assert sum(1 for a in g.accounts if a.id.startswith("BA-")) == 50
     from chain.tx import SignedTx
 
     txs = [SignedTx.decode(bytes.fromhex(h)) for h in sign_lane(g.chain_id, 2, 3, 5, 50)]
