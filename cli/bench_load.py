@@ -97,8 +97,10 @@ class NodeSampler:
         self.series.append([round(t, 2), [round(x, 1) for x in self.rss_mb()]])
 
 
-def _start_network(base: Path, validators: int, accounts: int, lanes: int, consensus: ConsensusSection, echo: Any) -> list[NodeProcess]:
-    net = init_network(base, validators, base_port=0, consensus=consensus)
+def _start_network(
+    base: Path, validators: int, accounts: int, lanes: int, consensus: ConsensusSection, account_history: bool, echo: Any
+) -> list[NodeProcess]:
+    net = init_network(base, validators, base_port=0, consensus=consensus, account_history=account_history)
     t0 = time.monotonic()
     (base / "genesis.json").write_text(json.dumps(bench_genesis(validators, accounts, lanes)))
     nodes = [NodeProcess(base, n) for n in net["nodes"]]
@@ -216,7 +218,8 @@ def _baseline(trades: int, accounts: int, lanes: int, batch: int, echo: Any) -> 
 def run_bench(
     *, validators: int, accounts: int, duration: float, rate: float | None, batch: int, clients: int,
     lanes: int, chunk: int, warmup: float, txs: int | None, baseline_trades: int, keep: bool,
-    consensus: ConsensusSection | None = None, profile: Path | None = None, echo: Any = click.echo,
+    consensus: ConsensusSection | None = None, profile: Path | None = None, account_history: bool = True,
+    echo: Any = click.echo,
 ) -> dict[str, Any]:
     lanes_total = clients * lanes
     if txs is None:
@@ -229,6 +232,7 @@ def run_bench(
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "validators": validators, "accounts": accounts, "duration_s": duration, "rate_txs_per_s": rate or "max",
         "batch": batch, "clients": clients, "lanes": lanes_total, "chunk": chunk, "warmup_s": warmup,
+        "account_history": account_history,
     }  # fmt: skip
     echo(f"clearchain bench: {validators} validators, {accounts:,} accounts, batch {batch}, rate {rate or 'max'} tx/s, "
          f"{clients} clients x {lanes} lanes, {duration:.0f} s ({warmup:.0f} s warm-up); {figures['machine']}")
@@ -239,7 +243,7 @@ def run_bench(
     nodes: list[NodeProcess] = []
     procs: list[tuple[subprocess.Popen[str], Path]] = []
     try:
-        nodes = _start_network(base / "net", validators, accounts, lanes_total, consensus or ConsensusSection(), echo)
+        nodes = _start_network(base / "net", validators, accounts, lanes_total, consensus or ConsensusSection(), account_history, echo)
         spec = {
             "chain_id": devnet.CHAIN_ID, "nodes": [n.rpc for n in nodes], "accounts": accounts, "batch": batch,
             "chunk": chunk, "lane_txs": lane_txs, "duration_s": duration,

@@ -106,12 +106,13 @@ def _rate(value: str) -> float | None:
 @click.option("--txs", type=click.IntRange(1), default=None, help="Transactions to pre-sign [enough for the rate].")
 @click.option("--baseline-trades", type=click.IntRange(0), default=10_000, show_default=True, help="Tickets for the SQLite baseline (0: none).")
 @click.option("--keep", is_flag=True, help="Keep the network folder (logs, stores).")
+@click.option("--account-history/--no-account-history", default=True, show_default=True, help="Nodes keep the account-history index (rpc.account_history).")
 @click.option("--profile", type=click.Path(path_type=Path), default=None, help="Sample a validator with py-spy into this file.")
 @click.option("--json-out", type=click.Path(path_type=Path), default=None)
 @click.pass_context
 def bench(ctx: click.Context, validators: int, accounts: int, duration: float, rate: str, batch: int, clients: int,
           lanes: int, chunk: int | None, warmup: float | None, txs: int | None, baseline_trades: int, keep: bool,
-          profile: Path | None, json_out: Path | None) -> None:
+          account_history: bool, profile: Path | None, json_out: Path | None) -> None:
     """Benchmarks that print figures (see docs/BENCHMARKS.md).
 
     Without a subcommand: start a fresh local network of validator processes, drive signed trade
@@ -133,7 +134,7 @@ def bench(ctx: click.Context, validators: int, accounts: int, duration: float, r
     figures = run_bench(
         validators=validators, accounts=accounts, duration=duration, rate=per_s, batch=batch, clients=clients,
         lanes=lanes, chunk=chunk, warmup=min(duration / 5, 10) if warmup is None else warmup,
-        txs=txs, baseline_trades=baseline_trades, keep=keep, profile=profile,
+        txs=txs, baseline_trades=baseline_trades, keep=keep, profile=profile, account_history=account_history,
     )
     if json_out:
         json_out.write_text(json.dumps(figures, indent=2) + "\n")

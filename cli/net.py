@@ -62,6 +62,7 @@ def init_network(
     consensus: ConsensusSection | None = None,
     fresh_keys: bool = False,
     chain_id: str | None = None,
+    account_history: bool = True,
 ) -> dict[str, Any]:
     """Write a local network under ``directory``; returns what network.json holds."""
     if directory.exists() and any(directory.iterdir()):
@@ -102,7 +103,7 @@ def init_network(
                 peers=[p2p[j] for j in range(validators) if j != i],
                 observers=observer_keys if role == "validator" else [],
             ),
-            rpc=RPCSection(listen=rpc[i]),
+            rpc=RPCSection(listen=rpc[i], account_history=account_history),
             consensus=consensus or ConsensusSection(),
         )
         (home / "config.toml").write_text(render(cfg))

@@ -167,7 +167,7 @@ def open_index(node: Node) -> AccountIndex | None:
 
 
 async def start_rpc(node: Node, address: tuple[str, int]) -> RPCServer:
-    index = open_index(node)
+    index = open_index(node) if node.config.rpc.account_history else None
     app = make_app(node, index)
     listeners: list[Callable[..., None]] = [app[EVENTS].on_commit, app[METRICS].on_commit]
     if index is not None:
@@ -410,6 +410,8 @@ async def get_history(request: web.Request) -> web.Response:
         return error(404, "unknown_account", f"no account {account}")
     index = request.app[INDEX]
     if index is None or index.closed:
+        if not node.config.rpc.account_history:
+            return error(503, "index_unavailable", "this node keeps no account history (rpc.account_history = false)")
         return error(
             503, "index_unavailable", "this node's account-history index could not be opened; see its log"
         )

@@ -718,3 +718,24 @@ def test_index_rebuilds_after_deletion(world: World) -> None:
         assert new["movements"][: len(old["movements"])] == old["movements"], account
         # heartbeat blocks move no balance, so nothing was added since
         assert new["movements"] == old["movements"]
+
+
+def test_a_node_without_account_history_says_so_and_serves_the_rest(tmp_path: Path) -> None:
+    doc = init_network(tmp_path / "net", 1, 0, base_port=0, consensus=FAST, account_history=False)
+    nt = NodeThread(tmp_path / "net" / doc["nodes"][0]["home"])
+    try:
+        nt.start()
+
+        async def go() -> None:
+            async with aiohttp.ClientSession() as http:
+                statuses = await submit(http, nt.url, [TxMaker().tx("xchg-alpha", "settlement", "settle", T2)])
+                assert statuses[0]["status"] == "committed"
+                status, body = await fetch(http, "GET", f"{nt.url}/accounts/A-C001/history")
+                assert (status, body["error"]["code"]) == (503, "index_unavailable") and "account_history" in body["error"]["message"]
+                status, body = await fetch(http, "GET", f"{nt.url}/accounts/A-C001")
+                assert status == 200
+
+        run(go())
+        assert not (nt.home / "index").exists()  # nothing indexed, nothing written
+    finally:
+        nt.close()

@@ -51,6 +51,8 @@ def test_net_init_writes_loadable_homes(tmp_path: Path) -> None:
         ({"p2p": {"frame_bytes_max": 10}}, "config_value", "frame_bytes_max"),
         ({"node": {"role": "king"}}, "config_value", "node.role"),
         ({"node": "validator"}, "config_type", "[node]"),
+        ({"rpc": {"account_history": 0}}, "config_type", "rpc.account_history"),
+        ({"consensus": {"block_bytes_max": 10}}, "config_value", "block_bytes_max"),
     ],
 )
 def test_bad_settings_are_refused_by_name(doc: dict, code: str, names: str) -> None:  # type: ignore[type-arg]
@@ -68,3 +70,12 @@ def test_missing_and_unparsable_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_config(tmp_path)
     assert e.value.code == "config_syntax"
+
+
+def test_account_history_switch_round_trips() -> None:
+    cfg = parse_config({"rpc": {"account_history": False}})
+    assert cfg.rpc.account_history is False
+    import tomllib
+
+    assert parse_config(tomllib.loads(render(cfg))).rpc.account_history is False
+    assert parse_config({}).rpc.account_history is True
