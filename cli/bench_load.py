@@ -253,7 +253,7 @@ def run_bench(
         procs = _start_clients(base, spec, clients, lanes)
         echo(f"  clients ready: {lane_txs * lanes_total:,} txs ({lane_txs * lanes_total * batch:,} trades) signed in {time.monotonic() - t0:.1f} s")
         sampler = NodeSampler(nodes)
-        h0 = nodes[0].height()
+        h0 = _height(nodes[0])
         start = time.monotonic() + 0.5
         for proc, _ in procs:
             assert proc.stdin is not None
@@ -265,14 +265,14 @@ def run_bench(
             now = time.monotonic()
             sampler.sample(now - start)
             if cpu_w0 is None and now >= start + warmup:
-                cpu_w0, h_w0, t_w0 = sampler.cpu_s(), nodes[0].height(), now
+                cpu_w0, h_w0, t_w0 = sampler.cpu_s(), _height(nodes[0]), now
                 if profile is not None:
                     spy = _start_profile(nodes, duration - warmup, profile, echo)
             if cpu_w1 is None and now >= start + duration:
-                cpu_w1, h_w1, t_w1 = sampler.cpu_s(), nodes[0].height(), now
+                cpu_w1, h_w1, t_w1 = sampler.cpu_s(), _height(nodes[0]), now
             time.sleep(SAMPLE_S)
         if cpu_w1 is None:
-            cpu_w1, h_w1, t_w1 = sampler.cpu_s(), nodes[0].height(), time.monotonic()
+            cpu_w1, h_w1, t_w1 = sampler.cpu_s(), _height(nodes[0]), time.monotonic()
         if cpu_w0 is None:
             cpu_w0, h_w0, t_w0 = cpu_w1, h_w1, t_w1
         if spy is not None and profile is not None:
@@ -318,6 +318,17 @@ def run_bench(
     figures["calibration_after"] = calibrate()
     print_table(figures, echo)
     return figures
+
+
+def _height(node: NodeProcess) -> int:
+    """The node's height; a node busy executing a big block may take seconds to answer, and a
+    short timeout would report -1 and lose the window's blocks."""
+    for _ in range(3):
+        try:
+            return int(node.get("/status", timeout=15)["height"])
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.5)
+    return -1
 
 
 def _start_profile(nodes: list[NodeProcess], seconds: float, out: Path, echo: Any) -> Any:
