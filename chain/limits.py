@@ -40,10 +40,10 @@ PRICE_MAX: Final = 2**48
 QUANTITY_MAX: Final = AMOUNT_MAX  # an 18-decimal asset needs 10**18 per unit
 
 # Caches
-# Committed state values held in memory by the store (emptied when full). 250,000 holds every
-# balance of 50,000 busy accounts; at a million a node's memory climbed ~15 MB a minute under
-# load for ten minutes before the first emptying (docs/BENCHMARKS.md, "Memory over 10 minutes").
-STATE_CACHE_ENTRIES_MAX: Final = 250_000
+# Committed state values held in memory by the store (emptied when full). A quarter of the size
+# made no difference to a node's memory growth over ten minutes under load (docs/BENCHMARKS.md,
+# "Memory over 10 minutes"), so it stays where the throughput runs were measured.
+STATE_CACHE_ENTRIES_MAX: Final = 1_000_000
 
 # Genesis
 GENESIS_BYTES_MAX: Final = 16 * 1024 * 1024
