@@ -437,3 +437,47 @@ def test_fresh_keys_network_runs_and_signs_with_its_key_files(tmp_path: Path) ->
             await node.shutdown()
 
     run(go())
+
+
+def test_gossip_copies_are_recognised_before_decoding_and_never_sent_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transaction arrives from every peer of a mesh: the copies cost a digest, not a decode
+    and a signature check; it is relayed to every peer but its source; and bytes refused for a
+    reason that may pass later (a nonce gap) are tried again when they come again."""
+    from types import SimpleNamespace
+
+    decodes: list[bytes] = []
+    real_decode = SignedTx.decode
+
+    def counting_decode(data: bytes) -> SignedTx:
+        decodes.append(data)
+        return real_decode(data)
+
+    monkeypatch.setattr(SignedTx, "decode", staticmethod(counting_decode))
+    txs_kind = int(p2p.MSG.TXS)
+
+    async def go() -> None:
+        net = Net(tmp_path)
+        [node] = await net.start(0)
+        try:
+            sent: list[tuple[list[Any], bytes | None]] = []
+            node.transport.broadcast = lambda message, exclude=None: sent.append((message, exclude)) or 0  # type: ignore[method-assign]
+            maker = TxMaker()
+            first = maker.tx("xchg-alpha", "settlement", "settle", ["G1", "A-C001", "B-C001", "ACME", 1, 100_00])
+            second = maker.tx("xchg-alpha", "settlement", "settle", ["G2", "A-C001", "B-C001", "ACME", 1, 100_00])
+            peer_a, peer_b = SimpleNamespace(pubkey=b"\x0a" * 32), SimpleNamespace(pubkey=b"\x0b" * 32)
+
+            node._on_txs(peer_a, [txs_kind, [second.encode()]])  # nonce 2 before nonce 1: a gap
+            assert second.hash not in node.mempool
+            node._on_txs(peer_a, [txs_kind, [first.encode()]])
+            node._on_txs(peer_b, [txs_kind, [first.encode()]])  # a copy: not decoded again
+            node._on_txs(peer_b, [txs_kind, [second.encode()]])  # the gap is gone: admitted now
+            assert first.hash in node.mempool and second.hash in node.mempool
+            assert decodes == [second.encode(), first.encode(), second.encode()]
+            node._flush_txs()
+            assert sorted((m[1], exclude) for m, exclude in sent) == sorted(
+                [([first.encode()], peer_a.pubkey), ([second.encode()], peer_b.pubkey)]
+            )
+        finally:
+            await net.close()
+
+    run(go())
