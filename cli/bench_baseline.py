@@ -36,7 +36,7 @@ import click
 from chain.encoding import encode
 from chain.keys import KeyPair, verify_signature
 from chain.limits import AMOUNT_MAX
-from cli.bench_executor import batch_tickets, bench_genesis
+from cli.bench_executor import BENCH_FUNDING, batch_tickets
 from contracts.money import consideration
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -79,8 +79,7 @@ SQL_RECORD_TRADE = "INSERT INTO trade VALUES (?, ?, ?, ?, ?, ?, ?)"
 def bench_funding() -> dict[str, int]:
     """What each bench account holds at genesis, per asset, read from the executor bench's
     genesis so that both benches start from the same balances."""
-    doc = bench_genesis(1)
-    return {b["asset"]: b["amount"] for b in doc["balances"] if b["account"] == "BA-0"}
+    return dict(BENCH_FUNDING)
 
 
 def open_ledger(path: Path, synchronous: str) -> tuple[sqlite3.Connection, str]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from chain.keys import KeyPair
 from chain.tx import Tx
+from cli.bench_executor import _pair
 
 WAIT_TIMEOUT_MS = 60_000
 
@@ -32,9 +33,8 @@ def ticket(lane: int, n: int, accounts: int) -> list[Any]:
     """Trade ticket ``n`` of ``lane``: a repeatable spread of distinct buyer and seller accounts
     (a multiplicative hash), one to seven ACME at about 100 USD."""
     i = lane * 1_000_003 + n
-    a = (i * 2_654_435_761) % accounts
-    b = (a + 1 + (i * 40_503) % (accounts - 1)) % accounts
-    return [f"L{lane}-{n}", f"BA-{a}", f"BA-{b}", "ACME", 1 + i % 7, 100_00 + i % 500]
+    buyer, seller = _pair(i, accounts)
+    return [f"L{lane}-{n}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500]
 
 
 def exchange_id(lane: int) -> str:

@@ -32,14 +32,17 @@ from contracts import default_registry
 SINGLE_BLOCK_TXS = 2_000
 
 
-def bench_genesis(account_count: int) -> dict[str, Any]:
-    """The dev genesis plus ``account_count`` client accounts of member-a, each holding cash and
-    ACME, so trades between any two of them settle."""
-    doc = devnet.dev_genesis_doc()
-    ids = [f"BA-{i}" for i in range(account_count)]
-    doc["accounts"] += [{"id": a, "owner": "member-a", "kind": "client", "client": f"c-{a}"} for a in ids]
-    doc["balances"] += [{"account": a, "asset": "USD", "amount": 10**12} for a in ids]
-    doc["balances"] += [{"account": a, "asset": "ACME", "amount": 10**9} for a in ids]
+BENCH_FUNDING = {"USD": 10**12, "ACME": 10**9}  # what each bench account holds at genesis
+
+
+def bench_genesis(account_count: int, validators: int = 4) -> dict[str, Any]:
+    """The dev genesis plus ``account_count`` client accounts ``BA-<i>`` of member-a (a genesis
+    account series), each holding ``BENCH_FUNDING``, so trades between any two of them settle."""
+    doc = devnet.dev_genesis_doc(validators)
+    doc["account_series"] = [{
+        "prefix": "BA-", "count": account_count, "owner": "member-a", "kind": "client",
+        "client_prefix": "c-BA-", "balances": dict(BENCH_FUNDING),
+    }]  # fmt: skip
     return doc
 
 

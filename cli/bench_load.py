@@ -37,9 +37,8 @@ from typing import Any
 
 import click
 
-from cli import bench_profile, devnet
+from cli import bench_executor, bench_profile, devnet
 from cli.bench_client import exchange_id, exchange_key, ticket
-from cli.bench_executor import calibrate
 from cli.localnet import REPO, NodeProcess, wait_until
 from cli.net import init_network
 from node.config import ConsensusSection
@@ -52,11 +51,7 @@ SAMPLE_S = 1.0
 def bench_genesis(validators: int, accounts: int, lanes: int) -> dict[str, Any]:
     """The dev genesis plus ``accounts`` client accounts of member-a holding cash and ACME, and an
     exchange participant (1-of-1 dev key) per lane."""
-    doc = devnet.dev_genesis_doc(validators)
-    doc["account_series"] = [{
-        "prefix": "BA-", "count": accounts, "owner": "member-a", "kind": "client", "client_prefix": "c-BA-",
-        "balances": {"USD": 10**12, "ACME": 10**9},
-    }]  # fmt: skip
+    doc = bench_executor.bench_genesis(accounts, validators)
     doc["participants"] += [
         {"id": exchange_id(lane), "roles": ["exchange"], "threshold": 1, "keys": [exchange_key(lane).key_id]}
         for lane in range(lanes)
@@ -236,7 +231,7 @@ def run_bench(
     }  # fmt: skip
     echo(f"clearchain bench: {validators} validators, {accounts:,} accounts, batch {batch}, rate {rate or 'max'} tx/s, "
          f"{clients} clients x {lanes} lanes, {duration:.0f} s ({warmup:.0f} s warm-up); {figures['machine']}")
-    figures["calibration_before"] = cal = calibrate()
+    figures["calibration_before"] = cal = bench_executor.calibrate()
     bound = cal["ed25519_verifies_per_s"] * (os.cpu_count() or 1) / validators
     echo(f"  calibration: {cal['ed25519_verifies_per_s']:,} Ed25519 verifies/s on one core -> signature bound {bound:,.0f} tx/s")
     base = Path(tempfile.mkdtemp(prefix="clearchain-bench-"))
@@ -315,7 +310,7 @@ def run_bench(
         figures["ratio_to_baseline"] = {
             mode: round(figures["trades_per_s"] / max(b["trades_per_s"], 1e-9), 3) for mode, b in base_figures.items()
         }
-    figures["calibration_after"] = calibrate()
+    figures["calibration_after"] = bench_executor.calibrate()
     print_table(figures, echo)
     return figures
 
