@@ -54,9 +54,11 @@ from chain.tx import SignedTx
 from contracts import default_registry
 from node import p2p
 from node.app import LedgerApp
+from node.byzantine import ByzantineValidator
 from node.config import NodeConfig, load_config, parse_address
 from node.consensus import Broadcast, Consensus, Decide, Effect, Equivocation, ScheduleTimeout, TimeoutParams
 from node.evidence import DoubleVote, EvidencePool, evidence_tx, is_recorded, next_nonce, own_participant
+from node.faults import Faults, faults_from_env
 from node.mempool import Mempool
 from node.messages import Proposal, Vote
 from node.privval import FileSigner
@@ -88,10 +90,14 @@ def wall_clock_ms() -> int:
 
 
 class Node:
-    def __init__(self, home: Path, config: NodeConfig | None = None, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+    def __init__(
+        self, home: Path, config: NodeConfig | None = None, clock_ms: Callable[[], int] = wall_clock_ms,
+        faults: Faults | None = None,
+    ) -> None:
         self.home = home
         self.config = cfg = config or load_config(home)
-        self.clock_ms = clock_ms
+        self.faults = faults or Faults()
+        self.clock_ms = clock_ms = self.faults.clock(clock_ms)
         self.log = _logger(home, cfg.node.log_level, cfg.node.moniker)
         self.genesis = load_genesis(home / cfg.node.genesis)
         self.key = read_key_file(home / NODE_KEY_FILE)
@@ -101,6 +107,7 @@ class Node:
         except BaseException:
             self.store.close()
             raise
+        self.faults.slow_disk(self.store.backend)
         self.chain_id = self.genesis.chain_id
         self.mempool = Mempool(
             self.ledger.executor, self.store, txs_max=cfg.mempool.txs_max, bytes_max=cfg.mempool.bytes_max
@@ -141,6 +148,14 @@ class Node:
             on_disconnect=self._on_disconnect,
             log=self.log.getChild("p2p"),
         )
+        self.byzantine: ByzantineValidator | None = None
+        if self.faults.byzantine is not None and is_validator:
+            self.byzantine = ByzantineValidator(
+                self.faults.byzantine, self.key, self.chain_id, self.faults.seed, self.transport, self.log
+            )
+            self.byzantine.wrap_app(self.app)
+        if self.faults.active:
+            self.log.warning("TEST FAULTS ACTIVE: %s", self.faults.to_json())
         self.peer_status: dict[bytes, tuple[int, int, int]] = {}
         self._waiting = False  # decided; waiting to start the next height
         self._committed_at = 0.0
@@ -306,6 +321,8 @@ class Node:
             self.log.info("submitted evidence against %s as %s (tx %s)", item.first.validator.hex()[:16], sender, stx.hash.hex()[:16])
 
     def _broadcast_consensus(self, m: Proposal | Vote) -> None:
+        if self.byzantine is not None and self.byzantine.broadcast(m):
+            return
         kind = _PROPOSAL if isinstance(m, Proposal) else _VOTE
         self.transport.broadcast([kind, m.to_wire()])
 
@@ -595,6 +612,8 @@ class Node:
     def _tick(self) -> None:
         c = self.consensus
         self.transport.broadcast(self._status_message())
+        if self.byzantine is not None:
+            self.byzantine.tick()
         self._maybe_start()
         state = (c.height, c.round, c.step)
         stalled, self._tick_state = state == self._tick_state, state
@@ -671,6 +690,7 @@ class Node:
             ],
             "mempool": {"txs": len(self.mempool), "bytes": self.mempool.size_bytes},
             "evidence": len(self.evidence.items),
+            **({"test_faults": self.faults.to_json()} if self.faults.active else {}),
             "uptime_s": round(time.monotonic() - self.started_at, 3),
         }
 
@@ -705,7 +725,7 @@ def _logger(home: Path, level: str, moniker: str) -> logging.Logger:
 
 
 async def run_node(home: Path, echo_log: bool = False) -> None:
-    node = Node(home)
+    node = Node(home, faults=faults_from_env())
     if echo_log:
         stream = logging.StreamHandler()
         stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
