@@ -77,7 +77,7 @@ class Faults:
         delay_s = self.fsync_delay_ms / 1000
         fsync, write = os.fsync, backend.write
 
-        def slow_fsync(fd: int) -> None:
+        def slow_fsync(fd: Any) -> None:
             time.sleep(delay_s)
             fsync(fd)
 
