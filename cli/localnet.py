@@ -25,14 +25,26 @@ class NodeProcess:
         self.name = node["name"]
         self.rpc = f"http://{node['rpc']}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}  # added to the child's environment (the fault harness's test flag)
 
     def start(self) -> None:
         out = open(self.home / "process.out", "ab")  # noqa: SIM115 (the child owns it)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "node", "run", "--home", str(self.home), "--quiet"],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **self.env} if self.env else None,
         )
         out.close()
+
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets and state but runs no code (a long GC pause, a VM
+        migration); its peers see silence, not a closed connection."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -46,6 +58,7 @@ class NodeProcess:
         """SIGTERM and wait; SIGKILL if it does not stop in time. Returns the exit status."""
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=timeout)

@@ -394,6 +394,9 @@ def _register_client_commands() -> None:
     cmd_ledger.register(main)
     cmd_audit.register(main)
     cmd_proof.register(main)
+    from cli.chaos import chaos
+
+    main.add_command(chaos)
 
 
 _register_client_commands()

@@ -305,8 +305,9 @@ class Node:
         """Submit the double votes the chain does not hold yet as ``bonds.submit_evidence``
         transactions, signed as this node's own participant (1-of-1 policy of the node key);
         skipped quietly if there is none. Another node's copy of the same evidence fails in its
-        receipt (``evidence_known``) and costs only a nonce."""
-        items = [i for i in items if not is_recorded(self.store, i)]
+        receipt (``evidence_known``) and costs only a nonce. A node never reports itself: the
+        others will, and its participant's nonces stay its operator's."""
+        items = [i for i in items if i.first.validator != self.key.public and not is_recorded(self.store, i)]
         sender = own_participant(self.store, self.key.public) if items else None
         if sender is None:
             return
