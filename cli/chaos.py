@@ -141,6 +141,7 @@ class ChaosNet:
         self.names = [n["name"] for n in doc["nodes"]]
         self.proxy = LinkProxy()
         self.down: set[int] = set()
+        self.peak_rss_mb: dict[str, float] = {}
         self._route_links(doc["nodes"])
         for i, node in enumerate(self.nodes):
             faults = self._faults(i)
@@ -183,6 +184,12 @@ class ChaosNet:
 
     def up(self) -> list[int]:
         return [i for i in range(len(self.nodes)) if i not in self.down]
+
+    def sample_memory(self) -> None:
+        for name, node in zip(self.names, self.nodes, strict=True):
+            rss = node.rss_mb()
+            if rss is not None:
+                self.peak_rss_mb[name] = max(self.peak_rss_mb.get(name, 0.0), round(rss, 1))
 
     def heights(self) -> list[int]:
         return [n.height() for n in self.nodes]
@@ -242,8 +249,10 @@ def run_once(plan: RunPlan, directory: Path, say: Callable[[str], None] = lambda
             say(f"  fault {w.describe()}")
             net.inject(w)
             _sleep_until(began + w.at_s + w.length_s)
+            net.sample_memory()
             net.heal(w)
         _sleep_until(began + plan.duration_s)
+        net.sample_memory()
         result["resume_s"] = _resume(net)
         drained = traffic.stop(DRAIN_S)
         target = max(net.heights())
@@ -256,6 +265,8 @@ def run_once(plan: RunPlan, directory: Path, say: Callable[[str], None] = lambda
             refused_for_good={h.hex()[:16]: code for h, code in traffic.dropped.items()},
         )
     finally:
+        net.sample_memory()
+        result["peak_rss_mb"] = net.peak_rss_mb
         result["exit_codes"] = net.stop()
         if traffic is not None:
             traffic.stop(0)

@@ -198,7 +198,8 @@ class _Pipe:
                 return
             if item == _EOF:
                 if dest.transport.can_write_eof():
-                    dest.transport.write_eof()
+                    with contextlib.suppress(OSError):  # the other end is already gone: nothing to half-close
+                        dest.transport.write_eof()
                 return
             dest.transport.write(item)
             count(len(item))

@@ -81,6 +81,19 @@ class NodeProcess:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
 
+    def rss_mb(self) -> float | None:
+        """Resident memory of the running process (Linux /proc), None if there is none."""
+        if not self.alive():
+            return None
+        assert self.proc is not None
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except (OSError, ValueError):
+            pass
+        return None
+
     def status(self) -> dict[str, Any] | None:
         try:
             return self.get("/status", timeout=2.0)  # type: ignore[no-any-return]
