@@ -36,6 +36,8 @@ DECIDED = 3
 STEP_NAMES = {PROPOSE: "propose", PREVOTE_STEP: "prevote", PRECOMMIT_STEP: "precommit", DECIDED: "decided"}
 
 FUTURE_MESSAGES_MAX = 10_000  # buffered messages for the next height
+FUTURE_BYTES_MAX = 32 * 1024 * 1024  # and their proposed blocks' bytes: a peer cannot fill memory
+MESSAGE_OVERHEAD_BYTES = 256  # what a buffered message costs beyond its block
 ROUNDS_AHEAD_MAX = 1_000  # a message further ahead than this many rounds is dropped
 
 
@@ -189,6 +191,7 @@ class Consensus:
         self.verify = verify
         self.timeouts = timeouts
         self.future: list[Proposal | Vote] = []
+        self._future_bytes = 0
         self.started = False  # until ``start`` or ``restore``, messages for this height wait too
         self._reset(height, validators)
 
@@ -240,6 +243,7 @@ class Consensus:
         self._reset(height, validators)
         effects = self.start()
         pending, self.future = [m for m in self.future if m.height == height], []
+        self._future_bytes = 0
         for message in pending:
             effects.extend(self._receive(message))
         return effects
@@ -305,8 +309,14 @@ class Consensus:
         if message.height == self.height + 1 or (
             message.height == self.height and (self.step == DECIDED or not self.started)
         ):
-            if len(self.future) < FUTURE_MESSAGES_MAX:
+            size = _message_bytes(message)
+            if (
+                len(self.future) < FUTURE_MESSAGES_MAX
+                and self._future_bytes + size <= FUTURE_BYTES_MAX
+                and message.round <= ROUNDS_AHEAD_MAX
+            ):
                 self.future.append(message)
+                self._future_bytes += size
             return effects
         if message.height != self.height or message.round > self.round + ROUNDS_AHEAD_MAX:
             return effects
@@ -468,3 +478,9 @@ class Consensus:
             "locked_round": self.locked_round,
             "valid_round": self.valid_round,
         }
+
+
+def _message_bytes(message: Proposal | Vote) -> int:
+    """What buffering ``message`` costs, for the future buffer's bound."""
+    block = message.block if isinstance(message, Proposal) else None
+    return MESSAGE_OVERHEAD_BYTES + (len(block) if isinstance(block, bytes) else 0)

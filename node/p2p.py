@@ -5,8 +5,11 @@ Why it is shaped so: a validator must talk only to the chain's known nodes, one 
 slowness must never harm the others, and the runtime should reason about peers by node key, not by
 socket. So every connection, inbound or outbound, first proves which node key holds it by signing
 the other side's fresh challenge; only then is it a ``Peer``, and there is at most one per key.
-Every frame and every queue is bounded; ``send`` never blocks; a peer that sends garbage is
-dropped, and nothing a peer sends can stop the node.
+Every frame and every queue is bounded: a peer's outbound queue both in messages and in bytes, so
+a peer that asks for blocks and never reads the answers holds at most ``queue_bytes_max`` of our
+memory, freed as soon as it goes. ``send`` never blocks; a peer that sends garbage is dropped;
+reading yields to the event loop after each message, so a burst of cheap requests cannot hold the
+loop (and stop consensus) while they are answered; nothing a peer sends can stop the node.
 
 Frames: a 4-byte big-endian length ``n``, then ``n`` bytes of one canonical msgpack array
 ``[type, ...]`` (``chain.encoding``). 1 <= n <= frame_bytes_max, and n <= 1024 until the
@@ -32,8 +35,10 @@ Handshake, the same on both ends of every connection, within ``handshake_timeout
 
 Other refusal codes: ``bad_hello`` (a first frame that is not a well-formed HELLO),
 ``handshake_timeout``, ``handshake_closed`` (the peer hung up, often because it refused us),
-``handshake_error`` (a bug here, logged with its traceback), and the garbage codes ``frame_size``, ``frame_malformed``, ``unknown_type``. After the handshake a
-HELLO or AUTH is garbage too (``unexpected_handshake``).
+``handshake_error`` (a bug here, logged with its traceback), and the garbage codes ``frame_size``,
+``frame_malformed``, ``unknown_type``. After the handshake a HELLO or AUTH is garbage too
+(``unexpected_handshake``), and a peer that sends nothing for ``idle_timeout_s`` is dropped
+(``idle_timeout``): a silent link or a peer stalled mid-frame frees its slot and is redialed.
 
 Duplicates: if two authenticated connections join the same two nodes, both ends keep the same one.
 If they run in opposite directions (both nodes dialed at once) it is the one dialed by the
@@ -92,7 +97,7 @@ _COUNTERS: Final = (
     "frames_in", "frames_out", "bytes_in", "bytes_out", "handshakes_ok", "handshakes_refused",
     "disconnects", "disconnects_garbage", "disconnects_handler_error", "disconnects_requested",
     "disconnects_duplicate", "dropped_queue_full", "dropped_no_peer", "dropped_unsendable",
-    "dials_failed", "inbound_refused_busy",
+    "dials_failed", "inbound_refused_busy", "disconnects_idle",
 )  # fmt: skip
 
 
@@ -110,7 +115,11 @@ class P2PConfig:
     peers: Sequence[tuple[str, int]] = ()  # addresses to dial and keep dialing
     frame_bytes_max: int = ENCODED_BYTES_MAX
     queue_max: int = 1024  # outbound messages queued per peer
+    queue_bytes_max: int = 4 * ENCODED_BYTES_MAX  # and their bytes: what a peer that never reads costs
     handshake_timeout_s: float = 5.0
+    # A peer silent this long is gone (a silent partition, a paused process, a peer stalled
+    # mid-frame): drop it so the dialer reconnects. Nodes send a status every 0.25 s.
+    idle_timeout_s: float = 15.0
     backoff_min_s: float = 0.1
     backoff_max_s: float = 5.0
     inbound_pending_max: int = 64  # inbound connections still in their handshake
@@ -119,8 +128,10 @@ class P2PConfig:
     def __post_init__(self) -> None:
         if self.frame_bytes_max < 1024 or self.queue_max < 1 or self.inbound_pending_max < 1:
             raise ValueError("frame_bytes_max >= 1024, queue_max >= 1, inbound_pending_max >= 1")
-        if not 0 < self.backoff_min_s <= self.backoff_max_s or self.handshake_timeout_s <= 0:
-            raise ValueError("need 0 < backoff_min_s <= backoff_max_s and handshake_timeout_s > 0")
+        if self.queue_bytes_max < self.frame_bytes_max:
+            raise ValueError("queue_bytes_max >= frame_bytes_max (the largest message must fit)")
+        if not 0 < self.backoff_min_s <= self.backoff_max_s or self.handshake_timeout_s <= 0 or self.idle_timeout_s <= 0:
+            raise ValueError("need 0 < backoff_min_s <= backoff_max_s, handshake_timeout_s > 0, idle_timeout_s > 0")
 
 
 def auth_digest(
@@ -156,6 +167,7 @@ class Peer:
         self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = self.dropped_queue_full = 0
         self.close_reason: str | None = None
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue_max)
+        self.queued_bytes = 0  # frame bodies in ``queue``
         self.closed = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.writer = writer
@@ -284,13 +296,13 @@ class Transport:
         return body
 
     def _enqueue(self, peer: Peer, body: bytes) -> bool:
-        try:
-            peer.queue.put_nowait(body)
-        except asyncio.QueueFull:
+        if peer.queue.full() or peer.queued_bytes + len(body) > self.config.queue_bytes_max:
             peer.dropped_queue_full += 1
             self._count("dropped_queue_full")
             self.log.debug("queue to %s full; dropped a message", peer)
             return False
+        peer.queue.put_nowait(body)
+        peer.queued_bytes += len(body)
         return True
 
     # Connections
@@ -371,8 +383,9 @@ class Transport:
         ]
         if existing is not None:
             self.log.info("connection %s replaces duplicate %s", peer, existing)
-            while not existing.queue.empty() and not peer.queue.full():
-                peer.queue.put_nowait(existing.queue.get_nowait())
+            while not existing.queue.empty():
+                if not self._enqueue(peer, self._dequeue(existing, existing.queue.get_nowait())):
+                    break
             self._count("disconnects_duplicate")
             self._close_peer(existing, "duplicate")  # no longer registered: no on_disconnect
         else:
@@ -383,8 +396,16 @@ class Transport:
         finally:
             self._close_peer(peer, "stopping")
             await asyncio.gather(*peer.tasks, return_exceptions=True)
+            self._release(peer)
             await _close(writer, abort=peer.close_reason not in _GRACEFUL)
         return pubkey, peer.close_reason or "stopping"
+
+    def _release(self, peer: Peer) -> None:
+        """Free a closed peer's unsent messages now: its tasks' frames refer to it, and that cycle
+        (with up to ``queue_bytes_max`` in it) would otherwise wait for a full garbage collection."""
+        peer.tasks = []
+        while not peer.queue.empty():
+            self._dequeue(peer, peer.queue.get_nowait())
 
     def _survives(self, new: Peer, old: Peer) -> bool:
         """Whether ``new`` replaces ``old`` (same key); both ends of the link choose alike."""
@@ -536,17 +557,25 @@ class Transport:
         """Deliver the peer's messages until it closes, misbehaves or a handler raises."""
         try:
             while peer.close_reason is None:
-                message = await self._read_message(reader, self.config.frame_bytes_max, peer)
+                async with asyncio.timeout(self.config.idle_timeout_s):
+                    message = await self._read_message(reader, self.config.frame_bytes_max, peer)
                 if message[0] not in _RUNTIME:
                     raise Garbage("unexpected_handshake", "HELLO or AUTH after the handshake")
                 if not self._call_handler(peer, "on_message", self.on_message, peer, message):
                     return
+                # readexactly does not yield while frames are buffered: without this, a peer
+                # that sends many cheap requests at once would hold the loop for all of them
+                await asyncio.sleep(0)
         except Garbage as exc:
             self.log.warning("peer %s sent garbage (%s): %s", peer, exc.code, exc.message)
             self._count("disconnects_garbage")
             self._close_peer(peer, exc.code)
         except asyncio.IncompleteReadError:
             self._close_peer(peer, "closed")
+        except TimeoutError:
+            self.log.info("peer %s silent for %.0f s; dropping it", peer, self.config.idle_timeout_s)
+            self._count("disconnects_idle")
+            self._close_peer(peer, "idle_timeout")
         except OSError as exc:
             self.log.info("connection to peer %s lost: %r", peer, exc)
             self._close_peer(peer, "connection_lost")
@@ -558,13 +587,18 @@ class Transport:
         """Write queued frames, a batch at a time, waiting on the socket between batches."""
         try:
             while True:
-                batch = self._write_frame(writer, await peer.queue.get(), peer)
+                batch = self._write_frame(writer, self._dequeue(peer, await peer.queue.get()), peer)
                 while batch < WRITE_BATCH_BYTES and not peer.queue.empty():
-                    batch += self._write_frame(writer, peer.queue.get_nowait(), peer)
+                    batch += self._write_frame(writer, self._dequeue(peer, peer.queue.get_nowait()), peer)
                 await writer.drain()
         except OSError as exc:
             self.log.info("writing to peer %s failed: %r", peer, exc)
             self._close_peer(peer, "connection_lost")
+
+    @staticmethod
+    def _dequeue(peer: Peer, body: bytes) -> bytes:
+        peer.queued_bytes -= len(body)
+        return body
 
 
 def _set_nodelay(writer: asyncio.StreamWriter) -> None:

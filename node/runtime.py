@@ -56,7 +56,16 @@ from node import p2p
 from node.app import LedgerApp
 from node.byzantine import ByzantineValidator
 from node.config import NodeConfig, load_config, parse_address
-from node.consensus import Broadcast, Consensus, Decide, Effect, Equivocation, ScheduleTimeout, TimeoutParams
+from node.consensus import (
+    Broadcast,
+    Consensus,
+    Decide,
+    Effect,
+    Equivocation,
+    ScheduleTimeout,
+    TimeoutParams,
+    proposer_for,
+)
 from node.evidence import DoubleVote, EvidencePool, evidence_tx, is_recorded, next_nonce, own_participant
 from node.faults import Faults, faults_from_env
 from node.mempool import Mempool
@@ -157,6 +166,7 @@ class Node:
         if self.faults.active:
             self.log.warning("TEST FAULTS ACTIVE: %s", self.faults.to_json())
         self.peer_status: dict[bytes, tuple[int, int, int]] = {}
+        self._unauthentic = 0  # consensus messages dropped for a bad signature or signer
         self._waiting = False  # decided; waiting to start the next height
         self._committed_at = 0.0
         self._height_started = time.monotonic()
@@ -510,6 +520,9 @@ class Node:
         _need(m is not None, "bad_consensus_message")
         assert m is not None
         c = self.consensus
+        if m.height in (c.height, c.height + 1) and not self._authentic(m):
+            self._unauthentic += 1  # nothing unsigned reaches the WAL or the next height's buffer
+            return
         if m.height == c.height and not self._waiting:
             self.wal.append(m, sync=False)
         elif m.height > c.height + 1:
@@ -521,6 +534,22 @@ class Node:
         self._apply(effects)
         if self._waiting and m.height == self.ledger.head.height + 1:
             self._maybe_start()
+
+    def _authentic(self, m: Proposal | Vote) -> bool:
+        """Signed by the validator it names, who may send it (the round's proposer, a member of
+        the set), judged by the current set. A message a peer relays is one its sender signed,
+        so this costs one verification per message and keeps forged ones out of the WAL, out of
+        the bounded buffer for the next height, and out of the rule that starts that height."""
+        validators = self.consensus.validators
+        if isinstance(m, Proposal):
+            signer = m.proposer
+            if signer != proposer_for(validators, m.height, m.round):
+                return False
+        else:
+            signer = m.validator
+            if validators.power_of(signer) == 0:
+                return False
+        return verify_signature(signer, m.signature, m.sign_bytes(self.chain_id))
 
     def _on_status(self, peer: p2p.Peer, message: list[Any]) -> None:
         _need(len(message) == 4 and all(_uint(x) for x in message[1:]), "bad_status")
@@ -691,6 +720,7 @@ class Node:
             ],
             "mempool": {"txs": len(self.mempool), "bytes": self.mempool.size_bytes},
             "evidence": len(self.evidence.items),
+            "unauthentic_messages": self._unauthentic,
             **({"test_faults": self.faults.to_json()} if self.faults.active else {}),
             "uptime_s": round(time.monotonic() - self.started_at, 3),
         }

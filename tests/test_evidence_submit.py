@@ -4,11 +4,12 @@ Unit level: the transaction the node would build for a ``DoubleVote`` (signed by
 its own validator participant, nonce after the committed and pending ones) commits and slashes
 the validator's bond. Node level: a real node in this process submits evidence that was already
 in its pool when it started, and evidence it learns while running, and its transactions commit.
-A byzantine network that produces the double votes itself is issue 8, not here.
+A byzantine validator that produces the double votes itself is tests/test_byzantine.py.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -72,13 +73,18 @@ def wait_for(condition: Any, timeout_s: float = 30.0) -> None:
 
 
 def findings(client: Client) -> list[dict[str, Any]]:
-    return client.get("/contracts/bonds/findings", participant="validator-0")["result"]["findings"]  # type: ignore[no-any-return]
+    return client.get("/contracts/bonds/findings", participant="validator-1")["result"]["findings"]  # type: ignore[no-any-return]
 
 
 def test_a_node_submits_evidence_it_holds_and_evidence_it_learns(tmp_path: Path) -> None:
+    # Two validators, the second with too little power to matter, so node0 alone commits and
+    # reports the second's double votes (a node never reports itself).
     directory = tmp_path / "net"
-    init_network(directory, validators=1, base_port=0, consensus=FAST)
-    key = devnet.validator_key(0)
+    init_network(directory, validators=2, base_port=0, consensus=FAST)
+    doc = json.loads((directory / "genesis.json").read_text())
+    doc["validators"][1]["power"] = 1
+    (directory / "genesis.json").write_text(json.dumps(doc))
+    key = devnet.validator_key(1)
     old = double_vote(key, 1, PREVOTE)
     pool = EvidencePool(directory / "node0" / "evidence.log", devnet.CHAIN_ID)
     assert pool.add(old.first, old.second)  # held from before a restart, never submitted
@@ -92,8 +98,8 @@ def test_a_node_submits_evidence_it_holds_and_evidence_it_learns(tmp_path: Path)
         assert first["ref"] == bonds.evidence_ref(key.public, 1, 0, PREVOTE)
 
         maker = TxMaker()
-        maker.nonces["validator-0"] = client.get("/participants/validator-0")["nonce"]
-        stx = maker.tx("validator-0", "bonds", "post", ["V0-HOUSE", "USD", 100_000_00, None])
+        maker.nonces["validator-1"] = client.get("/participants/validator-1")["nonce"]
+        stx = maker.tx("validator-1", "bonds", "post", ["V1-HOUSE", "USD", 100_000_00, None])
         reply = client.post("/txs", {"tx": stx.encode().hex()}, wait="commit", timeout_ms=30_000)
         assert reply["txs"][0]["receipt"]["ok"], reply
 
@@ -105,5 +111,13 @@ def test_a_node_submits_evidence_it_holds_and_evidence_it_learns(tmp_path: Path)
         assert second["slashed"] == 10_000_00 and second["ref"] == bonds.evidence_ref(key.public, 2, 0, PRECOMMIT)
         # The evidence is also served by the node as before.
         assert len(client.get("/evidence")["evidence"]) == 2
+        # Its own double votes it leaves to the others.
+        reports = client.get("/participants/validator-0")["nonce"]
+        assert reports == 2  # one transaction per report above
+        own = double_vote(devnet.validator_key(0), 3)
+        assert node.on_loop(lambda: node.node._new_evidence(own.first, own.second))  # type: ignore[union-attr]
+        time.sleep(1.0)
+        assert client.get("/participants/validator-0")["nonce"] == reports
+        assert node.on_loop(lambda: len(node.node.mempool)) == 0  # type: ignore[union-attr]
     finally:
         node.stop()

@@ -469,3 +469,26 @@ def test_silent_and_excess_inbound_connections_are_bounded() -> None:
             await a.t.stop()  # idempotent
 
     run(main())
+
+
+def test_a_silent_peer_is_dropped_after_the_idle_timeout_and_one_that_talks_is_kept() -> None:
+    async def main() -> None:
+        a = Node("a", idle_timeout_s=0.4)
+        async with running(a):
+            raw = await RawPeer.connect(a)
+            try:
+                await raw.handshake(a)
+                await until(lambda: KEYS["raw"].public in a.t.peers)
+                for _ in range(6):  # 0.6 s of a status every 0.1 s: kept
+                    await raw.send(frame([MSG.STATUS, 1, 0, 0]))
+                    await asyncio.sleep(0.1)
+                assert KEYS["raw"].public in a.t.peers
+                await raw.send(b"\x00\x00\x00\x10" + b"\x93")  # then a frame that stops mid-body
+                await until(lambda: KEYS["raw"].public not in a.t.peers, 2.0)
+                assert ("disconnect", KEYS["raw"].public, "idle_timeout") in a.events
+                assert a.t.stats["disconnects_idle"] == 1
+                assert await raw.closed_by_peer()
+            finally:
+                raw.close()
+
+    run(main())
