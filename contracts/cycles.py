@@ -75,7 +75,8 @@ code, account)``, ``cycle_closed(date, trades, settled, failed, assets, gross, n
 Failure codes: ``not_exchange``, ``duplicate_trade_id``, ``bad_tplus``, ``bad_quantity``,
 ``bad_price``, ``unknown_instrument``, ``instrument_is_cash``, ``instrument_halted``,
 ``same_account``, ``unknown_account``, ``account_suspended``, ``account_closed``,
-``amount_overflow`` (a consideration, or a cycle's gross in one asset, above AMOUNT_MAX),
+``not_member_account`` (an account not owned by a clearing member, checked when the trade is
+reported), ``amount_overflow`` (a consideration, or a cycle's gross in one asset, above AMOUNT_MAX),
 ``zero_consideration``, ``cycle_closed``, ``cycle_full``; at the close ``insufficient_cash`` and
 ``insufficient_securities``; views ``bad_query``, ``not_found``.
 
@@ -207,7 +208,7 @@ def compute_netting_bps(gross: int, net: int) -> int:
 
 # --- submission -------------------------------------------------------------------------------
 def _check_ticket(
-    ctx: Context, ticket: tuple[Any, ...], instruments: dict[str, Any]
+    ctx: Context, ticket: tuple[Any, ...], lookups: settlement.Lookups
 ) -> tuple[InstrumentRecord, int]:
     """Settlement's checks of one ticket; returns (instrument, consideration). Writes nothing."""
     trade_id, buyer, seller, iid, quantity, price, tplus = ticket
@@ -225,7 +226,7 @@ def _check_ticket(
     tplus_max = params.get(ctx, NAME, "tplus_max")
     if tplus > tplus_max:
         raise ContractError("bad_tplus", f"T+{tplus}: settlement is at most T+{tplus_max}")
-    ins, cash = settlement.check_terms(ctx, buyer, seller, iid, quantity, price, instruments)
+    ins, cash = settlement.check_terms(ctx, buyer, seller, iid, quantity, price, lookups)
     return ins, cash
 
 
@@ -257,11 +258,11 @@ def _add_gross(ctx: Context, date: int, asset: str, amount: int) -> None:
     ctx.put(_gross_key(date, asset), total)
 
 
-def _submit_one(ctx: Context, ticket: tuple[Any, ...], instruments: dict[str, Any]) -> None:
+def _submit_one(ctx: Context, ticket: tuple[Any, ...], lookups: settlement.Lookups) -> None:
     """Check one ticket, then add it to its cycle. Raises ContractError; the caller's savepoint
     (or the failed transaction) discards a partial write."""
     trade_id, buyer, seller, iid, quantity, price, tplus = ticket
-    ins, cash = _check_ticket(ctx, ticket, instruments)
+    ins, cash = _check_ticket(ctx, ticket, lookups)
     assert ins.currency is not None
     day_ms = params.get(ctx, NAME, "day_ms")
     date = ctx.time_ms // day_ms + tplus
@@ -523,18 +524,18 @@ class SettlementCycles(Contract):
     def submit(self, ctx: Context, *ticket: Any) -> None:
         """An exchange reports one T+N trade; the transaction fails if the trade is refused."""
         require_role(ctx, "exchange")
-        _submit_one(ctx, ticket, {})
+        _submit_one(ctx, ticket, settlement.Lookups())
 
     @method(("trades", ListOf(TICKET, max_items=BATCH_TRADES_MAX, min_items=1)))
     def submit_batch(self, ctx: Context, trades: tuple[tuple[Any, ...], ...]) -> None:
         """An exchange reports many T+N trades; each is accepted or refused on its own."""
         require_role(ctx, "exchange")
         accepted = 0
-        instruments: dict[str, Any] = {}
+        lookups = settlement.Lookups()
         for ticket in trades:
             mark, events = ctx.savepoint(), ctx.event_count
             try:
-                _submit_one(ctx, ticket, instruments)
+                _submit_one(ctx, ticket, lookups)
             except ContractError as exc:
                 ctx.rollback_to(mark, events)
                 ctx.emit("trade_refused", trade_id=ticket[0], code=exc.code, message=exc.message)

@@ -171,7 +171,8 @@ def _escrow_json(escrow_id: str, record: EscrowRecord) -> dict[str, Any]:
 
 def _limit(query: dict[str, str]) -> int:
     text = query.get("limit", str(LIST_LIMIT_MAX))
-    if not text.isdigit() or not 1 <= int(text) <= LIST_LIMIT_MAX:
+    # isascii: str.isdigit also accepts digits int() refuses (superscripts: "²")
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= LIST_LIMIT_MAX:
         raise ContractError("bad_query", f"limit must be 1..{LIST_LIMIT_MAX}")
     return int(text)
 

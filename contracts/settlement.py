@@ -6,11 +6,18 @@ consideration (contracts/money.py) buyer -> seller, both or neither. ``settle`` 
 and fails the transaction if the trade fails; ``settle_batch`` takes up to ``BATCH_TRADES_MAX``
 tickets, each settling or failing on its own, and its receipt holds one event per ticket.
 
+Both accounts of a trade are clearing accounts: each belongs to an active clearing member
+(``not_member_account`` otherwise). So a trade can never reach a contract's system account
+(owner ``@<contract>``: collateral, guarantee, insurance, bond and fund pools, which only their
+contract's rules move), nor the house account of an exchange, oracle or validator: an exchange
+reports trades between members' accounts and cannot itself be a party to one.
+
 Failure codes: ``not_exchange``, ``duplicate_trade_id``, ``bad_quantity``, ``bad_price``,
 ``unknown_instrument``, ``instrument_is_cash``, ``instrument_halted``, ``unknown_account``,
-``account_suspended``, ``account_closed``, ``same_account``, ``insufficient_securities``,
-``insufficient_cash``, ``amount_overflow``, ``zero_consideration`` (the cash leg rounds to
-nothing: delivering a security for no payment is not delivery versus payment).
+``account_suspended``, ``account_closed``, ``not_member_account``, ``same_account``,
+``insufficient_securities``, ``insufficient_cash``, ``amount_overflow``, ``zero_consideration``
+(the cash leg rounds to nothing: delivering a security for no payment is not delivery versus
+payment).
 
 State: ``settlement/trade/<exchange>/<trade_id> -> [height, "settled" | "in_cycle"]``. Trade ids
 are scoped per exchange and shared with settlement cycles (contracts/cycles.py), which mark a
@@ -27,7 +34,7 @@ from chain.limits import AMOUNT_MAX, BATCH_TRADES_MAX, PRICE_MAX, QUANTITY_MAX
 from contracts import accounts
 from contracts.api import Context, Contract, ContractError, method
 from contracts.instruments import ACTIVE, get_instrument
-from contracts.membership import require_role
+from contracts.membership import has_role, require_role
 from contracts.money import consideration
 from contracts.schema import Id, Int, ListOf, Record
 
@@ -51,8 +58,29 @@ def trade_record(ctx: Context, exchange: str, trade_id: str) -> Any:
     return ctx.view(NAME).get(f"trade/{exchange}/{trade_id}")
 
 
+class Lookups:
+    """What the tickets of one call share and the call cannot change: instrument records and
+    whether an account owner is a clearing member."""
+
+    __slots__ = ("instruments", "members")
+
+    def __init__(self) -> None:
+        self.instruments: dict[str, Any] = {}
+        self.members: dict[str, bool] = {}
+
+
+def _require_clearing_account(ctx: Context, account: str, lookups: Lookups) -> None:
+    """Fail unless ``account`` is active and owned by an active clearing member."""
+    owner = accounts.require_active(ctx, account).owner
+    member = lookups.members.get(owner)
+    if member is None:
+        member = lookups.members[owner] = has_role(ctx, owner, "member")
+    if not member:
+        raise ContractError("not_member_account", f"account {account} belongs to {owner}, not a clearing member")
+
+
 def check_terms(
-    ctx: Context, buyer: str, seller: str, iid: str, quantity: int, price: int, instruments: dict[str, Any]
+    ctx: Context, buyer: str, seller: str, iid: str, quantity: int, price: int, lookups: Lookups
 ) -> tuple[Any, int]:
     """A ticket's terms, checked without reading balances (shared with settlement cycles);
     returns (instrument record, consideration). Raises ContractError; writes nothing."""
@@ -60,6 +88,7 @@ def check_terms(
         raise ContractError("bad_quantity", f"quantity {quantity} must be positive")
     if price <= 0:
         raise ContractError("bad_price", f"price {price} must be positive")
+    instruments = lookups.instruments
     ins = instruments.get(iid)
     if ins is None:
         ins = instruments[iid] = get_instrument(ctx, iid)
@@ -71,8 +100,8 @@ def check_terms(
         raise ContractError("instrument_halted", f"{iid} is {ins.status}")
     if buyer == seller:
         raise ContractError("same_account", f"buyer and seller are both {buyer}")
-    accounts.require_active(ctx, buyer)
-    accounts.require_active(ctx, seller)
+    _require_clearing_account(ctx, buyer, lookups)
+    _require_clearing_account(ctx, seller, lookups)
     cash = consideration(quantity, price, ins.decimals)
     if cash > AMOUNT_MAX:
         raise ContractError("amount_overflow", f"consideration {cash} exceeds {AMOUNT_MAX}")
@@ -81,18 +110,18 @@ def check_terms(
     return ins, cash
 
 
-def _settle_one(ctx: Context, ticket: tuple[Any, ...], instruments: dict[str, Any]) -> int:
+def _settle_one(ctx: Context, ticket: tuple[Any, ...], lookups: Lookups) -> int:
     """Check everything, then move both legs. Raises ContractError before any write.
 
-    ``instruments`` caches instrument records for the length of one call (a call cannot
-    change an instrument while it settles trades).
+    ``lookups`` caches instrument records and owners' membership for the length of one call
+    (a call cannot change an instrument or a role while it settles trades).
     """
     trade_id, buyer, seller, iid, quantity, price = ticket
     trade_key = f"trade/{ctx.sender}/{trade_id}"
     record = ctx.get(trade_key)
     if record is not None:  # settled, or pending in a settlement cycle (contracts/cycles.py)
         raise ContractError("duplicate_trade_id", f"trade {trade_id} is {record[1]} (height {record[0]})")
-    ins, cash = check_terms(ctx, buyer, seller, iid, quantity, price, instruments)
+    ins, cash = check_terms(ctx, buyer, seller, iid, quantity, price, lookups)
     buyer_cash = accounts.balance(ctx, buyer, ins.currency)[0]
     # Check the cash leg before moving the securities leg, so that a failure writes nothing;
     # the caller's savepoint covers what remains (a credit overflow).
@@ -113,7 +142,7 @@ class Settlement(Contract):
     @method(*TICKET.fields)
     def settle(self, ctx: Context, *ticket: Any) -> None:
         require_role(ctx, "exchange")
-        cash = _settle_one(ctx, ticket, {})
+        cash = _settle_one(ctx, ticket, Lookups())
         trade_id, buyer, seller, iid, quantity, price = ticket
         ctx.emit("trade_settled", trade_id=trade_id, buyer=buyer, seller=seller, instrument=iid, quantity=quantity, price=price, consideration=cash)
 
@@ -122,7 +151,7 @@ class Settlement(Contract):
         require_role(ctx, "exchange")
         settled = failed = 0
         seen: set[str] = set()
-        instruments: dict[str, Any] = {}
+        lookups = Lookups()
         for ticket in trades:
             mark = ctx.savepoint()
             events = ctx.event_count
@@ -130,7 +159,7 @@ class Settlement(Contract):
                 if ticket[0] in seen:
                     raise ContractError("duplicate_trade_id", f"trade {ticket[0]} appears twice in the batch")
                 seen.add(ticket[0])
-                cash = _settle_one(ctx, ticket, instruments)
+                cash = _settle_one(ctx, ticket, lookups)
             except ContractError as exc:
                 ctx.rollback_to(mark, events)
                 ctx.emit("trade_failed", trade_id=ticket[0], code=exc.code, message=exc.message)

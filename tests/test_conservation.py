@@ -47,6 +47,8 @@ CURRENCY = {i["id"]: i.get("currency") for i in devnet.INSTRUMENTS}
 ASSETS = sorted(DECIMALS)
 SECURITIES = sorted(a for a in ASSETS if CURRENCY[a] is not None)
 MEMBERS = ["member-a", "member-b"]
+# Owners whose accounts may be a trade's buyer or seller (settlement: ``not_member_account``).
+CLEARING_MEMBERS = {p for p, (roles, _, _) in devnet.participants(4).items() if "member" in roles}
 PARTICIPANTS = list(devnet.PARTICIPANTS)
 EXCHANGE = "xchg-alpha"
 BAL_PREFIX = b"accounts/bal/"
@@ -315,6 +317,8 @@ class LedgerMachine(RuleBasedStateMachine):
         for account in (buyer, seller):
             if (fault := m.account_fault(account)) is not None:
                 return failed(fault)
+            if m.accounts[account][0] not in CLEARING_MEMBERS:
+                return failed("not_member_account")
         cash = half_up(quantity, price, DECIMALS[iid])
         if cash > AMOUNT_MAX:
             return failed("amount_overflow")

@@ -762,6 +762,8 @@ FAILURES: list[tuple[str, Setup, list[Any], str]] = [
     ("account_closed", _closed_account, ["T-X", "A-SHUT", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
     ("account_closed", _closed_account, ["T-X", "A-C001", "A-SHUT", "ACME", 10, 100_00], "xchg-alpha"),
     ("same_account", _nothing, ["T-X", "B-C001", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
+    ("not_member_account", _nothing, ["T-X", "A-C001", "XA-HOUSE", "ACME", 10, 100_00], "xchg-alpha"),
+    ("not_member_account", _nothing, ["T-X", "CCP-INSURANCE", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
     ("insufficient_securities", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 5_001, 1], "xchg-alpha"),
     ("insufficient_securities", _nothing, ["T-X", "A-C001", "B-C002", "ACME", 1, 100_00], "xchg-alpha"),
     ("insufficient_cash", _nothing, ["T-X", "B-C002", "B-C001", "ACME", 1_000, 100_01], "xchg-alpha"),
