@@ -177,6 +177,16 @@ class Metrics:
         metric(
             "clearchain_evidence_total", "counter", "Double votes held as evidence.", len(node.evidence.items)
         )
+        metric(
+            "clearchain_unauthentic_messages_total", "counter",
+            "Consensus messages from peers dropped for a bad signature or signer.", node._unauthentic,
+        )  # fmt: skip
+        name = "clearchain_p2p_events_total"
+        lines.append(f"# HELP {name} Transport events by kind: frames, handshakes, refusals and disconnects by reason.")
+        lines.append(f"# TYPE {name} counter")
+        stats = node.transport.stats
+        for event in sorted(k for k in stats if k not in ("peers", "inbound_pending")):
+            lines.append(f'{name}{{event="{event}"}} {stats[event]}')
         name = "clearchain_commit_latency_seconds"
         lines.append(f"# HELP {name} Time from starting a height to committing it.")
         lines.append(f"# TYPE {name} histogram")

@@ -97,7 +97,7 @@ _COUNTERS: Final = (
     "frames_in", "frames_out", "bytes_in", "bytes_out", "handshakes_ok", "handshakes_refused",
     "disconnects", "disconnects_garbage", "disconnects_handler_error", "disconnects_requested",
     "disconnects_duplicate", "dropped_queue_full", "dropped_no_peer", "dropped_unsendable",
-    "dials_failed", "inbound_refused_busy", "disconnects_idle",
+    "dials_failed", "inbound_evicted", "disconnects_idle",
 )  # fmt: skip
 
 
@@ -209,12 +209,13 @@ class Transport:
         self._counts: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._inbound_pending = 0
+        # inbound connections still in their handshake, oldest first
+        self._pending_inbound: dict[asyncio.StreamWriter, None] = {}
         self._stopping = False
 
     @property
     def stats(self) -> dict[str, int]:
-        return {**self._counts, "peers": len(self.peers), "inbound_pending": self._inbound_pending}
+        return {**self._counts, "peers": len(self.peers), "inbound_pending": len(self._pending_inbound)}
 
     # Lifecycle
 
@@ -312,10 +313,16 @@ class Transport:
         assert task is not None
         self._tasks.add(task)
         try:
-            if self._stopping or self._inbound_pending >= self.config.inbound_pending_max:
-                self._count("inbound_refused_busy")
+            if self._stopping:
                 writer.transport.abort()
                 return
+            if len(self._pending_inbound) >= self.config.inbound_pending_max:
+                # Evict the oldest handshake, not the newest: an honest peer finishes in one round
+                # trip, so connections that sit silent cannot keep it out
+                oldest = next(iter(self._pending_inbound))
+                del self._pending_inbound[oldest]
+                oldest.transport.abort()
+                self._count("inbound_evicted")
             await self._session(reader, writer, _peername(writer), outbound=False)
         except asyncio.CancelledError:
             pass  # stop(): end quietly (asyncio logs a server callback's cancellation as an error)
@@ -355,7 +362,7 @@ class Transport:
         """Authenticate, register and serve one connection until it ends: (peer key, reason)."""
         _set_nodelay(writer)
         if not outbound:
-            self._inbound_pending += 1
+            self._pending_inbound[writer] = None
         try:
             pubkey = await self._authenticate(reader, writer)
         except PeerError as exc:
@@ -367,7 +374,7 @@ class Transport:
             raise
         finally:
             if not outbound:
-                self._inbound_pending -= 1
+                self._pending_inbound.pop(writer, None)
         self._count("handshakes_ok")
         peer = Peer(pubkey, address, outbound, self.config.queue_max, writer)
         existing = self.peers.get(pubkey)

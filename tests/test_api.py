@@ -472,6 +472,9 @@ def test_metrics_parse_and_match_the_head(world: World) -> None:
             "clearchain_evidence_total",
         ):
             assert name in samples
+        assert samples['clearchain_p2p_events_total{event="frames_in"}'] >= 0
+        assert samples["clearchain_unauthentic_messages_total"] == 0
+        assert 'clearchain_p2p_events_total{event="disconnects_garbage"}' in samples
         buckets = [v for k, v in samples.items() if k.startswith("clearchain_commit_latency_seconds_bucket")]
         assert len(buckets) == 11 and buckets == sorted(buckets)
         assert buckets[-1] == samples["clearchain_commit_latency_seconds_count"] > 0

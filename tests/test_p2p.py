@@ -450,21 +450,24 @@ def test_a_raising_handler_disconnects_that_peer_with_handler_error() -> None:
     run(main())
 
 
-def test_silent_and_excess_inbound_connections_are_bounded() -> None:
+def test_silent_inbound_connections_are_bounded_and_cannot_keep_an_honest_peer_out() -> None:
     async def main() -> None:
-        a = Node("a", inbound_pending_max=2, handshake_timeout_s=0.3)
+        a = Node("a", inbound_pending_max=2, handshake_timeout_s=0.5)
         async with running(a):
             raws = [await RawPeer.connect(a) for _ in range(2)]
             await until(lambda: a.t.stats["inbound_pending"] == 2)
-            third = await RawPeer.connect(a)
+            third = await RawPeer.connect(a)  # the slots are full: the oldest silent one goes
+            honest = await RawPeer.connect(a)  # and for this one, the next oldest
             try:
-                assert await third.closed_by_peer()
-                assert a.t.stats["inbound_refused_busy"] == 1
-                for raw in raws:  # they never say HELLO
-                    assert await raw.closed_by_peer()
-                assert a.t.stats["refused_handshake_timeout"] == 2
+                assert await raws[0].closed_by_peer() and await raws[1].closed_by_peer()
+                assert a.t.stats["inbound_evicted"] == 2 and a.t.stats["inbound_pending"] == 2
+                await honest.handshake(a)
+                await until(lambda: KEYS["raw"].public in a.t.peers)
+                assert await third.closed_by_peer()  # it never says HELLO
+                assert a.t.stats["refused_handshake_timeout"] == 1
+                assert KEYS["raw"].public in a.t.peers
             finally:
-                for raw in [*raws, third]:
+                for raw in [*raws, third, honest]:
                     raw.close()
             await a.t.stop()  # idempotent
 
