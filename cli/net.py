@@ -18,6 +18,7 @@ secrets exist only in the node homes and ``keys/``.
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import shutil
 import socket
@@ -37,20 +38,49 @@ class NetworkError(ClearchainError):
     """A network folder that cannot be made or read."""
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PORT_POOL_LOW = 10_000
+
+
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports the kernel considers free right now (bind to port 0)."""
-    sockets, ports = [], []
+    """``count`` distinct ports free right now, chosen below the kernel's ephemeral range.
+
+    A port found by binding to port 0 comes from the ephemeral range, and between our closing it
+    and the node binding it, any outgoing connection (a node dialing a peer, the fault harness's
+    proxy) may be given it as its local port: a node then failed to start with "address already
+    in use". Ports below that range are never handed out implicitly."""
+    low, high = PORT_POOL_LOW, _ephemeral_low() - 1
+    rng = random.SystemRandom()
+    sockets: list[socket.socket] = []
+    ports: list[int] = []
     try:
-        for _ in range(count):
+        for _ in range(count * 50):
+            if len(ports) == count:
+                break
+            port = rng.randrange(low, high + 1) if high - low > 4 * count else 0
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
             sockets.append(s)
-            ports.append(s.getsockname()[1])
+            if s.getsockname()[1] not in ports:
+                ports.append(s.getsockname()[1])
     finally:
         for s in sockets:
             s.close()
+    if len(ports) < count:
+        raise NetworkError("no_free_ports", f"found {len(ports)} of {count} free ports on 127.0.0.1")
     return ports
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; elsewhere a collision stays as unlikely as before
 
 
 def init_network(

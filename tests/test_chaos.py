@@ -11,6 +11,7 @@ from chain.genesis import Genesis
 from chain.store import Store
 from cli.chaos import FAULT_KINDS, RunPlan, plan_runs, schedule, violations
 from cli.chaos_checks import check_stores
+from cli.net import PORT_POOL_LOW, _ephemeral_low, free_ports
 from node.faults import BYZANTINE_MODES
 from tests.conftest import Chain
 
@@ -72,3 +73,11 @@ def test_a_fork_a_root_mismatch_and_a_lost_transaction_are_seen(tmp_path: Path, 
     result = {"checks": {**c, "lagging": []}, "audit": {"node0": {"ok": True}}, "exit_codes": {"node0": 0}, "resume_s": 1.0, "acked": 2}
     found = violations(result, RunPlan(seed=1))
     assert any(v.startswith("forks") for v in found) and any(v.startswith("lost") for v in found)
+
+
+def test_node_ports_come_from_below_the_ephemeral_range() -> None:
+    """Outgoing connections take local ports from the ephemeral range; a node port from there
+    could be taken between choosing it and binding it (seen: a chaos run's node failed to start)."""
+    ports = free_ports(40)
+    assert len(set(ports)) == 40
+    assert all(PORT_POOL_LOW <= p < _ephemeral_low() for p in ports)
