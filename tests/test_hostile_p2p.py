@@ -526,7 +526,7 @@ def corrupted(draw: st.DrawFn, wire: st.SearchStrategy[list[Any]], bad: dict[int
     elif how == "long":
         value = [*value, draw(VALUES)]
     else:
-        value = draw(st.binary(max_size=8) | st.integers() | st.none())
+        value = draw(st.binary(max_size=8) | st.integers(-(2**63), 2**64 - 1) | st.none())
     return value
 
 
