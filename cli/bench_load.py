@@ -39,7 +39,7 @@ import click
 
 from cli import bench_executor, bench_profile, devnet
 from cli.bench_client import exchange_id, exchange_key, ticket
-from cli.localnet import REPO, NodeProcess, wait_until
+from cli.localnet import REPO, NodeProcess, rss_kib, wait_until
 from cli.net import init_network
 from node.config import ConsensusSection
 
@@ -79,14 +79,7 @@ class NodeSampler:
         return out
 
     def rss_mb(self) -> list[float]:
-        out = []
-        for pid in self.pids:
-            try:
-                line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS:"))
-                out.append(int(line.split()[1]) / 1024)
-            except (OSError, StopIteration, ValueError):
-                out.append(math.nan)
-        return out
+        return [math.nan if (kib := rss_kib(pid)) is None else kib / 1024 for pid in self.pids]
 
     def sample(self, t: float) -> None:
         self.series.append([round(t, 2), [round(x, 1) for x in self.rss_mb()]])

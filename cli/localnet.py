@@ -82,17 +82,12 @@ class NodeProcess:
             return exc.code, json.loads(exc.read() or b"null")
 
     def rss_mb(self) -> float | None:
-        """Resident memory of the running process (Linux /proc), None if there is none."""
+        """Resident memory of the running process, None if there is none."""
         if not self.alive():
             return None
         assert self.proc is not None
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except (OSError, ValueError):
-            pass
-        return None
+        kib = rss_kib(self.proc.pid)
+        return None if kib is None else kib / 1024
 
     def status(self) -> dict[str, Any] | None:
         try:
@@ -111,6 +106,17 @@ class NodeProcess:
             if path.exists():
                 text += f"--- {self.name} {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
         return text
+
+
+def rss_kib(pid: int) -> int | None:
+    """Resident memory of process ``pid`` in KiB (Linux /proc), None if it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def wait_until(predicate: Any, timeout: float, what: str, nodes: list[NodeProcess] = ()) -> None:  # type: ignore[assignment]

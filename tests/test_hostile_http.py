@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from chain.tx import SignedTx, Tx
 from cli import devnet
-from cli.localnet import NodeProcess, wait_until
+from cli.localnet import NodeProcess, rss_kib, wait_until
 from cli.net import init_network
 from contracts import default_registry
 from node.rpc import BODY_BYTES_MAX, SUBMIT_TXS_MAX
@@ -94,8 +94,9 @@ class Node:
 
     def rss_kib(self) -> int:
         assert self.proc.proc is not None
-        text = Path(f"/proc/{self.proc.proc.pid}/status").read_text()
-        return int(re.search(r"^VmRSS:\s+(\d+) kB", text, re.M).group(1))  # type: ignore[union-attr]
+        kib = rss_kib(self.proc.proc.pid)
+        assert kib is not None, "no VmRSS"
+        return kib
 
     def attest(self) -> SignedTx:
         """A fresh valid transaction that always executes (a custodian's reserve statement)."""

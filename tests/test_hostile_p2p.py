@@ -35,7 +35,7 @@ from chain.encoding import decode, encode
 from chain.errors import EncodingError
 from chain.keys import KeyPair, read_key_file, verify_signature
 from chain.limits import ENCODED_BYTES_MAX
-from cli.localnet import NodeProcess, wait_until
+from cli.localnet import NodeProcess, rss_kib, wait_until
 from cli.net import init_network
 from node.config import ConsensusSection
 from node.p2p import HANDSHAKE_FRAME_BYTES_MAX, MSG, PROTOCOL_VERSION, P2PConfig, auth_digest
@@ -76,10 +76,9 @@ class Target:
         return self.proc.proc.pid
 
     def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmRSS")
+        kib = rss_kib(self.pid)
+        assert kib is not None, "no VmRSS"
+        return kib
 
     def sockets(self) -> int:
         """Open sockets of the node process (listeners, peers, API clients)."""
