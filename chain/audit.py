@@ -65,7 +65,9 @@ class Discrepancy:
     notes: tuple[str, ...] = ()
 
     def text(self) -> str:
-        lines = [f"height {self.height}: {self.field} ({self.check}): expected {self.expected}, found {self.found}"]
+        lines = [
+            f"height {self.height}: {self.field} ({self.check}): expected {self.expected}, found {self.found}"
+        ]
         lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -95,7 +97,9 @@ ReferenceState = Callable[[int], StateReader | None]
 
 
 class Auditor:
-    def __init__(self, genesis: Genesis, runtime: ContractRuntime, *, reference: ReferenceState | None = None) -> None:
+    def __init__(
+        self, genesis: Genesis, runtime: ContractRuntime, *, reference: ReferenceState | None = None
+    ) -> None:
         self.store = Store(_StateOnlyBackend())
         self.ledger = Ledger(self.store, genesis, runtime)
         self.chain_id = genesis.chain_id
@@ -122,7 +126,9 @@ class Auditor:
             _fail(h, "contract code", "the code the chain pins from this height", "this auditor's code", "contract_code_mismatch",
                   (ledger.code_mismatch, "audit the heights from here with the newly pinned code (docs/CONTRACTS.md, Governance)"))  # fmt: skip
         if record.height != h:
-            _fail(h, "height", f"a record for height {h}", f"a record for height {record.height}", "height_gap")
+            _fail(
+                h, "height", f"a record for height {h}", f"a record for height {record.height}", "height_gap"
+            )
         if record.block is None:
             _fail(h, "block", "the block", "nothing (the block is missing)", "block_missing")
         try:
@@ -135,16 +141,28 @@ class Auditor:
         _expect(h, "header.prev_block_hash", head.hash(), hdr.prev_block_hash, "hash_link")
         if hdr.time_ms <= head.time_ms:
             _fail(h, "header.time_ms", f"later than {head.time_ms}", str(hdr.time_ms), "header_time")
-        _expect(h, "header.validators_hash", ledger.validators.hash(), hdr.validators_hash, "header_validators")
+        _expect(
+            h, "header.validators_hash", ledger.validators.hash(), hdr.validators_hash, "header_validators"
+        )
         if ledger.validators.power_of(hdr.proposer) == 0:
-            _fail(h, "header.proposer", "a validator of the set in force", hdr.proposer.hex(), "header_proposer")
+            _fail(
+                h, "header.proposer", "a validator of the set in force", hdr.proposer.hex(), "header_proposer"
+            )
         if block.last_commit is None:
             if h > 1:
                 _fail(h, "last_commit", f"the certificate of height {h - 1}", "none", "last_commit_missing")
             _expect(h, "header.last_commit_hash", NO_COMMIT_HASH, hdr.last_commit_hash, "header_last_commit")
         else:
-            _expect(h, "header.last_commit_hash", block.last_commit.hash(), hdr.last_commit_hash, "header_last_commit")
-            self._check_certificate(block.last_commit, ledger.head_validators, head.height, head.hash(), h, "last_commit")
+            _expect(
+                h,
+                "header.last_commit_hash",
+                block.last_commit.hash(),
+                hdr.last_commit_hash,
+                "header_last_commit",
+            )
+            self._check_certificate(
+                block.last_commit, ledger.head_validators, head.height, head.hash(), h, "last_commit"
+            )
         _expect(h, "header.tx_root", list_root([t.hash for t in block.txs]), hdr.tx_root, "tx_root",
                 ("the block's transactions are not the ones its header commits to (changed, added, dropped or reordered)",))  # fmt: skip
 
@@ -153,7 +171,13 @@ class Auditor:
         try:
             certificate = CommitCertificate.from_wire(decode(record.certificate))
         except ClearchainError as exc:
-            _fail(h, "certificate", "a well-formed certificate", f"{exc.code}: {exc.message}", "certificate_malformed")
+            _fail(
+                h,
+                "certificate",
+                "a well-formed certificate",
+                f"{exc.code}: {exc.message}",
+                "certificate_malformed",
+            )
         signers = self._check_certificate(certificate, ledger.validators, h, block.hash(), h, "certificate")
         if record.receipts is None:
             _fail(h, "receipts", "the block's receipts", "none", "receipts_missing")
@@ -171,7 +195,10 @@ class Auditor:
         # only to say where they differ.
         if encode_joined(computed) != record.receipts:
             stored = self._stored_receipts(record.receipts, h)
-            i = next((i for i, (a, b) in enumerate(zip(computed, stored, strict=False)) if a != b), min(len(computed), len(stored)))
+            i = next(
+                (i for i, (a, b) in enumerate(zip(computed, stored, strict=False)) if a != b),
+                min(len(computed), len(stored)),
+            )
             where, expected, found = _receipt_difference(computed, stored, i)
             _fail(h, f"receipts[{i}]{where}", expected, found, "stored_receipt",
                   ("expected: re-execution, which matches the signed header; found: the stored receipt",))  # fmt: skip
@@ -179,13 +206,21 @@ class Auditor:
             _fail(h, "header.state_root", hdr.state_root.hex(), f"{result.state_root.hex()} (re-executed)", "state_root",
                   self._diagnose_state(h, result.state_diff))  # fmt: skip
         next_hash = ledger._next_validators_hash(result)
-        _expect(h, "header.next_validators_hash", next_hash, hdr.next_validators_hash, "header_next_validators")
+        _expect(
+            h, "header.next_validators_hash", next_hash, hdr.next_validators_hash, "header_next_validators"
+        )
         signed_by = ledger.validators
         ledger.commit(block, certificate, result, certificate_checked=True)
         return AuditedBlock(block, result.receipts, certificate.round, signers, signed_by)
 
     def _check_certificate(
-        self, cert: CommitCertificate, validators: ValidatorSet, height: int, block_hash: bytes, at: int, field: str
+        self,
+        cert: CommitCertificate,
+        validators: ValidatorSet,
+        height: int,
+        block_hash: bytes,
+        at: int,
+        field: str,
     ) -> tuple[bytes, ...]:
         """The checks of ``CommitCertificate.verify``, each failure named by field and index."""
         _expect(at, f"{field}.height", height, cert.height, "certificate_height")
@@ -197,18 +232,42 @@ class Auditor:
         for i, (pubkey, signature) in enumerate(cert.signatures):
             where = f"{field}.signatures[{i}]"
             if pubkey <= previous:
-                _fail(at, where, "validator keys in strictly ascending order (each at most once)", pubkey.hex(), "certificate_order")
+                _fail(
+                    at,
+                    where,
+                    "validator keys in strictly ascending order (each at most once)",
+                    pubkey.hex(),
+                    "certificate_order",
+                )
             previous = pubkey
             weight = validators.power_of(pubkey)
             if weight == 0:
-                _fail(at, where, f"a validator of the set {validators.hash().hex()}", f"{pubkey.hex()}, not a validator", "certificate_signer")
+                _fail(
+                    at,
+                    where,
+                    f"a validator of the set {validators.hash().hex()}",
+                    f"{pubkey.hex()}, not a validator",
+                    "certificate_signer",
+                )
             if not verify_signature(pubkey, signature, digest):
-                _fail(at, where, f"a valid precommit signature by {names[pubkey]}", "an invalid signature", "certificate_signature")
+                _fail(
+                    at,
+                    where,
+                    f"a valid precommit signature by {names[pubkey]}",
+                    "an invalid signature",
+                    "certificate_signature",
+                )
             power += weight
         if not validators.has_quorum(power):
             who = ", ".join(names[k] for k, _ in cert.signatures) or "nobody"
             total = validators.total_power
-            _fail(at, f"{field}.power", f"more than 2/3 of {total} power (at least {total * 2 // 3 + 1})", f"{power} ({who})", "certificate_quorum")
+            _fail(
+                at,
+                f"{field}.power",
+                f"more than 2/3 of {total} power (at least {total * 2 // 3 + 1})",
+                f"{power} ({who})",
+                "certificate_quorum",
+            )
         return tuple(k for k, _ in cert.signatures)
 
     def _stored_receipts(self, data: bytes | None, h: int) -> list[bytes]:
@@ -236,13 +295,22 @@ class Auditor:
                 else:
                     ours[key] = value
             differing = list(_differences(iter(sorted(ours.items())), reference.iterate_state(b"")))
-            notes = [f"{len(differing)} state key(s) differ from the source's state at height {h} (re-executed vs source):"]
-            notes += [f"{_key_text(k)}: {_value_text(a)} vs {_value_text(b)}" for k, a, b in differing[:DIFFERENCES_SHOWN_MAX]]
+            notes = [
+                f"{len(differing)} state key(s) differ from the source's state at height {h} (re-executed vs source):"
+            ]
+            notes += [
+                f"{_key_text(k)}: {_value_text(a)} vs {_value_text(b)}"
+                for k, a, b in differing[:DIFFERENCES_SHOWN_MAX]
+            ]
         else:
             notes = [f"the block's re-execution wrote {len(diff)} state key(s) (before -> after):"]
             for key in sorted(diff)[:DIFFERENCES_SHOWN_MAX]:
-                notes.append(f"{_key_text(key)}: {_value_text(self.store.get_state(key))} -> {_value_text(diff[key])}")
-            notes.append("one or more of these differ from what the validators computed; audit the node's --home at this height to name them")
+                notes.append(
+                    f"{_key_text(key)}: {_value_text(self.store.get_state(key))} -> {_value_text(diff[key])}"
+                )
+            notes.append(
+                "one or more of these differ from what the validators computed; audit the node's --home at this height to name them"
+            )
         if len(notes) > DIFFERENCES_SHOWN_MAX + 2:
             notes = notes[: DIFFERENCES_SHOWN_MAX + 1] + ["..."]
         return tuple(notes)
@@ -253,16 +321,28 @@ class Auditor:
         head = other.head()
         h = self.height
         if head is None or head.height != h:
-            _fail(h, "head", f"the source's head at the audited height {h}", str(None if head is None else head.height), "head_moved")
+            _fail(
+                h,
+                "head",
+                f"the source's head at the audited height {h}",
+                str(None if head is None else head.height),
+                "head_moved",
+            )
         for prefix, what in ((_STATE, "state"), (_NODE, "state tree node")):
             ours = self.store.backend.scan(prefix)
             theirs = other.backend.scan(prefix)
-            differing = list(_differences(_strip(ours, prefix), _strip(theirs, prefix), limit=DIFFERENCES_SHOWN_MAX))
+            differing = list(
+                _differences(_strip(ours, prefix), _strip(theirs, prefix), limit=DIFFERENCES_SHOWN_MAX)
+            )
             if differing:
                 key, expected, found = differing[0]
                 show = _key_text if prefix == _STATE else (lambda k: k.hex() or "(root)")
-                notes = tuple(f"{show(k)}: expected {_value_text(a)}, found {_value_text(b)}" for k, a, b in differing)
-                _fail(h, f"{what} {show(key)}", _value_text(expected), _value_text(found), "stored_state", notes)
+                notes = tuple(
+                    f"{show(k)}: expected {_value_text(a)}, found {_value_text(b)}" for k, a, b in differing
+                )
+                _fail(
+                    h, f"{what} {show(key)}", _value_text(expected), _value_text(found), "stored_state", notes
+                )
 
 
 class _StateOnlyBackend(MemoryBackend):
@@ -365,7 +445,9 @@ def _show(value: object) -> str:
     return value.hex() if isinstance(value, bytes) else str(value)
 
 
-def _expect(h: int, field: str, expected: object, found: object, check: str, notes: tuple[str, ...] = ()) -> None:
+def _expect(
+    h: int, field: str, expected: object, found: object, check: str, notes: tuple[str, ...] = ()
+) -> None:
     if found != expected:
         _fail(h, field, _show(expected), _show(found), check, notes)
 

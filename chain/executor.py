@@ -154,9 +154,7 @@ class Executor:
                 "wrong_chain", f"signed for chain {tx.chain_id!r}, this is {self.chain_id!r}"
             )
         if tx.valid_until_height and height > tx.valid_until_height:
-            raise InvalidTransaction(
-                "expired", f"valid until height {tx.valid_until_height}, now {height}"
-            )
+            raise InvalidTransaction("expired", f"valid until height {tx.valid_until_height}, now {height}")
         prepared = self._prepared.pop(stx.hash, None)
         if prepared is None:
             prepared = self.runtime.prepare_call(tx.contract, tx.method, tx.args)

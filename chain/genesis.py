@@ -168,7 +168,11 @@ def parse_genesis(doc: Any) -> Genesis:
     kinds = {x.id: x.kind for x in instruments}
     for i, ins in enumerate(instruments):
         if ins.currency is not None:
-            _need(kinds.get(ins.currency) == "cash", f"instruments[{i}].currency", f"{ins.currency!r} is not a cash instrument")
+            _need(
+                kinds.get(ins.currency) == "cash",
+                f"instruments[{i}].currency",
+                f"{ins.currency!r} is not a cash instrument",
+            )
 
     accounts = []
     for i, a in enumerate(_list(doc, "accounts", "")):
@@ -206,16 +210,28 @@ def parse_genesis(doc: Any) -> Genesis:
         balances.append(Balance(account, asset, amount))
     for b in series_balances:
         _need(b.asset in kinds, "account_series", f"unknown instrument {b.asset!r}")
-        _need((b.account, b.asset) not in seen, "account_series", f"a second balance for {b.account} in {b.asset}")
+        _need(
+            (b.account, b.asset) not in seen,
+            "account_series",
+            f"a second balance for {b.account} in {b.asset}",
+        )
         seen.add((b.account, b.asset))
     balances += series_balances
     if balances:
-        _need(any("custodian" in p.roles for p in participants), "balances", "opening balances need a custodian to have issued them")
+        _need(
+            any("custodian" in p.roles for p in participants),
+            "balances",
+            "opening balances need a custodian to have issued them",
+        )
 
     contracts = _field(doc, "contracts", dict, "")
     pins = []
     for name, digest in sorted(contracts.items()):
-        _need(isinstance(digest, str) and len(digest) == 64 and _is_hex(digest), f"contracts.{name}", "the SHA-256 hex of the contract source")
+        _need(
+            isinstance(digest, str) and len(digest) == 64 and _is_hex(digest),
+            f"contracts.{name}",
+            "the SHA-256 hex of the contract source",
+        )
         pins.append((name, digest))
     _need(bool(pins), "contracts", "no contracts pinned")
 
@@ -228,9 +244,13 @@ def parse_genesis(doc: Any) -> Genesis:
         consensus[name] = value
 
     params = doc.get("params", {})
-    _need(isinstance(params, dict), "params", "must be an object of \"<contract>.<name>\": integer")
+    _need(isinstance(params, dict), "params", 'must be an object of "<contract>.<name>": integer')
     for name, value in params.items():
-        _need(name.count(".") == 1 and all(is_valid_id(part) for part in name.split(".")), f"params.{name}", "must be <contract>.<name>")
+        _need(
+            name.count(".") == 1 and all(is_valid_id(part) for part in name.split(".")),
+            f"params.{name}",
+            "must be <contract>.<name>",
+        )
         _need(type(value) is int and -(2**63) <= value < 2**63, f"params.{name}", "must be a 64-bit integer")
 
     return Genesis(
@@ -266,7 +286,11 @@ def _account_series(doc: dict[str, Any], by_id: dict[str, Any], accounts: list[A
     for i, s in enumerate(doc.get("account_series", [])):
         where = f"account_series[{i}]"
         _need(isinstance(s, dict), where, "an object")
-        prefix, owner, kind = _field(s, "prefix", str, where), _id(s, "owner", where), _field(s, "kind", str, where)
+        prefix, owner, kind = (
+            _field(s, "prefix", str, where),
+            _id(s, "owner", where),
+            _field(s, "kind", str, where),
+        )
         count = _field(s, "count", int, where)
         _need(0 < count <= ACCOUNT_SERIES_MAX, f"{where}.count", f"1..{ACCOUNT_SERIES_MAX}")
         _need(is_valid_id(f"{prefix}{count - 1}"), f"{where}.prefix", "prefix + number must be an account id")
@@ -275,15 +299,25 @@ def _account_series(doc: dict[str, Any], by_id: dict[str, Any], accounts: list[A
         client_prefix = s.get("client_prefix")
         if kind == "client":
             _need("member" in by_id[owner].roles, f"{where}.owner", f"{owner!r} is not a clearing member")
-            _need(isinstance(client_prefix, str) and is_valid_id(f"{client_prefix}{count - 1}"), f"{where}.client_prefix", "a client series names its clients")
+            _need(
+                isinstance(client_prefix, str) and is_valid_id(f"{client_prefix}{count - 1}"),
+                f"{where}.client_prefix",
+                "a client series names its clients",
+            )
         else:
             _need(client_prefix is None, f"{where}.client_prefix", "only client accounts name a client")
         opening = _field(s, "balances", dict, where)
         for asset, amount in opening.items():
-            _need(type(amount) is int and 0 < amount <= AMOUNT_MAX, f"{where}.balances.{asset}", f"must be 1..{AMOUNT_MAX}")
+            _need(
+                type(amount) is int and 0 < amount <= AMOUNT_MAX,
+                f"{where}.balances.{asset}",
+                f"must be 1..{AMOUNT_MAX}",
+            )
         for n in range(count):
             aid = f"{prefix}{n}"
-            accounts.append(Account(aid, owner, kind, None if client_prefix is None else f"{client_prefix}{n}"))
+            accounts.append(
+                Account(aid, owner, kind, None if client_prefix is None else f"{client_prefix}{n}")
+            )
             out.extend(Balance(aid, asset, amount) for asset, amount in sorted(opening.items()))
     return out
 
@@ -308,7 +342,11 @@ def _id(obj: Any, name: str, where: str) -> str:
 
 
 def _pubkey(text: Any, field: str) -> bytes:
-    _need(isinstance(text, str) and len(text) == 2 * PUBKEY_BYTES and _is_hex(text), field, "a 32-byte Ed25519 public key in hex")
+    _need(
+        isinstance(text, str) and len(text) == 2 * PUBKEY_BYTES and _is_hex(text),
+        field,
+        "a 32-byte Ed25519 public key in hex",
+    )
     return bytes.fromhex(text)
 
 

@@ -76,14 +76,23 @@ class Preamble:
     to_height: int
 
     def to_wire(self) -> list[Any]:
-        return [FORMAT_NAME, FORMAT_VERSION, self.chain_id, self.genesis_hash, self.from_height, self.to_height]
+        return [
+            FORMAT_NAME,
+            FORMAT_VERSION,
+            self.chain_id,
+            self.genesis_hash,
+            self.from_height,
+            self.to_height,
+        ]
 
     @classmethod
     def from_wire(cls, wire: Any) -> Preamble:
         if type(wire) is not list or len(wire) != 6 or wire[0] != FORMAT_NAME:
             raise HistoryError("history_not_export", "this is not a clearchain history export")
         if wire[1] != FORMAT_VERSION:
-            raise HistoryError("history_version", f"export format version {wire[1]!r}; this reads {FORMAT_VERSION}")
+            raise HistoryError(
+                "history_version", f"export format version {wire[1]!r}; this reads {FORMAT_VERSION}"
+            )
         _, _, chain_id, genesis_hash, start, end = wire
         ok = (
             type(chain_id) is str
@@ -126,7 +135,15 @@ class HistoryPage:
     records: tuple[HistoryRecord, ...]
 
     def encode(self) -> bytes:
-        return encode([self.chain_id, self.genesis_hash, self.head, self.next_height, [r.to_wire() for r in self.records]])
+        return encode(
+            [
+                self.chain_id,
+                self.genesis_hash,
+                self.head,
+                self.next_height,
+                [r.to_wire() for r in self.records],
+            ]
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> HistoryPage:
@@ -144,5 +161,7 @@ class HistoryPage:
             and type(wire[4]) is list
         )
         if not ok:
-            raise HistoryError("history_malformed", "a history page is [chain_id, genesis_hash, head, next, records]")
+            raise HistoryError(
+                "history_malformed", "a history page is [chain_id, genesis_hash, head, next, records]"
+            )
         return cls(wire[0], wire[1], wire[2], wire[3], tuple(HistoryRecord.from_wire(r) for r in wire[4]))

@@ -46,7 +46,7 @@ def read_validators(state: BlockState) -> ValidatorSet:
 
 def read_pins(state: BlockState) -> tuple[tuple[str, str], ...]:
     """(name, SHA-256 hex) of the code the state pins, by name (one key per contract)."""
-    return tuple((k[len(CODE_PREFIX):].decode(), v.hex()) for k, v in state.iterate(CODE_PREFIX))
+    return tuple((k[len(CODE_PREFIX) :].decode(), v.hex()) for k, v in state.iterate(CODE_PREFIX))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +126,29 @@ class Ledger:
         update = StateTree(_NoNodes(), EMPTY_ROOT).compute_update(diff)
         vhash = self.genesis.validators.hash()
         header = Header(
-            self.chain_id, 0, self.genesis.genesis_time_ms, ZERO_HASH, EMPTY_LIST_ROOT,
-            EMPTY_LIST_ROOT, update.root, vhash, vhash, ZERO_HASH, NO_COMMIT_HASH,
+            self.chain_id,
+            0,
+            self.genesis.genesis_time_ms,
+            ZERO_HASH,
+            EMPTY_LIST_ROOT,
+            EMPTY_LIST_ROOT,
+            update.root,
+            vhash,
+            vhash,
+            ZERO_HASH,
+            NO_COMMIT_HASH,
         )
         return Block(header, (), None), diff, update
 
     def _write_genesis(self) -> tuple[Block, TreeUpdate]:
         block, diff, update = self._build_genesis()
         self.store.write_block(
-            block, None, (), diff, update.node_writes, genesis=True,
+            block,
+            None,
+            (),
+            diff,
+            update.node_writes,
+            genesis=True,
             validator_sets=[self.genesis.validators],
         )
         return block, update
@@ -171,7 +185,9 @@ class Ledger:
         )
         return Block(header, result.txs, last_commit), result
 
-    def validate(self, block: Block, verified: frozenset[bytes] | set[bytes] = frozenset()) -> ExecutionResult:
+    def validate(
+        self, block: Block, verified: frozenset[bytes] | set[bytes] = frozenset()
+    ) -> ExecutionResult:
         """Check ``block`` against the head and re-execute it. Raises InvalidBlock whose message
         names the height, the field, and the expected and found values."""
         self._require_pinned_code()
@@ -181,22 +197,36 @@ class Ledger:
         _expect(h.chain_id, self.chain_id, "chain_id", height, "header_chain_id")
         _expect(h.prev_block_hash, self.head.hash(), "prev_block_hash", height, "header_prev_hash")
         if h.time_ms <= self.head.time_ms:
-            raise InvalidBlock("header_time", f"height {height}: time_ms {h.time_ms} is not after {self.head.time_ms}")
+            raise InvalidBlock(
+                "header_time", f"height {height}: time_ms {h.time_ms} is not after {self.head.time_ms}"
+            )
         _expect(h.validators_hash, self.validators.hash(), "validators_hash", height, "header_validators")
         if self.validators.power_of(h.proposer) == 0:
-            raise InvalidBlock("header_proposer", f"height {height}: proposer {h.proposer.hex()} is not a validator")
+            raise InvalidBlock(
+                "header_proposer", f"height {height}: proposer {h.proposer.hex()} is not a validator"
+            )
         if block.last_commit is None:
             if height > 1:
-                raise InvalidBlock("last_commit_missing", f"height {height}: no certificate for height {height - 1}")
+                raise InvalidBlock(
+                    "last_commit_missing", f"height {height}: no certificate for height {height - 1}"
+                )
             _expect(h.last_commit_hash, NO_COMMIT_HASH, "last_commit_hash", height, "header_last_commit")
         else:
-            _expect(h.last_commit_hash, block.last_commit.hash(), "last_commit_hash", height, "header_last_commit")
+            _expect(
+                h.last_commit_hash, block.last_commit.hash(), "last_commit_hash", height, "header_last_commit"
+            )
             block.last_commit.verify(self.chain_id, self.head_validators, self.head.height, self.head.hash())
         result = self.executor.execute(self.store, self.tree, height, h.time_ms, block.txs, verified=verified)
         _expect(h.tx_root, result.tx_root, "tx_root", height, "tx_root_mismatch")
         _expect(h.receipts_root, result.receipts_root, "receipts_root", height, "receipts_root_mismatch")
         _expect(h.state_root, result.state_root, "state_root", height, "state_root_mismatch")
-        _expect(h.next_validators_hash, self._next_validators_hash(result), "next_validators_hash", height, "header_next_validators")
+        _expect(
+            h.next_validators_hash,
+            self._next_validators_hash(result),
+            "next_validators_hash",
+            height,
+            "header_next_validators",
+        )
         return result
 
     def commit(
@@ -210,8 +240,12 @@ class Ledger:
         data = result.state_diff.get(VALIDATORS_KEY)
         next_set = self.validators if data is None else _set_from_wire(decode_value(data))
         self.store.write_block(
-            block, certificate, result.receipts, result.state_diff,
-            result.tree_update.node_writes, validator_sets=[next_set],
+            block,
+            certificate,
+            result.receipts,
+            result.state_diff,
+            result.tree_update.node_writes,
+            validator_sets=[next_set],
             receipts_encoded=result.receipts_encoded,
         )
         self.tree.apply(result.tree_update)
@@ -229,7 +263,9 @@ class Ledger:
             self.runtime.check_pins(read_pins(BlockState(self.store)))
         except ContractCodeMismatch as exc:
             state = BlockState(self.store)
-            pins = ", ".join(f"{k[len(CODE_PREFIX):].decode()} {state.get(k).hex()}" for k in sorted(changed))
+            pins = ", ".join(
+                f"{k[len(CODE_PREFIX) :].decode()} {state.get(k).hex()}" for k in sorted(changed)
+            )
             return f"upgrade to code {pins} activated at height {height}; restart with the new code ({exc.message})"
         return None
 

@@ -50,9 +50,7 @@ class KeyPolicy:
         if len(set(keys)) != len(keys):
             raise InvalidTransaction("bad_policy", "a policy lists each key once")
         if not 1 <= threshold <= len(keys):
-            raise InvalidTransaction(
-                "bad_policy", f"threshold {threshold} must be between 1 and {len(keys)}"
-            )
+            raise InvalidTransaction("bad_policy", f"threshold {threshold} must be between 1 and {len(keys)}")
         return cls(threshold, tuple(sorted(keys)))
 
     def to_wire(self) -> list:

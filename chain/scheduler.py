@@ -34,7 +34,15 @@ class Task:
     payload: Any
 
 
-def schedule(state: BlockState, contract: str, name: str, payload: Any, *, at_height: int | None = None, at_time_ms: int | None = None) -> int:
+def schedule(
+    state: BlockState,
+    contract: str,
+    name: str,
+    payload: Any,
+    *,
+    at_height: int | None = None,
+    at_time_ms: int | None = None,
+) -> int:
     """Add a task due at ``at_height`` or ``at_time_ms`` (exactly one); returns its id."""
     if (at_height is None) == (at_time_ms is None):
         raise ValueError("a task is due at a height or at a time, not both")

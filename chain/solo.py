@@ -26,7 +26,9 @@ class SoloProducer:
         if head.height > 0:
             self.last_commit = ledger.store.certificate(head.height)
 
-    def produce(self, txs: list[SignedTx], verified: frozenset[bytes] | set[bytes] = frozenset()) -> tuple[Block, ExecutionResult]:
+    def produce(
+        self, txs: list[SignedTx], verified: frozenset[bytes] | set[bytes] = frozenset()
+    ) -> tuple[Block, ExecutionResult]:
         """Propose, certify and commit one block of ``txs`` (invalid ones are left out)."""
         ledger = self.ledger
         height = ledger.head.height + 1

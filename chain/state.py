@@ -158,4 +158,3 @@ class BlockState:
         """Every key this block changed, with its new bytes or None for a delete."""
         invariant(self._journal is None, "diff taken inside a transaction")
         return dict(self._writes)
-

@@ -379,7 +379,10 @@ class StateTree:
                 hashes, children = hashes[:h] + hashes[h_end:], children[:c] + children[c_end:]
                 bitmap, leaf_mask = bitmap & ~bit, leaf_mask & ~bit
             elif len(new) == _INTERNAL:
-                hashes, children = hashes[:h] + new[2:] + hashes[h_end:], children[:c] + new + children[c_end:]
+                hashes, children = (
+                    hashes[:h] + new[2:] + hashes[h_end:],
+                    children[:c] + new + children[c_end:],
+                )
                 bitmap, leaf_mask = bitmap | bit, leaf_mask & ~bit
             else:
                 hashes = hashes[:h] + new[69:] + hashes[h_end:]

@@ -103,9 +103,15 @@ class ActivityReport:
     def rows(self) -> list[dict[str, Any]]:
         return [
             {
-                "member": m.member, "trades": m.trades, "settled": m.settled, "failed": m.failed,
-                "fail_codes": dict(sorted(m.fail_codes.items())), "bought": self.amounts(m.bought),
-                "sold": self.amounts(m.sold), "paid": self.amounts(m.paid), "received": self.amounts(m.received),
+                "member": m.member,
+                "trades": m.trades,
+                "settled": m.settled,
+                "failed": m.failed,
+                "fail_codes": dict(sorted(m.fail_codes.items())),
+                "bought": self.amounts(m.bought),
+                "sold": self.amounts(m.sold),
+                "paid": self.amounts(m.paid),
+                "received": self.amounts(m.received),
             }  # fmt: skip
             for m in sorted(self.members.values(), key=lambda r: r.member)
         ]
@@ -116,7 +122,9 @@ class ActivityReport:
     def to_csv(self) -> str:
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
-        w.writerow(["member", "trades", "settled", "failed", "fail_codes", "bought", "sold", "paid", "received"])
+        w.writerow(
+            ["member", "trades", "settled", "failed", "fail_codes", "bought", "sold", "paid", "received"]
+        )
         flat = lambda d: ";".join(f"{k}:{v}" for k, v in d.items())  # noqa: E731
         for r in self.rows():
             w.writerow([r["member"], r["trades"], r["settled"], r["failed"], flat(r["fail_codes"]),
@@ -128,7 +136,9 @@ class ActivityReport:
         lines.append(f"{'member':<20}{'trades':>8}{'settled':>9}{'failed':>8}  paid / received")
         flat = lambda d: ", ".join(f"{v} {k}" for k, v in d.items()) or "-"  # noqa: E731
         for r in self.rows():
-            lines.append(f"{r['member']:<20}{r['trades']:>8}{r['settled']:>9}{r['failed']:>8}  {flat(r['paid'])} / {flat(r['received'])}")
+            lines.append(
+                f"{r['member']:<20}{r['trades']:>8}{r['settled']:>9}{r['failed']:>8}  {flat(r['paid'])} / {flat(r['received'])}"
+            )
             if r["fail_codes"]:
                 lines.append(f"{'':<20}fails: " + ", ".join(f"{k} {v}" for k, v in r["fail_codes"].items()))
         if not self.members:

@@ -78,7 +78,13 @@ class AuditTally:
             if not receipt.ok:
                 self.txs_failed += 1
                 if stx.tx.contract == "settlement":
-                    self.trades_failed += len(stx.tx.args[0]) if stx.tx.method == "settle_batch" and stx.tx.args and isinstance(stx.tx.args[0], list) else 1
+                    self.trades_failed += (
+                        len(stx.tx.args[0])
+                        if stx.tx.method == "settle_batch"
+                        and stx.tx.args
+                        and isinstance(stx.tx.args[0], list)
+                        else 1
+                    )
         self.tasks += len(audited.receipts) - len(block.txs)
         for receipt in audited.receipts:
             for contract, name, fields in receipt.events:
@@ -142,11 +148,22 @@ class AuditTally:
             "trades_settled": self.trades_settled,
             "trades_failed": self.trades_failed,
             "assets": {
-                a: {"delivered": show(a, f.delivered), "deposited": show(a, f.deposited), "withdrawn": show(a, f.withdrawn)}
+                a: {
+                    "delivered": show(a, f.delivered),
+                    "deposited": show(a, f.deposited),
+                    "withdrawn": show(a, f.withdrawn),
+                }
                 for a, f in sorted(self.assets.items())
             },
             "validators": [
-                {"pub_key": k.hex(), "name": r.name, "in_set": r.in_set, "signed": r.signed, "proposed": r.proposed, "missed_first": r.missed}
+                {
+                    "pub_key": k.hex(),
+                    "name": r.name,
+                    "in_set": r.in_set,
+                    "signed": r.signed,
+                    "proposed": r.proposed,
+                    "missed_first": r.missed,
+                }
                 for k, r in sorted(self.validators.items(), key=lambda kv: kv[1].name)
             ],
         }

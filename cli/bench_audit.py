@@ -30,10 +30,14 @@ from cli.bench_executor import _pair, batch_tickets, bench_genesis, calibrate
 from contracts import default_registry
 
 
-def build_history(genesis: Any, account_count: int, txs: int, block_txs: int, batches: int, batch_size: int) -> Store:
+def build_history(
+    genesis: Any, account_count: int, txs: int, block_txs: int, batches: int, batch_size: int
+) -> Store:
     store = Store.in_memory()
     ledger = Ledger(store, genesis, default_registry())
-    producer = SoloProducer(ledger, [devnet.validator_key(i) for i in range(len(genesis.validators.validators))])
+    producer = SoloProducer(
+        ledger, [devnet.validator_key(i) for i in range(len(genesis.validators.validators))]
+    )
     keys = devnet.signing_keys("xchg-alpha")
     cid = genesis.chain_id
     nonce = 0
@@ -42,7 +46,17 @@ def build_history(genesis: Any, account_count: int, txs: int, block_txs: int, ba
         for i in range(start, min(txs, start + block_txs)):
             buyer, seller = _pair(i, account_count)
             nonce += 1
-            signed.append(Tx(cid, "xchg-alpha", nonce, "settlement", "settle", [f"S{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500], 0).sign(keys))
+            signed.append(
+                Tx(
+                    cid,
+                    "xchg-alpha",
+                    nonce,
+                    "settlement",
+                    "settle",
+                    [f"S{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500],
+                    0,
+                ).sign(keys)
+            )
         producer.produce(signed, verified={s.hash for s in signed})
     for b in range(batches):
         tickets = batch_tickets(txs + b * batch_size, batch_size, account_count)
@@ -52,9 +66,13 @@ def build_history(genesis: Any, account_count: int, txs: int, block_txs: int, ba
     return store
 
 
-def run_bench(txs: int, block_txs: int, batches: int, batch_size: int, account_count: int, profile: bool) -> dict[str, Any]:
+def run_bench(
+    txs: int, block_txs: int, batches: int, batch_size: int, account_count: int, profile: bool
+) -> dict[str, Any]:
     echo = click.echo
-    figures: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}
+    figures: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    }
     figures["calibration_before"] = calibrate()
     echo(f"machine: {figures['machine']}; calibration: {figures['calibration_before']}")
     genesis = parse_genesis(bench_genesis(account_count))
@@ -62,9 +80,14 @@ def run_bench(txs: int, block_txs: int, batches: int, batch_size: int, account_c
     store = build_history(genesis, account_count, txs, block_txs, batches, batch_size)
     head = store.head()
     assert head is not None
-    records = [HistoryRecord(h, store.block_bytes(h), store.certificate_bytes(h), store.receipts_bytes(h)) for h in range(1, head.height + 1)]
+    records = [
+        HistoryRecord(h, store.block_bytes(h), store.certificate_bytes(h), store.receipts_bytes(h))
+        for h in range(1, head.height + 1)
+    ]
     trades = txs + batches * batch_size
-    echo(f"history built in {time.perf_counter() - t0:.1f} s: {head.height:,} blocks, {txs + batches:,} signed txs, {trades:,} trades")
+    echo(
+        f"history built in {time.perf_counter() - t0:.1f} s: {head.height:,} blocks, {txs + batches:,} signed txs, {trades:,} trades"
+    )
 
     auditor = Auditor(genesis, default_registry())
     profiler = None
@@ -89,9 +112,11 @@ def run_bench(txs: int, block_txs: int, batches: int, batch_size: int, account_c
         "blocks_per_s": round(head.height / seconds, 1), "txs_per_s": round(n_txs / seconds), "trades_per_s": round(trades / seconds),
         "txs_per_cpu_s": round(n_txs / cpu_s), "trades_per_cpu_s": round(trades / cpu_s),
     })  # fmt: skip
-    echo(f"audited {head.height:,} blocks, {n_txs:,} txs, {trades:,} trades in {seconds:.2f} s ({cpu_s:.2f} CPU s): "
-         f"{figures['blocks_per_s']:,} blocks/s, {figures['txs_per_s']:,} txs/s, {figures['trades_per_s']:,} trades/s; "
-         f"{figures['txs_per_cpu_s']:,} txs and {figures['trades_per_cpu_s']:,} trades per CPU second")
+    echo(
+        f"audited {head.height:,} blocks, {n_txs:,} txs, {trades:,} trades in {seconds:.2f} s ({cpu_s:.2f} CPU s): "
+        f"{figures['blocks_per_s']:,} blocks/s, {figures['txs_per_s']:,} txs/s, {figures['trades_per_s']:,} trades/s; "
+        f"{figures['txs_per_cpu_s']:,} txs and {figures['trades_per_cpu_s']:,} trades per CPU second"
+    )
     figures["calibration_after"] = calibrate()
     echo(f"calibration after: {figures['calibration_after']}")
     return figures

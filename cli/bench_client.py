@@ -62,8 +62,14 @@ def sign_lane(chain_id: str, lane: int, txs: int, batch: int, accounts: int) -> 
 
 
 async def _drive_lane(
-    session: Any, url: str, lane_index: int, txs: list[str], spec: dict[str, Any], start: float,
-    records: list[list[Any]], refusals: dict[str, int],
+    session: Any,
+    url: str,
+    lane_index: int,
+    txs: list[str],
+    spec: dict[str, Any],
+    start: float,
+    records: list[list[Any]],
+    refusals: dict[str, int],
 ) -> None:
     chunk = spec["chunk"]
     stop_at = start + spec["duration_s"]
@@ -84,7 +90,9 @@ async def _drive_lane(
             async with session.post(post, json={"txs": items}) as resp:
                 body = await resp.json(content_type=None)
         except Exception as exc:  # a client error is a figure, not a crash
-            refusals[f"client_{type(exc).__name__}"] = refusals.get(f"client_{type(exc).__name__}", 0) + len(items)
+            refusals[f"client_{type(exc).__name__}"] = refusals.get(f"client_{type(exc).__name__}", 0) + len(
+                items
+            )
             continue
         seen = time.monotonic()
         committed = failed = 0
@@ -98,7 +106,9 @@ async def _drive_lane(
                     code = t.get("receipt", {}).get("code", "unknown")
                     refusals[f"receipt_{code}"] = refusals.get(f"receipt_{code}", 0) + 1
             else:
-                refusals[f"not_committed_{t.get('status')}"] = refusals.get(f"not_committed_{t.get('status')}", 0) + 1
+                refusals[f"not_committed_{t.get('status')}"] = (
+                    refusals.get(f"not_committed_{t.get('status')}", 0) + 1
+                )
         # [sent, seen, submitted, committed, failed receipts]
         records.append([sent, seen, len(items), committed, failed])
 
@@ -122,7 +132,10 @@ async def _drive(spec: dict[str, Any], lanes: dict[int, list[str]], start: float
 def main(argv: list[str]) -> None:
     spec = json.loads(Path(argv[0]).read_text())
     t0 = time.process_time()
-    lanes = {lane: sign_lane(spec["chain_id"], lane, spec["lane_txs"], spec["batch"], spec["accounts"]) for lane in spec["lanes"]}
+    lanes = {
+        lane: sign_lane(spec["chain_id"], lane, spec["lane_txs"], spec["batch"], spec["accounts"])
+        for lane in spec["lanes"]
+    }
     sign_cpu = time.process_time() - t0
     print("ready", flush=True)
     start = float(sys.stdin.readline())

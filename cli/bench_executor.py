@@ -65,7 +65,9 @@ def batch_tickets(first: int, size: int, account_count: int) -> list[list[Any]]:
 def _open(store_kind: str, genesis: Any, workdir: Path) -> tuple[Ledger, SoloProducer, Store]:
     store = Store.open_leveldb(workdir / "db") if store_kind == "leveldb" else Store.in_memory()
     ledger = Ledger(store, genesis, default_registry())
-    producer = SoloProducer(ledger, [devnet.validator_key(i) for i in range(len(genesis.validators.validators))])
+    producer = SoloProducer(
+        ledger, [devnet.validator_key(i) for i in range(len(genesis.validators.validators))]
+    )
     return ledger, producer, store
 
 
@@ -107,7 +109,9 @@ def _timed_blocks(producer: SoloProducer, blocks: list[list[SignedTx]]) -> tuple
     return time.perf_counter() - start, time.process_time() - cpu_start, included, failed
 
 
-def run_bench(txs: int, batches: int, batch_size: int, account_count: int, tree_sizes: list[int], store_kind: str) -> dict[str, Any]:
+def run_bench(
+    txs: int, batches: int, batch_size: int, account_count: int, tree_sizes: list[int], store_kind: str
+) -> dict[str, Any]:
     echo = click.echo
     figures: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -130,7 +134,15 @@ def run_bench(txs: int, batches: int, batch_size: int, account_count: int, tree_
         signed = []
         for i in range(txs):
             buyer, seller = _pair(i, account_count)
-            body = Tx(cid, "xchg-alpha", i + 1, "settlement", "settle", [f"S{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500], 0)
+            body = Tx(
+                cid,
+                "xchg-alpha",
+                i + 1,
+                "settlement",
+                "settle",
+                [f"S{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500],
+                0,
+            )
             signed.append(body.sign(exchange))
         blocks = [signed[i : i + SINGLE_BLOCK_TXS] for i in range(0, txs, SINGLE_BLOCK_TXS)]
         seconds, cpu, included, failed = _timed_blocks(producer, blocks)
@@ -138,11 +150,18 @@ def run_bench(txs: int, batches: int, batch_size: int, account_count: int, tree_
         figures["single_trade_txs_per_cpu_s"] = round(included / cpu)
         bound = figures["calibration_before"]["ed25519_verifies_per_s"]
         figures["single_trade_share_of_verify_bound"] = round(included / seconds / bound, 3)
-        figures["single_trade"] = {"txs": included, "failed": failed, "seconds": round(seconds, 2), "block_txs": SINGLE_BLOCK_TXS}
-        echo(f"signed single-trade txs: {included:,} in {seconds:.2f} s = {included / seconds:,.0f} tx/s "
-             f"({failed} failed; blocks of {SINGLE_BLOCK_TXS:,}); "
-             f"{figures['single_trade_share_of_verify_bound']:.0%} of one core's verify rate; "
-             f"{included / cpu:,.0f} tx per CPU second")
+        figures["single_trade"] = {
+            "txs": included,
+            "failed": failed,
+            "seconds": round(seconds, 2),
+            "block_txs": SINGLE_BLOCK_TXS,
+        }
+        echo(
+            f"signed single-trade txs: {included:,} in {seconds:.2f} s = {included / seconds:,.0f} tx/s "
+            f"({failed} failed; blocks of {SINGLE_BLOCK_TXS:,}); "
+            f"{figures['single_trade_share_of_verify_bound']:.0%} of one core's verify rate; "
+            f"{included / cpu:,.0f} tx per CPU second"
+        )
 
         # 2. Batched trade tickets: one signed tx of batch_size trades, one tx per block.
         nonce = txs
@@ -150,14 +169,18 @@ def run_bench(txs: int, batches: int, batch_size: int, account_count: int, tree_
         for b in range(batches):
             tickets = batch_tickets(txs + b * batch_size, batch_size, account_count)
             nonce += 1
-            batch_blocks.append([Tx(cid, "xchg-alpha", nonce, "settlement", "settle_batch", [tickets], 0).sign(exchange)])
+            batch_blocks.append(
+                [Tx(cid, "xchg-alpha", nonce, "settlement", "settle_batch", [tickets], 0).sign(exchange)]
+            )
         seconds, cpu, included, failed = _timed_blocks(producer, batch_blocks)
         trades = included * batch_size
         figures["batched_trades_per_s"] = round(trades / seconds)
         figures["batched_trades_per_cpu_s"] = round(trades / cpu)
         figures["batched"] = {"trades": trades, "batch_size": batch_size, "seconds": round(seconds, 2)}
-        echo(f"batched trades: {trades:,} in {seconds:.2f} s = {trades / seconds:,.0f} trades/s "
-             f"(batches of {batch_size:,}, one batch per block); {trades / cpu:,.0f} trades per CPU second")
+        echo(
+            f"batched trades: {trades:,} in {seconds:.2f} s = {trades / seconds:,.0f} trades/s "
+            f"(batches of {batch_size:,}, one batch per block); {trades / cpu:,.0f} trades per CPU second"
+        )
         store.close()
 
         # 3. The state tree alone.
@@ -165,7 +188,14 @@ def run_bench(txs: int, batches: int, batch_size: int, account_count: int, tree_
         for n in tree_sizes:
             r = bench_tree(n, changes_per_block=5_000, blocks=5)
             figures["tree"].append(r)
-            echo(f"state tree, {n:,} keys: " + ", ".join(f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v:,}" for k, v in r.items() if k != "n_keys"))
+            echo(
+                f"state tree, {n:,} keys: "
+                + ", ".join(
+                    f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v:,}"
+                    for k, v in r.items()
+                    if k != "n_keys"
+                )
+            )
         figures["calibration_after"] = calibrate()
         echo(f"calibration after: {figures['calibration_after']}")
     finally:
@@ -179,4 +209,3 @@ def main() -> None:  # pragma: no cover - convenience for `python -m cli.bench_e
 
 if __name__ == "__main__":
     main()
-

@@ -86,7 +86,13 @@ class NodeSampler:
 
 
 def _start_network(
-    base: Path, validators: int, accounts: int, lanes: int, consensus: ConsensusSection, account_history: bool, echo: Any
+    base: Path,
+    validators: int,
+    accounts: int,
+    lanes: int,
+    consensus: ConsensusSection,
+    account_history: bool,
+    echo: Any,
 ) -> list[NodeProcess]:
     net = init_network(base, validators, base_port=0, consensus=consensus, account_history=account_history)
     t0 = time.monotonic()
@@ -102,11 +108,15 @@ def _start_network(
         return all(n.height() >= 1 for n in nodes)
 
     wait_until(first_block, 120 + accounts / 2_000, "the first block", nodes)
-    echo(f"  network up: {validators} validators, genesis with {accounts:,} accounts, first block after {time.monotonic() - t0:.1f} s")
+    echo(
+        f"  network up: {validators} validators, genesis with {accounts:,} accounts, first block after {time.monotonic() - t0:.1f} s"
+    )
     return nodes
 
 
-def _start_clients(base: Path, spec: dict[str, Any], clients: int, lanes_per_client: int) -> list[tuple[subprocess.Popen[str], Path]]:
+def _start_clients(
+    base: Path, spec: dict[str, Any], clients: int, lanes_per_client: int
+) -> list[tuple[subprocess.Popen[str], Path]]:
     procs = []
     for c in range(clients):
         own = dict(spec, lanes=list(range(c * lanes_per_client, (c + 1) * lanes_per_client)))
@@ -114,7 +124,10 @@ def _start_clients(base: Path, spec: dict[str, Any], clients: int, lanes_per_cli
         spec_path.write_text(json.dumps(own))
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli.bench_client", str(spec_path), str(out_path)],
-            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         procs.append((proc, out_path))
     for proc, _ in procs:
@@ -156,7 +169,9 @@ def _block_stats(node: NodeProcess, first: int, last: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _summarize(results: list[dict[str, Any]], start: float, duration: float, warmup: float, batch: int) -> dict[str, Any]:
+def _summarize(
+    results: list[dict[str, Any]], start: float, duration: float, warmup: float, batch: int
+) -> dict[str, Any]:
     records = [r for out in results for r in out["records"]]
     refusals: dict[str, int] = {}
     for out in results:
@@ -182,7 +197,8 @@ def _summarize(results: list[dict[str, Any]], start: float, duration: float, war
         "overall_txs_per_s": round((committed - failed_receipts) / max(last_seen - start, 1e-9), 1),
         "latency_ms": {
             q: round(_percentile(pairs, v) * 1000, 1) for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
-        } | {"max": round(pairs[-1][0] * 1000, 1) if pairs else math.nan, "samples": sum(n for _, n in pairs)},
+        }
+        | {"max": round(pairs[-1][0] * 1000, 1) if pairs else math.nan, "samples": sum(n for _, n in pairs)},
     }
 
 
@@ -196,7 +212,9 @@ def _baseline(trades: int, accounts: int, lanes: int, batch: int, echo: Any) -> 
     per_lane = math.ceil(trades / lanes)
     tickets = [ticket(lane, n, accounts) for n in range(1, per_lane + 1) for lane in range(lanes)][:trades]
     verify = sign_tickets(tickets, exchange_key(0)) if batch == 1 else None
-    echo(f"  baseline: {len(tickets):,} tickets in SQLite (WAL, one ACID transaction per trade), FULL and NORMAL ...")
+    echo(
+        f"  baseline: {len(tickets):,} tickets in SQLite (WAL, one ACID transaction per trade), FULL and NORMAL ..."
+    )
     return {
         "full": run_baseline(tickets, accounts, synchronous="FULL", verify=verify),
         "normal": run_baseline(tickets, accounts, synchronous="NORMAL"),
@@ -204,9 +222,22 @@ def _baseline(trades: int, accounts: int, lanes: int, batch: int, echo: Any) -> 
 
 
 def run_bench(
-    *, validators: int, accounts: int, duration: float, rate: float | None, batch: int, clients: int,
-    lanes: int, chunk: int, warmup: float, txs: int | None, baseline_trades: int, keep: bool,
-    consensus: ConsensusSection | None = None, profile: Path | None = None, account_history: bool = True,
+    *,
+    validators: int,
+    accounts: int,
+    duration: float,
+    rate: float | None,
+    batch: int,
+    clients: int,
+    lanes: int,
+    chunk: int,
+    warmup: float,
+    txs: int | None,
+    baseline_trades: int,
+    keep: bool,
+    consensus: ConsensusSection | None = None,
+    profile: Path | None = None,
+    account_history: bool = True,
     echo: Any = click.echo,
 ) -> dict[str, Any]:
     lanes_total = clients * lanes
@@ -222,16 +253,28 @@ def run_bench(
         "batch": batch, "clients": clients, "lanes": lanes_total, "chunk": chunk, "warmup_s": warmup,
         "account_history": account_history,
     }  # fmt: skip
-    echo(f"clearchain bench: {validators} validators, {accounts:,} accounts, batch {batch}, rate {rate or 'max'} tx/s, "
-         f"{clients} clients x {lanes} lanes, {duration:.0f} s ({warmup:.0f} s warm-up); {figures['machine']}")
+    echo(
+        f"clearchain bench: {validators} validators, {accounts:,} accounts, batch {batch}, rate {rate or 'max'} tx/s, "
+        f"{clients} clients x {lanes} lanes, {duration:.0f} s ({warmup:.0f} s warm-up); {figures['machine']}"
+    )
     figures["calibration_before"] = cal = bench_executor.calibrate()
     bound = cal["ed25519_verifies_per_s"] * (os.cpu_count() or 1) / validators
-    echo(f"  calibration: {cal['ed25519_verifies_per_s']:,} Ed25519 verifies/s on one core -> signature bound {bound:,.0f} tx/s")
+    echo(
+        f"  calibration: {cal['ed25519_verifies_per_s']:,} Ed25519 verifies/s on one core -> signature bound {bound:,.0f} tx/s"
+    )
     base = Path(tempfile.mkdtemp(prefix="clearchain-bench-"))
     nodes: list[NodeProcess] = []
     procs: list[tuple[subprocess.Popen[str], Path]] = []
     try:
-        nodes = _start_network(base / "net", validators, accounts, lanes_total, consensus or ConsensusSection(), account_history, echo)
+        nodes = _start_network(
+            base / "net",
+            validators,
+            accounts,
+            lanes_total,
+            consensus or ConsensusSection(),
+            account_history,
+            echo,
+        )
         spec = {
             "chain_id": devnet.CHAIN_ID, "nodes": [n.rpc for n in nodes], "accounts": accounts, "batch": batch,
             "chunk": chunk, "lane_txs": lane_txs, "duration_s": duration,
@@ -239,7 +282,9 @@ def run_bench(
         }  # fmt: skip
         t0 = time.monotonic()
         procs = _start_clients(base, spec, clients, lanes)
-        echo(f"  clients ready: {lane_txs * lanes_total:,} txs ({lane_txs * lanes_total * batch:,} trades) signed in {time.monotonic() - t0:.1f} s")
+        echo(
+            f"  clients ready: {lane_txs * lanes_total:,} txs ({lane_txs * lanes_total * batch:,} trades) signed in {time.monotonic() - t0:.1f} s"
+        )
         sampler = NodeSampler(nodes)
         h0 = _height(nodes[0])
         start = time.monotonic() + 0.5
@@ -285,7 +330,10 @@ def run_bench(
             for i in range(len(nodes))
         ]  # fmt: skip
         figures["rss_series"] = sampler.series
-        figures["client_cpu_s"] = {"sign": sum(r["sign_cpu_s"] for r in results), "drive": sum(r["drive_cpu_s"] for r in results)}
+        figures["client_cpu_s"] = {
+            "sign": sum(r["sign_cpu_s"] for r in results),
+            "drive": sum(r["drive_cpu_s"] for r in results),
+        }
         figures["lanes_exhausted"] = _exhausted(results, lane_txs, lanes_total)
     finally:
         for proc, _ in procs:
@@ -301,7 +349,8 @@ def run_bench(
     if baseline_trades:
         figures["baseline"] = base_figures = _baseline(baseline_trades, accounts, lanes_total, batch, echo)
         figures["ratio_to_baseline"] = {
-            mode: round(figures["trades_per_s"] / max(b["trades_per_s"], 1e-9), 3) for mode, b in base_figures.items()
+            mode: round(figures["trades_per_s"] / max(b["trades_per_s"], 1e-9), 3)
+            for mode, b in base_figures.items()
         }
     figures["calibration_after"] = bench_executor.calibrate()
     print_table(figures, echo)
@@ -323,7 +372,11 @@ def _start_profile(nodes: list[NodeProcess], seconds: float, out: Path, echo: An
     """py-spy on the last validator (it proposes and validates like any other)."""
     node = nodes[-1]
     spy = bench_profile.start(node.proc.pid, seconds, out) if node.proc is not None else None
-    echo(f"  profiling {node.name} for {seconds:.0f} s into {out}" if spy else "  --profile: py-spy not found; not profiled")
+    echo(
+        f"  profiling {node.name} for {seconds:.0f} s into {out}"
+        if spy
+        else "  --profile: py-spy not found; not profiled"
+    )
     return spy
 
 
@@ -336,21 +389,50 @@ def print_table(f: dict[str, Any], echo: Any = click.echo) -> None:
     lat = f["latency_ms"]
     rows = [
         ("committed trades/s (after warm-up)", f"{f['trades_per_s']:,.0f}"),
-        ("committed txs/s", f"{f['txs_per_s']:,.0f}  ({f['share_of_signature_bound']:.0%} of the signature bound {f['signature_bound_txs_per_s']:,} tx/s)"),
-        ("submitted / committed / failed txs", f"{f['submitted_txs']:,} / {f['committed_txs']:,} / {f['failed_txs']:,}"),
-        ("commit latency p50 / p95 / p99 / max", f"{lat['p50']:,.0f} / {lat['p95']:,.0f} / {lat['p99']:,.0f} / {lat['max']:,.0f} ms"),
+        (
+            "committed txs/s",
+            f"{f['txs_per_s']:,.0f}  ({f['share_of_signature_bound']:.0%} of the signature bound {f['signature_bound_txs_per_s']:,} tx/s)",
+        ),
+        (
+            "submitted / committed / failed txs",
+            f"{f['submitted_txs']:,} / {f['committed_txs']:,} / {f['failed_txs']:,}",
+        ),
+        (
+            "commit latency p50 / p95 / p99 / max",
+            f"{lat['p50']:,.0f} / {lat['p95']:,.0f} / {lat['p99']:,.0f} / {lat['max']:,.0f} ms",
+        ),
     ]
     b = f["blocks"]
     if "interval_ms_mean" in b:
-        rows.append(("blocks: count, txs mean / max, interval mean / p50", f"{b['blocks']}, {b['txs_per_block_mean']:,.0f} / {b['txs_per_block_max']:,}, {b['interval_ms_mean']:,.0f} / {b['interval_ms_p50']:,} ms"))
+        rows.append(
+            (
+                "blocks: count, txs mean / max, interval mean / p50",
+                f"{b['blocks']}, {b['txs_per_block_mean']:,.0f} / {b['txs_per_block_max']:,}, {b['interval_ms_mean']:,.0f} / {b['interval_ms_p50']:,} ms",
+            )
+        )
     for n in f["nodes"]:
-        rows.append((f"  {n['node']}: CPU, RSS start / peak / end", f"{n['cpu_pct']:.0f} %, {n['rss_mb_start']:,.0f} / {n['rss_mb_peak']:,.0f} / {n['rss_mb_end']:,.0f} MB"))
+        rows.append(
+            (
+                f"  {n['node']}: CPU, RSS start / peak / end",
+                f"{n['cpu_pct']:.0f} %, {n['rss_mb_start']:,.0f} / {n['rss_mb_peak']:,.0f} / {n['rss_mb_end']:,.0f} MB",
+            )
+        )
     for mode, base in (f.get("baseline") or {}).items():
         label = {"full": "fsync per commit", "normal": "synchronous=NORMAL"}[mode]
-        rows.append((f"SQLite baseline, {label}", f"{base['trades_per_s']:,.0f} trades/s ({base['trades_per_cpu_s']:,.0f} per CPU s) -> chain/baseline {f['ratio_to_baseline'][mode]:.2f}"))
+        rows.append(
+            (
+                f"SQLite baseline, {label}",
+                f"{base['trades_per_s']:,.0f} trades/s ({base['trades_per_cpu_s']:,.0f} per CPU s) -> chain/baseline {f['ratio_to_baseline'][mode]:.2f}",
+            )
+        )
         if base.get("verified"):
             v = base["verified"]
-            rows.append(("  + one Ed25519 verify per trade", f"{v['trades_per_s']:,.0f} trades/s ({v['trades_per_cpu_s']:,.0f} per CPU s)"))
+            rows.append(
+                (
+                    "  + one Ed25519 verify per trade",
+                    f"{v['trades_per_s']:,.0f} trades/s ({v['trades_per_cpu_s']:,.0f} per CPU s)",
+                )
+            )
     prof = f.get("profile")
     if prof and prof.get("samples"):
         rows.append((f"where {f['nodes'][-1]['node']}'s CPU went ({prof['samples']:,} samples)", ""))

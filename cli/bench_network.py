@@ -57,7 +57,9 @@ def _trade(signer: Signer, n: int) -> str:
     return stx.encode().hex()
 
 
-def run_bench(validators: int, seconds: float, latency_txs: int, trades: int, batch: int, echo: Any = click.echo) -> dict[str, Any]:
+def run_bench(
+    validators: int, seconds: float, latency_txs: int, trades: int, batch: int, echo: Any = click.echo
+) -> dict[str, Any]:
     figures: dict[str, Any] = {"validators": validators}
     base = Path(tempfile.mkdtemp(prefix="clearchain-bench-"))
     try:
@@ -68,19 +70,25 @@ def run_bench(validators: int, seconds: float, latency_txs: int, trades: int, ba
         finally:
             _stop(nodes)
         figures["empty_blocks_per_s"] = round(rate, 1)
-        echo(f"  empty-block rate (heartbeat 1 ms): {count} blocks in {seconds:.0f} s = {rate:.1f} blocks/s ({1000 / max(rate, 1e-9):.0f} ms per height)")
+        echo(
+            f"  empty-block rate (heartbeat 1 ms): {count} blocks in {seconds:.0f} s = {rate:.1f} blocks/s ({1000 / max(rate, 1e-9):.0f} ms per height)"
+        )
 
         nodes = _start(base / "default", validators, ConsensusSection())
         try:
             count, rate = _block_rate(nodes, seconds)
             figures["idle_blocks_per_s"] = round(rate, 2)
-            echo(f"  idle rate (genesis heartbeat {devnet.dev_genesis_doc()['consensus']['heartbeat_ms']} ms): {count} blocks in {seconds:.0f} s = {rate:.2f} blocks/s")
+            echo(
+                f"  idle rate (genesis heartbeat {devnet.dev_genesis_doc()['consensus']['heartbeat_ms']} ms): {count} blocks in {seconds:.0f} s = {rate:.2f} blocks/s"
+            )
 
             signer = Signer(devnet.CHAIN_ID)
             latencies = []
             for n in range(latency_txs):
                 t0 = time.monotonic()
-                status, body = nodes[n % len(nodes)].post("/txs?wait=commit", {"tx": _trade(signer, n)}, timeout=30)
+                status, body = nodes[n % len(nodes)].post(
+                    "/txs?wait=commit", {"tx": _trade(signer, n)}, timeout=30
+                )
                 latencies.append(time.monotonic() - t0)
                 if status != 200 or body["txs"][0]["status"] != "committed":
                     raise click.ClickException(f"trade {n} not committed: {status} {body}")
@@ -89,7 +97,9 @@ def run_bench(validators: int, seconds: float, latency_txs: int, trades: int, ba
             figures["commit_latency_ms"] = {
                 "p50": round(statistics.median(ms), 1), "p90": round(ms[int(0.9 * (len(ms) - 1))], 1), "max": round(ms[-1], 1),
             }  # fmt: skip
-            echo(f"  commit latency (one trade, POST ?wait=commit, {latency_txs} samples): p50 {figures['commit_latency_ms']['p50']} ms, p90 {figures['commit_latency_ms']['p90']} ms, max {figures['commit_latency_ms']['max']} ms")
+            echo(
+                f"  commit latency (one trade, POST ?wait=commit, {latency_txs} samples): p50 {figures['commit_latency_ms']['p50']} ms, p90 {figures['commit_latency_ms']['p90']} ms, max {figures['commit_latency_ms']['max']} ms"
+            )
 
             h0 = nodes[0].height()
             t0 = time.monotonic()
@@ -101,11 +111,24 @@ def run_bench(validators: int, seconds: float, latency_txs: int, trades: int, ba
                     raise click.ClickException(f"batch refused: {status} {str(body)[:300]}")
                 sent += len(items)
             posted = time.monotonic() - t0
-            wait_until(lambda: (nodes[0].status() or {}).get("mempool", {}).get("txs") == 0, 600, "the trades committed", nodes)
+            wait_until(
+                lambda: (nodes[0].status() or {}).get("mempool", {}).get("txs") == 0,
+                600,
+                "the trades committed",
+                nodes,
+            )
             took = time.monotonic() - t0
             blocks = nodes[0].height() - h0
-            figures["throughput"] = {"trades": trades, "seconds": round(took, 2), "trades_per_s": round(trades / took, 1), "blocks": blocks, "post_seconds": round(posted, 2)}
-            echo(f"  throughput: {trades} trades (single-ticket txs, posted in batches of {batch} to one node) committed in {took:.2f} s = {trades / took:.0f} trades/s over {blocks} blocks (posting took {posted:.2f} s)")
+            figures["throughput"] = {
+                "trades": trades,
+                "seconds": round(took, 2),
+                "trades_per_s": round(trades / took, 1),
+                "blocks": blocks,
+                "post_seconds": round(posted, 2),
+            }
+            echo(
+                f"  throughput: {trades} trades (single-ticket txs, posted in batches of {batch} to one node) committed in {took:.2f} s = {trades / took:.0f} trades/s over {blocks} blocks (posting took {posted:.2f} s)"
+            )
         finally:
             _stop(nodes)
     finally:

@@ -117,12 +117,18 @@ def schedule(plan: RunPlan) -> list[FaultWindow]:
     return out
 
 
-def plan_runs(seed: int, runs: int, validators: int, duration_s: float, kinds: tuple[str, ...], byzantine: str) -> list[RunPlan]:
+def plan_runs(
+    seed: int, runs: int, validators: int, duration_s: float, kinds: tuple[str, ...], byzantine: str
+) -> list[RunPlan]:
     """``runs`` plans from one seed; ``byzantine`` "all" rotates through the modes, "none" has none."""
     plans = []
     for k in range(runs):
         rng = random.Random(seed * 1_000_003 + k)
-        mode = BYZANTINE_MODES[k % len(BYZANTINE_MODES)] if byzantine == "all" else (None if byzantine == "none" else byzantine)
+        mode = (
+            BYZANTINE_MODES[k % len(BYZANTINE_MODES)]
+            if byzantine == "all"
+            else (None if byzantine == "none" else byzantine)
+        )
         plans.append(RunPlan(
             seed=seed + k, validators=validators, duration_s=duration_s, kinds=kinds, byzantine=mode,
             clock_skew_ms=rng.choice(SKEWS_MS), fsync_delay_ms=rng.choice(FSYNC_DELAYS_MS),
@@ -174,10 +180,13 @@ class ChaosNet:
         self.proxy.start()
         for node in self.nodes:
             node.start()
+
         def first_block() -> bool:
             dead = [n.name for n in self.nodes if not n.alive()]
             if dead:
-                raise RuntimeError(f"{', '.join(dead)} exited at start:\n" + "".join(n.log_tail() for n in self.nodes))
+                raise RuntimeError(
+                    f"{', '.join(dead)} exited at start:\n" + "".join(n.log_tail() for n in self.nodes)
+                )
             return all(n.height() >= 1 for n in self.nodes)
 
         wait_until(first_block, START_S, "the first block", self.nodes)
@@ -236,12 +245,18 @@ def run_once(plan: RunPlan, directory: Path, say: Callable[[str], None] = lambda
     windows = schedule(plan)
     net = ChaosNet(directory, plan)
     traffic: Traffic | None = None
-    result: dict[str, Any] = {"seed": plan.seed, "plan": _plan_json(plan), "faults": [w.describe() for w in windows]}
+    result: dict[str, Any] = {
+        "seed": plan.seed,
+        "plan": _plan_json(plan),
+        "faults": [w.describe() for w in windows],
+    }
     try:
         net.start()
         traffic = Traffic([n.rpc for n in net.nodes], net.up, plan.seed)
         if plan.liar is not None and plan.byzantine == "equivocate":
-            traffic.submit(f"validator-{plan.liar}", "bonds", "post", [f"V{plan.liar}-HOUSE", "USD", 100_000_00, None])
+            traffic.submit(
+                f"validator-{plan.liar}", "bonds", "post", [f"V{plan.liar}-HOUSE", "USD", 100_000_00, None]
+            )
         traffic.start()
         began = time.monotonic()
         for w in windows:
@@ -261,7 +276,10 @@ def run_once(plan: RunPlan, directory: Path, say: Callable[[str], None] = lambda
         except AssertionError:
             pass  # reported as lagging below
         result.update(
-            sent=traffic.sent, acked=len(traffic.acked), drained=drained, client_errors=dict(traffic.errors),
+            sent=traffic.sent,
+            acked=len(traffic.acked),
+            drained=drained,
+            client_errors=dict(traffic.errors),
             refused_for_good={h.hex()[:16]: code for h, code in traffic.dropped.items()},
         )
     finally:
@@ -307,7 +325,11 @@ def violations(result: dict[str, Any], plan: RunPlan) -> list[str]:
     if not result.get("acked"):
         out.append("no transaction was acknowledged")
     liar = c.get("liar")
-    if liar is not None and plan.byzantine == "equivocate" and not (liar["evidence_accepted"] and liar["slashed"]):
+    if (
+        liar is not None
+        and plan.byzantine == "equivocate"
+        and not (liar["evidence_accepted"] and liar["slashed"])
+    ):
         out.append(f"equivocation not slashed: {liar}")
     if liar is not None and plan.byzantine == "invalid_block" and liar["blocks_proposed"]:
         out.append(f"a block the liar proposed was committed: {liar}")
@@ -341,16 +363,48 @@ HEADER: Final = f"{'seed':>6} {'byzantine':>13} {'faults':>6} {'sent':>6} {'acke
 
 
 @click.command("chaos")
-@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the first run; run k uses seed+k.")
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="Seed of the first run; run k uses seed+k."
+)
 @click.option("--runs", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--validators", type=click.IntRange(4, 10), default=4, show_default=True)
-@click.option("--duration", type=click.FloatRange(10, 3600), default=40, show_default=True, help="Seconds of faults per run.")
-@click.option("--faults", "kinds", default=",".join(FAULT_KINDS), show_default=True, help="Comma-separated fault kinds.")
-@click.option("--byzantine", type=click.Choice(["all", "none", *BYZANTINE_MODES]), default="all", show_default=True, help="The liar's mode; all: one per run, in turn.")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None, help="Where the runs' networks go (default: a temporary folder).")
+@click.option(
+    "--duration",
+    type=click.FloatRange(10, 3600),
+    default=40,
+    show_default=True,
+    help="Seconds of faults per run.",
+)
+@click.option(
+    "--faults", "kinds", default=",".join(FAULT_KINDS), show_default=True, help="Comma-separated fault kinds."
+)
+@click.option(
+    "--byzantine",
+    type=click.Choice(["all", "none", *BYZANTINE_MODES]),
+    default="all",
+    show_default=True,
+    help="The liar's mode; all: one per run, in turn.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the runs' networks go (default: a temporary folder).",
+)
 @click.option("--keep", is_flag=True, help="Keep the networks (always kept when a run fails).")
 @click.option("--json-out", type=click.Path(path_type=Path), default=None)
-def chaos(seed: int, runs: int, validators: int, duration: float, kinds: str, byzantine: str, directory: Path | None, keep: bool, json_out: Path | None) -> None:
+def chaos(
+    seed: int,
+    runs: int,
+    validators: int,
+    duration: float,
+    kinds: str,
+    byzantine: str,
+    directory: Path | None,
+    keep: bool,
+    json_out: Path | None,
+) -> None:
     """Run seeded fault schedules on real local networks and check safety, durability and liveness."""
     chosen = tuple(k.strip() for k in kinds.split(",") if k.strip())
     unknown = sorted(set(chosen) - set(FAULT_KINDS))
@@ -359,7 +413,9 @@ def chaos(seed: int, runs: int, validators: int, duration: float, kinds: str, by
     root = directory or Path(tempfile.mkdtemp(prefix="clearchain-chaos-"))
     results = []
     for plan in plan_runs(seed, runs, validators, duration, chosen, byzantine):
-        click.echo(f"run seed={plan.seed} byzantine={plan.byzantine} skew={plan.clock_skew_ms}ms fsync+{plan.fsync_delay_ms}ms")
+        click.echo(
+            f"run seed={plan.seed} byzantine={plan.byzantine} skew={plan.clock_skew_ms}ms fsync+{plan.fsync_delay_ms}ms"
+        )
         result = run_once(plan, root / f"seed-{plan.seed}", say=click.echo)
         results.append(result)
         for v in result["violations"]:

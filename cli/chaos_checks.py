@@ -47,7 +47,9 @@ def check_stores(
                 forks.append(height)
             if len({h.state_root for h in headers.values() if h is not None}) > 1:
                 mismatches.append(height)
-            bad_certs += [f"{n}@{height}" for n, s in stores.items() if heads[n] >= height and not _cert_ok(s, height)]
+            bad_certs += [
+                f"{n}@{height}" for n, s in stores.items() if heads[n] >= height and not _cert_ok(s, height)
+            ]
         lost = sorted(
             f"{tx.hex()[:16]}@{where[0]} on {n}"
             for tx, where in acked.items()
@@ -102,7 +104,11 @@ def _liar_record(store: Store, head: int, liar_key_hex: str, participant: str) -
                 f = dict(fields)
                 if name == "evidence_accepted" and f.get("validator") == liar_key_hex:
                     findings += 1
-                elif name == "bond_slashed" and f.get("participant") == participant and f.get("reason") == "double_sign":
+                elif (
+                    name == "bond_slashed"
+                    and f.get("participant") == participant
+                    and f.get("reason") == "double_sign"
+                ):
                     slashed += int(f["amount"])
     return {"blocks_proposed": len(proposed), "evidence_accepted": findings, "slashed": slashed}
 

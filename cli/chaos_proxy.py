@@ -241,6 +241,7 @@ class _Conn:
 
     async def _dial(self) -> bool:
         """Connect to the target; on failure reset the client (a down node refuses, so do we)."""
+
         def made(side: _Side) -> None:
             side.conn = self
             self.down = side.outgoing = _Pipe(self, side)
@@ -402,6 +403,7 @@ class LinkProxy:
     def stats(self) -> dict[str, int]:
         """Connections accepted, refused, reset, failed to dial; bytes forwarded; connections open
         and bytes held (read, not yet forwarded) now."""
+
         def read() -> dict[str, int]:
             conns = [conn for link in self.links.values() for conn in link.conns]
             pipes = [pipe for conn in conns for pipe in (conn.up, conn.down) if pipe is not None]

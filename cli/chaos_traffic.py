@@ -28,7 +28,9 @@ from cli import devnet
 EXCHANGE = "xchg-alpha"
 # Refusals that may not hold at another node or later; any other refusal, three times over and
 # with the transaction committed nowhere, means it never will be (its nonce went to another).
-RETRYABLE = frozenset({"duplicate", "mempool_full", "sender_queue_full", "nonce_gap", "expired", "bad_request"})
+RETRYABLE = frozenset(
+    {"duplicate", "mempool_full", "sender_queue_full", "nonce_gap", "expired", "bad_request"}
+)
 STRIKES_MAX = 3
 REQUEST_TIMEOUT_S = 6.0
 WAIT_MS = 4_000
@@ -104,7 +106,9 @@ class Traffic:
                 continue
             url = self.urls[self.rng.choice(nodes)]
             progress = self._post(url, todo)
-            doubtful = [s for s in todo if s.hash not in self.acked and (self._strikes[s.hash] or not progress)]
+            doubtful = [
+                s for s in todo if s.hash not in self.acked and (self._strikes[s.hash] or not progress)
+            ]
             self._confirm(url, doubtful)
             for stx in doubtful:
                 if stx.hash not in self.acked and self._strikes[stx.hash] > STRIKES_MAX:

@@ -38,12 +38,25 @@ def _genesis_for(genesis_path: Path | None, home: Path | None) -> Path:
 
 
 def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--home", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None, help="A node's home folder (read through a snapshot; safe while it runs).")(f)
-    f = click.option("--node", "node_url", default=None, metavar="URL", help="A node's API (default when no FILE or --home: $CLEARCHAIN_NODE, else node0 of .devnet/net).")(f)
+    f = click.option(
+        "--home",
+        type=click.Path(path_type=Path, exists=True, file_okay=False),
+        default=None,
+        help="A node's home folder (read through a snapshot; safe while it runs).",
+    )(f)
+    f = click.option(
+        "--node",
+        "node_url",
+        default=None,
+        metavar="URL",
+        help="A node's API (default when no FILE or --home: $CLEARCHAIN_NODE, else node0 of .devnet/net).",
+    )(f)
     return f
 
 
-def _resolve(node_url: str | None, home: Path | None, path: Path | None) -> tuple[str | None, Path | None, Path | None]:
+def _resolve(
+    node_url: str | None, home: Path | None, path: Path | None
+) -> tuple[str | None, Path | None, Path | None]:
     if node_url is None and home is None and path is None:
         node_url = default_node_url()
     return node_url, home, path
@@ -60,7 +73,9 @@ class AuditRun:
         reference = (lambda h: store if h == src.head else None) if store is not None else None
         self.auditor = Auditor(genesis, default_registry(), reference=reference)
         if src.chain_id != genesis.chain_id:
-            raise AuditFailure(Discrepancy(0, "chain_id", genesis.chain_id, f"{src.chain_id} ({src.describe})", "chain_id"))
+            raise AuditFailure(
+                Discrepancy(0, "chain_id", genesis.chain_id, f"{src.chain_id} ({src.describe})", "chain_id")
+            )
         self.auditor.check_genesis(src.genesis_hash, src.describe)
         self.tally = AuditTally()
         self.end = src.head
@@ -69,10 +84,17 @@ class AuditRun:
 
     def run(self, end: int, listeners: list[Callable[[AuditedBlock], None]], progress: bool) -> None:
         if isinstance(self.src, FileSource) and self.src.preamble.from_height != 1:
-            raise HistoryError("history_partial", f"the export starts at height {self.src.preamble.from_height}; an audit re-executes from genesis, so it needs an export from height 1")
+            raise HistoryError(
+                "history_partial",
+                f"the export starts at height {self.src.preamble.from_height}; an audit re-executes from genesis, so it needs an export from height 1",
+            )
         started, cpu = time.perf_counter(), time.process_time()
         state = self.auditor.store
-        bar = click.progressbar(length=end, label="auditing", file=sys.stderr, show_pos=True, show_eta=True) if progress else None
+        bar = (
+            click.progressbar(length=end, label="auditing", file=sys.stderr, show_pos=True, show_eta=True)
+            if progress
+            else None
+        )
         try:
             for record in self.src.records(1, end):
                 if record.height > end:
@@ -90,7 +112,15 @@ class AuditRun:
             self.cpu_s = time.process_time() - cpu
         if self.auditor.height < end:
             h = self.auditor.height + 1
-            raise AuditFailure(Discrepancy(h, "block", f"records up to height {end}", f"the history ends at height {self.auditor.height}", "block_missing"))
+            raise AuditFailure(
+                Discrepancy(
+                    h,
+                    "block",
+                    f"records up to height {end}",
+                    f"the history ends at height {self.auditor.height}",
+                    "block_missing",
+                )
+            )
         store = self.src.store()
         if store is not None:
             self.auditor.compare_state(store)
@@ -123,16 +153,30 @@ def _summary_text(doc: dict[str, Any]) -> str:
             lines.append(f"{asset:<12}{f['delivered']:>22}{f['deposited']:>22}{f['withdrawn']:>22}")
     lines.append(f"{'validator':<16}{'signed':>14}{'proposed':>10}  missed (first heights)")
     for v in doc["validators"]:
-        lines.append(f"{v['name']:<16}{v['signed']:>7} of {v['in_set']:<4}{v['proposed']:>10}  {', '.join(map(str, v['missed_first'])) or '-'}")
+        lines.append(
+            f"{v['name']:<16}{v['signed']:>7} of {v['in_set']:<4}{v['proposed']:>10}  {', '.join(map(str, v['missed_first'])) or '-'}"
+        )
     if doc["elapsed_s"]:
-        lines.append(f"took {doc['elapsed_s']:.2f} s ({doc['cpu_s']:.2f} CPU s): {doc['blocks_per_s']} blocks/s, {doc['txs_per_s']} txs/s")
+        lines.append(
+            f"took {doc['elapsed_s']:.2f} s ({doc['cpu_s']:.2f} CPU s): {doc['blocks_per_s']} blocks/s, {doc['txs_per_s']} txs/s"
+        )
     return "\n".join(lines)
 
 
 def _fail_report(exc: AuditFailure, as_json: bool, run: AuditRun | None) -> NoReturn:
     d = exc.discrepancy
     if as_json:
-        doc = {"ok": False, "discrepancy": {"height": d.height, "field": d.field, "check": d.check, "expected": d.expected, "found": d.found, "notes": list(d.notes)}}
+        doc = {
+            "ok": False,
+            "discrepancy": {
+                "height": d.height,
+                "field": d.field,
+                "check": d.check,
+                "expected": d.expected,
+                "found": d.found,
+                "notes": list(d.notes),
+            },
+        }
         if run is not None:
             doc["verified_to"] = run.auditor.height
         click.echo(json.dumps(doc, indent=2))
@@ -170,14 +214,36 @@ def _audited(
 @click.command("audit")
 @click.argument("path", metavar="[FILE]", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @source_options
-@click.option("--genesis", "genesis_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="The genesis document to trust [default: the home's, else ./genesis.json].")
-@click.option("--to", "to_height", type=click.IntRange(1), default=None, help="Stop at this height [default: the source's head].")
+@click.option(
+    "--genesis",
+    "genesis_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The genesis document to trust [default: the home's, else ./genesis.json].",
+)
+@click.option(
+    "--to",
+    "to_height",
+    type=click.IntRange(1),
+    default=None,
+    help="Stop at this height [default: the source's head].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (or the discrepancy) as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def audit(path: Path | None, node_url: str | None, home: Path | None, genesis_path: Path | None, to_height: int | None, as_json: bool, quiet: bool) -> None:
+def audit(
+    path: Path | None,
+    node_url: str | None,
+    home: Path | None,
+    genesis_path: Path | None,
+    to_height: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Re-verify a whole history from genesis: from an export FILE, a node (--node) or a node's
     data folder (--home). Exit 2 names the first discrepancy (height, field, expected, found)."""
-    run = _audited(path, node_url, home, genesis_path, 1, to_height, lambda run: [], not quiet and not as_json, as_json)
+    run = _audited(
+        path, node_url, home, genesis_path, 1, to_height, lambda run: [], not quiet and not as_json, as_json
+    )
     doc = run.summary()
     click.echo(json.dumps({"ok": True, **doc}, indent=2) if as_json else _summary_text(doc))
 
@@ -187,8 +253,16 @@ def audit(path: Path | None, node_url: str | None, home: Path | None, genesis_pa
 @click.option("--from", "from_height", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--to", "to_height", type=click.IntRange(1), default=None, help="[default: the source's head]")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="msgpack", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True), default=Path("-"), show_default=True, help="The file to write ('-': standard output).")
-def export(node_url: str | None, home: Path | None, from_height: int, to_height: int | None, fmt: str, out: Path) -> None:
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    default=Path("-"),
+    show_default=True,
+    help="The file to write ('-': standard output).",
+)
+def export(
+    node_url: str | None, home: Path | None, from_height: int, to_height: int | None, fmt: str, out: Path
+) -> None:
     """Stream blocks with their certificates and receipts, exactly as stored, to a file that
     `clearchain audit FILE` reads back (docs/AUDIT.md)."""
     node_url, home, _ = _resolve(node_url, home, None)
@@ -202,7 +276,10 @@ def export(node_url: str | None, home: Path | None, from_height: int, to_height:
                 writer.record(record)
             writer.finish()
     if str(out) != "-":
-        click.echo(f"exported heights {from_height}..{end} ({writer.count} blocks, {fmt}) from {src.describe} to {out}", err=True)
+        click.echo(
+            f"exported heights {from_height}..{end} ({writer.count} blocks, {fmt}) from {src.describe} to {out}",
+            err=True,
+        )
 
 
 @click.group("report")
@@ -217,8 +294,19 @@ def report() -> None:
 @click.option("--from", "from_height", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--to", "to_height", type=click.IntRange(1), default=None, help="[default: the source's head]")
 @click.option("--member", default=None, help="Only this clearing member.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def report_activity(path: Path | None, node_url: str | None, home: Path | None, genesis_path: Path | None, from_height: int, to_height: int | None, member: str | None, fmt: str) -> None:
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
+def report_activity(
+    path: Path | None,
+    node_url: str | None,
+    home: Path | None,
+    genesis_path: Path | None,
+    from_height: int,
+    to_height: int | None,
+    member: str | None,
+    fmt: str,
+) -> None:
     """Each clearing member's trades, settlements and fails over a height range. The history is
     audited from genesis on the way, so every figure is re-computed, not taken on trust."""
     from cli.activity import ActivityReport
@@ -229,7 +317,9 @@ def report_activity(path: Path | None, node_url: str | None, home: Path | None, 
         reports.append(ActivityReport(from_height, run.end))
         return [lambda audited: reports[0].add(audited, run.auditor.store)]
 
-    _audited(path, node_url, home, genesis_path, from_height, to_height, listeners, fmt == "table", fmt == "json")
+    _audited(
+        path, node_url, home, genesis_path, from_height, to_height, listeners, fmt == "table", fmt == "json"
+    )
     rep = reports[0]
     if member is not None:
         rep.members = {k: v for k, v in rep.members.items() if k == member}

@@ -65,11 +65,26 @@ def bond() -> None:
 @click.option("--account", required=True, help="An account the poster owns.")
 @click.option("--asset", default="USD", show_default=True, help="A cash instrument.")
 @click.option("--amount", required=True, help="Display units, e.g. 50000.00.")
-@click.option("--term", "term_blocks", type=click.IntRange(1), default=None, help="Blocks until it returns [default: the rulebook's].")
+@click.option(
+    "--term",
+    "term_blocks",
+    type=click.IntRange(1),
+    default=None,
+    help="Blocks until it returns [default: the rulebook's].",
+)
 @as_option(required=True, help_text="The participant that posts the bond.")
 @session_options
 @json_option
-def bond_post(account: str, asset: str, amount: str, term_blocks: int | None, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def bond_post(
+    account: str,
+    asset: str,
+    amount: str,
+    term_blocks: int | None,
+    signer: str,
+    node_url: str | None,
+    keys_dir: Path,
+    as_json: bool,
+) -> None:
     """Post a bond of AMOUNT from ACCOUNT; it returns after its term unless slashed."""
     session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
@@ -124,7 +139,9 @@ def bond_list(participant: str | None, active: bool, node_url: str | None, as_js
     items: list[dict[str, Any]] = []
     after = None
     for _ in range(LIST_PAGES_MAX):
-        page = read_view(session, "bonds", "bonds", participant=participant, active="1" if active else None, after=after)
+        page = read_view(
+            session, "bonds", "bonds", participant=participant, active="1" if active else None, after=after
+        )
         items.extend(page["bonds"])
         after = page["next"]
         if after is None:
@@ -147,11 +164,15 @@ def bond_slash_info(participant: str | None, node_url: str | None, as_json: bool
     slashed = read_view(session, "bonds", "slashed", participant=participant)
     fund = session.get(f"/accounts/{rules['insurance_account']}") if slashed["totals"] else None
     insurance = {b["asset"]: int(b["available"]) for b in (fund or {}).get("balances", [])}
-    findings = read_view(session, "bonds", "findings", participant=participant)["findings"] if participant else []
+    findings = (
+        read_view(session, "bonds", "findings", participant=participant)["findings"] if participant else []
+    )
     if as_json:
         echo_json({"rules": rules, "slashed": slashed, "insurance": insurance, "findings": findings})
         return
-    shares = [(reason, f"{bps} bps ({bps // 100}.{bps % 100:02d}%)") for reason, bps in rules["slash_bps"].items()]
+    shares = [
+        (reason, f"{bps} bps ({bps // 100}.{bps % 100:02d}%)") for reason, bps in rules["slash_bps"].items()
+    ]
     click.echo("slash share per finding (of each active bond's posted amount, rounded up):")
     click.echo(table(["reason", "share"], shares, right=(1,)))
     terms = rules["term_blocks"]
@@ -163,10 +184,17 @@ def bond_slash_info(participant: str | None, node_url: str | None, as_json: bool
     held = ", ".join(f"{a} {session.display(n, a)}" for a, n in insurance.items()) or "empty"
     click.echo(f"slashed into {rules['insurance_account']}: {totals} (fund holds {held})")
     if participant is not None:
-        mine = ", ".join(f"{a} {session.display(n, a)}" for a, n in slashed["from_participant"].items()) or "nothing"
+        mine = (
+            ", ".join(f"{a} {session.display(n, a)}" for a, n in slashed["from_participant"].items())
+            or "nothing"
+        )
         click.echo(f"slashed from {participant}: {mine}")
         rows = [(f["finding"], f["reason"], f["ref"], f["height"], f["slashed"]) for f in findings]
-        click.echo(table(["finding", "reason", "ref", "height", "slashed"], rows, right=(0, 3, 4)) if rows else "no findings")
+        click.echo(
+            table(["finding", "reason", "ref", "height", "slashed"], rows, right=(0, 3, 4))
+            if rows
+            else "no findings"
+        )
 
 
 # --- evidence ---------------------------------------------------------------------------------
@@ -196,7 +224,14 @@ def evidence_args(item: dict[str, Any]) -> list[list[Any]]:
         if len(votes) != 2:
             raise CliError("bad_evidence", "evidence holds two votes")
         return [
-            [validator, height, round_, vote_type, _hex(v["block_hash"], (0, 32), "block_hash"), _hex(v["signature"], (64,), "signature")]
+            [
+                validator,
+                height,
+                round_,
+                vote_type,
+                _hex(v["block_hash"], (0, 32), "block_hash"),
+                _hex(v["signature"], (64,), "signature"),
+            ]
             for v in votes
         ]
     except (KeyError, TypeError, ValueError) as exc:
@@ -210,7 +245,7 @@ def _read_items(path: Path) -> list[dict[str, Any]]:
         raise CliError("bad_evidence", f"{path}: {exc}") from None
     items = doc.get("evidence") if isinstance(doc, dict) else doc
     if not isinstance(items, list):
-        raise CliError("bad_evidence", f"{path}: expected {{\"evidence\": [...]}} as GET /evidence gives")
+        raise CliError("bad_evidence", f'{path}: expected {{"evidence": [...]}} as GET /evidence gives')
     return items
 
 
@@ -235,7 +270,9 @@ def _submit_one(session: Session, signer: str, item: dict[str, Any]) -> dict[str
 @as_option(required=True, help_text="Any participant: who submits.")
 @session_options
 @json_option
-def evidence_submit(path: Path | None, from_node: bool, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def evidence_submit(
+    path: Path | None, from_node: bool, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Submit double votes from FILE (GET /evidence's JSON) or from the node."""
     if (path is None) == (not from_node):
         raise CliError("bad_arguments", "give FILE or --from-node (one of them)")

@@ -67,7 +67,9 @@ def _bytes_in(value: Any) -> Any:
     return value
 
 
-def send_call(session: Session, signer: str, contract: str, method: str, args: list[Any]) -> tuple[dict[str, Any], list[tuple[str, str, dict[str, Any]]]]:
+def send_call(
+    session: Session, signer: str, contract: str, method: str, args: list[Any]
+) -> tuple[dict[str, Any], list[tuple[str, str, dict[str, Any]]]]:
     """Sign as ``signer``, send, wait for commit; (tx status, events). Raises the receipt's code."""
     status = session.send(session.signer(signer).sign(contract, method, args))
     return status, require_ok(status)
@@ -107,7 +109,9 @@ def contracts_cmd(node_url: str | None, as_json: bool) -> None:
 @as_option(required=True)
 @session_options
 @json_option
-def call_cmd(contract: str, method: str, args: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def call_cmd(
+    contract: str, method: str, args: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Sign and send CONTRACT.METHOD with ARGS, a JSON array (integers in minor units;
     "0x..." for bytes). Prints the receipt's events."""
     session = Session(node_url, keys_dir)

@@ -51,7 +51,9 @@ def _currency(session: Session, instrument: str) -> str:
     return str(currency)
 
 
-def _announced(as_json: bool, status: dict[str, Any], events: list[tuple[str, str, dict[str, Any]]], what: str) -> None:
+def _announced(
+    as_json: bool, status: dict[str, Any], events: list[tuple[str, str, dict[str, Any]]], what: str
+) -> None:
     fields = next((f for c, n, f in events if c == CONTRACT and n == "corporate_action_announced"), {})
     if as_json:
         echo_json({"id": fields.get("id"), "height": status["height"], "tx": status["hash"], "event": fields})
@@ -63,8 +65,18 @@ def _announced(as_json: bool, status: dict[str, Any], events: list[tuple[str, st
 
 
 def _record_options(f: Any) -> Any:
-    f = click.option("--in-blocks", type=click.IntRange(2), default=None, help=f"Record this many blocks after the head [default: {IN_BLOCKS_DEFAULT}].")(f)
-    return click.option("--record-height", type=click.IntRange(1), default=None, help="The record height (holders at the end of that block are entitled).")(f)
+    f = click.option(
+        "--in-blocks",
+        type=click.IntRange(2),
+        default=None,
+        help=f"Record this many blocks after the head [default: {IN_BLOCKS_DEFAULT}].",
+    )(f)
+    return click.option(
+        "--record-height",
+        type=click.IntRange(1),
+        default=None,
+        help="The record height (holders at the end of that block are entitled).",
+    )(f)
 
 
 @click.group()
@@ -74,8 +86,15 @@ def corporate() -> None:
 
 @corporate.command("dividend")
 @click.option("--instrument", required=True, help="The security, e.g. ACME.")
-@click.option("--amount", required=True, help="Cash per whole unit, in display units of its currency, e.g. 0.25.")
-@click.option("--payer", required=True, metavar="ACCOUNT", help="The issuer's account that pays (the total is locked now).")
+@click.option(
+    "--amount", required=True, help="Cash per whole unit, in display units of its currency, e.g. 0.25."
+)
+@click.option(
+    "--payer",
+    required=True,
+    metavar="ACCOUNT",
+    help="The issuer's account that pays (the total is locked now).",
+)
 @_record_options
 @as_option(required=True, help_text="The instrument's registered issuer.")
 @session_options
@@ -87,8 +106,12 @@ def dividend_cmd(instrument: str, amount: str, payer: str, record_height: int | 
     currency = _currency(session, instrument)
     units = parse_amount(amount, session.decimals(currency), PRICE_MAX, "amount")
     height = _record_height(session, record_height, in_blocks)
-    status, events = send_call(session, signer, CONTRACT, "announce_dividend", [instrument, units, height, payer])
-    _announced(as_json, status, events, f"dividend of {currency} {session.display(units, currency)} per {instrument}")
+    status, events = send_call(
+        session, signer, CONTRACT, "announce_dividend", [instrument, units, height, payer]
+    )
+    _announced(
+        as_json, status, events, f"dividend of {currency} {session.display(units, currency)} per {instrument}"
+    )
 
 
 def parse_ratio(text: str) -> tuple[int, int]:
@@ -102,8 +125,14 @@ def parse_ratio(text: str) -> tuple[int, int]:
 @corporate.command("split")
 @click.option("--instrument", required=True, help="The security, e.g. ACME.")
 @click.option("--ratio", required=True, help="NEW:OLD units, e.g. 2:1, 3:2, or 1:10 (a reverse split).")
-@click.option("--reference-price", default=None, help="Cash in lieu of fractions, per whole pre-split unit (display units).")
-@click.option("--payer", required=True, metavar="ACCOUNT", help="The issuer's account that pays cash in lieu.")
+@click.option(
+    "--reference-price",
+    default=None,
+    help="Cash in lieu of fractions, per whole pre-split unit (display units).",
+)
+@click.option(
+    "--payer", required=True, metavar="ACCOUNT", help="The issuer's account that pays cash in lieu."
+)
 @_record_options
 @as_option(required=True, help_text="The instrument's registered issuer.")
 @session_options
@@ -114,9 +143,15 @@ def split_cmd(instrument: str, ratio: str, reference_price: str | None, payer: s
     num, den = parse_ratio(ratio)
     session = Session(node_url, keys_dir)
     currency = _currency(session, instrument)
-    price = 0 if reference_price is None else parse_amount(reference_price, session.decimals(currency), PRICE_MAX, "reference price")
+    price = (
+        0
+        if reference_price is None
+        else parse_amount(reference_price, session.decimals(currency), PRICE_MAX, "reference price")
+    )
     height = _record_height(session, record_height, in_blocks)
-    status, events = send_call(session, signer, CONTRACT, "announce_split", [instrument, num, den, height, price, payer])
+    status, events = send_call(
+        session, signer, CONTRACT, "announce_split", [instrument, num, den, height, price, payer]
+    )
     _announced(as_json, status, events, f"{num}:{den} split of {instrument}")
 
 
@@ -179,7 +214,15 @@ def list_cmd(after: int | None, limit: int | None, node_url: str | None, as_json
     rows = [(a["id"], a["kind"], a["instrument"], a["issuer"], a["record_height"], a["status"],
              f"{a['num']}:{a['den']}" if a["kind"] == "split" else session.display(a["rate"], a["currency"]),
              a["holders"]) for a in doc["actions"]]  # fmt: skip
-    click.echo(table(["id", "kind", "instrument", "issuer", "record", "status", "terms", "holders"], rows, right=(0, 4, 7)) if rows else "no corporate actions")
+    click.echo(
+        table(
+            ["id", "kind", "instrument", "issuer", "record", "status", "terms", "holders"],
+            rows,
+            right=(0, 4, 7),
+        )
+        if rows
+        else "no corporate actions"
+    )
     if doc.get("next"):
         click.echo(f"more: clearchain corporate list --after {doc['next']}")
 
@@ -191,10 +234,19 @@ def list_cmd(after: int | None, limit: int | None, node_url: str | None, as_json
 @click.option("--limit", type=click.IntRange(1, 500), default=None, help="At most this many (default 100).")
 @read_options
 @json_option
-def entitlements_cmd(action_id: int, account: str | None, after: str | None, limit: int | None, node_url: str | None, as_json: bool) -> None:
+def entitlements_cmd(
+    action_id: int,
+    account: str | None,
+    after: str | None,
+    limit: int | None,
+    node_url: str | None,
+    as_json: bool,
+) -> None:
     """The holders of record of action ID: quantity, cash, new quantity, status."""
     session = Session(node_url)
-    doc = read_view(session, CONTRACT, "entitlements", id=action_id, account=account, after=after, limit=limit)
+    doc = read_view(
+        session, CONTRACT, "entitlements", id=action_id, account=account, after=after, limit=limit
+    )
     if as_json:
         echo_json(doc)
         return
@@ -203,7 +255,13 @@ def entitlements_cmd(action_id: int, account: str | None, after: str | None, lim
     currency, iid = action["currency"], action["instrument"]
     rows = [(e["account"], session.display(e["quantity"], iid), session.display(e["new_quantity"], iid),
              session.display(e["cash"], currency), e["status"], e["code"]) for e in rows_in]  # fmt: skip
-    click.echo(table(["account", "quantity", "new quantity", f"cash ({currency})", "status", "code"], rows, right=(1, 2, 3)))
+    click.echo(
+        table(
+            ["account", "quantity", "new quantity", f"cash ({currency})", "status", "code"],
+            rows,
+            right=(1, 2, 3),
+        )
+    )
     if not account and doc.get("next"):
         click.echo(f"more: clearchain corporate entitlements {action_id} --after {doc['next']}")
 

@@ -74,8 +74,15 @@ def escrow() -> None:
 @click.option("--amount", required=True, help="Display units, e.g. 1000.00.")
 @click.option("--hashlock", default=None, metavar="HEX", help="sha256 of the secret (32 bytes in hex).")
 @click.option("--new-secret", is_flag=True, help="Make a fresh secret, lock under its hash and print it.")
-@click.option("--timeout-height", type=click.IntRange(1), default=None, help="The height from which only a refund is possible.")
-@click.option("--timeout-blocks", type=click.IntRange(1), default=None, help="Or: this many blocks after the head.")
+@click.option(
+    "--timeout-height",
+    type=click.IntRange(1),
+    default=None,
+    help="The height from which only a refund is possible.",
+)
+@click.option(
+    "--timeout-blocks", type=click.IntRange(1), default=None, help="Or: this many blocks after the head."
+)
 @as_option(help_text="The owner of --from [default: the owner, from GET /accounts/{id}].")
 @session_options
 @json_option
@@ -102,7 +109,11 @@ def lock_cmd(
     session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
     secret = secrets.token_bytes(SECRET_BYTES) if new_secret else None
-    lock_hash = hashlib.sha256(secret).digest() if secret is not None else _hex32(str(hashlock), "--hashlock", "bad_hashlock")
+    lock_hash = (
+        hashlib.sha256(secret).digest()
+        if secret is not None
+        else _hex32(str(hashlock), "--hashlock", "bad_hashlock")
+    )
     if timeout_height is None:
         assert timeout_blocks is not None
         timeout_height = int(session.get("/status")["height"]) + timeout_blocks
@@ -130,7 +141,9 @@ def lock_cmd(
 @as_option(required=True, help_text="Who sends the claim (anyone may; the recipient account is paid).")
 @session_options
 @json_option
-def claim_cmd(escrow_id: str, preimage: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def claim_cmd(
+    escrow_id: str, preimage: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Claim escrow ID with its preimage before the timeout: the recipient account is paid."""
     secret = _hex32(preimage, "--preimage", "bad_preimage")
     session = Session(node_url, keys_dir)
@@ -151,7 +164,9 @@ def claim_cmd(escrow_id: str, preimage: str, signer: str, node_url: str | None, 
 @as_option(help_text="The owner of the locking account [default: the owner, from the escrow].")
 @session_options
 @json_option
-def refund_cmd(escrow_id: str, signer: str | None, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def refund_cmd(
+    escrow_id: str, signer: str | None, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Take back escrow ID from its timeout height on (a task does it at the timeout anyway)."""
     session = Session(node_url, keys_dir)
     owner = signer or _owner(session, str(read_view(session, CONTRACT, "get", id=escrow_id)["from_account"]))

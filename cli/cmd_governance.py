@@ -45,7 +45,12 @@ def _report(status: dict[str, Any], events: list[tuple[str, str, dict[str, Any]]
         echo_json(status)
         return
     found = {name: fields for _, name, fields in events}
-    pid = (found.get("proposal_created") or found.get("proposal_approved") or found.get("proposal_withdrawn") or {}).get("id")
+    pid = (
+        found.get("proposal_created")
+        or found.get("proposal_approved")
+        or found.get("proposal_withdrawn")
+        or {}
+    ).get("id")
     if "proposal_executed" in found:
         state = f"executed with {found['proposal_executed']['approvals']} approval(s)"
     elif "proposal_withdrawn" in found:
@@ -100,7 +105,9 @@ def gov() -> None:
 @click.argument("action")
 @click.argument("args", default="[]")
 @_write
-def propose_cmd(action: str, args: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def propose_cmd(
+    action: str, args: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Propose ACTION with ARGS, a JSON array ("0x..." for bytes), e.g.
     ``set_param '["oracle", "staleness_blocks", 50]'``."""
     _propose(Session(node_url, keys_dir), signer, [action, *json_args(args)], as_json)
@@ -152,7 +159,17 @@ def list_cmd(status: str | None, after: int | None, node_url: str | None, as_jso
     if as_json:
         echo_json(doc)
         return
-    rows = [(p["id"], p["action"], json.dumps(p["args"])[:60], p["status"], len(p["approvers"]), p["expires_height"]) for p in doc["proposals"]]
+    rows = [
+        (
+            p["id"],
+            p["action"],
+            json.dumps(p["args"])[:60],
+            p["status"],
+            len(p["approvers"]),
+            p["expires_height"],
+        )
+        for p in doc["proposals"]
+    ]
     click.echo(table(["id", "action", "args", "status", "approvals", "expires"], rows, right=(0, 4, 5)))
     if doc["next"] is not None:
         click.echo(f"more: --after {doc['next']}")
@@ -179,7 +196,9 @@ def history_cmd(after: int | None, node_url: str | None, as_json: bool) -> None:
 @click.argument("param", metavar="CONTRACT.NAME")
 @click.argument("value", type=int)
 @_write
-def set_param_cmd(param: str, value: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def set_param_cmd(
+    param: str, value: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Propose setting CONTRACT.NAME to VALUE (an integer within the agreed bounds)."""
     contract, sep, name = param.partition(".")
     if not sep or not contract or not name:
@@ -191,7 +210,9 @@ def set_param_cmd(param: str, value: int, signer: str, node_url: str | None, key
 @click.argument("instrument")
 @click.option("--reason", required=True, help="Why (recorded in the instrument's event).")
 @_write
-def halt_cmd(instrument: str, reason: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def halt_cmd(
+    instrument: str, reason: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Propose halting INSTRUMENT."""
     _propose(Session(node_url, keys_dir), signer, ["halt_instrument", instrument, reason], as_json)
 
@@ -214,7 +235,9 @@ def validator() -> None:
 @click.argument("power", type=int)
 @click.option("--name", default="", help="A name for people (not hashed).")
 @_write
-def validator_add(pub_key: str, power: int, name: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def validator_add(
+    pub_key: str, power: int, name: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Propose adding the validator with public key PUB_KEY (64 hex) and POWER."""
     _propose(Session(node_url, keys_dir), signer, ["add_validator", _hash32(pub_key), power, name], as_json)
 
@@ -232,7 +255,9 @@ def validator_remove(who: str, signer: str, node_url: str | None, keys_dir: Path
 @click.argument("who", metavar="VALIDATOR")
 @click.argument("power", type=int)
 @_write
-def validator_set_power(who: str, power: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def validator_set_power(
+    who: str, power: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Propose giving VALIDATOR (public key or name) voting POWER."""
     session = Session(node_url, keys_dir)
     _propose(session, signer, ["set_power", _validator_key(session, who), power], as_json)
@@ -251,7 +276,9 @@ def validators_cmd(node_url: str | None, as_json: bool) -> None:
     click.echo(table(["name", "pub_key", "power"], rows, right=(2,)))
     click.echo(f"total power {doc['total_power']} at height {doc['height']}")
     for p in doc["pending"]:
-        click.echo(f"pending (proposal {p['proposal']}): {p['op']} {p['pub_key'][:16]}... power {p['power']}, signs from height {p['signs_from']}")
+        click.echo(
+            f"pending (proposal {p['proposal']}): {p['op']} {p['pub_key'][:16]}... power {p['power']}, signs from height {p['signs_from']}"
+        )
 
 
 @gov.command("upgrade")
@@ -260,20 +287,33 @@ def validators_cmd(node_url: str | None, as_json: bool) -> None:
 @click.option("--at", "at_height", type=int, default=None, help="Activation height.")
 @click.option("--in", "in_blocks", type=int, default=None, help="Activation this many blocks after the head.")
 @_write
-def upgrade_cmd(contract: str, code_hash: str, at_height: int | None, in_blocks: int | None, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def upgrade_cmd(
+    contract: str,
+    code_hash: str,
+    at_height: int | None,
+    in_blocks: int | None,
+    signer: str,
+    node_url: str | None,
+    keys_dir: Path,
+    as_json: bool,
+) -> None:
     """Propose pinning CONTRACT's code to CODE_HASH (SHA-256 hex, see ``clearchain contracts``)
     from the end of the activation block; nodes then stop until restarted with that code."""
     session = Session(node_url, keys_dir)
     if (at_height is None) == (in_blocks is None):
         raise CliError("bad_arguments", "give exactly one of --at HEIGHT or --in BLOCKS")
-    height = at_height if at_height is not None else int(session.get("/status")["height"]) + int(in_blocks or 0)
+    height = (
+        at_height if at_height is not None else int(session.get("/status")["height"]) + int(in_blocks or 0)
+    )
     _propose(session, signer, ["upgrade_code", contract, _hash32(code_hash), height], as_json)
 
 
 @gov.command("cancel-upgrade")
 @click.argument("contract")
 @_write
-def cancel_upgrade_cmd(contract: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def cancel_upgrade_cmd(
+    contract: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Propose cancelling CONTRACT's scheduled upgrade."""
     _propose(Session(node_url, keys_dir), signer, ["cancel_upgrade", contract], as_json)
 
@@ -289,7 +329,9 @@ def upgrades_cmd(node_url: str | None, as_json: bool) -> None:
         return
     click.echo(table(["contract", "code_hash"], sorted(doc["pins"].items())))
     for p in doc["pending"]:
-        click.echo(f"pending (proposal {p['proposal']}): {p['contract']} -> {p['code_hash']} at height {p['activation_height']}")
+        click.echo(
+            f"pending (proposal {p['proposal']}): {p['contract']} -> {p['code_hash']} at height {p['activation_height']}"
+        )
 
 
 def register(main: click.Group) -> None:

@@ -61,7 +61,9 @@ def _bps(value: Any) -> str:
     return "" if value is None else f"{int(value) / 100:.2f}%"
 
 
-def _send(session: Session, signer: str, method: str, args: list[Any], as_json: bool, line: str) -> list[tuple[str, str, dict[str, Any]]]:
+def _send(
+    session: Session, signer: str, method: str, args: list[Any], as_json: bool, line: str
+) -> list[tuple[str, str, dict[str, Any]]]:
     status, events = send_call(session, signer, CONTRACT, method, args)
     if as_json:
         echo_json(status)
@@ -83,11 +85,20 @@ def margin() -> None:
 @as_option(required=True, help_text="The clearing member.")
 @session_options
 @json_option
-def post_cmd(account: str, asset: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def post_cmd(
+    account: str, asset: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Post AMOUNT of ASSET from ACCOUNT as collateral (it clears a call it now meets)."""
     session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
-    events = _send(session, signer, "post", [account, asset, units], as_json, f"{signer} posted {asset} {session.display(units, asset)} from {account}")
+    events = _send(
+        session,
+        signer,
+        "post",
+        [account, asset, units],
+        as_json,
+        f"{signer} posted {asset} {session.display(units, asset)} from {account}",
+    )
     if not as_json and _fields(events, "margin_call_met"):
         click.echo(f"margin call {_fields(events, 'margin_call_met')[0]['call_id']} met")
 
@@ -99,11 +110,20 @@ def post_cmd(account: str, asset: str, amount: str, signer: str, node_url: str |
 @as_option(required=True, help_text="The clearing member.")
 @session_options
 @json_option
-def withdraw_cmd(account: str, asset: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def withdraw_cmd(
+    account: str, asset: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Take back collateral above the initial requirement into ACCOUNT."""
     session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
-    _send(session, signer, "withdraw", [account, asset, units], as_json, f"{signer} withdrew {asset} {session.display(units, asset)} to {account}")
+    _send(
+        session,
+        signer,
+        "withdraw",
+        [account, asset, units],
+        as_json,
+        f"{signer} withdrew {asset} {session.display(units, asset)} to {account}",
+    )
 
 
 # --- positions ----------------------------------------------------------------------------------
@@ -120,7 +140,16 @@ def position() -> None:
 @as_option(default="xchg-alpha")
 @session_options
 @json_option
-def position_open(member: str, instrument: str, qty: str, price_text: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def position_open(
+    member: str,
+    instrument: str,
+    qty: str,
+    price_text: str,
+    signer: str,
+    node_url: str | None,
+    keys_dir: Path,
+    as_json: bool,
+) -> None:
     """Add QTY of INSTRUMENT at PRICE to MEMBER's position (needs initial margin)."""
     session = Session(node_url, keys_dir)
     currency = session.instrument(instrument).get("currency") or instrument
@@ -130,7 +159,9 @@ def position_open(member: str, instrument: str, qty: str, price_text: str, signe
                    f"{member} {instrument} {session.display(units, instrument, signed=units < 0)} at {session.display(price, currency)}")  # fmt: skip
     if not as_json:
         f = _fields(events, "position_opened")[0]
-        click.echo(f"position {session.display(int(f['position']), instrument, signed=True)}, entry price {session.display(int(f['entry_price']), currency)}")
+        click.echo(
+            f"position {session.display(int(f['position']), instrument, signed=True)}, entry price {session.display(int(f['entry_price']), currency)}"
+        )
 
 
 @position.command("close")
@@ -139,10 +170,19 @@ def position_open(member: str, instrument: str, qty: str, price_text: str, signe
 @as_option(default="xchg-alpha")
 @session_options
 @json_option
-def position_close(member: str, instrument: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def position_close(
+    member: str, instrument: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Report MEMBER's position in INSTRUMENT closed."""
     session = Session(node_url, keys_dir)
-    _send(session, signer, "close_position", [member, instrument], as_json, f"closed {member}'s position in {instrument}")
+    _send(
+        session,
+        signer,
+        "close_position",
+        [member, instrument],
+        as_json,
+        f"closed {member}'s position in {instrument}",
+    )
 
 
 # --- checks ---------------------------------------------------------------------------------------
@@ -163,9 +203,13 @@ def check_cmd(member: str, signer: str, node_url: str | None, keys_dir: Path, as
     click.echo(f"{member}: {f['outcome']} - collateral {session.display(int(f['collateral']), currency)}, "
                f"initial {session.display(int(f['initial']), currency)}, maintenance {session.display(int(f['maintenance']), currency)} ({_where(status)})")  # fmt: skip
     for call in _fields(events, "margin_call"):
-        click.echo(f"MARGIN CALL {call['call_id']}: top up {session.display(int(call['top_up']), currency)} by height {call['due_height']}")
+        click.echo(
+            f"MARGIN CALL {call['call_id']}: top up {session.display(int(call['top_up']), currency)} by height {call['due_height']}"
+        )
     for d in _fields(events, "member_defaulted"):
-        click.echo(f"DEFAULT {d['default_id']}: loss {session.display(int(d['loss']), currency)}, uncovered {session.display(int(d['uncovered']), currency)}")
+        click.echo(
+            f"DEFAULT {d['default_id']}: loss {session.display(int(d['loss']), currency)}, uncovered {session.display(int(d['uncovered']), currency)}"
+        )
 
 
 @margin.command("status")
@@ -186,10 +230,23 @@ def status_cmd(member: str, node_url: str | None, as_json: bool) -> None:
 
     click.echo(f"{member}: margin in {cur} at height {doc['height']}")
     if doc["positions"]:
-        rows = [[p["instrument"], session.display(p["quantity"], p["instrument"], signed=True), money(p["entry_price"]), money(p["price"]), _bps(p["initial_bps"]), _bps(p["maintenance_bps"])] for p in doc["positions"]]
+        rows = [
+            [
+                p["instrument"],
+                session.display(p["quantity"], p["instrument"], signed=True),
+                money(p["entry_price"]),
+                money(p["price"]),
+                _bps(p["initial_bps"]),
+                _bps(p["maintenance_bps"]),
+            ]
+            for p in doc["positions"]
+        ]
         click.echo(table(["INSTRUMENT", "QTY", "ENTRY", "PRICE", "IM", "MM"], rows, right=(1, 2, 3, 4, 5)))
     if doc["collateral"]:
-        rows = [[c["asset"], session.display(c["amount"], c["asset"]), _bps(c["haircut_bps"]), money(c["value"])] for c in doc["collateral"]]
+        rows = [
+            [c["asset"], session.display(c["amount"], c["asset"]), _bps(c["haircut_bps"]), money(c["value"])]
+            for c in doc["collateral"]
+        ]
         click.echo(table(["COLLATERAL", "AMOUNT", "HAIRCUT", "VALUE"], rows, right=(1, 2, 3)))
     call = doc["call"]
     click.echo(fields_text([
@@ -215,12 +272,21 @@ def fund() -> None:
 @as_option(required=True, help_text="The clearing member.")
 @session_options
 @json_option
-def fund_contribute(account: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def fund_contribute(
+    account: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Pay AMOUNT into the guarantee fund (it leaves only through a default's waterfall)."""
     session = Session(node_url, keys_dir)
     cur = _currency(session)
     units = parse_amount(amount, session.decimals(cur), AMOUNT_MAX)
-    _send(session, signer, "contribute", [account, units], as_json, f"{signer} contributed {cur} {session.display(units, cur)} to the guarantee fund")
+    _send(
+        session,
+        signer,
+        "contribute",
+        [account, units],
+        as_json,
+        f"{signer} contributed {cur} {session.display(units, cur)} to the guarantee fund",
+    )
 
 
 @fund.command("insure")
@@ -229,12 +295,21 @@ def fund_contribute(account: str, amount: str, signer: str, node_url: str | None
 @as_option(required=True, help_text="The account's owner.")
 @session_options
 @json_option
-def fund_insure(account: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def fund_insure(
+    account: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Pay AMOUNT into the insurance fund."""
     session = Session(node_url, keys_dir)
     cur = _currency(session)
     units = parse_amount(amount, session.decimals(cur), AMOUNT_MAX)
-    _send(session, signer, "fund_insurance", [account, units], as_json, f"{signer} paid {cur} {session.display(units, cur)} into the insurance fund")
+    _send(
+        session,
+        signer,
+        "fund_insurance",
+        [account, units],
+        as_json,
+        f"{signer} paid {cur} {session.display(units, cur)} into the insurance fund",
+    )
 
 
 @fund.command("show")
@@ -248,7 +323,9 @@ def fund_show(node_url: str | None, as_json: bool) -> None:
         echo_json(doc)
         return
     cur = str(doc["currency"])
-    click.echo(f"guarantee fund  {cur} {session.display(doc['guarantee_fund']['total'], cur)}  ({doc['contributors']} contributors)")
+    click.echo(
+        f"guarantee fund  {cur} {session.display(doc['guarantee_fund']['total'], cur)}  ({doc['contributors']} contributors)"
+    )
     click.echo(f"insurance fund  {cur} {session.display(doc['insurance_fund'], cur)}")
     rows = [[c["member"], session.display(c["amount"], cur)] for c in doc["guarantee_fund"]["contributions"]]
     if rows:
@@ -262,11 +339,17 @@ def _echo_report(session: Session, report: dict[str, Any], cur: str) -> None:
     def money(v: int) -> str:
         return session.display(int(v), cur)
 
-    click.echo(f"default {report['id']}: {report['member']} at height {report['height']} (call {report['call_id']}), loss {cur} {money(report['loss'])}")
+    click.echo(
+        f"default {report['id']}: {report['member']} at height {report['height']} (call {report['call_id']}), loss {cur} {money(report['loss'])}"
+    )
     for p in report["positions"]:
-        click.echo(f"  closed {p['instrument']} {session.display(p['quantity'], p['instrument'], signed=True)} entry {money(p['entry_price'])} at {money(p['price'])}: {session.display(p['pnl'], cur, signed=True)}")
+        click.echo(
+            f"  closed {p['instrument']} {session.display(p['quantity'], p['instrument'], signed=True)} entry {money(p['entry_price'])} at {money(p['price'])}: {session.display(p['pnl'], cur, signed=True)}"
+        )
     for t in report["collateral_taken"]:
-        click.echo(f"  took {t['asset']} {session.display(t['amount'], t['asset'])} worth {money(t['value'])}")
+        click.echo(
+            f"  took {t['asset']} {session.display(t['amount'], t['asset'])} worth {money(t['value'])}"
+        )
     for w in report["waterfall"]:
         click.echo(f"  waterfall {w['layer']:<26} {money(w['amount']):>16}")
     for c in report["guarantee_fund_charges"]:
@@ -324,7 +407,9 @@ def rates_show(instrument: str, node_url: str | None, as_json: bool) -> None:
         echo_json(doc)
         return
     haircut = "not eligible" if doc["haircut_bps"] is None else _bps(doc["haircut_bps"])
-    click.echo(f"{instrument}: initial {_bps(doc['initial_bps'])}, maintenance {_bps(doc['maintenance_bps'])} ({'set' if doc['set'] else 'default'}); collateral haircut {haircut}")
+    click.echo(
+        f"{instrument}: initial {_bps(doc['initial_bps'])}, maintenance {_bps(doc['maintenance_bps'])} ({'set' if doc['set'] else 'default'}); collateral haircut {haircut}"
+    )
 
 
 @rates.command("set")
@@ -334,10 +419,25 @@ def rates_show(instrument: str, node_url: str | None, as_json: bool) -> None:
 @as_option(default="admin")
 @session_options
 @json_option
-def rates_set(instrument: str, initial_bps: int, maintenance_bps: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def rates_set(
+    instrument: str,
+    initial_bps: int,
+    maintenance_bps: int,
+    signer: str,
+    node_url: str | None,
+    keys_dir: Path,
+    as_json: bool,
+) -> None:
     """Set INSTRUMENT's margin rates (basis points)."""
     session = Session(node_url, keys_dir)
-    _send(session, signer, "set_rates", [instrument, initial_bps, maintenance_bps], as_json, f"{instrument}: initial {_bps(initial_bps)}, maintenance {_bps(maintenance_bps)}")
+    _send(
+        session,
+        signer,
+        "set_rates",
+        [instrument, initial_bps, maintenance_bps],
+        as_json,
+        f"{instrument}: initial {_bps(initial_bps)}, maintenance {_bps(maintenance_bps)}",
+    )
 
 
 @rates.command("haircut")
@@ -346,10 +446,19 @@ def rates_set(instrument: str, initial_bps: int, maintenance_bps: int, signer: s
 @as_option(default="admin")
 @session_options
 @json_option
-def rates_haircut(asset: str, bps: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def rates_haircut(
+    asset: str, bps: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Make a security eligible collateral at a haircut of BPS basis points."""
     session = Session(node_url, keys_dir)
-    _send(session, signer, "set_haircut", [asset, bps], as_json, f"{asset}: eligible collateral at a {_bps(bps)} haircut")
+    _send(
+        session,
+        signer,
+        "set_haircut",
+        [asset, bps],
+        as_json,
+        f"{asset}: eligible collateral at a {_bps(bps)} haircut",
+    )
 
 
 @margin.command("disburse")
@@ -359,11 +468,20 @@ def rates_haircut(asset: str, bps: int, signer: str, node_url: str | None, keys_
 @as_option(default="admin")
 @session_options
 @json_option
-def disburse_cmd(account: str, asset: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+def disburse_cmd(
+    account: str, asset: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
     """Pay what defaults collected (the default account) to ACCOUNT."""
     session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
-    _send(session, signer, "disburse", [account, asset, units], as_json, f"paid {asset} {session.display(units, asset)} from the default account to {account}")
+    _send(
+        session,
+        signer,
+        "disburse",
+        [account, asset, units],
+        as_json,
+        f"paid {asset} {session.display(units, asset)} from the default account to {account}",
+    )
 
 
 def register(main: click.Group) -> None:

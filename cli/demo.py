@@ -41,7 +41,9 @@ class DemoSigner:
         body = self.client.post("/txs", {"tx": stx.encode().hex()}, wait="commit", timeout_ms=30_000)
         (status,) = body["txs"]
         if status["status"] != "committed":
-            raise ClearchainError("demo_tx_not_committed", f"transaction {stx.hash.hex()[:16]} is {status['status']}")
+            raise ClearchainError(
+                "demo_tx_not_committed", f"transaction {stx.hash.hex()[:16]} is {status['status']}"
+            )
         return status  # type: ignore[no-any-return]
 
 
@@ -93,7 +95,9 @@ def run_demo(net_dir: Path, echo: Any = click.echo) -> None:
     names = {v["pub_key"]: v["name"] for v in validators["validators"]}
     instruments = {i["id"]: i for i in client.get("/instruments")["instruments"]}
     decimals = {iid: i["decimals"] for iid, i in instruments.items()}
-    echo(f"clearchain demo: chain {status['chain_id']}, {len(names)} validators, head at height {status['height']}")
+    echo(
+        f"clearchain demo: chain {status['chain_id']}, {len(names)} validators, head at height {status['height']}"
+    )
     echo(f"  talking to node0's API at {client.url} (every step below is an HTTP call)\n")
     signer = DemoSigner(client, net_dir / "keys", status["chain_id"])
 
@@ -121,7 +125,9 @@ def run_demo(net_dir: Path, echo: Any = click.echo) -> None:
         f = dict(fields)
         if name == "trade_settled":
             qty = format_amount(f["quantity"], decimals[f["instrument"]])
-            echo(f"   settled {f['trade_id']}: {f['buyer']} buys {qty} {f['instrument']} from {f['seller']} for USD {format_amount(f['consideration'], 2)}")
+            echo(
+                f"   settled {f['trade_id']}: {f['buyer']} buys {qty} {f['instrument']} from {f['seller']} for USD {format_amount(f['consideration'], 2)}"
+            )
         elif name == "trade_failed":
             echo(f"   FAILED  {f['trade_id']}: {f['code']}: {f['message']}")
         elif name == "batch_settled":
@@ -135,10 +141,14 @@ def run_demo(net_dir: Path, echo: Any = click.echo) -> None:
     cert = block["certificate"]
     echo(f"   hash {block['hash']}")
     echo(f"   state_root {block['header']['state_root']}")
-    echo(f"   proposer {names.get(block['header']['proposer'], block['header']['proposer'][:16])}; {len(block['txs'])} tx")
+    echo(
+        f"   proposer {names.get(block['header']['proposer'], block['header']['proposer'][:16])}; {len(block['txs'])} tx"
+    )
     for sig in cert["signatures"]:
         echo(f"   precommit by {names.get(sig['validator'], '?'):<12} {sig['signature'][:32]}...")
-    echo(f"   {len(cert['signatures'])} of {len(names)} validators signed round {cert['round']}: more than 2/3 of the power\n")
+    echo(
+        f"   {len(cert['signatures'])} of {len(names)} validators signed round {cert['round']}: more than 2/3 of the power\n"
+    )
 
     echo("6. Audit: the whole history re-verified here from genesis")
     _audit(client, net_dir, echo)
@@ -152,7 +162,9 @@ def run_demo(net_dir: Path, echo: Any = click.echo) -> None:
     echo("Stop the network: .venv/bin/clearchain net down   (make stop)")
 
 
-def _balances(client: Client, decimals: dict[str, int], echo: Any, before: dict[tuple[str, str], int] | None = None) -> dict[tuple[str, str], int]:
+def _balances(
+    client: Client, decimals: dict[str, int], echo: Any, before: dict[tuple[str, str], int] | None = None
+) -> dict[tuple[str, str], int]:
     now: dict[tuple[str, str], int] = {}
     echo("   " + "account".ljust(10) + "".join(a.rjust(20) for a in ASSETS))
     for aid in WATCHED:
@@ -181,7 +193,13 @@ def _audit(client: Client, net_dir: Path, echo: Any) -> None:
         doc = run.summary()
     finally:
         src.close()
-    echo(f"   {doc['blocks']} blocks from genesis to height {doc['height']}, re-verified against genesis.json alone:")
-    echo("   every hash link, header and commit certificate (Ed25519 precommits of more than 2/3 of the power),")
-    echo(f"   every tx signature, and every tx re-executed: {doc['trades_settled']} trades settled, {doc['trades_failed']} failed,")
+    echo(
+        f"   {doc['blocks']} blocks from genesis to height {doc['height']}, re-verified against genesis.json alone:"
+    )
+    echo(
+        "   every hash link, header and commit certificate (Ed25519 precommits of more than 2/3 of the power),"
+    )
+    echo(
+        f"   every tx signature, and every tx re-executed: {doc['trades_settled']} trades settled, {doc['trades_failed']} failed,"
+    )
     echo(f"   state root {doc['state_root'][:16]}... matches the signed header (clearchain audit --help)")

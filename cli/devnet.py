@@ -121,7 +121,8 @@ VALIDATOR_BOND_FUNDS = 500_000_00  # USD in each validator's house account at ge
 def all_accounts(validators: int = 4) -> list[dict[str, Any]]:
     """``ACCOUNTS`` and each validator's house account."""
     return ACCOUNTS + [
-        {"id": validator_account(i), "owner": validator_participant(i), "kind": "house"} for i in range(validators)
+        {"id": validator_account(i), "owner": validator_participant(i), "kind": "house"}
+        for i in range(validators)
     ]
 
 
@@ -146,7 +147,7 @@ def participants(validators: int) -> dict[str, tuple[list[str], int, list[str]]]
 def _layout(pid: str) -> tuple[list[str], int, list[str]]:
     if pid in PARTICIPANTS:
         return PARTICIPANTS[pid]
-    if pid.startswith("validator-") and pid[len("validator-"):].isdigit():
+    if pid.startswith("validator-") and pid[len("validator-") :].isdigit():
         return (VALIDATOR_PARTICIPANT_ROLES, 1, [pid])
     raise KeyError(pid)
 

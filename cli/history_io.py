@@ -112,7 +112,9 @@ class HomeSource(HistorySource):
     def records(self, start: int, end: int) -> Iterator[HistoryRecord]:
         s = self._store
         for height in range(start, min(end, self.head) + 1):
-            yield HistoryRecord(height, s.block_bytes(height), s.certificate_bytes(height), s.receipts_bytes(height))
+            yield HistoryRecord(
+                height, s.block_bytes(height), s.certificate_bytes(height), s.receipts_bytes(height)
+            )
 
 
 def _snapshot(db: Path) -> tuple[Store, Path]:
@@ -169,7 +171,9 @@ class FileSource(HistorySource):
         while True:
             item = self._next_item()
             if item is None:
-                raise HistoryError("history_truncated", f"{self._path} ends after {count} records without its trailer")
+                raise HistoryError(
+                    "history_truncated", f"{self._path} ends after {count} records without its trailer"
+                )
             if is_trailer(item):
                 check_trailer(item, count)
                 return
@@ -225,7 +229,14 @@ def _json_from_wire(item: Any) -> dict[str, Any]:
 
 def _wire_from_json(doc: dict[str, Any]) -> Any:
     if "format" in doc:
-        return [doc["format"], doc["version"], doc["chain_id"], bytes.fromhex(doc["genesis_hash"]), doc["from"], doc["to"]]
+        return [
+            doc["format"],
+            doc["version"],
+            doc["chain_id"],
+            bytes.fromhex(doc["genesis_hash"]),
+            doc["from"],
+            doc["to"],
+        ]
     if doc.get("end") is True:
         return ["end", doc["records"]]
     unhex = lambda v: None if v is None else bytes.fromhex(v)  # noqa: E731

@@ -31,7 +31,11 @@ class NodeProcess:
         out = open(self.home / "process.out", "ab")  # noqa: SIM115 (the child owns it)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "node", "run", "--home", str(self.home), "--quiet"],
-            cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env={**os.environ, **self.env} if self.env else None,
         )
         out.close()
@@ -104,7 +108,11 @@ class NodeProcess:
         for name in ("process.out", "node.log"):
             path = self.home / name
             if path.exists():
-                text += f"--- {self.name} {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+                text += (
+                    f"--- {self.name} {name}\n"
+                    + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+                    + "\n"
+                )
         return text
 
 
@@ -125,4 +133,6 @@ def wait_until(predicate: Any, timeout: float, what: str, nodes: list[NodeProces
         if predicate():
             return
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n" + "".join(n.log_tail() for n in nodes))
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}\n" + "".join(n.log_tail() for n in nodes)
+    )

@@ -35,8 +35,16 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--home", type=click.Path(path_type=Path), default=Path(".devnet/solo"), show_default=True, help="Where the LevelDB ledger lives.")
-@click.option("--genesis", "genesis_path", type=click.Path(path_type=Path), default=DEFAULT_GENESIS, show_default=True)
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=Path(".devnet/solo"),
+    show_default=True,
+    help="Where the LevelDB ledger lives.",
+)
+@click.option(
+    "--genesis", "genesis_path", type=click.Path(path_type=Path), default=DEFAULT_GENESIS, show_default=True
+)
 @click.option("--reset", is_flag=True, help="Delete the ledger under --home first.")
 def scenario(home: Path, genesis_path: Path, reset: bool) -> None:
     """Run the single-process clearing scenario: genesis, deposits, trades, balances."""
@@ -95,24 +103,84 @@ def _rate(value: str) -> float | None:
 
 @main.group(invoke_without_command=True)
 @click.option("--validators", type=click.IntRange(1, 16), default=4, show_default=True)
-@click.option("--accounts", type=click.IntRange(2), default=10_000, show_default=True, help="Funded client accounts in genesis.")
-@click.option("--duration", type=click.FloatRange(2, 3600), default=30, show_default=True, help="Seconds of load.")
-@click.option("--rate", default="max", show_default=True, help="Transactions per second over all clients, or max.")
-@click.option("--batch", type=click.IntRange(1, 1000), default=1, show_default=True, help="Trades per transaction.")
+@click.option(
+    "--accounts",
+    type=click.IntRange(2),
+    default=10_000,
+    show_default=True,
+    help="Funded client accounts in genesis.",
+)
+@click.option(
+    "--duration", type=click.FloatRange(2, 3600), default=30, show_default=True, help="Seconds of load."
+)
+@click.option(
+    "--rate", default="max", show_default=True, help="Transactions per second over all clients, or max."
+)
+@click.option(
+    "--batch", type=click.IntRange(1, 1000), default=1, show_default=True, help="Trades per transaction."
+)
 @click.option("--clients", type=click.IntRange(1, 16), default=2, show_default=True, help="Client processes.")
-@click.option("--lanes", type=click.IntRange(1, 512), default=None, help="Requests in flight per client, one exchange each [max rate: ~3,200 trades in flight; a rate: 1.5 s of it].")
-@click.option("--chunk", type=click.IntRange(1, 1000), default=None, help="Transactions per POST [max rate and batch 1: 50; else 1].")
-@click.option("--warmup", type=click.FloatRange(0), default=None, help="Seconds left out of the figures [duration/5, at most 10].")
-@click.option("--txs", type=click.IntRange(1), default=None, help="Transactions to pre-sign [enough for the rate].")
-@click.option("--baseline-trades", type=click.IntRange(0), default=10_000, show_default=True, help="Tickets for the SQLite baseline (0: none).")
+@click.option(
+    "--lanes",
+    type=click.IntRange(1, 512),
+    default=None,
+    help="Requests in flight per client, one exchange each [max rate: ~3,200 trades in flight; a rate: 1.5 s of it].",
+)
+@click.option(
+    "--chunk",
+    type=click.IntRange(1, 1000),
+    default=None,
+    help="Transactions per POST [max rate and batch 1: 50; else 1].",
+)
+@click.option(
+    "--warmup",
+    type=click.FloatRange(0),
+    default=None,
+    help="Seconds left out of the figures [duration/5, at most 10].",
+)
+@click.option(
+    "--txs", type=click.IntRange(1), default=None, help="Transactions to pre-sign [enough for the rate]."
+)
+@click.option(
+    "--baseline-trades",
+    type=click.IntRange(0),
+    default=10_000,
+    show_default=True,
+    help="Tickets for the SQLite baseline (0: none).",
+)
 @click.option("--keep", is_flag=True, help="Keep the network folder (logs, stores).")
-@click.option("--account-history/--no-account-history", default=True, show_default=True, help="Nodes keep the account-history index (rpc.account_history).")
-@click.option("--profile", type=click.Path(path_type=Path), default=None, help="Sample a validator with py-spy into this file.")
+@click.option(
+    "--account-history/--no-account-history",
+    default=True,
+    show_default=True,
+    help="Nodes keep the account-history index (rpc.account_history).",
+)
+@click.option(
+    "--profile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Sample a validator with py-spy into this file.",
+)
 @click.option("--json-out", type=click.Path(path_type=Path), default=None)
 @click.pass_context
-def bench(ctx: click.Context, validators: int, accounts: int, duration: float, rate: str, batch: int, clients: int,
-          lanes: int, chunk: int | None, warmup: float | None, txs: int | None, baseline_trades: int, keep: bool,
-          account_history: bool, profile: Path | None, json_out: Path | None) -> None:
+def bench(
+    ctx: click.Context,
+    validators: int,
+    accounts: int,
+    duration: float,
+    rate: str,
+    batch: int,
+    clients: int,
+    lanes: int,
+    chunk: int | None,
+    warmup: float | None,
+    txs: int | None,
+    baseline_trades: int,
+    keep: bool,
+    account_history: bool,
+    profile: Path | None,
+    json_out: Path | None,
+) -> None:
     """Benchmarks that print figures (see docs/BENCHMARKS.md).
 
     Without a subcommand: start a fresh local network of validator processes, drive signed trade
@@ -132,9 +200,20 @@ def bench(ctx: click.Context, validators: int, accounts: int, duration: float, r
         else:  # paced: enough requests in flight to keep the rate with 1.5 s commit latency
             lanes = max(4, min(512, math.ceil(per_s * 1.5 / chunk / clients)))
     figures = run_bench(
-        validators=validators, accounts=accounts, duration=duration, rate=per_s, batch=batch, clients=clients,
-        lanes=lanes, chunk=chunk, warmup=min(duration / 5, 10) if warmup is None else warmup,
-        txs=txs, baseline_trades=baseline_trades, keep=keep, profile=profile, account_history=account_history,
+        validators=validators,
+        accounts=accounts,
+        duration=duration,
+        rate=per_s,
+        batch=batch,
+        clients=clients,
+        lanes=lanes,
+        chunk=chunk,
+        warmup=min(duration / 5, 10) if warmup is None else warmup,
+        txs=txs,
+        baseline_trades=baseline_trades,
+        keep=keep,
+        profile=profile,
+        account_history=account_history,
     )
     if json_out:
         json_out.write_text(json.dumps(figures, indent=2) + "\n")
@@ -148,24 +227,50 @@ def bench(ctx: click.Context, validators: int, accounts: int, duration: float, r
 @click.option("--tree-sizes", default="10000,100000,1000000", show_default=True)
 @click.option("--store", type=click.Choice(["leveldb", "memory"]), default="leveldb", show_default=True)
 @click.option("--json-out", type=click.Path(path_type=Path), default=None)
-def bench_executor(txs: int, batches: int, batch_size: int, account_count: int, tree_sizes: str, store: str, json_out: Path | None) -> None:
+def bench_executor(
+    txs: int,
+    batches: int,
+    batch_size: int,
+    account_count: int,
+    tree_sizes: str,
+    store: str,
+    json_out: Path | None,
+) -> None:
     """Single-process executor throughput and state-tree updates/s."""
     from cli.bench_executor import run_bench
 
-    figures = run_bench(txs, batches, batch_size, account_count, [int(s) for s in tree_sizes.split(",") if s], store)
+    figures = run_bench(
+        txs, batches, batch_size, account_count, [int(s) for s in tree_sizes.split(",") if s], store
+    )
     if json_out:
         json_out.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 @bench.command("audit")
-@click.option("--txs", type=click.IntRange(0), default=100_000, show_default=True, help="Signed single-trade txs in the history.")
+@click.option(
+    "--txs",
+    type=click.IntRange(0),
+    default=100_000,
+    show_default=True,
+    help="Signed single-trade txs in the history.",
+)
 @click.option("--block-txs", type=click.IntRange(1, 5000), default=2_000, show_default=True)
-@click.option("--batches", type=click.IntRange(0), default=0, show_default=True, help="settle_batch txs, one per block.")
+@click.option(
+    "--batches", type=click.IntRange(0), default=0, show_default=True, help="settle_batch txs, one per block."
+)
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
 @click.option("--accounts", "account_count", type=click.IntRange(2), default=10_000, show_default=True)
 @click.option("--profile", is_flag=True, help="Print a cProfile of the audit.")
 @click.option("--json-out", type=click.Path(path_type=Path), default=None)
-def bench_audit(txs: int, block_txs: int, batches: int, batch_size: int, account_count: int, profile: bool, json_out: Path | None) -> None:
+def bench_audit(
+    txs: int,
+    block_txs: int,
+    batches: int,
+    batch_size: int,
+    account_count: int,
+    profile: bool,
+    json_out: Path | None,
+) -> None:
     """Audit speed: blocks/s, txs/s and trades/s re-verified and re-executed by one process."""
     from cli.bench_audit import run_bench
 
@@ -176,12 +281,20 @@ def bench_audit(txs: int, block_txs: int, batches: int, batch_size: int, account
 
 @bench.command("network")
 @click.option("--validators", type=click.IntRange(1, 16), default=4, show_default=True)
-@click.option("--seconds", type=click.FloatRange(1, 600), default=10, show_default=True, help="Per block-rate measurement.")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(1, 600),
+    default=10,
+    show_default=True,
+    help="Per block-rate measurement.",
+)
 @click.option("--latency-txs", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--trades", type=click.IntRange(1), default=5000, show_default=True)
 @click.option("--batch", type=click.IntRange(1, 1000), default=500, show_default=True)
 @click.option("--json-out", type=click.Path(path_type=Path), default=None)
-def bench_network(validators: int, seconds: float, latency_txs: int, trades: int, batch: int, json_out: Path | None) -> None:
+def bench_network(
+    validators: int, seconds: float, latency_txs: int, trades: int, batch: int, json_out: Path | None
+) -> None:
     """Empty-block rate, commit latency and throughput of a local multi-process network."""
     from cli.bench_network import run_bench
 
@@ -192,19 +305,59 @@ def bench_network(validators: int, seconds: float, latency_txs: int, trades: int
 
 @main.command()
 @click.option("--validators", type=click.IntRange(1, 256), default=4, show_default=True)
-@click.option("--byzantine", type=click.IntRange(0, 85), default=0, show_default=True, help="The last F validators.")
-@click.option("--mode", type=click.Choice(["equivocate", "silent", "invalid", "forge"]), default="equivocate", show_default=True)
-@click.option("--drop", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="Loss probability.")
-@click.option("--dup", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Duplication probability.")
+@click.option(
+    "--byzantine", type=click.IntRange(0, 85), default=0, show_default=True, help="The last F validators."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["equivocate", "silent", "invalid", "forge"]),
+    default="equivocate",
+    show_default=True,
+)
+@click.option(
+    "--drop",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Loss probability.",
+)
+@click.option(
+    "--dup", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Duplication probability."
+)
 @click.option("--delay", default="5-50", show_default=True, help="Per-message delay range, MIN-MAX ms.")
-@click.option("--partition", "partitions", multiple=True, help='"0,1|2,3@1000-5000": groups cut off from each other from 1000 to 5000 ms.')
-@click.option("--crash", "crashes", multiple=True, help='"2@1000-4000[:before-send]": node 2 down from 1000 to 4000 ms.')
+@click.option(
+    "--partition",
+    "partitions",
+    multiple=True,
+    help='"0,1|2,3@1000-5000": groups cut off from each other from 1000 to 5000 ms.',
+)
+@click.option(
+    "--crash", "crashes", multiple=True, help='"2@1000-4000[:before-send]": node 2 down from 1000 to 4000 ms.'
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--heights", type=click.IntRange(1, 1_000_000), default=10, show_default=True, help="Target height.")
-@click.option("--time-max-ms", type=click.IntRange(1), default=600_000, show_default=True, help="Virtual time limit.")
+@click.option(
+    "--heights", type=click.IntRange(1, 1_000_000), default=10, show_default=True, help="Target height."
+)
+@click.option(
+    "--time-max-ms", type=click.IntRange(1), default=600_000, show_default=True, help="Virtual time limit."
+)
 @click.option("--real-crypto", is_flag=True, help="Ed25519 dev keys instead of fast simulated signatures.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
-def sim(validators: int, byzantine: int, mode: str, drop: float, dup: float, delay: str, partitions: tuple[str, ...], crashes: tuple[str, ...], seed: int, heights: int, time_max_ms: int, real_crypto: bool, as_json: bool) -> None:
+def sim(
+    validators: int,
+    byzantine: int,
+    mode: str,
+    drop: float,
+    dup: float,
+    delay: str,
+    partitions: tuple[str, ...],
+    crashes: tuple[str, ...],
+    seed: int,
+    heights: int,
+    time_max_ms: int,
+    real_crypto: bool,
+    as_json: bool,
+) -> None:
     """Deterministic network simulation of consensus under seeded faults (node/simnet.py).
 
     Exits 1 on a safety violation or if an honest node missed the target height."""
@@ -228,18 +381,34 @@ def sim(validators: int, byzantine: int, mode: str, drop: float, dup: float, del
     else:
         slow = sum(1 for n in r.rounds_by_height.values() if n > 1)
         accused = sorted({e[0] for e in r.evidence})
-        click.echo(f"sim: {validators} validators, {byzantine} byzantine ({mode}), seed {seed}, {'Ed25519' if real_crypto else 'sim crypto'}")
+        click.echo(
+            f"sim: {validators} validators, {byzantine} byzantine ({mode}), seed {seed}, {'Ed25519' if real_crypto else 'sim crypto'}"
+        )
         per_node = f"; per node {r.heights}" if validators <= 16 else ""
-        click.echo(f"heights committed: honest min {r.honest_height_min}, max {r.honest_height_max}{per_node}")
-        click.echo(f"rounds used: max {max(r.rounds_by_height.values(), default=0)}; {slow} of {len(r.rounds_by_height)} heights needed more than one")
-        click.echo(f"messages: sent {r.sent}, delivered {r.delivered}, dropped {r.dropped}; crashes {r.crashes}; heights from block sync {r.synced}")
-        click.echo(f"evidence: {len(r.evidence)} equivocations" + (f" by validators {accused}" if accused else ""))
-        click.echo(f"safety violations: {len(r.safety_violations)}; signer conflicts: {len(r.signer_conflicts)}; signer refusals: {r.signer_refusals}")
+        click.echo(
+            f"heights committed: honest min {r.honest_height_min}, max {r.honest_height_max}{per_node}"
+        )
+        click.echo(
+            f"rounds used: max {max(r.rounds_by_height.values(), default=0)}; {slow} of {len(r.rounds_by_height)} heights needed more than one"
+        )
+        click.echo(
+            f"messages: sent {r.sent}, delivered {r.delivered}, dropped {r.dropped}; crashes {r.crashes}; heights from block sync {r.synced}"
+        )
+        click.echo(
+            f"evidence: {len(r.evidence)} equivocations" + (f" by validators {accused}" if accused else "")
+        )
+        click.echo(
+            f"safety violations: {len(r.safety_violations)}; signer conflicts: {len(r.signer_conflicts)}; signer refusals: {r.signer_refusals}"
+        )
         for line in r.safety_violations[:10] + r.signer_conflicts[:10]:
             click.echo(f"  {line}")
-        click.echo(f"virtual time {r.time_ms} ms, {r.events} events, wall {r.wall_s:.2f} s: {r.heights_per_wall_s:.1f} heights per wall-clock second")
+        click.echo(
+            f"virtual time {r.time_ms} ms, {r.events} events, wall {r.wall_s:.2f} s: {r.heights_per_wall_s:.1f} heights per wall-clock second"
+        )
         click.echo(f"trace hash: {r.trace_hash}")
-        click.echo(f"target {heights} heights: {'reached' if r.reached_target else 'NOT reached'} by every honest node")
+        click.echo(
+            f"target {heights} heights: {'reached' if r.reached_target else 'NOT reached'} by every honest node"
+        )
     if failed:
         sys.exit(1)
 
@@ -250,13 +419,33 @@ def net() -> None:
 
 
 @net.command("init")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path(".devnet/net"), show_default=True)
+@click.option(
+    "--dir", "directory", type=click.Path(path_type=Path), default=Path(".devnet/net"), show_default=True
+)
 @click.option("--validators", type=click.IntRange(1, 100), default=4, show_default=True)
-@click.option("--observers", type=click.IntRange(0, 16), default=0, show_default=True, help="Non-voting nodes that replicate and verify.")
-@click.option("--base-port", type=click.IntRange(0, 65535), default=26600, show_default=True, help="Node i listens on base+2i (p2p) and base+2i+1 (API); 0 picks free ports.")
+@click.option(
+    "--observers",
+    type=click.IntRange(0, 16),
+    default=0,
+    show_default=True,
+    help="Non-voting nodes that replicate and verify.",
+)
+@click.option(
+    "--base-port",
+    type=click.IntRange(0, 65535),
+    default=26600,
+    show_default=True,
+    help="Node i listens on base+2i (p2p) and base+2i+1 (API); 0 picks free ports.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing network in --dir.")
-@click.option("--fresh-keys", is_flag=True, help="New random keys for every validator and participant (default: INSECURE dev keys).")
-def net_init(directory: Path, validators: int, observers: int, base_port: int, force: bool, fresh_keys: bool) -> None:
+@click.option(
+    "--fresh-keys",
+    is_flag=True,
+    help="New random keys for every validator and participant (default: INSECURE dev keys).",
+)
+def net_init(
+    directory: Path, validators: int, observers: int, base_port: int, force: bool, fresh_keys: bool
+) -> None:
     """Write a local network: genesis, one home per node, participant keys."""
     from cli.net import init_network
 
@@ -268,12 +457,20 @@ def net_init(directory: Path, validators: int, observers: int, base_port: int, f
     click.echo(f"start a node: clearchain node run --home {directory / network['nodes'][0]['home']}")
 
 
-NET_DIR_OPTION = click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path(".devnet/net"), show_default=True)
+NET_DIR_OPTION = click.option(
+    "--dir", "directory", type=click.Path(path_type=Path), default=Path(".devnet/net"), show_default=True
+)
 
 
 @net.command("up")
 @NET_DIR_OPTION
-@click.option("--timeout", type=click.FloatRange(1, 600), default=60, show_default=True, help="Seconds to wait for the first block.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 600),
+    default=60,
+    show_default=True,
+    help="Seconds to wait for the first block.",
+)
 def net_up(directory: Path, timeout: float) -> None:
     """Start every node in the background; return once the chain commits (initialises the
     default network first if --dir holds none)."""
@@ -299,11 +496,15 @@ def net_status(directory: Path, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     show = lambda v: "-" if v is None else str(v)  # noqa: E731
-    click.echo(f"{'node':<11}{'role':<10}{'pid':>8}{'height':>8}{'round':>6}{'peers':>6}{'last block':>12}{'mempool':>9}  api")
+    click.echo(
+        f"{'node':<11}{'role':<10}{'pid':>8}{'height':>8}{'round':>6}{'peers':>6}{'last block':>12}{'mempool':>9}  api"
+    )
     for r in rows:
         age = "-" if r["last_block_age_ms"] is None else f"{r['last_block_age_ms'] / 1000:.1f} s"
         state = show(r["pid"]) if r["pid"] else "down"
-        click.echo(f"{r['node']:<11}{r['role']:<10}{state:>8}{show(r['height']):>8}{show(r['round']):>6}{show(r['peers']):>6}{age:>12}{show(r['mempool_txs']):>9}  {r['api']}")
+        click.echo(
+            f"{r['node']:<11}{r['role']:<10}{state:>8}{show(r['height']):>8}{show(r['round']):>6}{show(r['peers']):>6}{age:>12}{show(r['mempool_txs']):>9}  {r['api']}"
+        )
 
 
 @net.command("logs")
@@ -357,7 +558,13 @@ def net_reset(directory: Path) -> None:
 
 @main.command()
 @NET_DIR_OPTION
-@click.option("--scenario", "scenario_name", default=None, metavar="NAME", help="Run one contract's scenario instead (netting, swap, oracle, breaker, margin, bonds, governance, corporate, fund; or all).")
+@click.option(
+    "--scenario",
+    "scenario_name",
+    default=None,
+    metavar="NAME",
+    help="Run one contract's scenario instead (netting, swap, oracle, breaker, margin, bonds, governance, corporate, fund; or all).",
+)
 def demo(directory: Path, scenario_name: str | None) -> None:
     """Tell the clearing story on the local network (started first if it is not up)."""
     from cli.demo import run_demo, run_demo_scenario

@@ -137,7 +137,9 @@ def init_network(
             consensus=consensus or ConsensusSection(),
         )
         (home / "config.toml").write_text(render(cfg))
-        nodes.append({"name": name, "role": role, "home": name, "p2p": p2p[i], "rpc": rpc[i], "node_key": key.key_id})
+        nodes.append(
+            {"name": name, "role": role, "home": name, "p2p": p2p[i], "rpc": rpc[i], "node_key": key.key_id}
+        )
     keydir = directory / "keys"
     keydir.mkdir()
     for _, _, key_names in devnet.participants(validators).values():
@@ -152,4 +154,6 @@ def load_network(directory: Path) -> dict[str, Any]:
     try:
         return json.loads((directory / NETWORK_FILE).read_text())  # type: ignore[no-any-return]
     except FileNotFoundError as exc:
-        raise NetworkError("network_missing", f"no {NETWORK_FILE} in {directory}; run `clearchain net init`") from exc
+        raise NetworkError(
+            "network_missing", f"no {NETWORK_FILE} in {directory}; run `clearchain net init`"
+        ) from exc

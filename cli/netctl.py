@@ -73,13 +73,19 @@ def up(directory: Path, echo: Any, timeout: float = UP_TIMEOUT_S) -> list[NodePr
     while True:
         for proc in procs:
             if proc.proc is not None and proc.proc.poll() is not None:
-                raise NetworkError("node_failed", f"{proc.name} exited with status {proc.proc.returncode}:\n{proc.log_tail(15)}")
+                raise NetworkError(
+                    "node_failed",
+                    f"{proc.name} exited with status {proc.proc.returncode}:\n{proc.log_tail(15)}",
+                )
         heights = [p.height() for p in procs]
         if min(heights) >= 1:
             return procs
         if time.monotonic() > deadline:
             slow = [p.name for p, h in zip(procs, heights, strict=True) if h < 1]
-            raise NetworkError("network_not_ready", f"no block after {timeout:.0f} s on {', '.join(slow)}; see their node.log")
+            raise NetworkError(
+                "network_not_ready",
+                f"no block after {timeout:.0f} s on {', '.join(slow)}; see their node.log",
+            )
         time.sleep(0.2)
 
 

@@ -55,17 +55,31 @@ def run_scenario(home: Path, genesis_path: Path, reset: bool, echo: Any = click.
     signer = Signer(genesis.chain_id)
     _resume_nonces(ledger, signer)
     watched = ["A-C001", "B-C001", "A-C002"]
-    echo(f"Chain {genesis.chain_id}: genesis {ledger.genesis_block().hash().hex()[:16]}..., "
-         f"{len(keys)} validators (INSECURE dev keys)\n")
+    echo(
+        f"Chain {genesis.chain_id}: genesis {ledger.genesis_block().hash().hex()[:16]}..., "
+        f"{len(keys)} validators (INSECURE dev keys)\n"
+    )
     echo("Balances before:")
     _show_balances(ledger, watched, echo)
 
-    deposit = signer.tx("custodian", "custody", "deposit", ["A-C001", "USD", 250_000_00, f"wire-{ledger.head.height + 1}"])
+    deposit = signer.tx(
+        "custodian", "custody", "deposit", ["A-C001", "USD", 250_000_00, f"wire-{ledger.head.height + 1}"]
+    )
     _show_block(*producer.produce([deposit]), echo, "custodian attests a USD 250,000.00 deposit")
 
     singles = [
-        signer.tx("xchg-alpha", "settlement", "settle", [f"T{ledger.head.height}-1", "A-C001", "B-C001", "ACME", 500, 182_50]),
-        signer.tx("xchg-alpha", "settlement", "settle", [f"T{ledger.head.height}-2", "B-C002", "A-C002", "GLOBEX", 100, 41_10]),
+        signer.tx(
+            "xchg-alpha",
+            "settlement",
+            "settle",
+            [f"T{ledger.head.height}-1", "A-C001", "B-C001", "ACME", 500, 182_50],
+        ),
+        signer.tx(
+            "xchg-alpha",
+            "settlement",
+            "settle",
+            [f"T{ledger.head.height}-2", "B-C002", "A-C002", "GLOBEX", 100, 41_10],
+        ),
     ]
     _show_block(*producer.produce(singles), echo, "two trades, settled one by one (DvP)")
 
@@ -89,7 +103,9 @@ def run_scenario(home: Path, genesis_path: Path, reset: bool, echo: Any = click.
     echo(f"Head block {head.height}: {head.hash().hex()}")
     echo(f"  state_root {head.state_root.hex()}")
     echo(f"  tx_root    {head.tx_root.hex()}")
-    echo(f"  signed by {len(cert.signatures)} of {len(ledger.validators.validators)} validators at round {cert.round}")
+    echo(
+        f"  signed by {len(cert.signatures)} of {len(ledger.validators.validators)} validators at round {cert.round}"
+    )
     echo(f"\nLedger written to {home / 'db'} (LevelDB). Run again to extend it, or with --reset.")
     store.close()
     return ledger
@@ -122,11 +138,15 @@ def _show_receipt(receipt: Receipt, echo: Any) -> None:
         if name == "trade_settled":
             qty = format_amount(f["quantity"], _DECIMALS[f["instrument"]])
             cash = format_amount(f["consideration"], _DECIMALS["USD"])
-            echo(f"  settled {f['trade_id']}: {f['buyer']} buys {qty} {f['instrument']} from {f['seller']} for USD {cash}")
+            echo(
+                f"  settled {f['trade_id']}: {f['buyer']} buys {qty} {f['instrument']} from {f['seller']} for USD {cash}"
+            )
         elif name == "trade_failed":
             echo(f"  FAILED  {f['trade_id']}: {f['code']}: {f['message']}")
         elif name == "deposited":
-            echo(f"  deposit {f['asset']} {format_amount(f['amount'], _DECIMALS[f['asset']])} into {f['account']} (ref {f['reference']})")
+            echo(
+                f"  deposit {f['asset']} {format_amount(f['amount'], _DECIMALS[f['asset']])} into {f['account']} (ref {f['reference']})"
+            )
         elif name == "batch_settled":
             echo(f"  batch: {f['settled']} settled, {f['failed']} failed")
 

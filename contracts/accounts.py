@@ -117,7 +117,7 @@ def holders(ctx: Context, asset: str, after: str | None, limit: int) -> list[tup
     out: list[tuple[str, int, int]] = []
     start = b"" if after is None else after.encode() + b"\x00"
     for key, _ in ctx.state.iterate(prefix, start):
-        account = key[len(prefix):].decode()
+        account = key[len(prefix) :].decode()
         available, locked = balance(ctx, account, asset)
         out.append((account, available, locked))
         if len(out) >= limit:
@@ -216,14 +216,18 @@ class Accounts(Contract):
     @method(("id", Id()))
     def suspend(self, ctx: Context, account: str) -> None:
         record = self._owned_or_admin(ctx, account)
-        ctx.require(record.status == ACTIVE, f"account_{record.status}", f"account {account} is {record.status}")
+        ctx.require(
+            record.status == ACTIVE, f"account_{record.status}", f"account {account} is {record.status}"
+        )
         ctx.put("acct/" + account, record._replace(status=SUSPENDED))
         ctx.emit("account_suspended", id=account, by=ctx.sender)
 
     @method(("id", Id()))
     def reinstate(self, ctx: Context, account: str) -> None:
         record = self._owned_or_admin(ctx, account)
-        ctx.require(record.status == SUSPENDED, f"account_{record.status}", f"account {account} is {record.status}")
+        ctx.require(
+            record.status == SUSPENDED, f"account_{record.status}", f"account {account} is {record.status}"
+        )
         ctx.put("acct/" + account, record._replace(status=ACTIVE))
         ctx.emit("account_reinstated", id=account, by=ctx.sender)
 
@@ -231,7 +235,11 @@ class Accounts(Contract):
     def close(self, ctx: Context, account: str) -> None:
         record = self._owned_or_admin(ctx, account)
         ctx.require(record.status != CLOSED, "account_closed", f"account {account} is closed")
-        ctx.require(record.assets_held == 0, "account_not_empty", f"account {account} holds {record.assets_held} assets")
+        ctx.require(
+            record.assets_held == 0,
+            "account_not_empty",
+            f"account {account} holds {record.assets_held} assets",
+        )
         ctx.put("acct/" + account, record._replace(status=CLOSED))
         ctx.emit("account_closed", id=account, by=ctx.sender)
 

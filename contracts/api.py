@@ -38,7 +38,9 @@ class Context:
 
     __slots__ = ("state", "env", "sender", "contract", "_prefix", "_events", "_views")
 
-    def __init__(self, state: BlockState, env: CallEnv, sender: str, contract: str, events: list[Event] | None = None) -> None:
+    def __init__(
+        self, state: BlockState, env: CallEnv, sender: str, contract: str, events: list[Event] | None = None
+    ) -> None:
         self.state = state
         self.env = env
         self.sender = sender
@@ -115,7 +117,9 @@ class Context:
         if not condition:
             raise ContractError(code, message)
 
-    def schedule(self, name: str, payload: Any, *, at_height: int | None = None, at_time_ms: int | None = None) -> int:
+    def schedule(
+        self, name: str, payload: Any, *, at_height: int | None = None, at_time_ms: int | None = None
+    ) -> int:
         """Run this contract's task ``name`` with ``payload`` at the end of a later block."""
         if at_height is not None and at_height <= self.height:
             raise ContractError("bad_schedule", f"height {at_height} is not after {self.height}")
@@ -246,7 +250,9 @@ class Registry:
     def tasks(self) -> list[tuple[str, str]]:
         return sorted(self._tasks)
 
-    def read_view(self, state: BlockState, env: CallEnv, contract: str, name: str, query: dict[str, str]) -> Any:
+    def read_view(
+        self, state: BlockState, env: CallEnv, contract: str, name: str, query: dict[str, str]
+    ) -> Any:
         """Answer a view over ``state`` (committed state, read-only by convention: the caller
         never writes ``state`` back). Raises ContractError ``unknown_view`` or the view's code."""
         fn = self._views.get((contract, name))
@@ -293,7 +299,9 @@ class Registry:
                 f"{contract}.{method_name} takes {len(spec.params)} arguments "
                 f"({', '.join(n for n, _ in spec.params)}), got {len(args)}",
             )
-        checked = tuple(schema.check(value, name) for (name, schema), value in zip(spec.params, args, strict=True))
+        checked = tuple(
+            schema.check(value, name) for (name, schema), value in zip(spec.params, args, strict=True)
+        )
         return PreparedCall(target, spec, checked)
 
     def call(self, state: BlockState, env: CallEnv, sender: str, prepared: PreparedCall) -> list[Event]:

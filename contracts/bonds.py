@@ -170,7 +170,7 @@ def _active_ids(view_: Context, participant: str) -> list[int]:
     prefix = f"active/{participant}/"
     out = []
     for key, _ in view_.iterate(prefix):
-        out.append(int(key[len(prefix):]))
+        out.append(int(key[len(prefix) :]))
         if len(out) >= ACTIVE_BONDS_MAX:
             break
     return out
@@ -219,7 +219,9 @@ def slash(ctx: Context, participant: str, reason: str, ref: str) -> int:
     view_.put("finding/" + _n(seq), [participant, reason, ref, ctx.height, total])
     view_.put(f"finding_by/{participant}/{_n(seq)}", 1)
     view_.put(seen, seq)
-    view_.emit("finding_recorded", finding=seq, participant=participant, reason=reason, ref=ref, slashed=total)
+    view_.emit(
+        "finding_recorded", finding=seq, participant=participant, reason=reason, ref=ref, slashed=total
+    )
     return total
 
 
@@ -272,7 +274,9 @@ def _bind_consensus_keys(ctx: Context) -> list[str]:
     in_set = _validator_keys(ctx)
     keys = [k for k in _policy_keys(ctx, ctx.sender) if k in in_set]
     if not keys:
-        raise ContractError("not_in_validator_set", f"no key of {ctx.sender}'s policy is in the validator set")
+        raise ContractError(
+            "not_in_validator_set", f"no key of {ctx.sender}'s policy is in the validator set"
+        )
     for k in keys:
         bound = ctx.get("validator/" + k.hex())
         if bound is not None and bound != ctx.sender:
@@ -312,14 +316,14 @@ def _page(view_: Context, prefix: str, query: dict[str, str]) -> tuple[list[int]
     for key, _ in view_.iterate(prefix, _n(after) + "\x00" if after else ""):
         if len(out) >= limit:
             return out, out[-1]
-        out.append(int(key[len(prefix):]))
+        out.append(int(key[len(prefix) :]))
     return out, None
 
 
 def _totals(view_: Context, prefix: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for key, value in view_.iterate(prefix):
-        out[key[len(prefix):]] = int(value)
+        out[key[len(prefix) :]] = int(value)
         if len(out) >= ASSETS_READ_MAX:
             break
     return out
@@ -329,12 +333,19 @@ class Bonds(Contract):
     name = NAME
     PARAMS = PARAMS
 
-    @method(("account", Id()), ("asset", Id()), ("amount", Int(1, AMOUNT_MAX)), ("term_blocks", Optional(Int(1, HEIGHT_MAX))))
+    @method(
+        ("account", Id()),
+        ("asset", Id()),
+        ("amount", Int(1, AMOUNT_MAX)),
+        ("term_blocks", Optional(Int(1, HEIGHT_MAX))),
+    )
     def post(self, ctx: Context, account: str, asset: str, amount: int, term_blocks: int | None) -> None:
         """A bonding participant posts ``amount`` of cash from its account for a term."""
         roles = [r for r in BONDING_ROLES if has_role(ctx, ctx.sender, r)]
         if not roles:
-            raise ContractError("not_bondable", f"{ctx.sender} holds none of the roles {', '.join(BONDING_ROLES)}")
+            raise ContractError(
+                "not_bondable", f"{ctx.sender} holds none of the roles {', '.join(BONDING_ROLES)}"
+            )
         record = accounts.require_active(ctx, account)
         ctx.require(record.owner == ctx.sender, "not_account_owner", f"{ctx.sender} does not own {account}")
         ins = get_instrument(ctx, asset)
@@ -342,49 +353,81 @@ class Bonds(Contract):
             raise ContractError("unknown_instrument", f"no instrument {asset}")
         ctx.require(ins.kind == "cash", "bond_not_cash", f"a bond is posted in cash; {asset} is {ins.kind}")
         minimum = max(get(ctx, NAME, f"min_bond_{r}") for r in roles)
-        ctx.require(amount >= minimum, "bond_below_minimum", f"a {'/'.join(roles)} bond is at least {minimum}, got {amount}")
+        ctx.require(
+            amount >= minimum,
+            "bond_below_minimum",
+            f"a {'/'.join(roles)} bond is at least {minimum}, got {amount}",
+        )
         term = term_blocks if term_blocks is not None else get(ctx, NAME, "term_default_blocks")
         low, high = get(ctx, NAME, "term_min_blocks"), get(ctx, NAME, "term_max_blocks")
         ctx.require(low <= term <= high, "bad_term", f"term {term} blocks must be {low}..{high}")
         active = _active_ids(ctx, ctx.sender)
-        ctx.require(len(active) < ACTIVE_BONDS_MAX, "too_many_bonds", f"{ctx.sender} has {len(active)} active bonds")
+        ctx.require(
+            len(active) < ACTIVE_BONDS_MAX, "too_many_bonds", f"{ctx.sender} has {len(active)} active bonds"
+        )
         keys = _bind_consensus_keys(ctx) if "validator" in roles else []
         available = accounts.balance(ctx, account, asset)[0]
-        ctx.require(available >= amount, "insufficient_funds", f"{account} has {available} {asset} available, bonds {amount}")
+        ctx.require(
+            available >= amount,
+            "insufficient_funds",
+            f"{account} has {available} {asset} available, bonds {amount}",
+        )
         # Every check passed: now write.
         _ensure_system(ctx, POOL)
         accounts.move(ctx, account, POOL, asset, amount, "insufficient_funds")
         bond_id = (ctx.get("seq") or 0) + 1
         ctx.put("seq", bond_id)
         term_end = ctx.height + term
-        ctx.put("bond/" + _n(bond_id), [ctx.sender, account, asset, amount, 0, ctx.height, term_end, ACTIVE, keys])
+        ctx.put(
+            "bond/" + _n(bond_id), [ctx.sender, account, asset, amount, 0, ctx.height, term_end, ACTIVE, keys]
+        )
         ctx.put(f"by/{ctx.sender}/{_n(bond_id)}", 1)
         ctx.put(f"active/{ctx.sender}/{_n(bond_id)}", 1)
         for k in keys:
             ctx.put("validator/" + k, ctx.sender)
         ctx.schedule("return_bond", bond_id, at_height=term_end)
-        ctx.emit("bond_posted", bond=bond_id, participant=ctx.sender, account=account, asset=asset, amount=amount, term_end_height=term_end)
+        ctx.emit(
+            "bond_posted",
+            bond=bond_id,
+            participant=ctx.sender,
+            account=account,
+            asset=asset,
+            amount=amount,
+            term_end_height=term_end,
+        )
 
     @method(("vote_a", VOTE), ("vote_b", VOTE))
     def submit_evidence(self, ctx: Context, vote_a: tuple[Any, ...], vote_b: tuple[Any, ...]) -> None:
         """Any participant proves a validator's equivocation; the validator's bonds are slashed."""
         pubkey, height, round_, vote_type = vote_a[:4]
         if tuple(vote_b[:4]) != (pubkey, height, round_, vote_type):
-            raise ContractError("not_conflicting", "the votes differ in validator, height, round or vote type")
+            raise ContractError(
+                "not_conflicting", "the votes differ in validator, height, round or vote type"
+            )
         if vote_a[4] == vote_b[4]:
             raise ContractError("not_conflicting", "both votes are for the same block hash")
         age = get(ctx, NAME, "evidence_max_age_blocks")
-        ctx.require(height + age >= ctx.height, "evidence_too_old", f"votes at height {height} are older than {age} blocks")
+        ctx.require(
+            height + age >= ctx.height,
+            "evidence_too_old",
+            f"votes at height {height} are older than {age} blocks",
+        )
         for v in (vote_a, vote_b):
             signed = vote_sign_bytes(ctx.chain_id, vote_type, height, round_, v[4])
             if not verify_signature(pubkey, v[5], signed):
-                raise ContractError("bad_evidence_signature", f"a vote is not signed by {pubkey.hex()[:16]}...")
+                raise ContractError(
+                    "bad_evidence_signature", f"a vote is not signed by {pubkey.hex()[:16]}..."
+                )
         key = evidence_key(pubkey, height, round_, vote_type)
         known = ctx.get(key)
-        ctx.require(known is None, "evidence_known", f"this double vote was recorded at height {known and known[2]}")
+        ctx.require(
+            known is None, "evidence_known", f"this double vote was recorded at height {known and known[2]}"
+        )
         participant = validator_participant(ctx, pubkey)
         if participant is None:
-            raise ContractError("unknown_validator", f"no participant holds validator key {pubkey.hex()[:16]}...")
+            raise ContractError(
+                "unknown_validator", f"no participant holds validator key {pubkey.hex()[:16]}..."
+            )
         hashes = sorted((vote_a[4], vote_b[4]))
         ctx.put(key, [participant, ctx.sender, ctx.height, hashes[0], hashes[1]])
         ctx.emit(
@@ -406,7 +449,15 @@ class Bonds(Contract):
         bond[7] = RETURNED if remaining else FORFEITED
         ctx.put("bond/" + _n(bond_id), bond)
         ctx.delete(f"active/{participant}/{_n(bond_id)}")
-        ctx.emit("bond_returned", bond=bond_id, participant=participant, account=account, asset=asset, returned=remaining, slashed=slashed)
+        ctx.emit(
+            "bond_returned",
+            bond=bond_id,
+            participant=participant,
+            account=account,
+            asset=asset,
+            returned=remaining,
+            slashed=slashed,
+        )
 
     # --- views ------------------------------------------------------------------------------------
     @view
@@ -445,7 +496,16 @@ class Bonds(Contract):
         items = []
         for seq in seqs:
             p, reason, ref, height, slashed = ctx.get("finding/" + _n(seq))
-            items.append({"finding": seq, "participant": p, "reason": reason, "ref": ref, "height": height, "slashed": slashed})
+            items.append(
+                {
+                    "finding": seq,
+                    "participant": p,
+                    "reason": reason,
+                    "ref": ref,
+                    "height": height,
+                    "slashed": slashed,
+                }
+            )
         return {"participant": participant, "findings": items, "next": cursor}
 
     @view
@@ -480,7 +540,7 @@ class Bonds(Contract):
         prefix = f"evidence/{text}/"
         items = []
         for key, (participant, submitter, at, hash_a, hash_b) in ctx.iterate(prefix):
-            height, round_, vote_type = (int(x) for x in key[len(prefix):].split("/"))
+            height, round_, vote_type = (int(x) for x in key[len(prefix) :].split("/"))
             items.append({
                 "height": height, "round": round_, "vote_type": vote_type, "participant": participant,
                 "submitter": submitter, "recorded_height": at, "block_hashes": [hash_a.hex(), hash_b.hex()],

@@ -220,7 +220,18 @@ def _announce(ctx: Context, action: Action) -> int:
     return action_id
 
 
-def _new_action(ctx: Context, kind: str, iid: str, ins: InstrumentRecord, payer: str, record_height: int, rate: int, num: int, den: int, funded: int) -> Action:
+def _new_action(
+    ctx: Context,
+    kind: str,
+    iid: str,
+    ins: InstrumentRecord,
+    payer: str,
+    record_height: int,
+    rate: int,
+    num: int,
+    den: int,
+    funded: int,
+) -> Action:
     assert ins.currency is not None
     return Action(
         kind, iid, ctx.sender, payer, ins.currency, ins.decimals, record_height, rate, num, den,
@@ -280,7 +291,14 @@ def _finish(ctx: Context, action_id: int, a: Action, status: str, code: str = ""
     if a.halted:
         set_status(ctx, a.instrument, ACTIVE, HALT_REASON)
     ctx.delete("open/" + a.instrument)
-    return a._replace(status=status, returned=a.returned + a.locked, locked=0, halted=False, done_height=ctx.height, code=code)
+    return a._replace(
+        status=status,
+        returned=a.returned + a.locked,
+        locked=0,
+        halted=False,
+        done_height=ctx.height,
+        code=code,
+    )
 
 
 # --- payment, page by page --------------------------------------------------------------------
@@ -315,7 +333,7 @@ def _pay_page(ctx: Context, action_id: int, a: Action, limit: int) -> tuple[Acti
             more = True
             break
         seen += 1
-        account, e = key[len(prefix):], Entitlement(*value)
+        account, e = key[len(prefix) :], Entitlement(*value)
         a = a._replace(cursor=account)
         if e.status != RECORDED:
             continue  # treasury shares: nothing to pay
@@ -397,7 +415,9 @@ def entitlement_json(action_id: int, account: str, e: Entitlement) -> dict[str, 
     return {"id": action_id, "account": account, **e._asdict()}
 
 
-def _query_int(query: dict[str, str], name: str, default: int | None = None, low: int = 0, high: int = HEIGHT_MAX) -> int:
+def _query_int(
+    query: dict[str, str], name: str, default: int | None = None, low: int = 0, high: int = HEIGHT_MAX
+) -> int:
     text = query.get(name)
     if text is None and default is not None:
         return default
@@ -422,7 +442,12 @@ class CorporateActions(Contract):
     name = NAME
     PARAMS = PARAMS
 
-    @method(("instrument", Id()), ("amount", Int(1, PRICE_MAX)), ("record_height", Int(1, HEIGHT_MAX)), ("payer", Id()))
+    @method(
+        ("instrument", Id()),
+        ("amount", Int(1, PRICE_MAX)),
+        ("record_height", Int(1, HEIGHT_MAX)),
+        ("payer", Id()),
+    )
     def announce_dividend(self, ctx: Context, iid: str, amount: int, record_height: int, payer: str) -> None:
         """The issuer announces ``amount`` (minor units of cash per whole unit) to the holders
         of record at ``record_height``; the payer account locks the bound on the supply."""
@@ -430,19 +455,27 @@ class CorporateActions(Contract):
         _require_record_height(ctx, record_height)
         _require_payer(ctx, payer)
         funded = compute_dividend(custody.supply(ctx, iid), amount, ins.decimals)
-        ctx.require(funded <= AMOUNT_MAX, "amount_overflow", f"the dividend on the supply exceeds {AMOUNT_MAX}")
+        ctx.require(
+            funded <= AMOUNT_MAX, "amount_overflow", f"the dividend on the supply exceeds {AMOUNT_MAX}"
+        )
         _announce(ctx, _new_action(ctx, DIVIDEND, iid, ins, payer, record_height, amount, 1, 1, funded))
 
     @method(
         ("instrument", Id()), ("num", Int(1, RATIO_TERM_MAX)), ("den", Int(1, RATIO_TERM_MAX)),
         ("record_height", Int(1, HEIGHT_MAX)), ("reference_price", Int(0, PRICE_MAX)), ("payer", Id()),
     )  # fmt: skip
-    def announce_split(self, ctx: Context, iid: str, num: int, den: int, record_height: int, reference_price: int, payer: str) -> None:
+    def announce_split(
+        self, ctx: Context, iid: str, num: int, den: int, record_height: int, reference_price: int, payer: str
+    ) -> None:
         """The issuer announces a ``num:den`` split for the holders of record at
         ``record_height``; fractions are paid in cash at ``reference_price`` by ``payer``."""
         ins = _require_issuer(ctx, iid)
         ctx.require(num != den, "bad_ratio", f"a {num}:{den} split changes nothing")
-        ctx.require(den == 1 or reference_price > 0, "reference_price_required", f"a {num}:{den} split leaves fractions: give a reference price")
+        ctx.require(
+            den == 1 or reference_price > 0,
+            "reference_price_required",
+            f"a {num}:{den} split leaves fractions: give a reference price",
+        )
         _require_record_height(ctx, record_height)
         _require_payer(ctx, payer)
         _announce(ctx, _new_action(ctx, SPLIT, iid, ins, payer, record_height, reference_price, num, den, 0))
@@ -471,7 +504,14 @@ class CorporateActions(Contract):
         except ContractError as exc:
             ctx.rollback_to(mark, events)
             after = _finish(ctx, action_id, a, FAILED, exc.code)
-            ctx.emit("corporate_action_failed", id=action_id, instrument=a.instrument, code=exc.code, message=exc.message, returned=after.returned)
+            ctx.emit(
+                "corporate_action_failed",
+                id=action_id,
+                instrument=a.instrument,
+                code=exc.code,
+                message=exc.message,
+                returned=after.returned,
+            )
         _save(ctx, action_id, after)
         if after.status in (RECORDING, PAYING):
             ctx.schedule("take_record", action_id, at_height=ctx.height + 1)
@@ -489,7 +529,7 @@ class CorporateActions(Contract):
         limit = _query_int(query, "limit", 50, 1, VIEW_LIMIT_MAX)
         out = []
         for key, value in ctx.iterate("action/", _id_key(after + 1)):
-            out.append(action_json(int(key[len("action/"):]), Action(*value)))
+            out.append(action_json(int(key[len("action/") :]), Action(*value)))
             if len(out) == limit:
                 break
         return {"actions": out, "next": out[-1]["id"] if len(out) == limit else None}
@@ -501,14 +541,16 @@ class CorporateActions(Contract):
         if "account" in query:
             e = get_entitlement(ctx, action_id, query["account"])
             if e is None:
-                raise ContractError("not_found", f"{query['account']} has no entitlement in action {action_id}")
+                raise ContractError(
+                    "not_found", f"{query['account']} has no entitlement in action {action_id}"
+                )
             return entitlement_json(action_id, query["account"], e)
         limit = _query_int(query, "limit", 100, 1, VIEW_LIMIT_MAX)
         prefix = f"ent/{_id_key(action_id)}/"
         start = query["after"] + "\x00" if query.get("after") else ""
         out = []
         for key, value in ctx.iterate(prefix, start):
-            out.append(entitlement_json(action_id, key[len(prefix):], Entitlement(*value)))
+            out.append(entitlement_json(action_id, key[len(prefix) :], Entitlement(*value)))
             if len(out) == limit:
                 break
         return {"entitlements": out, "next": out[-1]["account"] if len(out) == limit else None}
@@ -524,11 +566,18 @@ class CorporateActions(Contract):
         prefix = f"held/{account}/"
         out = []
         for key, _ in ctx.iterate(prefix, _id_key(after + 1)):
-            action_id = int(key[len(prefix):])
+            action_id = int(key[len(prefix) :])
             e = get_entitlement(ctx, action_id, account)
             a = get_action(ctx, action_id)
             assert e is not None and a is not None
-            out.append({**entitlement_json(action_id, account, e), "kind": a.kind, "instrument": a.instrument, "action_status": a.status})
+            out.append(
+                {
+                    **entitlement_json(action_id, account, e),
+                    "kind": a.kind,
+                    "instrument": a.instrument,
+                    "action_status": a.status,
+                }
+            )
             if len(out) == limit:
                 break
         return {"account": account, "entitlements": out, "next": out[-1]["id"] if len(out) == limit else None}

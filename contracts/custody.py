@@ -84,11 +84,22 @@ class Custody(Contract):
         require_role(ctx, "custodian")
         ctx.require(get_instrument(ctx, asset) is not None, "unknown_instrument", f"no instrument {asset}")
         accounts.require_active(ctx, account)
-        ctx.require(ctx.get("deposit/" + reference) is None, "duplicate_deposit", f"deposit {reference} was already attested")
+        ctx.require(
+            ctx.get("deposit/" + reference) is None,
+            "duplicate_deposit",
+            f"deposit {reference} was already attested",
+        )
         accounts.credit(ctx, account, asset, amount)
         _change_supply(ctx, asset, amount)
         ctx.put("deposit/" + reference, [account, asset, amount, ctx.height])
-        ctx.emit("deposited", account=account, asset=asset, amount=amount, reference=reference, custodian=ctx.sender)
+        ctx.emit(
+            "deposited",
+            account=account,
+            asset=asset,
+            amount=amount,
+            reference=reference,
+            custodian=ctx.sender,
+        )
 
     @method(("asset", Id()), ("amount", Int(0, AMOUNT_MAX)), ("reference", Id()))
     def attest_reserves(self, ctx: Context, asset: str, amount: int, reference: str) -> None:

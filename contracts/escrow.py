@@ -109,7 +109,9 @@ def _require_escrow(ctx: Context, escrow_id: str) -> EscrowRecord:
     if record is None:
         raise ContractError("unknown_escrow", f"no escrow {escrow_id}")
     if record.status != LOCKED:
-        raise ContractError("escrow_closed", f"escrow {escrow_id} was {record.status} at height {record.closed_height}")
+        raise ContractError(
+            "escrow_closed", f"escrow {escrow_id} was {record.status} at height {record.closed_height}"
+        )
     return record
 
 
@@ -117,7 +119,9 @@ def _put(ctx: Context, escrow_id: str, record: EscrowRecord) -> None:
     ctx.view(NAME).put("esc/" + escrow_id, list(record))
 
 
-def _check_lock(ctx: Context, escrow_id: str, source: str, target: str, asset: str, timeout_height: int) -> None:
+def _check_lock(
+    ctx: Context, escrow_id: str, source: str, target: str, asset: str, timeout_height: int
+) -> None:
     """Every check of a lock, before any write."""
     if get_escrow(ctx, escrow_id) is not None:
         raise ContractError("escrow_exists", f"escrow {escrow_id} exists")
@@ -135,7 +139,9 @@ def _check_lock(ctx: Context, escrow_id: str, source: str, target: str, asset: s
     low = ctx.height + params.get(ctx, NAME, "timeout_blocks_min")
     high = ctx.height + params.get(ctx, NAME, "timeout_blocks_max")
     if not low <= timeout_height <= high:
-        raise ContractError("bad_timeout", f"timeout {timeout_height} must be {low}..{high} at height {ctx.height}")
+        raise ContractError(
+            "bad_timeout", f"timeout {timeout_height} must be {low}..{high} at height {ctx.height}"
+        )
 
 
 def _refund(ctx: Context, escrow_id: str, record: EscrowRecord, by: str) -> None:
@@ -184,7 +190,7 @@ def _page(ctx: Context, prefix: str, query: dict[str, str]) -> dict[str, Any]:
     start = "" if not after else after + "\x00"
     out: list[dict[str, Any]] = []
     for key, _ in ctx.iterate(prefix, start):
-        escrow_id = key[len(prefix):]
+        escrow_id = key[len(prefix) :]
         record = get_escrow(ctx, escrow_id)
         assert record is not None, f"index names unknown escrow {escrow_id}"
         out.append(_escrow_json(escrow_id, record))
@@ -221,7 +227,19 @@ class Escrow(Contract):
         ``hashlock`` until ``timeout_height``; a task refunds it then if nobody claimed it."""
         _check_lock(ctx, escrow_id, source, target, asset, timeout_height)
         accounts.lock(ctx, source, asset, amount, "insufficient_balance")
-        record = EscrowRecord(source, target, asset, amount, hashlock, timeout_height, LOCKED, ctx.sender, ctx.height, None, None)
+        record = EscrowRecord(
+            source,
+            target,
+            asset,
+            amount,
+            hashlock,
+            timeout_height,
+            LOCKED,
+            ctx.sender,
+            ctx.height,
+            None,
+            None,
+        )
         _put(ctx, escrow_id, record)
         ctx.put(f"acct/{source}/{escrow_id}", 1)
         ctx.put(f"acct/{target}/{escrow_id}", 1)
@@ -246,9 +264,13 @@ class Escrow(Contract):
         holds), not closed."""
         record = _require_escrow(ctx, escrow_id)
         if ctx.height >= record.timeout_height:
-            raise ContractError("escrow_expired", f"escrow {escrow_id} timed out at height {record.timeout_height}")
+            raise ContractError(
+                "escrow_expired", f"escrow {escrow_id} timed out at height {record.timeout_height}"
+            )
         if compute_hashlock(preimage) != record.hashlock:
-            raise ContractError("bad_preimage", f"sha256 of the preimage is not escrow {escrow_id}'s hash lock")
+            raise ContractError(
+                "bad_preimage", f"sha256 of the preimage is not escrow {escrow_id}'s hash lock"
+            )
         target = accounts.get_account(ctx, record.to_account)
         assert target is not None, f"escrow {escrow_id} names unknown account {record.to_account}"
         if target.status == accounts.CLOSED:
@@ -276,7 +298,9 @@ class Escrow(Contract):
         if source.owner != ctx.sender:
             raise ContractError("not_account_owner", f"{ctx.sender} does not own {record.from_account}")
         if ctx.height < record.timeout_height:
-            raise ContractError("escrow_not_expired", f"escrow {escrow_id} times out at height {record.timeout_height}")
+            raise ContractError(
+                "escrow_not_expired", f"escrow {escrow_id} times out at height {record.timeout_height}"
+            )
         _refund(ctx, escrow_id, record, ctx.sender)
 
     @task

@@ -81,7 +81,9 @@ STATUSES = (OPEN, EXECUTED, EXPIRED, WITHDRAWN)
 PARAMS = {
     "approvals_required": Param(1, 1, 16, "admin approvals that execute a proposal (M of the N admins)"),
     "proposal_ttl_blocks": Param(3_600, 1, 1_000_000, "blocks a proposal stays open for approvals"),
-    "upgrade_notice_blocks": Param(10, 1, 1_000_000, "least blocks between executing a code upgrade and its activation"),
+    "upgrade_notice_blocks": Param(
+        10, 1, 1_000_000, "least blocks between executing a code upgrade and its activation"
+    ),
 }
 
 _KEY = Bytes(PUBKEY_BYTES)
@@ -92,7 +94,9 @@ ACTIONS: dict[str, Record] = {
     "add_validator": Record((("pub_key", _KEY), ("power", Int(1, POWER_MAX)), ("name", Text(64)))),
     "remove_validator": Record((("pub_key", _KEY),)),
     "set_power": Record((("pub_key", _KEY), ("power", Int(1, POWER_MAX)))),
-    "upgrade_code": Record((("contract", Id()), ("code_hash", Bytes(32)), ("activation_height", Int(1, 2**63 - 1)))),
+    "upgrade_code": Record(
+        (("contract", Id()), ("code_hash", Bytes(32)), ("activation_height", Int(1, 2**63 - 1)))
+    ),
     "cancel_upgrade": Record((("contract", Id()),)),
 }
 VALIDATOR_ACTIONS = ("add_validator", "remove_validator", "set_power")
@@ -104,7 +108,9 @@ class ActionSchema:
 
     def check(self, value: Any, path: str) -> tuple[Any, ...]:
         if type(value) is not list or not value or type(value[0]) is not str or value[0] not in ACTIONS:
-            raise InvalidTransaction("bad_arguments", f"{path}: expected [action, ...] with action one of {', '.join(ACTIONS)}")
+            raise InvalidTransaction(
+                "bad_arguments", f"{path}: expected [action, ...] with action one of {', '.join(ACTIONS)}"
+            )
         return (value[0], *ACTIONS[value[0]].check(value[1:], f"{path}.{value[0]}"))
 
 
@@ -189,7 +195,9 @@ def _check_param(ctx: Context, contract: str, name: str, value: int) -> None:
     if found is None:
         raise ContractError("unknown_param", f"{contract} declares no parameter {name}")
     if not found[0] <= value <= found[1]:
-        raise ContractError("param_out_of_bounds", f"{contract}.{name} must be {found[0]}..{found[1]}, got {value}")
+        raise ContractError(
+            "param_out_of_bounds", f"{contract}.{name} must be {found[0]}..{found[1]}, got {value}"
+        )
 
 
 def _next_validator_set(ctx: Context, change: list[Any]) -> tuple[int, bool]:
@@ -198,7 +206,9 @@ def _next_validator_set(ctx: Context, change: list[Any]) -> tuple[int, bool]:
     due = ctx.height + 1
     pending = _pending_changes(ctx)
     if len(pending) >= PENDING_CHANGES_MAX:
-        raise ContractError("too_many_pending_changes", f"{PENDING_CHANGES_MAX} validator changes are waiting already")
+        raise ContractError(
+            "too_many_pending_changes", f"{PENDING_CHANGES_MAX} validator changes are waiting already"
+        )
     before = get_validators(ctx)
     for d, _, c in pending:
         if d < due:
@@ -276,7 +286,13 @@ def _execute(ctx: Context, pid: int, action: tuple[Any, ...]) -> str:
         contract, code_hash, activation = args
         ctx.put("upgrade/" + contract, [code_hash, activation, pid])
         ctx.schedule("activate_code", [contract, code_hash, pid], at_height=activation)
-        ctx.emit("code_upgrade_scheduled", proposal=pid, contract=contract, code_hash=code_hash, activation_height=activation)
+        ctx.emit(
+            "code_upgrade_scheduled",
+            proposal=pid,
+            contract=contract,
+            code_hash=code_hash,
+            activation_height=activation,
+        )
         return f"{contract} -> {code_hash.hex()} at height {activation}"
     ctx.delete("upgrade/" + args[0])
     ctx.emit("code_upgrade_cancelled", proposal=pid, contract=args[0])
@@ -289,7 +305,9 @@ def _schedule_validator_change(ctx: Context, pid: int, change: list[Any]) -> str
     if first:
         ctx.schedule("apply_validators", due, at_height=due)
     op, key, power, _ = change
-    ctx.emit("validator_change_scheduled", proposal=pid, op=op, pub_key=key, power=power, effective_height=due + 1)
+    ctx.emit(
+        "validator_change_scheduled", proposal=pid, op=op, pub_key=key, power=power, effective_height=due + 1
+    )
     return f"{op} {key.hex()[:16]} power {power}, signs from height {due + 1}"
 
 
@@ -415,8 +433,16 @@ class Governance(Contract):
             return
         ctx.state.put(VALIDATORS_KEY, _to_wire(validators))
         total = sum(p for p, _ in validators.values())
-        _add_history(ctx, "validators_updated", pids[-1], f"{len(validators)} validators, total power {total}")
-        ctx.emit("validators_updated", proposals=pids, validators=len(validators), total_power=total, signs_from=ctx.height + 1)
+        _add_history(
+            ctx, "validators_updated", pids[-1], f"{len(validators)} validators, total power {total}"
+        )
+        ctx.emit(
+            "validators_updated",
+            proposals=pids,
+            validators=len(validators),
+            total_power=total,
+            signs_from=ctx.height + 1,
+        )
 
     @task
     def activate_code(self, ctx: Context, payload: list[Any]) -> None:
@@ -426,7 +452,9 @@ class Governance(Contract):
             return  # cancelled (or replaced after a cancel)
         ctx.delete("upgrade/" + contract)
         ctx.state.put(CODE_PREFIX + contract.encode(), code_hash)
-        _add_history(ctx, "code_activated", pid, f"{contract} runs {code_hash.hex()} after height {ctx.height}")
+        _add_history(
+            ctx, "code_activated", pid, f"{contract} runs {code_hash.hex()} after height {ctx.height}"
+        )
         ctx.emit("code_activated", proposal=pid, contract=contract, code_hash=code_hash)
 
     # --- views --------------------------------------------------------------------------------
@@ -462,7 +490,15 @@ class Governance(Contract):
         limit = _query_int(query, "limit", PAGE_MAX, 1, PAGE_MAX)
         entries = []
         for key, (height, kind, pid, text) in ctx.iterate("history/", f"{after + 1:012d}"):
-            entries.append({"seq": int(key.rsplit("/", 1)[1]), "height": height, "kind": kind, "proposal": pid, "text": text})
+            entries.append(
+                {
+                    "seq": int(key.rsplit("/", 1)[1]),
+                    "height": height,
+                    "kind": kind,
+                    "proposal": pid,
+                    "text": text,
+                }
+            )
             if len(entries) >= limit:
                 break
         return {"history": entries, "next": entries[-1]["seq"] if len(entries) >= limit else None}
@@ -487,10 +523,15 @@ class Governance(Contract):
         """The code the chain pins now, and the upgrades scheduled."""
         pins = {}
         for key, digest in ctx.state.iterate(CODE_PREFIX):
-            pins[key[len(CODE_PREFIX):].decode()] = digest.hex()
+            pins[key[len(CODE_PREFIX) :].decode()] = digest.hex()
             assert len(pins) <= PAGE_MAX, "one pin per contract"
         pending = [
-            {"contract": c[len("upgrade/"):], "code_hash": r[0].hex(), "activation_height": r[1], "proposal": r[2]}
+            {
+                "contract": c[len("upgrade/") :],
+                "code_hash": r[0].hex(),
+                "activation_height": r[1],
+                "proposal": r[2],
+            }
             for c, r in ctx.iterate("upgrade/")
         ]
         return {"pins": pins, "pending": pending}

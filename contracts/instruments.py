@@ -83,7 +83,12 @@ class Instruments(Contract):
         for ins in genesis.instruments:
             ctx.put(ins.id, [ins.kind, ins.decimals, ins.currency, ACTIVE])
 
-    @method(("id", Id()), ("kind", OneOf(INSTRUMENT_KINDS)), ("decimals", Int(0, DECIMALS_MAX)), ("currency", Optional(Id())))
+    @method(
+        ("id", Id()),
+        ("kind", OneOf(INSTRUMENT_KINDS)),
+        ("decimals", Int(0, DECIMALS_MAX)),
+        ("currency", Optional(Id())),
+    )
     def list_instrument(self, ctx: Context, iid: str, kind: str, decimals: int, currency: str | None) -> None:
         require_role(ctx, "admin")
         ctx.require(ctx.get(iid) is None, "instrument_exists", f"{iid} is already listed")
@@ -91,7 +96,11 @@ class Instruments(Contract):
             ctx.require(currency is None, "bad_currency", "a cash instrument has no currency")
         else:
             cash = get_instrument(ctx, currency) if currency else None
-            ctx.require(cash is not None and cash.kind == "cash", "bad_currency", f"{currency!r} is not a cash instrument")
+            ctx.require(
+                cash is not None and cash.kind == "cash",
+                "bad_currency",
+                f"{currency!r} is not a cash instrument",
+            )
         ctx.put(iid, [kind, decimals, currency, ACTIVE])
         ctx.emit("instrument_listed", id=iid, kind=kind, decimals=decimals)
 

@@ -118,7 +118,9 @@ SWEEP_EVENTS_BUDGET = CALL_EVENTS_MAX // 2  # a sweep block starts no new check 
 _AMOUNT = Int(1, AMOUNT_MAX)
 
 PARAMS = {
-    "initial_margin_bps": Param(1_500, 1, BPS, "initial margin on a position's value, unless set per instrument"),
+    "initial_margin_bps": Param(
+        1_500, 1, BPS, "initial margin on a position's value, unless set per instrument"
+    ),
     "maintenance_margin_bps": Param(1_000, 1, BPS, "maintenance margin (capped at the initial rate)"),
     "margin_call_blocks": Param(10, 1, 1_000_000, "blocks a member has to meet a margin call"),
     "sweep_blocks": Param(10, 1, 1_000_000, "blocks between two sweeps of the members with positions"),
@@ -202,7 +204,7 @@ def positions(ctx: Context, member: str) -> list[Position]:
     limit = PARAMS["positions_max"].max  # the bound agreed, not today's value: read them all
     out = []
     for key, (quantity, entry) in ctx.view(NAME).iterate(prefix):
-        out.append(Position(key[len(prefix):], quantity, entry))
+        out.append(Position(key[len(prefix) :], quantity, entry))
         if len(out) >= limit:
             break
     return out
@@ -215,7 +217,7 @@ def collateral(ctx: Context, member: str) -> dict[str, int]:
     limit = PARAMS["collateral_assets_max"].max
     out: dict[str, int] = {}
     for key, amount in ctx.view(NAME).iterate(prefix):
-        out[key[len(prefix):]] = amount
+        out[key[len(prefix) :]] = amount
         if len(out) >= limit:
             break
     return out
@@ -346,7 +348,13 @@ def _ensure_sweep(ctx: Context) -> None:
 
 def _clear_call(ctx: Context, member: str, call: list[Any], a: Assessment) -> None:
     ctx.delete("call/" + member)
-    ctx.emit("margin_call_met", member=member, call_id=call[0], collateral=cap(a.collateral), initial=cap(a.initial))
+    ctx.emit(
+        "margin_call_met",
+        member=member,
+        call_id=call[0],
+        collateral=cap(a.collateral),
+        initial=cap(a.initial),
+    )
 
 
 def _open_call(ctx: Context, member: str, a: Assessment) -> None:
@@ -400,11 +408,22 @@ def _close_out(ctx: Context, member: str, default_id: int) -> tuple[int, list[li
         lines.append([pos.instrument, pos.quantity, pos.entry_price, price, cap(pnl)])
     for pos, line in zip(held, lines, strict=True):
         _delete_position(ctx, member, pos.instrument)
-        ctx.emit("position_liquidated", default_id=default_id, member=member, instrument=pos.instrument, quantity=pos.quantity, entry_price=pos.entry_price, price=line[3], pnl=line[4])
+        ctx.emit(
+            "position_liquidated",
+            default_id=default_id,
+            member=member,
+            instrument=pos.instrument,
+            quantity=pos.quantity,
+            entry_price=pos.entry_price,
+            price=line[3],
+            pnl=line[4],
+        )
     return total, lines
 
 
-def _take_collateral(ctx: Context, member: str, default_id: int, remaining: int) -> tuple[int, list[list[Any]]]:
+def _take_collateral(
+    ctx: Context, member: str, default_id: int, remaining: int
+) -> tuple[int, list[list[Any]]]:
     """Layer 1: the defaulter's collateral, cash first then securities by asset id, moved whole
     to the default account. Returns (value credited, [[asset, amount, value]])."""
     currency = margin_currency(ctx)
@@ -423,7 +442,14 @@ def _take_collateral(ctx: Context, member: str, default_id: int, remaining: int)
         credit = min(value, remaining - credited)
         credited += credit
         taken.append([asset, amount, credit])
-        ctx.emit("collateral_liquidated", default_id=default_id, member=member, asset=asset, amount=amount, value=credit)
+        ctx.emit(
+            "collateral_liquidated",
+            default_id=default_id,
+            member=member,
+            asset=asset,
+            amount=amount,
+            value=credit,
+        )
     return credited, taken
 
 
@@ -441,13 +467,15 @@ def _units_for(ctx: Context, asset: str, held: int, target: int, is_cash: bool) 
     return amount, compute_haircut_value(amount, price, cut, ins.decimals)
 
 
-def _charge_survivors(ctx: Context, defaulter: str, default_id: int, remaining: int) -> tuple[int, list[list[Any]]]:
+def _charge_survivors(
+    ctx: Context, defaulter: str, default_id: int, remaining: int
+) -> tuple[int, list[list[Any]]]:
     """Layer 4: the surviving contributors' guarantee fund, pro rata (largest remainder)."""
     limit = PARAMS["contributors_max"].max
     shares: list[tuple[str, int]] = []
     for key, amount in ctx.iterate("gf/"):
-        if key[len("gf/"):] != defaulter:
-            shares.append((key[len("gf/"):], int(amount)))
+        if key[len("gf/") :] != defaulter:
+            shares.append((key[len("gf/") :], int(amount)))
         if len(shares) >= limit:
             break
     pool = sum(w for _, w in shares)
@@ -460,8 +488,21 @@ def _charge_survivors(ctx: Context, defaulter: str, default_id: int, remaining: 
             continue
         _set_contribution(ctx, member, held - share)
         charges.append([member, share])
-        ctx.emit("guarantee_fund_charged", default_id=default_id, member=member, amount=share, contribution=held - share)
-    accounts.move(ctx, GUARANTEE_FUND_ACCOUNT, DEFAULTS_ACCOUNT, margin_currency(ctx), total, "insufficient_guarantee_fund")
+        ctx.emit(
+            "guarantee_fund_charged",
+            default_id=default_id,
+            member=member,
+            amount=share,
+            contribution=held - share,
+        )
+    accounts.move(
+        ctx,
+        GUARANTEE_FUND_ACCOUNT,
+        DEFAULTS_ACCOUNT,
+        margin_currency(ctx),
+        total,
+        "insufficient_guarantee_fund",
+    )
     return total, charges
 
 
@@ -482,24 +523,45 @@ def default_member(ctx: Context, member: str, call_id: int) -> int:
         nonlocal remaining
         remaining -= amount
         layers.append([layer, amount])
-        view_.emit("waterfall_step", default_id=default_id, member=member, layer=layer, amount=amount, remaining=remaining)
+        view_.emit(
+            "waterfall_step",
+            default_id=default_id,
+            member=member,
+            layer=layer,
+            amount=amount,
+            remaining=remaining,
+        )
 
     covered, taken = _take_collateral(view_, member, default_id, remaining)
     step(LAYERS[0], covered)
     own = min(contribution(view_, member), remaining)
     if own:
-        accounts.move(view_, GUARANTEE_FUND_ACCOUNT, DEFAULTS_ACCOUNT, currency, own, "insufficient_guarantee_fund")
+        accounts.move(
+            view_, GUARANTEE_FUND_ACCOUNT, DEFAULTS_ACCOUNT, currency, own, "insufficient_guarantee_fund"
+        )
         _set_contribution(view_, member, contribution(view_, member) - own)
     step(LAYERS[1], own)
     insurance = min(accounts.balance(view_, INSURANCE_ACCOUNT, currency)[0], remaining)
     if insurance:
-        accounts.move(view_, INSURANCE_ACCOUNT, DEFAULTS_ACCOUNT, currency, insurance, "insufficient_insurance")
+        accounts.move(
+            view_, INSURANCE_ACCOUNT, DEFAULTS_ACCOUNT, currency, insurance, "insufficient_insurance"
+        )
     step(LAYERS[2], insurance)
     mutual, charges = _charge_survivors(view_, member, default_id, remaining)
     step(LAYERS[3], mutual)
     view_.delete("call/" + member)
-    view_.put(f"default/{default_id:020d}", [member, ctx.height, call_id, loss, cap(pnl), closed, taken, layers, charges, remaining])
-    view_.emit("member_defaulted", default_id=default_id, member=member, call_id=call_id, loss=loss, uncovered=remaining)
+    view_.put(
+        f"default/{default_id:020d}",
+        [member, ctx.height, call_id, loss, cap(pnl), closed, taken, layers, charges, remaining],
+    )
+    view_.emit(
+        "member_defaulted",
+        default_id=default_id,
+        member=member,
+        call_id=call_id,
+        loss=loss,
+        uncovered=remaining,
+    )
     return default_id
 
 
@@ -550,7 +612,14 @@ class Margin(Contract):
         accounts.open_system(ctx, COLLATERAL_ACCOUNT)
         accounts.move(ctx, account, COLLATERAL_ACCOUNT, asset, amount, "insufficient_balance")
         _add_collateral(ctx, ctx.sender, asset, amount)
-        ctx.emit("collateral_posted", member=ctx.sender, account=account, asset=asset, amount=amount, collateral=int(ctx.get(f"coll/{ctx.sender}/{asset}")))
+        ctx.emit(
+            "collateral_posted",
+            member=ctx.sender,
+            account=account,
+            asset=asset,
+            amount=amount,
+            collateral=int(ctx.get(f"coll/{ctx.sender}/{asset}")),
+        )
         call = open_call(ctx, ctx.sender)
         if call is not None:
             try:
@@ -569,13 +638,28 @@ class Margin(Contract):
         ctx.require(call is None, "margin_call_open", f"{ctx.sender} has margin call {call and call[0]} open")
         posted = collateral(ctx, ctx.sender)
         held = posted.get(asset, 0)
-        ctx.require(held >= amount, "insufficient_collateral", f"{ctx.sender} posts {held} {asset}, withdraws {amount}")
+        ctx.require(
+            held >= amount,
+            "insufficient_collateral",
+            f"{ctx.sender} posts {held} {asset}, withdraws {amount}",
+        )
         posted[asset] = held - amount
         a = assess(ctx, positions(ctx, ctx.sender), posted)
-        ctx.require(a.collateral >= a.initial, "insufficient_margin", f"collateral would be {a.collateral}, initial margin is {a.initial}")
+        ctx.require(
+            a.collateral >= a.initial,
+            "insufficient_margin",
+            f"collateral would be {a.collateral}, initial margin is {a.initial}",
+        )
         accounts.move(ctx, COLLATERAL_ACCOUNT, account, asset, amount, "insufficient_collateral")
         _add_collateral(ctx, ctx.sender, asset, -amount)
-        ctx.emit("collateral_withdrawn", member=ctx.sender, account=account, asset=asset, amount=amount, collateral=held - amount)
+        ctx.emit(
+            "collateral_withdrawn",
+            member=ctx.sender,
+            account=account,
+            asset=asset,
+            amount=amount,
+            collateral=held - amount,
+        )
 
     @method(("account", Id()), ("amount", _AMOUNT))
     def contribute(self, ctx: Context, account: str, amount: int) -> None:
@@ -587,7 +671,13 @@ class Margin(Contract):
         _set_contribution(ctx, ctx.sender, total)
         accounts.open_system(ctx, GUARANTEE_FUND_ACCOUNT)
         accounts.move(ctx, account, GUARANTEE_FUND_ACCOUNT, currency, amount, "insufficient_balance")
-        ctx.emit("guarantee_fund_contributed", member=ctx.sender, account=account, amount=amount, contribution=total)
+        ctx.emit(
+            "guarantee_fund_contributed",
+            member=ctx.sender,
+            account=account,
+            amount=amount,
+            contribution=total,
+        )
 
     @method(("account", Id()), ("amount", _AMOUNT))
     def fund_insurance(self, ctx: Context, account: str, amount: int) -> None:
@@ -596,10 +686,20 @@ class Margin(Contract):
         currency = margin_currency(ctx)
         accounts.open_system(ctx, INSURANCE_ACCOUNT)
         accounts.move(ctx, account, INSURANCE_ACCOUNT, currency, amount, "insufficient_balance")
-        ctx.emit("insurance_funded", account=account, amount=amount, balance=accounts.balance(ctx, INSURANCE_ACCOUNT, currency)[0])
+        ctx.emit(
+            "insurance_funded",
+            account=account,
+            amount=amount,
+            balance=accounts.balance(ctx, INSURANCE_ACCOUNT, currency)[0],
+        )
 
     # --- positions ----------------------------------------------------------------------------
-    @method(("member", Id()), ("instrument", Id()), ("quantity", Int(-QUANTITY_MAX, QUANTITY_MAX)), ("price", Int(1, PRICE_MAX)))
+    @method(
+        ("member", Id()),
+        ("instrument", Id()),
+        ("quantity", Int(-QUANTITY_MAX, QUANTITY_MAX)),
+        ("price", Int(1, PRICE_MAX)),
+    )
     def open_position(self, ctx: Context, member: str, iid: str, quantity: int, price: int) -> None:
         """The exchange records a cleared trade: ``quantity`` (signed; + long) of ``iid`` at
         ``price`` added to the member's position. The member must then meet initial margin."""
@@ -609,26 +709,58 @@ class Margin(Contract):
         currency = margin_currency(ctx)
         ins = _instrument(ctx, iid)
         ctx.require(ins.currency is not None, "instrument_is_cash", f"{iid} is cash")
-        ctx.require(ins.currency == currency, "wrong_currency", f"{iid} settles in {ins.currency}, margin is in {currency}")
+        ctx.require(
+            ins.currency == currency,
+            "wrong_currency",
+            f"{iid} settles in {ins.currency}, margin is in {currency}",
+        )
         ctx.require(ins.status == INSTRUMENT_ACTIVE, "instrument_halted", f"{iid} is {ins.status}")
         held = positions(ctx, member)
         old = next((p for p in held if p.instrument == iid), None)
         if old is None:
-            ctx.require(len(held) < get(ctx, NAME, "positions_max"), "too_many_positions", f"{member} has {len(held)} positions")
+            ctx.require(
+                len(held) < get(ctx, NAME, "positions_max"),
+                "too_many_positions",
+                f"{member} has {len(held)} positions",
+            )
             new = Position(iid, quantity, price)
         else:
-            ctx.require((old.quantity > 0) == (quantity > 0), "opposite_direction", f"{member} holds {old.quantity} {iid}; close it first")
+            ctx.require(
+                (old.quantity > 0) == (quantity > 0),
+                "opposite_direction",
+                f"{member} holds {old.quantity} {iid}; close it first",
+            )
             new = Position(iid, old.quantity + quantity, compute_entry_price(old, quantity, price))
-        ctx.require(abs(new.quantity) <= QUANTITY_MAX, "amount_overflow", f"position in {iid} would exceed {QUANTITY_MAX}")
-        ctx.require(consideration(abs(new.quantity), new.entry_price, ins.decimals) <= AMOUNT_MAX, "amount_overflow", f"position in {iid} is worth more than {AMOUNT_MAX}")
+        ctx.require(
+            abs(new.quantity) <= QUANTITY_MAX,
+            "amount_overflow",
+            f"position in {iid} would exceed {QUANTITY_MAX}",
+        )
+        ctx.require(
+            consideration(abs(new.quantity), new.entry_price, ins.decimals) <= AMOUNT_MAX,
+            "amount_overflow",
+            f"position in {iid} is worth more than {AMOUNT_MAX}",
+        )
         after = [p for p in held if p.instrument != iid] + [new]
         a = assess(ctx, after, collateral(ctx, member))
-        ctx.require(a.collateral >= a.initial, "insufficient_margin", f"{member} has collateral {a.collateral}, initial margin would be {a.initial}")
+        ctx.require(
+            a.collateral >= a.initial,
+            "insufficient_margin",
+            f"{member} has collateral {a.collateral}, initial margin would be {a.initial}",
+        )
         ctx.put(f"pos/{member}/{iid}", [new.quantity, new.entry_price])
         if old is None:
             ctx.put("open/" + member, int(ctx.get("open/" + member) or 0) + 1)
         _ensure_sweep(ctx)
-        ctx.emit("position_opened", member=member, instrument=iid, quantity=quantity, price=price, position=new.quantity, entry_price=new.entry_price)
+        ctx.emit(
+            "position_opened",
+            member=member,
+            instrument=iid,
+            quantity=quantity,
+            price=price,
+            position=new.quantity,
+            entry_price=new.entry_price,
+        )
         call = open_call(ctx, member)
         if call is not None:
             _clear_call(ctx, member, call, a)
@@ -664,7 +796,7 @@ class Margin(Contract):
         limit = get(ctx, NAME, "sweep_members_max")
         page = []
         for key, _ in ctx.iterate("open/", cursor + "\x00" if cursor else ""):
-            page.append(key[len("open/"):])
+            page.append(key[len("open/") :])
             if len(page) > limit:
                 break
         todo = page[:limit]
@@ -693,7 +825,11 @@ class Margin(Contract):
         require_role(ctx, "admin")
         ins = _instrument(ctx, iid)
         ctx.require(ins.currency is not None, "instrument_is_cash", f"{iid} is cash")
-        ctx.require(maintenance_bps <= initial_bps, "bad_rates", f"maintenance {maintenance_bps} exceeds initial {initial_bps}")
+        ctx.require(
+            maintenance_bps <= initial_bps,
+            "bad_rates",
+            f"maintenance {maintenance_bps} exceeds initial {initial_bps}",
+        )
         ctx.put("rate/" + iid, [initial_bps, maintenance_bps])
         ctx.emit("margin_rates_set", instrument=iid, initial_bps=initial_bps, maintenance_bps=maintenance_bps)
 
@@ -703,8 +839,16 @@ class Margin(Contract):
         require_role(ctx, "admin")
         currency = margin_currency(ctx)
         ins = _instrument(ctx, asset)
-        ctx.require(ins.currency is not None, "cash_haircut_fixed", f"{asset} is cash: the margin currency counts at face value")
-        ctx.require(ins.currency == currency, "wrong_currency", f"{asset} settles in {ins.currency}, margin is in {currency}")
+        ctx.require(
+            ins.currency is not None,
+            "cash_haircut_fixed",
+            f"{asset} is cash: the margin currency counts at face value",
+        )
+        ctx.require(
+            ins.currency == currency,
+            "wrong_currency",
+            f"{asset} settles in {ins.currency}, margin is in {currency}",
+        )
         ctx.put("haircut/" + asset, haircut_bps)
         ctx.emit("haircut_set", asset=asset, haircut_bps=haircut_bps)
 
@@ -732,7 +876,16 @@ class Margin(Contract):
             im_bps, mm_bps = margin_rates(ctx, pos.instrument)
             if price is None:
                 missing.append(pos.instrument)
-            lines.append({"instrument": pos.instrument, "quantity": pos.quantity, "entry_price": pos.entry_price, "price": price, "initial_bps": im_bps, "maintenance_bps": mm_bps})
+            lines.append(
+                {
+                    "instrument": pos.instrument,
+                    "quantity": pos.quantity,
+                    "entry_price": pos.entry_price,
+                    "price": price,
+                    "initial_bps": im_bps,
+                    "maintenance_bps": mm_bps,
+                }
+            )
         a = None if missing else assess(ctx, held, posted)
         call = open_call(ctx, member)
         return {
@@ -762,7 +915,7 @@ class Margin(Contract):
         limit = max(1, min(LIST_LIMIT_MAX, _query_int(query, "limit", 20)))
         out = []
         for key, record in ctx.iterate("default/", f"{max(after, 0) + 1:020d}"):
-            out.append(_report(int(key[len("default/"):]), record))
+            out.append(_report(int(key[len("default/") :]), record))
             if len(out) >= limit:
                 break
         return {"defaults": out, "next": out[-1]["id"] if len(out) == limit else None}
@@ -774,13 +927,13 @@ class Margin(Contract):
         currency = ctx.get("currency")
         contributions = []
         for key, amount in ctx.iterate("gf/"):
-            contributions.append({"member": key[len("gf/"):], "amount": amount})
+            contributions.append({"member": key[len("gf/") :], "amount": amount})
             if len(contributions) >= LIST_LIMIT_MAX:
                 break
         held = []
         prefix = accounts.BALANCE_PREFIX + DEFAULTS_ACCOUNT.encode() + b"/"
         for raw, (available, _locked) in ctx.state.iterate(prefix):
-            held.append({"asset": raw[len(prefix):].decode(), "amount": available})
+            held.append({"asset": raw[len(prefix) :].decode(), "amount": available})
             if len(held) >= LIST_LIMIT_MAX:
                 break
         gf_total = accounts.balance(ctx, GUARANTEE_FUND_ACCOUNT, currency)[0] if currency else 0
@@ -798,4 +951,10 @@ class Margin(Contract):
         if get_instrument(ctx, iid) is None:
             raise ContractError("unknown_instrument", f"no instrument {iid!r}")
         im_bps, mm_bps = margin_rates(ctx, iid)
-        return {"instrument": iid, "initial_bps": im_bps, "maintenance_bps": mm_bps, "set": ctx.get("rate/" + iid) is not None, "haircut_bps": haircut(ctx, iid)}
+        return {
+            "instrument": iid,
+            "initial_bps": im_bps,
+            "maintenance_bps": mm_bps,
+            "set": ctx.get("rate/" + iid) is not None,
+            "haircut_bps": haircut(ctx, iid),
+        }

@@ -72,9 +72,13 @@ class Membership(Contract):
             ctx.state.put(policy_key(p.id), [p.threshold, list(p.keys), True])
 
     @method(("id", Id()), ("roles", _ROLES), ("threshold", Int(1, POLICY_KEYS_MAX)), ("keys", _KEYS))
-    def register(self, ctx: Context, pid: str, roles: tuple[str, ...], threshold: int, keys: tuple[bytes, ...]) -> None:
+    def register(
+        self, ctx: Context, pid: str, roles: tuple[str, ...], threshold: int, keys: tuple[bytes, ...]
+    ) -> None:
         require_role(ctx, "admin")
-        ctx.require(ctx.get(_participant_key(pid)) is None, "participant_exists", f"{pid} is already registered")
+        ctx.require(
+            ctx.get(_participant_key(pid)) is None, "participant_exists", f"{pid} is already registered"
+        )
         policy = _policy(threshold, keys)
         ctx.put(_participant_key(pid), list(_roles(roles)))
         ctx.state.put(policy_key(pid), [policy.threshold, list(policy.keys), True])
@@ -83,8 +87,14 @@ class Membership(Contract):
     @method(("id", Id()), ("roles", _ROLES))
     def set_roles(self, ctx: Context, pid: str, roles: tuple[str, ...]) -> None:
         require_role(ctx, "admin")
-        ctx.require(ctx.get(_participant_key(pid)) is not None, "unknown_participant", f"no participant {pid}")
-        ctx.require(pid != ctx.sender or "admin" in roles, "cannot_demote_self", "an admin cannot drop its own admin role")
+        ctx.require(
+            ctx.get(_participant_key(pid)) is not None, "unknown_participant", f"no participant {pid}"
+        )
+        ctx.require(
+            pid != ctx.sender or "admin" in roles,
+            "cannot_demote_self",
+            "an admin cannot drop its own admin role",
+        )
         ctx.put(_participant_key(pid), list(_roles(roles)))
         ctx.emit("roles_changed", id=pid, roles=list(_roles(roles)))
 

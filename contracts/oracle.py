@@ -48,7 +48,9 @@ _INVERT = 2**64 - 1
 PARAMS = {
     "staleness_blocks": Param(100, 1, 1_000_000, "a submission older than this many blocks no longer counts"),
     "min_sources": Param(1, 1, ORACLES_READ_MAX, "fresh submissions needed for a price"),
-    "band_bps": Param(1_000, 1, 100 * BPS, "a price further than this from the fresh prices' median is out of band"),
+    "band_bps": Param(
+        1_000, 1, 100 * BPS, "a price further than this from the fresh prices' median is out of band"
+    ),
     "band_min_sources": Param(2, 1, ORACLES_READ_MAX, "other fresh prices needed before the band applies"),
 }
 
@@ -74,7 +76,7 @@ def fresh_submissions(ctx: Context, iid: str) -> list[tuple[str, int, int]]:
         if i >= ORACLES_READ_MAX:
             break
         if height >= oldest:
-            out.append((key[len(prefix):], price, height))
+            out.append((key[len(prefix) :], price, height))
     return out
 
 
@@ -101,7 +103,7 @@ def price_at(ctx: Context, iid: str, height: int) -> tuple[int, int] | None:
     prefix = f"hist/{iid}/"
     start = f"{_INVERT - min(max(0, height), _INVERT):020d}"
     for key, (price, _sources) in ctx.view(NAME).iterate(prefix, start):
-        return price, _INVERT - int(key[len(prefix):])
+        return price, _INVERT - int(key[len(prefix) :])
     return None
 
 
@@ -116,7 +118,9 @@ def _record(ctx: Context, iid: str, oracle: str, price: int) -> None:
         centre = median([*others, price])
         band = get(ctx, NAME, "band_bps")
         if abs(price - centre) * BPS > band * centre:
-            view_.emit("oracle_out_of_band", oracle=oracle, instrument=iid, price=price, median=centre, band_bps=band)
+            view_.emit(
+                "oracle_out_of_band", oracle=oracle, instrument=iid, price=price, median=centre, band_bps=band
+            )
             bonds.slash(ctx, oracle, "oracle_out_of_band", f"{iid}@{ctx.height}")
     now = current_price(ctx, iid)
     if now is None:
@@ -138,7 +142,16 @@ class Oracle(Contract):
         self._check_instrument(ctx, iid)
         _record(ctx, iid, ctx.sender, price)
 
-    @method(("prices", ListOf(Record((("instrument", Id()), ("price", Int(1, PRICE_MAX)))), max_items=PRICES_PER_TX_MAX, min_items=1)))
+    @method(
+        (
+            "prices",
+            ListOf(
+                Record((("instrument", Id()), ("price", Int(1, PRICE_MAX)))),
+                max_items=PRICES_PER_TX_MAX,
+                min_items=1,
+            ),
+        )
+    )
     def submit_many(self, ctx: Context, prices: tuple[tuple[str, int], ...]) -> None:
         """An oracle publishes several prices in one transaction (all or nothing)."""
         require_role(ctx, "oracle")
@@ -173,7 +186,12 @@ class Oracle(Contract):
             if not 0 <= height <= _INVERT:
                 raise ContractError("bad_query", f"height must be 0..{_INVERT}")
             found = price_at(ctx, iid, height)
-            return {"instrument": iid, "height": height, "price": None if found is None else found[0], "recorded_at": None if found is None else found[1]}
+            return {
+                "instrument": iid,
+                "height": height,
+                "price": None if found is None else found[0],
+                "recorded_at": None if found is None else found[1],
+            }
         fresh = fresh_submissions(ctx, iid)
         return {
             "instrument": iid,

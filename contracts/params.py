@@ -71,15 +71,19 @@ def init_params(ctx: Context, declared: dict[str, Param], overrides: dict[str, i
     """Write ``ctx.contract``'s declared parameters at genesis (GenesisError naming the field)."""
     for name in sorted(overrides):
         if name not in declared:
-            raise GenesisError("genesis_invalid", f"params.{ctx.contract}.{name}: {ctx.contract} declares no such parameter")
+            raise GenesisError(
+                "genesis_invalid", f"params.{ctx.contract}.{name}: {ctx.contract} declares no such parameter"
+            )
     for name in sorted(declared):
         p = declared[name]
         value = overrides.get(name, p.default)
         if not p.min <= value <= p.max:
-            raise GenesisError("genesis_invalid", f"params.{ctx.contract}.{name}: must be {p.min}..{p.max}, got {value}")
+            raise GenesisError(
+                "genesis_invalid", f"params.{ctx.contract}.{name}: must be {p.min}..{p.max}, got {value}"
+            )
         ctx.put(_key(name), [value, p.min, p.max])
 
 
 def all_params(ctx: Context, contract: str) -> list[tuple[str, Any]]:
     """(name, [value, min, max]) of every parameter of ``contract``, by name."""
-    return [(k[len("param/"):], v) for k, v in ctx.view(contract).iterate("param/")]
+    return [(k[len("param/") :], v) for k, v in ctx.view(contract).iterate("param/")]

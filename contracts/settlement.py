@@ -76,7 +76,9 @@ def _require_clearing_account(ctx: Context, account: str, lookups: Lookups) -> N
     if member is None:
         member = lookups.members[owner] = has_role(ctx, owner, "member")
     if not member:
-        raise ContractError("not_member_account", f"account {account} belongs to {owner}, not a clearing member")
+        raise ContractError(
+            "not_member_account", f"account {account} belongs to {owner}, not a clearing member"
+        )
 
 
 def check_terms(
@@ -127,7 +129,9 @@ def _settle_one(ctx: Context, ticket: tuple[Any, ...], lookups: Lookups) -> int:
     # the caller's savepoint covers what remains (a credit overflow).
     seller_sec = accounts.balance(ctx, seller, iid)[0]
     if seller_sec < quantity:
-        raise ContractError("insufficient_securities", f"{seller} has {seller_sec} {iid}, delivers {quantity}")
+        raise ContractError(
+            "insufficient_securities", f"{seller} has {seller_sec} {iid}, delivers {quantity}"
+        )
     if buyer_cash < cash:
         raise ContractError("insufficient_cash", f"{buyer} has {buyer_cash} {ins.currency}, pays {cash}")
     accounts.move(ctx, seller, buyer, iid, quantity, "insufficient_securities")
@@ -144,7 +148,16 @@ class Settlement(Contract):
         require_role(ctx, "exchange")
         cash = _settle_one(ctx, ticket, Lookups())
         trade_id, buyer, seller, iid, quantity, price = ticket
-        ctx.emit("trade_settled", trade_id=trade_id, buyer=buyer, seller=seller, instrument=iid, quantity=quantity, price=price, consideration=cash)
+        ctx.emit(
+            "trade_settled",
+            trade_id=trade_id,
+            buyer=buyer,
+            seller=seller,
+            instrument=iid,
+            quantity=quantity,
+            price=price,
+            consideration=cash,
+        )
 
     @method(("trades", ListOf(TICKET, max_items=BATCH_TRADES_MAX, min_items=1)))
     def settle_batch(self, ctx: Context, trades: tuple[tuple[Any, ...], ...]) -> None:
@@ -166,6 +179,15 @@ class Settlement(Contract):
                 failed += 1
                 continue
             trade_id, buyer, seller, iid, quantity, price = ticket
-            ctx.emit("trade_settled", trade_id=trade_id, buyer=buyer, seller=seller, instrument=iid, quantity=quantity, price=price, consideration=cash)
+            ctx.emit(
+                "trade_settled",
+                trade_id=trade_id,
+                buyer=buyer,
+                seller=seller,
+                instrument=iid,
+                quantity=quantity,
+                price=price,
+                consideration=cash,
+            )
             settled += 1
         ctx.emit("batch_settled", trades=len(trades), settled=settled, failed=failed)

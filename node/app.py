@@ -71,7 +71,13 @@ class LedgerApp:
         block_hash = block.hash()
         self._blocks[block_hash] = block
         self._results[block_hash] = result
-        self.log.info("proposing height %d round %d: %d txs, %d left out", height, round_, len(block.txs), len(result.rejected))
+        self.log.info(
+            "proposing height %d round %d: %d txs, %d left out",
+            height,
+            round_,
+            len(block.txs),
+            len(result.rejected),
+        )
         return block_hash, block.encode()
 
     def block_hash(self, value: Any) -> bytes | None:
@@ -94,12 +100,16 @@ class LedgerApp:
             return False
         drift = block.header.time_ms - self.clock_ms()
         if drift > self.clock_drift_ms:
-            self.log.warning("height %d: block time is %d ms ahead of this node's clock; prevoting nil", height, drift)
+            self.log.warning(
+                "height %d: block time is %d ms ahead of this node's clock; prevoting nil", height, drift
+            )
             return False
         try:
             result = self.ledger.validate(block, verified=self.mempool.verified)
         except ClearchainError as exc:
-            self.log.warning("height %d: invalid block %s: %s: %s", height, block_hash.hex()[:16], exc.code, exc.message)
+            self.log.warning(
+                "height %d: invalid block %s: %s: %s", height, block_hash.hex()[:16], exc.code, exc.message
+            )
             return False
         self._results[block_hash] = result
         return True

@@ -36,7 +36,9 @@ _VOTE, _TXS = int(p2p.MSG.VOTE), int(p2p.MSG.TXS)
 
 
 class ByzantineValidator:
-    def __init__(self, mode: str, key: KeyPair, chain_id: str, seed: int, transport: p2p.Transport, log: Any) -> None:
+    def __init__(
+        self, mode: str, key: KeyPair, chain_id: str, seed: int, transport: p2p.Transport, log: Any
+    ) -> None:
         self.mode = mode
         self.key = key
         self.chain_id = chain_id
@@ -48,7 +50,11 @@ class ByzantineValidator:
     # --- equivocate ---------------------------------------------------------------------------
     def broadcast(self, message: Proposal | Vote) -> bool:
         """Send an own consensus message its way; False: send it honestly."""
-        if self.mode != "equivocate" or not isinstance(message, Vote) or self.rng.random() >= EQUIVOCATE_SHARE:
+        if (
+            self.mode != "equivocate"
+            or not isinstance(message, Vote)
+            or self.rng.random() >= EQUIVOCATE_SHARE
+        ):
             return False
         other = self.conflicting(message)
         honest, lie = [_VOTE, message.to_wire()], [_VOTE, other.to_wire()]
@@ -57,13 +63,22 @@ class ByzantineValidator:
             self.transport.send(pubkey, first)
             self.transport.send(pubkey, second)
         self.lies_told += 1
-        self.log.warning("BYZANTINE: double vote at height %d round %d type %d", message.height, message.round, message.vote_type)
+        self.log.warning(
+            "BYZANTINE: double vote at height %d round %d type %d",
+            message.height,
+            message.round,
+            message.vote_type,
+        )
         return True
 
     def conflicting(self, vote: Vote) -> Vote:
         """The same vote for another value, signed with the same key."""
-        block_hash = H(b"leaf", b"equivocation:%d:%d" % (vote.height, vote.round)) if vote.block_hash == NIL else NIL
-        sig = self.key.sign(vote_sign_bytes(self.chain_id, vote.vote_type, vote.height, vote.round, block_hash))
+        block_hash = (
+            H(b"leaf", b"equivocation:%d:%d" % (vote.height, vote.round)) if vote.block_hash == NIL else NIL
+        )
+        sig = self.key.sign(
+            vote_sign_bytes(self.chain_id, vote.vote_type, vote.height, vote.round, block_hash)
+        )
         return Vote(vote.vote_type, vote.height, vote.round, block_hash, vote.validator, sig)
 
     # --- invalid_block ------------------------------------------------------------------------

@@ -92,8 +92,11 @@ class NodeConfig:
 
 
 _SECTIONS: dict[str, type] = {
-    "node": NodeSection, "p2p": P2PSection, "rpc": RPCSection,
-    "consensus": ConsensusSection, "mempool": MempoolSection,
+    "node": NodeSection,
+    "p2p": P2PSection,
+    "rpc": RPCSection,
+    "consensus": ConsensusSection,
+    "mempool": MempoolSection,
 }
 
 
@@ -102,7 +105,9 @@ def load_config(home: Path) -> NodeConfig:
     try:
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise ConfigError("config_missing", f"{path} not found (make one with `clearchain net init`)") from exc
+        raise ConfigError(
+            "config_missing", f"{path} not found (make one with `clearchain net init`)"
+        ) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError("config_syntax", f"{path}: {exc}") from exc
     return parse_config(doc, str(path))
@@ -160,8 +165,14 @@ def _check(cfg: NodeConfig, where: str) -> None:
     if not 1 <= cfg.consensus.block_txs_max <= BLOCK_TXS_MAX:
         raise ConfigError("config_value", f"{where}: consensus.block_txs_max must be 1..{BLOCK_TXS_MAX}")
     if not 1024 <= cfg.consensus.block_bytes_max <= BLOCK_BYTES_MAX:
-        raise ConfigError("config_value", f"{where}: consensus.block_bytes_max must be 1024..{BLOCK_BYTES_MAX}")
-    if cfg.consensus.timeout_propose_ms == 0 or cfg.consensus.timeout_prevote_ms == 0 or cfg.consensus.timeout_precommit_ms == 0:
+        raise ConfigError(
+            "config_value", f"{where}: consensus.block_bytes_max must be 1024..{BLOCK_BYTES_MAX}"
+        )
+    if (
+        cfg.consensus.timeout_propose_ms == 0
+        or cfg.consensus.timeout_prevote_ms == 0
+        or cfg.consensus.timeout_precommit_ms == 0
+    ):
         raise ConfigError("config_value", f"{where}: consensus timeouts must be positive")
     if not 1024 <= cfg.p2p.frame_bytes_max <= ENCODED_BYTES_MAX:
         raise ConfigError("config_value", f"{where}: p2p.frame_bytes_max must be 1024..{ENCODED_BYTES_MAX}")

@@ -51,7 +51,9 @@ class TimeoutParams:
     delta_ms: int = 250
 
     def for_step(self, step: int, round_: int) -> int:
-        base = {PROPOSE: self.propose_ms, PREVOTE_STEP: self.prevote_ms, PRECOMMIT_STEP: self.precommit_ms}[step]
+        base = {PROPOSE: self.propose_ms, PREVOTE_STEP: self.prevote_ms, PRECOMMIT_STEP: self.precommit_ms}[
+            step
+        ]
         return base + round_ * self.delta_ms
 
 
@@ -109,9 +111,13 @@ class Signer(Protocol):
 
     pubkey: bytes
 
-    def sign_proposal(self, chain_id: str, height: int, round_: int, block_hash: bytes, pol_round: int) -> bytes | None: ...
+    def sign_proposal(
+        self, chain_id: str, height: int, round_: int, block_hash: bytes, pol_round: int
+    ) -> bytes | None: ...
 
-    def sign_vote(self, chain_id: str, vote_type: int, height: int, round_: int, block_hash: bytes) -> bytes | None: ...
+    def sign_vote(
+        self, chain_id: str, vote_type: int, height: int, round_: int, block_hash: bytes
+    ) -> bytes | None: ...
 
 
 Verifier = Callable[[bytes, bytes, bytes], bool]
@@ -169,7 +175,9 @@ class VoteSet:
 
     def signatures_for(self, block_hash: bytes) -> list[tuple[bytes, bytes]]:
         """(validator, signature) of the votes for ``block_hash``, sorted by validator."""
-        return sorted((k, votes[block_hash].signature) for k, votes in self.by_validator.items() if block_hash in votes)
+        return sorted(
+            (k, votes[block_hash].signature) for k, votes in self.by_validator.items() if block_hash in votes
+        )
 
 
 class Consensus:
@@ -273,13 +281,20 @@ class Consensus:
             return self.start()
         self.round = max(v.round for v in own)
         for v in own:
-            if v.vote_type == PRECOMMIT and v.block_hash != NIL and v.round > self.locked_round and v.block_hash in self._blocks:
+            if (
+                v.vote_type == PRECOMMIT
+                and v.block_hash != NIL
+                and v.round > self.locked_round
+                and v.block_hash in self._blocks
+            ):
                 self.locked_value, self.locked_round = v.block_hash, v.round
         mine = [v for v in own if v.round == self.round]
         self.step = PRECOMMIT_STEP if any(v.vote_type == PRECOMMIT for v in mine) else PREVOTE_STEP
         effects.extend(Broadcast(v) for v in mine)
         step = self.step if self.step == PRECOMMIT_STEP else PREVOTE_STEP
-        effects.append(ScheduleTimeout(step, self.height, self.round, self.timeouts.for_step(step, self.round)))
+        effects.append(
+            ScheduleTimeout(step, self.height, self.round, self.timeouts.for_step(step, self.round))
+        )
         self._process(effects)
         return effects
 
@@ -364,7 +379,9 @@ class Consensus:
             assert self.signer is not None
             sig = self.signer.sign_proposal(self.chain_id, self.height, round_, block_hash, self.valid_round)
             if sig is not None:
-                p = Proposal(self.height, round_, block_hash, self.valid_round, self.signer.pubkey, sig, block)
+                p = Proposal(
+                    self.height, round_, block_hash, self.valid_round, self.signer.pubkey, sig, block
+                )
                 self.proposals[round_] = p
                 effects.append(Broadcast(p))
         effects.append(ScheduleTimeout(PROPOSE, self.height, round_, self.timeouts.for_step(PROPOSE, round_)))
@@ -433,8 +450,12 @@ class Consensus:
                 self._vote(PREVOTE, v if ok else NIL, effects)
                 self.step = PREVOTE_STEP
                 return True
-        if self.step == PREVOTE_STEP and self._quorum(prevotes) and self._once("prevote_timeout", r):  # line 34
-            effects.append(ScheduleTimeout(PREVOTE_STEP, self.height, r, self.timeouts.for_step(PREVOTE_STEP, r)))
+        if (
+            self.step == PREVOTE_STEP and self._quorum(prevotes) and self._once("prevote_timeout", r)
+        ):  # line 34
+            effects.append(
+                ScheduleTimeout(PREVOTE_STEP, self.height, r, self.timeouts.for_step(PREVOTE_STEP, r))
+            )
         if (
             proposal is not None
             and self.step >= PREVOTE_STEP
@@ -454,7 +475,9 @@ class Consensus:
             self.step = PRECOMMIT_STEP
             return True
         if self._quorum(self.precommits.get(r)) and self._once("precommit_timeout", r):  # line 47
-            effects.append(ScheduleTimeout(PRECOMMIT_STEP, self.height, r, self.timeouts.for_step(PRECOMMIT_STEP, r)))
+            effects.append(
+                ScheduleTimeout(PRECOMMIT_STEP, self.height, r, self.timeouts.for_step(PRECOMMIT_STEP, r))
+            )
         return False
 
     def _decide(self, effects: list[Effect]) -> bool:

@@ -182,7 +182,9 @@ class Metrics:
             "Consensus messages from peers dropped for a bad signature or signer.", node._unauthentic,
         )  # fmt: skip
         name = "clearchain_p2p_events_total"
-        lines.append(f"# HELP {name} Transport events by kind: frames, handshakes, refusals and disconnects by reason.")
+        lines.append(
+            f"# HELP {name} Transport events by kind: frames, handshakes, refusals and disconnects by reason."
+        )
         lines.append(f"# TYPE {name} counter")
         stats = node.transport.stats
         for event in sorted(k for k in stats if k not in ("peers", "inbound_pending")):

@@ -55,7 +55,10 @@ class DoubleVote:
     def call_args(self) -> list[Any]:
         """The arguments of ``bonds.submit_evidence``: each vote as [validator, height, round,
         vote type, block hash, signature]."""
-        return [[v.validator, v.height, v.round, v.vote_type, v.block_hash, v.signature] for v in (self.first, self.second)]
+        return [
+            [v.validator, v.height, v.round, v.vote_type, v.block_hash, v.signature]
+            for v in (self.first, self.second)
+        ]
 
     def to_json(self) -> dict[str, Any]:
         v = self.first
@@ -65,7 +68,8 @@ class DoubleVote:
             "round": v.round,
             "step": "precommit" if v.vote_type == PRECOMMIT else "prevote",
             "votes": [
-                {"block_hash": x.block_hash.hex(), "signature": x.signature.hex()} for x in (self.first, self.second)
+                {"block_hash": x.block_hash.hex(), "signature": x.signature.hex()}
+                for x in (self.first, self.second)
             ],
         }
 

@@ -42,13 +42,19 @@ class Faults:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, bound in (("clock_skew_ms", CLOCK_SKEW_MS_MAX), ("fsync_delay_ms", FSYNC_DELAY_MS_MAX), ("seed", 2**63 - 1)):
+        for name, bound in (
+            ("clock_skew_ms", CLOCK_SKEW_MS_MAX),
+            ("fsync_delay_ms", FSYNC_DELAY_MS_MAX),
+            ("seed", 2**63 - 1),
+        ):
             value = getattr(self, name)
             low = -bound if name == "clock_skew_ms" else 0
             if type(value) is not int or not low <= value <= bound:
                 raise FaultsError("faults_invalid", f"{ENV_VAR}: {name} must be an integer in {low}..{bound}")
         if self.byzantine is not None and self.byzantine not in BYZANTINE_MODES:
-            raise FaultsError("faults_invalid", f"{ENV_VAR}: byzantine must be one of {', '.join(BYZANTINE_MODES)}")
+            raise FaultsError(
+                "faults_invalid", f"{ENV_VAR}: byzantine must be one of {', '.join(BYZANTINE_MODES)}"
+            )
 
     @property
     def active(self) -> bool:

@@ -197,7 +197,9 @@ class AccountIndex:
 
     def _open_db(self) -> Any:
         # Like the store: no snappy (its CPU showed in every block's profile), a larger memtable.
-        return plyvel.DB(str(self.path), create_if_missing=True, compression=None, write_buffer_size=16 * 1024 * 1024)
+        return plyvel.DB(
+            str(self.path), create_if_missing=True, compression=None, write_buffer_size=16 * 1024 * 1024
+        )
 
     def _matches_store(self) -> bool:
         """Whether what is indexed is a prefix of the store's chain (same version and the same

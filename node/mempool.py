@@ -97,7 +97,9 @@ class Mempool:
         if stx.hash in self._by_hash:
             raise MempoolRefusal("duplicate", "this transaction is already pending")
         if len(self._by_hash) >= self.txs_max or self._bytes + size > self.bytes_max:
-            raise MempoolRefusal("mempool_full", f"{len(self._by_hash)} txs, {self._bytes} bytes pending; try again later")
+            raise MempoolRefusal(
+                "mempool_full", f"{len(self._by_hash)} txs, {self._bytes} bytes pending; try again later"
+            )
         sender = stx.tx.sender
         queue = self._by_sender.get(sender, [])
         if len(queue) >= self.sender_max:
@@ -142,7 +144,10 @@ class Mempool:
             for pending in list(self._by_sender.get(sender, [])):
                 tx = pending.tx.tx
                 if tx.nonce <= last:
-                    self._drop(pending.tx.hash, ("nonce_replayed", f"nonce {tx.nonce} was used by a committed transaction"))
+                    self._drop(
+                        pending.tx.hash,
+                        ("nonce_replayed", f"nonce {tx.nonce} was used by a committed transaction"),
+                    )
                 elif tx.valid_until_height and tx.valid_until_height < next_height:
                     self._drop(pending.tx.hash, ("expired", f"valid until height {tx.valid_until_height}"))
 

@@ -35,7 +35,15 @@ class Proposal:
         return proposal_sign_bytes(chain_id, self.height, self.round, self.block_hash, self.pol_round)
 
     def to_wire(self) -> list[Any]:
-        return [self.height, self.round, self.block_hash, self.pol_round, self.proposer, self.signature, self.block]
+        return [
+            self.height,
+            self.round,
+            self.block_hash,
+            self.pol_round,
+            self.proposer,
+            self.signature,
+            self.block,
+        ]
 
     @classmethod
     def from_wire(cls, wire: Any) -> Proposal | None:

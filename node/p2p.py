@@ -130,8 +130,14 @@ class P2PConfig:
             raise ValueError("frame_bytes_max >= 1024, queue_max >= 1, inbound_pending_max >= 1")
         if self.queue_bytes_max < self.frame_bytes_max:
             raise ValueError("queue_bytes_max >= frame_bytes_max (the largest message must fit)")
-        if not 0 < self.backoff_min_s <= self.backoff_max_s or self.handshake_timeout_s <= 0 or self.idle_timeout_s <= 0:
-            raise ValueError("need 0 < backoff_min_s <= backoff_max_s, handshake_timeout_s > 0, idle_timeout_s > 0")
+        if (
+            not 0 < self.backoff_min_s <= self.backoff_max_s
+            or self.handshake_timeout_s <= 0
+            or self.idle_timeout_s <= 0
+        ):
+            raise ValueError(
+                "need 0 < backoff_min_s <= backoff_max_s, handshake_timeout_s > 0, idle_timeout_s > 0"
+            )
 
 
 def auth_digest(

@@ -94,9 +94,21 @@ class FileSigner:
         self._persist(LastSigned(*hrs, block_hash, signature))
         return signature
 
-    def sign_proposal(self, chain_id: str, height: int, round_: int, block_hash: bytes, pol_round: int) -> bytes | None:
-        return self._sign((height, round_, PROPOSAL_STEP), block_hash, proposal_sign_bytes(chain_id, height, round_, block_hash, pol_round))
+    def sign_proposal(
+        self, chain_id: str, height: int, round_: int, block_hash: bytes, pol_round: int
+    ) -> bytes | None:
+        return self._sign(
+            (height, round_, PROPOSAL_STEP),
+            block_hash,
+            proposal_sign_bytes(chain_id, height, round_, block_hash, pol_round),
+        )
 
-    def sign_vote(self, chain_id: str, vote_type: int, height: int, round_: int, block_hash: bytes) -> bytes | None:
+    def sign_vote(
+        self, chain_id: str, vote_type: int, height: int, round_: int, block_hash: bytes
+    ) -> bytes | None:
         step = _STEP_OF_VOTE[vote_type]
-        return self._sign((height, round_, step), block_hash, vote_sign_bytes(chain_id, vote_type, height, round_, block_hash))
+        return self._sign(
+            (height, round_, step),
+            block_hash,
+            vote_sign_bytes(chain_id, vote_type, height, round_, block_hash),
+        )

@@ -366,11 +366,19 @@ async def get_history_page(request: web.Request) -> web.Response:
     height = start
     store = node.store
     while height <= last and len(records) < PAGE_RECORDS_MAX and size < PAGE_BYTES_MAX:
-        record = HistoryRecord(height, store.block_bytes(height), store.certificate_bytes(height), store.receipts_bytes(height))
+        record = HistoryRecord(
+            height, store.block_bytes(height), store.certificate_bytes(height), store.receipts_bytes(height)
+        )
         size += sum(len(x) for x in (record.block, record.certificate, record.receipts) if x is not None)
         records.append(record)
         height += 1
-    page = HistoryPage(node.chain_id, node.store.genesis_hash() or b"", head, height if height <= last else None, tuple(records))
+    page = HistoryPage(
+        node.chain_id,
+        node.store.genesis_hash() or b"",
+        head,
+        height if height <= last else None,
+        tuple(records),
+    )
     return web.Response(body=page.encode(), content_type="application/x-msgpack")
 
 
@@ -411,7 +419,9 @@ async def get_history(request: web.Request) -> web.Response:
     index = request.app[INDEX]
     if index is None or index.closed:
         if not node.config.rpc.account_history:
-            return error(503, "index_unavailable", "this node keeps no account history (rpc.account_history = false)")
+            return error(
+                503, "index_unavailable", "this node keeps no account history (rpc.account_history = false)"
+            )
         return error(
             503, "index_unavailable", "this node's account-history index could not be opened; see its log"
         )
@@ -578,7 +588,9 @@ async def get_contract_view(request: web.Request) -> web.Response:
     except ContractError as exc:
         status = 404 if exc.code in ("unknown_view", "not_found") or exc.code.startswith("unknown_") else 400
         return error(status, exc.code, exc.message)
-    return web.json_response({"height": head.height, "contract": contract, "view": view_name, "result": json_value(doc)})
+    return web.json_response(
+        {"height": head.height, "contract": contract, "view": view_name, "result": json_value(doc)}
+    )
 
 
 # --- the event stream -------------------------------------------------------------------------

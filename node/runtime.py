@@ -100,7 +100,10 @@ def wall_clock_ms() -> int:
 
 class Node:
     def __init__(
-        self, home: Path, config: NodeConfig | None = None, clock_ms: Callable[[], int] = wall_clock_ms,
+        self,
+        home: Path,
+        config: NodeConfig | None = None,
+        clock_ms: Callable[[], int] = wall_clock_ms,
         faults: Faults | None = None,
     ) -> None:
         self.home = home
@@ -124,19 +127,33 @@ class Node:
         is_validator = cfg.node.role == "validator"
         self.signer = FileSigner(self.key, home / SIGNER_STATE_FILE) if is_validator else None
         if is_validator and self.ledger.validators.power_of(self.key.public) == 0:
-            self.log.warning("node key %s is not in the validator set: following without voting", self.key.key_id)
+            self.log.warning(
+                "node key %s is not in the validator set: following without voting", self.key.key_id
+            )
         self.wal = WAL(home / "wal")
         self.app = LedgerApp(
-            self.ledger, self.mempool, self.key.public if is_validator else None, clock_ms,
-            block_txs_max=cfg.consensus.block_txs_max, block_bytes_max=cfg.consensus.block_bytes_max,
-            clock_drift_ms=cfg.consensus.clock_drift_ms, log=self.log,
+            self.ledger,
+            self.mempool,
+            self.key.public if is_validator else None,
+            clock_ms,
+            block_txs_max=cfg.consensus.block_txs_max,
+            block_bytes_max=cfg.consensus.block_bytes_max,
+            clock_drift_ms=cfg.consensus.clock_drift_ms,
+            log=self.log,
         )
         c = cfg.consensus
         self.heartbeat_ms = c.heartbeat_ms or self.genesis.consensus_param("heartbeat_ms")
-        self.timeouts = TimeoutParams(c.timeout_propose_ms, c.timeout_prevote_ms, c.timeout_precommit_ms, c.timeout_delta_ms)
+        self.timeouts = TimeoutParams(
+            c.timeout_propose_ms, c.timeout_prevote_ms, c.timeout_precommit_ms, c.timeout_delta_ms
+        )
         self.consensus = Consensus(
-            self.chain_id, self.ledger.head.height + 1, self.ledger.validators, self.app, self.signer,
-            verify_signature, self.timeouts,
+            self.chain_id,
+            self.ledger.head.height + 1,
+            self.ledger.validators,
+            self.app,
+            self.signer,
+            verify_signature,
+            self.timeouts,
         )
         self.evidence = EvidencePool(home / "evidence.log", self.chain_id)
         self._allowed_observers = {bytes.fromhex(k) for k in cfg.p2p.observers}
@@ -221,11 +238,16 @@ class Node:
             self.rpc = await start_rpc(self, parse_address(self.config.rpc.listen, "rpc.listen"))
         self._write_addresses()
         self._boot()
-        self._guard(lambda: self._submit_evidence([self.evidence.items[k] for k in sorted(self.evidence.items)]))
+        self._guard(
+            lambda: self._submit_evidence([self.evidence.items[k] for k in sorted(self.evidence.items)])
+        )
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
         self.log.info(
-            "node %s (%s) started at height %d; p2p %s", self.config.node.moniker, self.config.node.role,
-            self.ledger.head.height, _addr(self.transport.listen_address),
+            "node %s (%s) started at height %d; p2p %s",
+            self.config.node.moniker,
+            self.config.node.role,
+            self.ledger.head.height,
+            _addr(self.transport.listen_address),
         )
 
     def stop(self) -> None:
@@ -305,7 +327,9 @@ class Node:
             return False
         self.log.warning(
             "EVIDENCE: validator %s double-voted at height %d round %d",
-            first.validator.hex(), first.height, first.round,
+            first.validator.hex(),
+            first.height,
+            first.round,
         )
         self.transport.broadcast([_EVIDENCE, first.to_wire(), second.to_wire()], exclude=source)
         self._submit_evidence([DoubleVote(first, second)])
@@ -327,9 +351,19 @@ class Node:
             try:
                 self.submit(stx.encode())
             except InvalidTransaction as exc:
-                self.log.warning("evidence against %s not submitted: %s: %s", item.first.validator.hex()[:16], exc.code, exc.message)
+                self.log.warning(
+                    "evidence against %s not submitted: %s: %s",
+                    item.first.validator.hex()[:16],
+                    exc.code,
+                    exc.message,
+                )
                 continue
-            self.log.info("submitted evidence against %s as %s (tx %s)", item.first.validator.hex()[:16], sender, stx.hash.hex()[:16])
+            self.log.info(
+                "submitted evidence against %s as %s (tx %s)",
+                item.first.validator.hex()[:16],
+                sender,
+                stx.hash.hex()[:16],
+            )
 
     def _broadcast_consensus(self, m: Proposal | Vote) -> None:
         if self.byzantine is not None and self.byzantine.broadcast(m):
@@ -360,7 +394,9 @@ class Node:
             receipts = tuple(self.store.receipts(height) or ())
         return receipts[index] if index < len(receipts) else None
 
-    def _after_commit(self, block: Block, cert: CommitCertificate, receipts: tuple[Receipt, ...], synced: bool) -> None:
+    def _after_commit(
+        self, block: Block, cert: CommitCertificate, receipts: tuple[Receipt, ...], synced: bool
+    ) -> None:
         height = block.height
         self._recent_receipts[height] = tuple(receipts)
         self._recent_receipts.pop(height - RECENT_RECEIPTS_HEIGHTS, None)
@@ -379,7 +415,12 @@ class Node:
         self._committed_at = now
         self.log.info(
             "committed height %d%s: %d txs, round %d, %s, %.0f ms",
-            height, " (sync)" if synced else "", len(block.txs), cert.round, block.hash().hex()[:16], took * 1000,
+            height,
+            " (sync)" if synced else "",
+            len(block.txs),
+            cert.round,
+            block.hash().hex()[:16],
+            took * 1000,
         )
         for stx in block.txs:
             for fut in self.commit_waiters.pop(stx.hash, ()):
@@ -494,7 +535,9 @@ class Node:
             self.stop()
 
     def _on_txs(self, peer: p2p.Peer, message: list[Any]) -> None:
-        _need(len(message) == 2 and type(message[1]) is list and len(message[1]) <= TX_BATCH_MAX, "bad_tx_batch")
+        _need(
+            len(message) == 2 and type(message[1]) is list and len(message[1]) <= TX_BATCH_MAX, "bad_tx_batch"
+        )
         for data in message[1]:
             _need(type(data) is bytes, "bad_tx_batch")
             digest = hashlib.blake2b(data, digest_size=16).digest()
@@ -583,7 +626,10 @@ class Node:
             self._sync_pending = (pubkey, now + SYNC_TIMEOUT_S)
 
     def _on_get_blocks(self, peer: p2p.Peer, message: list[Any]) -> None:
-        _need(len(message) == 3 and _uint(message[1]) and _uint(message[2]) and 1 <= message[1] <= message[2], "bad_get_blocks")
+        _need(
+            len(message) == 3 and _uint(message[1]) and _uint(message[2]) and 1 <= message[1] <= message[2],
+            "bad_get_blocks",
+        )
         start, end = message[1], min(message[2], self.ledger.head.height, message[1] + SYNC_BLOCKS_MAX - 1)
         items: list[list[Any]] = []
         size = 0
@@ -601,7 +647,10 @@ class Node:
             self.transport.send(peer.pubkey, [_BLOCKS, items])
 
     def _on_blocks(self, peer: p2p.Peer, message: list[Any]) -> None:
-        _need(len(message) == 2 and type(message[1]) is list and len(message[1]) <= SYNC_BLOCKS_MAX, "bad_blocks")
+        _need(
+            len(message) == 2 and type(message[1]) is list and len(message[1]) <= SYNC_BLOCKS_MAX,
+            "bad_blocks",
+        )
         if self._sync_pending is not None and self._sync_pending[0] == peer.pubkey:
             self._sync_pending = None
         applied = 0
@@ -619,7 +668,12 @@ class Node:
             try:
                 result = self.ledger.apply_committed(block, cert)
             except ClearchainError as exc:
-                self.log.warning("sync: peer %s sent a block that fails verification: %s: %s", peer.pubkey.hex()[:16], exc.code, exc.message)
+                self.log.warning(
+                    "sync: peer %s sent a block that fails verification: %s: %s",
+                    peer.pubkey.hex()[:16],
+                    exc.code,
+                    exc.message,
+                )
                 raise _Misbehaved(f"bad_sync_block: {exc.code}") from exc
             self._after_commit(block, cert, result.receipts, synced=True)
             applied += 1
@@ -660,7 +714,9 @@ class Node:
         """What this node holds at its height for the rounds a stalled peer may lack."""
         c = self.consensus
         proposal = c.proposals.get(peer_round)
-        rounds = sorted({peer_round, c.round, c.valid_round, -1 if proposal is None else proposal.pol_round} - {-1})
+        rounds = sorted(
+            {peer_round, c.round, c.valid_round, -1 if proposal is None else proposal.pol_round} - {-1}
+        )
         out: list[list[Any]] = []
         for r in rounds:
             p = c.proposals.get(r)
@@ -715,7 +771,12 @@ class Node:
             "consensus": self.consensus.describe(),
             "waiting_for_transactions": self._waiting,
             "peers": [
-                {"node_key": k.hex(), "address": p.address, "outbound": p.outbound, "height": self.peer_status.get(k, (None,))[0]}
+                {
+                    "node_key": k.hex(),
+                    "address": p.address,
+                    "outbound": p.outbound,
+                    "height": self.peer_status.get(k, (None,))[0],
+                }
                 for k, p in sorted(self.transport.peers.items())
             ],
             "mempool": {"txs": len(self.mempool), "bytes": self.mempool.size_bytes},

@@ -43,7 +43,18 @@ class Chain:
         self.producer = SoloProducer(self.ledger, keys)
         self.nonces: dict[str, int] = {}
 
-    def tx(self, sender: str, contract: str, method: str, args: list[Any], *, nonce: int | None = None, keys: list[Any] | None = None, chain_id: str | None = None, valid_until: int = 0) -> SignedTx:
+    def tx(
+        self,
+        sender: str,
+        contract: str,
+        method: str,
+        args: list[Any],
+        *,
+        nonce: int | None = None,
+        keys: list[Any] | None = None,
+        chain_id: str | None = None,
+        valid_until: int = 0,
+    ) -> SignedTx:
         """A signed tx; by default the next nonce and exactly the policy's threshold of keys."""
         if nonce is None:
             nonce = self.nonces.get(sender, 0) + 1

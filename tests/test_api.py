@@ -731,10 +731,15 @@ def test_a_node_without_account_history_says_so_and_serves_the_rest(tmp_path: Pa
 
         async def go() -> None:
             async with aiohttp.ClientSession() as http:
-                statuses = await submit(http, nt.url, [TxMaker().tx("xchg-alpha", "settlement", "settle", T2)])
+                statuses = await submit(
+                    http, nt.url, [TxMaker().tx("xchg-alpha", "settlement", "settle", T2)]
+                )
                 assert statuses[0]["status"] == "committed"
                 status, body = await fetch(http, "GET", f"{nt.url}/accounts/A-C001/history")
-                assert (status, body["error"]["code"]) == (503, "index_unavailable") and "account_history" in body["error"]["message"]
+                assert (status, body["error"]["code"]) == (
+                    503,
+                    "index_unavailable",
+                ) and "account_history" in body["error"]["message"]
                 status, body = await fetch(http, "GET", f"{nt.url}/accounts/A-C001")
                 assert status == 200
 

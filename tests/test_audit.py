@@ -32,9 +32,15 @@ VALIDATORS = sorted((devnet.validator_key(i) for i in range(4)), key=lambda k: k
 def _build(chain: Chain) -> None:
     """Eight blocks: trades that settle and fail, a batch with a failing ticket, custody."""
     for i in range(3):
-        chain.run(chain.tx("xchg-alpha", "settlement", "settle", [f"T-{i}", "A-C001", "B-C001", "ACME", 10, 180_00]))
-    chain.run(chain.tx("xchg-alpha", "settlement", "settle", ["T-big", "A-C001", "B-C001", "ACME", 10**9, 180_00]))
-    batch = [[f"B-{i}", "A-C002", "B-C001", "ACME", 5, 181_00] for i in range(3)] + [["B-x", "A-C001", "NOPE", "ACME", 1, 1]]
+        chain.run(
+            chain.tx("xchg-alpha", "settlement", "settle", [f"T-{i}", "A-C001", "B-C001", "ACME", 10, 180_00])
+        )
+    chain.run(
+        chain.tx("xchg-alpha", "settlement", "settle", ["T-big", "A-C001", "B-C001", "ACME", 10**9, 180_00])
+    )
+    batch = [[f"B-{i}", "A-C002", "B-C001", "ACME", 5, 181_00] for i in range(3)] + [
+        ["B-x", "A-C001", "NOPE", "ACME", 1, 1]
+    ]
     chain.run(chain.tx("xchg-alpha", "settlement", "settle_batch", [batch]))
     chain.run(chain.tx("custodian", "custody", "deposit", ["B-C002", "USD", 500_00, "wire-1"]))
     chain.run(chain.tx("member-b", "custody", "request_withdrawal", ["B-C002", "USD", 100_00]))
@@ -44,7 +50,10 @@ def _build(chain: Chain) -> None:
 def _records(store: Store) -> list[HistoryRecord]:
     head = store.head()
     assert head is not None
-    return [HistoryRecord(h, store.block_bytes(h), store.certificate_bytes(h), store.receipts_bytes(h)) for h in range(1, head.height + 1)]
+    return [
+        HistoryRecord(h, store.block_bytes(h), store.certificate_bytes(h), store.receipts_bytes(h))
+        for h in range(1, head.height + 1)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +87,9 @@ def _recertify(record: HistoryRecord, signers: list[KeyPair], round_: int = 0) -
 
 
 # --- a clean history --------------------------------------------------------------------------
-def test_clean_history_passes_with_its_tallies(genesis: Genesis, built: tuple[Chain, list[HistoryRecord]]) -> None:
+def test_clean_history_passes_with_its_tallies(
+    genesis: Genesis, built: tuple[Chain, list[HistoryRecord]]
+) -> None:
     chain, records = built
     auditor = Auditor(genesis, default_registry())
     tally = AuditTally()
@@ -96,7 +107,9 @@ def test_clean_history_passes_with_its_tallies(genesis: Genesis, built: tuple[Ch
     assert sum(v["proposed"] for v in doc["validators"]) == 8
 
 
-def test_a_missed_signature_shows_in_the_signing_record(genesis: Genesis, built: tuple[Chain, list[HistoryRecord]]) -> None:
+def test_a_missed_signature_shows_in_the_signing_record(
+    genesis: Genesis, built: tuple[Chain, list[HistoryRecord]]
+) -> None:
     _, records = built
     quorum = VALIDATORS[:3]  # 3 of 4: still more than two thirds
     # Block 4's stored certificate lacks a signer, but block 5 carries one with all four; the
@@ -107,14 +120,18 @@ def test_a_missed_signature_shows_in_the_signing_record(genesis: Genesis, built:
     tally = AuditTally()
     for record in records:
         tally.add(auditor.audit(record), auditor.store)
-    absent = next(v for v in tally.to_json(auditor.store)["validators"] if v["pub_key"] == VALIDATORS[3].public.hex())
+    absent = next(
+        v for v in tally.to_json(auditor.store)["validators"] if v["pub_key"] == VALIDATORS[3].public.hex()
+    )
     assert (absent["signed"], absent["missed_first"]) == (7, [8])
 
 
 # --- tampering --------------------------------------------------------------------------------
 @settings(max_examples=60)
 @given(data=st.data())
-def test_any_flipped_byte_is_found_at_its_height(genesis: Genesis, built: tuple[Chain, list[HistoryRecord]], data: st.DataObject) -> None:
+def test_any_flipped_byte_is_found_at_its_height(
+    genesis: Genesis, built: tuple[Chain, list[HistoryRecord]], data: st.DataObject
+) -> None:
     _, records = built
     height = data.draw(st.integers(1, len(records)), label="height")
     part = data.draw(st.sampled_from(["block", "certificate", "receipts"]), label="part")
@@ -125,7 +142,11 @@ def test_any_flipped_byte_is_found_at_its_height(genesis: Genesis, built: tuple[
     tampered[at] ^= flip
     d = _discrepancy(genesis, _replace(records, height, **{part: bytes(tampered)}))
     assert d.height == height, d.text()
-    expected_fields = {"block": ("block", "header.", "txs[", "last_commit", "certificate."), "certificate": ("certificate",), "receipts": ("receipts",)}
+    expected_fields = {
+        "block": ("block", "header.", "txs[", "last_commit", "certificate."),
+        "certificate": ("certificate",),
+        "receipts": ("receipts",),
+    }
     assert d.field.startswith(expected_fields[part]), d.text()
 
 
@@ -148,21 +169,27 @@ def test_reordered_txs_break_the_tx_root(genesis: Genesis) -> None:
     assert (d.height, d.field, d.check) == (1, "header.tx_root", "tx_root")
 
 
-def test_weak_or_foreign_certificates_are_refused(genesis: Genesis, built: tuple[Chain, list[HistoryRecord]]) -> None:
+def test_weak_or_foreign_certificates_are_refused(
+    genesis: Genesis, built: tuple[Chain, list[HistoryRecord]]
+) -> None:
     _, records = built
     below = _replace(records, 3, certificate=_recertify(records[2], VALIDATORS[:2]).certificate)
     d = _discrepancy(genesis, below)
     assert (d.height, d.field, d.check) == (3, "certificate.power", "certificate_quorum")
     assert d.expected == "more than 2/3 of 40 power (at least 27)" and d.found.startswith("20 (")
     outsider = KeyPair.dev("not-a-validator")
-    foreign = _replace(records, 3, certificate=_recertify(records[2], VALIDATORS[:3] + [outsider]).certificate)
+    foreign = _replace(
+        records, 3, certificate=_recertify(records[2], VALIDATORS[:3] + [outsider]).certificate
+    )
     d = _discrepancy(genesis, foreign)
     assert (d.height, d.check) == (3, "certificate_signer") and outsider.public.hex() in d.found
     cert = CommitCertificate.from_wire(decode(records[2].certificate or b""))
     doubled = dataclasses.replace(cert, signatures=(cert.signatures[0],) * 3)
     d = _discrepancy(genesis, _replace(records, 3, certificate=encode(doubled.to_wire())))
     assert (d.height, d.field, d.check) == (3, "certificate.signatures[1]", "certificate_order")
-    other_round = _replace(records, 3, certificate=encode(dataclasses.replace(cert, round=cert.round + 1).to_wire()))
+    other_round = _replace(
+        records, 3, certificate=encode(dataclasses.replace(cert, round=cert.round + 1).to_wire())
+    )
     d = _discrepancy(genesis, other_round)
     assert (d.height, d.field, d.check) == (3, "certificate.signatures[0]", "certificate_signature")
     wrong_block = _replace(records, 3, certificate=records[3].certificate)
@@ -170,7 +197,9 @@ def test_weak_or_foreign_certificates_are_refused(genesis: Genesis, built: tuple
     assert (d.height, d.field, d.check) == (3, "certificate.height", "certificate_height")
 
 
-def test_swapped_receipts_are_named_by_index(genesis: Genesis, built: tuple[Chain, list[HistoryRecord]]) -> None:
+def test_swapped_receipts_are_named_by_index(
+    genesis: Genesis, built: tuple[Chain, list[HistoryRecord]]
+) -> None:
     _, records = built
     d = _discrepancy(genesis, _replace(records, 2, receipts=records[0].receipts))
     assert (d.height, d.field, d.check) == (2, "receipts[0].ref", "stored_receipt")
@@ -224,11 +253,15 @@ def test_a_state_root_mismatch_names_the_keys(genesis: Genesis) -> None:
 
 # --- exports ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["msgpack", "jsonl"])
-def test_export_round_trips_and_truncation_is_found(genesis: Genesis, built: tuple[Chain, list[HistoryRecord]], tmp_path: Path, fmt: str) -> None:
+def test_export_round_trips_and_truncation_is_found(
+    genesis: Genesis, built: tuple[Chain, list[HistoryRecord]], tmp_path: Path, fmt: str
+) -> None:
     chain, records = built
     path = tmp_path / f"history.{fmt}"
     with path.open("wb") as out:
-        writer = ExportWriter(out, fmt, Preamble(genesis.chain_id, chain.store.genesis_hash() or b"", 1, len(records)))
+        writer = ExportWriter(
+            out, fmt, Preamble(genesis.chain_id, chain.store.genesis_hash() or b"", 1, len(records))
+        )
         for record in records:
             writer.record(record)
         writer.finish()
@@ -276,7 +309,9 @@ def home(genesis: Genesis, tmp_path: Path) -> Path:
 def _audit_home(genesis: Genesis, home: Path) -> Auditor:
     src = HomeSource(home)
     try:
-        auditor = Auditor(genesis, default_registry(), reference=lambda h: src.store() if h == src.head else None)
+        auditor = Auditor(
+            genesis, default_registry(), reference=lambda h: src.store() if h == src.head else None
+        )
         auditor.check_genesis(src.genesis_hash, src.describe)
         for record in src.records(1, src.head):
             auditor.audit(record)

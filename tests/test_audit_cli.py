@@ -23,9 +23,15 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     node = NodeThread(directory / "node0")
     node.start()
     n = Net(directory, node.url)
-    n.ok("trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 10 --price 180.00 --trade-id AU-1")
-    n.ok("trade submit --buyer A-C002 --seller B-C001 --instrument ACME --qty 5 --price 181.00 --trade-id AU-2")
-    n.run("trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 999999 --price 1.00 --trade-id AU-3")
+    n.ok(
+        "trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 10 --price 180.00 --trade-id AU-1"
+    )
+    n.ok(
+        "trade submit --buyer A-C002 --seller B-C001 --instrument ACME --qty 5 --price 181.00 --trade-id AU-2"
+    )
+    n.run(
+        "trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 999999 --price 1.00 --trade-id AU-3"
+    )
     n.ok("deposit --account B-C002 --asset USD --amount 50.00 --reference audit-wire-1")
     try:
         yield n
@@ -70,12 +76,16 @@ def test_export_then_audit_the_file(net: Net, tmp_path: Path, fmt: str) -> None:
     if fmt == "jsonl":  # a tampered line is named by height and field
         lines = path.read_text().splitlines()
         record = json.loads(lines[1])
-        record["certificate"] = record["certificate"][:-2] + ("00" if record["certificate"][-2:] != "00" else "01")
+        record["certificate"] = record["certificate"][:-2] + (
+            "00" if record["certificate"][-2:] != "00" else "01"
+        )
         lines[1] = json.dumps(record)
         path.write_text("\n".join(lines) + "\n")
         code, out, err = _cli("audit", str(path), "--genesis", str(net.dir / "genesis.json"), "--quiet")
         assert code == 2
-        assert "AUDIT FAILED at height 1" in err and "certificate.signatures[0] (certificate_signature)" in err
+        assert (
+            "AUDIT FAILED at height 1" in err and "certificate.signatures[0] (certificate_signature)" in err
+        )
 
 
 def test_a_partial_export_cannot_be_audited(net: Net, tmp_path: Path) -> None:
@@ -95,14 +105,45 @@ def test_audit_against_another_genesis_fails_at_height_zero(net: Net, tmp_path: 
 
 
 def test_member_activity_report(net: Net) -> None:
-    code, out, err = _cli("report", "activity", "--node", net.url, "--genesis", str(net.dir / "genesis.json"), "--format", "json")
+    code, out, err = _cli(
+        "report",
+        "activity",
+        "--node",
+        net.url,
+        "--genesis",
+        str(net.dir / "genesis.json"),
+        "--format",
+        "json",
+    )
     assert code == 0, out + err
     rows = {r["member"]: r for r in json.loads(out)["members"]}
     assert (rows["member-a"]["trades"], rows["member-a"]["settled"], rows["member-a"]["failed"]) == (3, 2, 1)
-    assert rows["member-a"]["paid"] == {"USD": "2,705.00"} and rows["member-b"]["received"] == {"USD": "2,705.00"}
+    assert rows["member-a"]["paid"] == {"USD": "2,705.00"} and rows["member-b"]["received"] == {
+        "USD": "2,705.00"
+    }
     assert rows["member-a"]["fail_codes"] == {"insufficient_securities": 1}
-    code, out, _ = _cli("report", "activity", "--node", net.url, "--genesis", str(net.dir / "genesis.json"), "--format", "csv", "--member", "member-b")
+    code, out, _ = _cli(
+        "report",
+        "activity",
+        "--node",
+        net.url,
+        "--genesis",
+        str(net.dir / "genesis.json"),
+        "--format",
+        "csv",
+        "--member",
+        "member-b",
+    )
     assert out.splitlines()[0].startswith("member,trades,settled,failed")
     assert out.splitlines()[1].startswith("member-b,3,2,1,insufficient_securities:1,")
-    code, out, _ = _cli("report", "activity", "--node", net.url, "--genesis", str(net.dir / "genesis.json"), "--from", "999999")
+    code, out, _ = _cli(
+        "report",
+        "activity",
+        "--node",
+        net.url,
+        "--genesis",
+        str(net.dir / "genesis.json"),
+        "--from",
+        "999999",
+    )
     assert code == 1

@@ -36,7 +36,9 @@ def test_summary_counts_only_the_window_and_failures() -> None:
         [109.0, 111.0, 50, 50, 0],  # seen after the window: not in the rate
         [104.0, 104.1, 50, 40, 0],  # ten not committed
     ]
-    out = _summarize([{"records": records, "refusals": {"receipt_x": 2, "mempool_full": 10}}], start, 10.0, 2.0, batch=3)
+    out = _summarize(
+        [{"records": records, "refusals": {"receipt_x": 2, "mempool_full": 10}}], start, 10.0, 2.0, batch=3
+    )
     assert out["submitted_txs"] == 250
     assert out["committed_txs"] == 238
     assert out["failed_txs"] == 12 + 2

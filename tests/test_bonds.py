@@ -85,9 +85,18 @@ def events(receipts: tuple[Receipt, ...] | list[Receipt], name: str) -> list[dic
     return [dict(f) for r in receipts for (_, n, f) in r.events if n == name]
 
 
-def post(chain: Chain, who: str, amount: int | None = None, term: int | None = None, account: str | None = None, asset: str = USD) -> SignedTx:
+def post(
+    chain: Chain,
+    who: str,
+    amount: int | None = None,
+    term: int | None = None,
+    account: str | None = None,
+    asset: str = USD,
+) -> SignedTx:
     role = next(r for r in bonds.BONDING_ROLES if r in devnet.participants(4)[who][0])
-    return chain.tx(who, "bonds", "post", [account or HOUSE[who], asset, MIN[role] if amount is None else amount, term])
+    return chain.tx(
+        who, "bonds", "post", [account or HOUSE[who], asset, MIN[role] if amount is None else amount, term]
+    )
 
 
 def read(chain: Chain, name: str, **query: str) -> Any:
@@ -104,7 +113,9 @@ def ctx_of(chain: Chain) -> Context:
     return Context(state, CallEnv(chain.genesis.chain_id, head.height, head.time_ms, b""), "", "oracle")
 
 
-def vote(key: KeyPair, height: int, round_: int, vote_type: int, block_hash: bytes, chain_id: str = devnet.CHAIN_ID) -> list[Any]:
+def vote(
+    key: KeyPair, height: int, round_: int, vote_type: int, block_hash: bytes, chain_id: str = devnet.CHAIN_ID
+) -> list[Any]:
     sig = key.sign(vote_sign_bytes(chain_id, vote_type, height, round_, block_hash))
     return [key.public, height, round_, vote_type, block_hash, sig]
 
@@ -113,8 +124,13 @@ def block_hash(label: str) -> bytes:
     return H(b"leaf", label.encode())
 
 
-def double_vote(key: KeyPair, height: int = 1, round_: int = 0, vote_type: int = PRECOMMIT) -> list[list[Any]]:
-    return [vote(key, height, round_, vote_type, block_hash(f"a{height}")), vote(key, height, round_, vote_type, block_hash(f"b{height}"))]
+def double_vote(
+    key: KeyPair, height: int = 1, round_: int = 0, vote_type: int = PRECOMMIT
+) -> list[list[Any]]:
+    return [
+        vote(key, height, round_, vote_type, block_hash(f"a{height}")),
+        vote(key, height, round_, vote_type, block_hash(f"b{height}")),
+    ]
 
 
 def totals_from_state(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
@@ -125,7 +141,10 @@ def totals_from_state(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
         assert available >= 0 and locked >= 0, key
         asset = key.decode().rsplit("/", 1)[1]
         sums[asset] = sums.get(asset, 0) + available + locked
-    supply = {k.decode()[len("custody/supply/") :]: decode_value(v) for k, v in chain.store.iterate_state(b"custody/supply/")}
+    supply = {
+        k.decode()[len("custody/supply/") :]: decode_value(v)
+        for k, v in chain.store.iterate_state(b"custody/supply/")
+    }
     return sums, supply
 
 
@@ -141,7 +160,14 @@ def test_post_moves_cash_into_the_pool_and_schedules_the_return(chain: Chain) ->
     before = chain.balance("XA-HOUSE", USD)
     receipts = ok(chain, post(chain, "xchg-alpha", 60_000_00, 5))
     (posted,) = events(receipts, "bond_posted")
-    assert posted == {"bond": 1, "participant": "xchg-alpha", "account": "XA-HOUSE", "asset": USD, "amount": 60_000_00, "term_end_height": 6}
+    assert posted == {
+        "bond": 1,
+        "participant": "xchg-alpha",
+        "account": "XA-HOUSE",
+        "asset": USD,
+        "amount": 60_000_00,
+        "term_end_height": 6,
+    }
     assert chain.balance("XA-HOUSE", USD) == (before[0] - 60_000_00, 0)
     assert chain.balance(POOL, USD) == (60_000_00, 0)
     bond = read(chain, "bond", id="1")
@@ -158,7 +184,19 @@ def test_a_clean_bond_returns_exactly_once_at_its_term_end(chain: Chain) -> None
         _, result = chain.run()
         found = events(result.receipts, "bond_returned")
         returned += [(height, e) for e in found]
-    assert returned == [(4, {"bond": 1, "participant": "xchg-alpha", "account": "XA-HOUSE", "asset": USD, "returned": MIN["exchange"], "slashed": 0})]
+    assert returned == [
+        (
+            4,
+            {
+                "bond": 1,
+                "participant": "xchg-alpha",
+                "account": "XA-HOUSE",
+                "asset": USD,
+                "returned": MIN["exchange"],
+                "slashed": 0,
+            },
+        )
+    ]
     assert chain.balance("XA-HOUSE", USD) == before
     assert read(chain, "bond", id="1")["status"] == "returned"
     assert read(chain, "bonds", participant="xchg-alpha", active="1")["bonds"] == []
@@ -174,8 +212,14 @@ def test_post_checks_before_it_writes(chain: Chain) -> None:
     fails(chain, chain.tx("member-a", "bonds", "post", ["A-HOUSE", USD, 10**8, None]), "not_bondable")
     fails(chain, chain.tx("xchg-alpha", "bonds", "post", ["A-HOUSE", USD, 10**8, None]), "not_account_owner")
     fails(chain, chain.tx("xchg-alpha", "bonds", "post", ["NOPE", USD, 10**8, None]), "unknown_account")
-    fails(chain, chain.tx("xchg-alpha", "bonds", "post", ["XA-HOUSE", "NOPE", 10**8, None]), "unknown_instrument")
-    fails(chain, chain.tx("issuer-acme", "bonds", "post", ["ACME-CORP", "ACME", 10**8, None]), "bond_not_cash")
+    fails(
+        chain,
+        chain.tx("xchg-alpha", "bonds", "post", ["XA-HOUSE", "NOPE", 10**8, None]),
+        "unknown_instrument",
+    )
+    fails(
+        chain, chain.tx("issuer-acme", "bonds", "post", ["ACME-CORP", "ACME", 10**8, None]), "bond_not_cash"
+    )
     fails(chain, post(chain, "xchg-alpha", MIN["exchange"] - 1), "bond_below_minimum")
     fails(chain, post(chain, "xchg-alpha", term=2), "bad_term")
     fails(chain, post(chain, "xchg-alpha", term=1_000_001), "bad_term")
@@ -185,7 +229,11 @@ def test_post_checks_before_it_writes(chain: Chain) -> None:
 def test_the_largest_minimum_of_the_posters_roles_applies(chain: Chain) -> None:
     admin = chain.tx("admin", "membership", "set_roles", ["issuer-acme", ["issuer", "member", "exchange"]])
     ok(chain, admin)
-    fails(chain, chain.tx("issuer-acme", "bonds", "post", ["ACME-CORP", USD, MIN["issuer"], None]), "bond_below_minimum")
+    fails(
+        chain,
+        chain.tx("issuer-acme", "bonds", "post", ["ACME-CORP", USD, MIN["issuer"], None]),
+        "bond_below_minimum",
+    )
     ok(chain, chain.tx("issuer-acme", "bonds", "post", ["ACME-CORP", USD, MIN["exchange"], None]))
 
 
@@ -210,9 +258,17 @@ def test_validator_key_checks(genesis: Genesis) -> None:
     ok(chain, post(chain, "validator-2"))
     # Give validator-2's account to a second participant with the same key: rotate validator-3 to it.
     ok(chain, chain.tx("validator-3", "membership", "rotate_keys", [1, [key.public]]))
-    fails(chain, chain.tx("validator-3", "bonds", "post", ["V3-HOUSE", USD, MIN["validator"], None], keys=[key]), "consensus_key_bound")
+    fails(
+        chain,
+        chain.tx("validator-3", "bonds", "post", ["V3-HOUSE", USD, MIN["validator"], None], keys=[key]),
+        "consensus_key_bound",
+    )
     ok(chain, chain.tx("validator-3", "membership", "rotate_keys", [1, [stranger.public]], keys=[key]))
-    fails(chain, chain.tx("validator-3", "bonds", "post", ["V3-HOUSE", USD, MIN["validator"], None], keys=[stranger]), "not_in_validator_set")
+    fails(
+        chain,
+        chain.tx("validator-3", "bonds", "post", ["V3-HOUSE", USD, MIN["validator"], None], keys=[stranger]),
+        "not_in_validator_set",
+    )
 
 
 # --- slashing -----------------------------------------------------------------------------------
@@ -237,29 +293,62 @@ def test_slash_is_idempotent_and_never_fails_for_want_of_a_bond(chain: Chain) ->
     names = [n for _, n, _ in ctx.events()]
     assert names.count("finding_recorded") == 4 and names.count("bond_slashed") == 6
     found = [dict(f) for _, n, f in ctx.events() if n == "finding_recorded"]
-    assert [(f["participant"], f["slashed"]) for f in found] == [("oracle-1", 150_001), ("oracle-1", 150_001), ("member-a", 0), ("oracle-1", 150_001)]
+    assert [(f["participant"], f["slashed"]) for f in found] == [
+        ("oracle-1", 150_001),
+        ("oracle-1", 150_001),
+        ("member-a", 0),
+        ("oracle-1", 150_001),
+    ]
 
 
 def test_an_out_of_band_price_slashes_the_oracle_and_the_rest_returns(chain: Chain) -> None:
     insurance = chain.balance(INSURANCE, USD)[0]
     before = chain.balance("O3-HOUSE", USD)[0]
     ok(chain, post(chain, "oracle-3", term=5))  # height 1, due at 6
-    ok(chain, chain.tx("oracle-1", "oracle", "submit", ["STARK", 100_00]), chain.tx("oracle-2", "oracle", "submit", ["STARK", 101_00]))
+    ok(
+        chain,
+        chain.tx("oracle-1", "oracle", "submit", ["STARK", 100_00]),
+        chain.tx("oracle-2", "oracle", "submit", ["STARK", 101_00]),
+    )
     receipts = ok(chain, chain.tx("oracle-3", "oracle", "submit", ["STARK", 300_00]))  # height 3
     share = MIN["oracle"] * 500 // 10_000
     (slashed,) = events(receipts, "bond_slashed")
-    assert slashed == {"bond": 1, "participant": "oracle-3", "reason": "oracle_out_of_band", "ref": "STARK@3", "asset": USD, "amount": share, "remaining": MIN["oracle"] - share}
+    assert slashed == {
+        "bond": 1,
+        "participant": "oracle-3",
+        "reason": "oracle_out_of_band",
+        "ref": "STARK@3",
+        "asset": USD,
+        "amount": share,
+        "remaining": MIN["oracle"] - share,
+    }
     assert events(receipts, "finding_recorded")[0]["slashed"] == share
     assert chain.balance(INSURANCE, USD)[0] == insurance + share
     assert read(chain, "slashed", participant="oracle-3") == {
         "insurance_account": INSURANCE, "totals": {USD: share}, "participant": "oracle-3", "from_participant": {USD: share},
     }  # fmt: skip
     assert read(chain, "findings", participant="oracle-3")["findings"] == [
-        {"finding": 1, "participant": "oracle-3", "reason": "oracle_out_of_band", "ref": "STARK@3", "height": 3, "slashed": share}
+        {
+            "finding": 1,
+            "participant": "oracle-3",
+            "reason": "oracle_out_of_band",
+            "ref": "STARK@3",
+            "height": 3,
+            "slashed": share,
+        }
     ]
     for _ in range(3):
         receipts = ok(chain)
-    assert events(receipts, "bond_returned") == [{"bond": 1, "participant": "oracle-3", "account": "O3-HOUSE", "asset": USD, "returned": MIN["oracle"] - share, "slashed": share}]
+    assert events(receipts, "bond_returned") == [
+        {
+            "bond": 1,
+            "participant": "oracle-3",
+            "account": "O3-HOUSE",
+            "asset": USD,
+            "returned": MIN["oracle"] - share,
+            "slashed": share,
+        }
+    ]
     assert chain.balance("O3-HOUSE", USD)[0] == before - share
     check_invariants(chain)
 
@@ -270,7 +359,16 @@ def test_a_fully_slashed_bond_is_forfeited_at_term_end() -> None:
     ok(chain, chain.tx("auditor-1", "bonds", "submit_evidence", double_vote(devnet.validator_key(1))))
     _, result = chain.run()
     _, result = chain.run()
-    assert events(result.receipts, "bond_returned") == [{"bond": 1, "participant": "validator-1", "account": "V1-HOUSE", "asset": USD, "returned": 0, "slashed": MIN["validator"]}]
+    assert events(result.receipts, "bond_returned") == [
+        {
+            "bond": 1,
+            "participant": "validator-1",
+            "account": "V1-HOUSE",
+            "asset": USD,
+            "returned": 0,
+            "slashed": MIN["validator"],
+        }
+    ]
     assert read(chain, "bond", id="1")["status"] == "forfeited"
     check_invariants(chain)
 
@@ -283,10 +381,21 @@ def test_double_sign_evidence_slashes_the_validator(chain: Chain) -> None:
     a, b = double_vote(key, height=1)
     receipts = ok(chain, chain.tx("member-b", "bonds", "submit_evidence", [a, b]))
     (accepted,) = events(receipts, "evidence_accepted")
-    assert accepted == {"validator": key.public.hex(), "participant": "validator-1", "height": 1, "round": 0, "vote_type": PRECOMMIT, "submitter": "member-b"}
+    assert accepted == {
+        "validator": key.public.hex(),
+        "participant": "validator-1",
+        "height": 1,
+        "round": 0,
+        "vote_type": PRECOMMIT,
+        "submitter": "member-b",
+    }
     share = MIN["validator"] // 10
     (slashed,) = events(receipts, "bond_slashed")
-    assert slashed["amount"] == share and slashed["reason"] == "double_sign" and slashed["ref"] == f"{key.public.hex()}:1:0:2"
+    assert (
+        slashed["amount"] == share
+        and slashed["reason"] == "double_sign"
+        and slashed["ref"] == f"{key.public.hex()}:1:0:2"
+    )
     assert chain.balance(INSURANCE, USD)[0] == insurance + share
     assert read(chain, "evidence", validator=key.public.hex())["evidence"] == [{
         "height": 1, "round": 0, "vote_type": 2, "participant": "validator-1", "submitter": "member-b",
@@ -304,11 +413,27 @@ def test_bad_evidence_is_refused_with_its_code(chain: Chain) -> None:
     other_chain = vote(key, 5, 0, PRECOMMIT, b[4], chain_id="other-chain")
     fails(chain, chain.tx("member-a", "bonds", "submit_evidence", [a, other_chain]), "bad_evidence_signature")
     fails(chain, chain.tx("member-a", "bonds", "submit_evidence", [a, a]), "not_conflicting")
-    fails(chain, chain.tx("member-a", "bonds", "submit_evidence", [a, vote(key, 6, 0, PRECOMMIT, b[4])]), "not_conflicting")
-    fails(chain, chain.tx("member-a", "bonds", "submit_evidence", [a, vote(key, 5, 1, PRECOMMIT, b[4])]), "not_conflicting")
-    fails(chain, chain.tx("member-a", "bonds", "submit_evidence", [a, vote(key, 5, 0, PREVOTE, b[4])]), "not_conflicting")
+    fails(
+        chain,
+        chain.tx("member-a", "bonds", "submit_evidence", [a, vote(key, 6, 0, PRECOMMIT, b[4])]),
+        "not_conflicting",
+    )
+    fails(
+        chain,
+        chain.tx("member-a", "bonds", "submit_evidence", [a, vote(key, 5, 1, PRECOMMIT, b[4])]),
+        "not_conflicting",
+    )
+    fails(
+        chain,
+        chain.tx("member-a", "bonds", "submit_evidence", [a, vote(key, 5, 0, PREVOTE, b[4])]),
+        "not_conflicting",
+    )
     other = devnet.validator_key(2)
-    fails(chain, chain.tx("member-a", "bonds", "submit_evidence", [a, vote(other, 5, 0, PRECOMMIT, b[4])]), "not_conflicting")
+    fails(
+        chain,
+        chain.tx("member-a", "bonds", "submit_evidence", [a, vote(other, 5, 0, PRECOMMIT, b[4])]),
+        "not_conflicting",
+    )
     stranger = KeyPair.dev("stranger")
     fails(chain, chain.tx("member-a", "bonds", "submit_evidence", double_vote(stranger)), "unknown_validator")
 
@@ -317,8 +442,15 @@ def test_old_evidence_is_refused() -> None:
     chain = new_chain(evidence_max_age_blocks=2)
     for _ in range(3):
         chain.run()
-    fails(chain, chain.tx("member-a", "bonds", "submit_evidence", double_vote(devnet.validator_key(1), height=1)), "evidence_too_old")
-    ok(chain, chain.tx("member-a", "bonds", "submit_evidence", double_vote(devnet.validator_key(1), height=3)))  # block 5: 3 + 2 >= 5
+    fails(
+        chain,
+        chain.tx("member-a", "bonds", "submit_evidence", double_vote(devnet.validator_key(1), height=1)),
+        "evidence_too_old",
+    )
+    ok(
+        chain,
+        chain.tx("member-a", "bonds", "submit_evidence", double_vote(devnet.validator_key(1), height=3)),
+    )  # block 5: 3 + 2 >= 5
 
 
 def test_a_nil_vote_conflicts_with_a_block_vote_and_an_unbonded_validator_is_recorded(chain: Chain) -> None:
@@ -326,7 +458,15 @@ def test_a_nil_vote_conflicts_with_a_block_vote_and_an_unbonded_validator_is_rec
     votes = [vote(key, 3, 1, PREVOTE, b""), vote(key, 3, 1, PREVOTE, block_hash("x"))]
     receipts = ok(chain, chain.tx("member-a", "bonds", "submit_evidence", votes))
     assert events(receipts, "bond_slashed") == []
-    assert events(receipts, "finding_recorded") == [{"finding": 1, "participant": "validator-2", "reason": "double_sign", "ref": f"{key.public.hex()}:3:1:1", "slashed": 0}]
+    assert events(receipts, "finding_recorded") == [
+        {
+            "finding": 1,
+            "participant": "validator-2",
+            "reason": "double_sign",
+            "ref": f"{key.public.hex()}:3:1:1",
+            "slashed": 0,
+        }
+    ]
 
 
 def test_malformed_evidence_is_rejected_before_a_block(chain: Chain) -> None:
@@ -348,10 +488,19 @@ def test_views_page_and_refuse_bad_queries(chain: Chain) -> None:
     assert [b["id"] for b in page["bonds"]] == [5] and page["next"] is None
     assert [b["id"] for b in read(chain, "bonds")["bonds"]] == [1, 2, 3, 4, 5, 6]
     rules = read(chain, "rules")
-    assert rules["min_bond"] == MIN and rules["slash_bps"]["double_sign"] == 1_000 and rules["insurance_account"] == INSURANCE
+    assert (
+        rules["min_bond"] == MIN
+        and rules["slash_bps"]["double_sign"] == 1_000
+        and rules["insurance_account"] == INSURANCE
+    )
     from chain.errors import ContractError
 
-    for name, query in (("bond", {"id": "x"}), ("bond", {"id": "0"}), ("bonds", {"limit": "1000"}), ("evidence", {"validator": "zz"})):
+    for name, query in (
+        ("bond", {"id": "x"}),
+        ("bond", {"id": "0"}),
+        ("bonds", {"limit": "1000"}),
+        ("evidence", {"validator": "zz"}),
+    ):
         with pytest.raises(ContractError) as err:
             read(chain, name, **query)
         assert err.value.code == "bad_query"
@@ -364,7 +513,12 @@ def test_views_page_and_refuse_bad_queries(chain: Chain) -> None:
 BONDERS = ["xchg-alpha", "oracle-1", "oracle-2", "oracle-3", "issuer-acme", "validator-0", "validator-1"]
 OPS = st.one_of(
     st.tuples(st.just("post"), st.sampled_from(BONDERS), st.integers(0, 3), st.integers(3, 8)),
-    st.tuples(st.just("price"), st.sampled_from(["oracle-1", "oracle-2", "oracle-3"]), st.sampled_from([100_00, 102_00, 400_00]), st.just(0)),
+    st.tuples(
+        st.just("price"),
+        st.sampled_from(["oracle-1", "oracle-2", "oracle-3"]),
+        st.sampled_from([100_00, 102_00, 400_00]),
+        st.just(0),
+    ),
     st.tuples(st.just("evidence"), st.sampled_from([0, 1, 2]), st.integers(1, 3), st.integers(0, 1)),
     st.tuples(st.just("block"), st.just(""), st.just(0), st.just(0)),
 )
@@ -378,7 +532,14 @@ def apply_ops(chain: Chain, ops: list[tuple[str, Any, int, int]]) -> None:
         elif kind == "price":
             chain.run(chain.tx(who, "oracle", "submit", ["HOOLI", n]))
         elif kind == "evidence":
-            chain.run(chain.tx("member-a", "bonds", "submit_evidence", double_vote(devnet.validator_key(who), height=n, round_=m)))
+            chain.run(
+                chain.tx(
+                    "member-a",
+                    "bonds",
+                    "submit_evidence",
+                    double_vote(devnet.validator_key(who), height=n, round_=m),
+                )
+            )
         else:
             chain.run()
         check_invariants(chain)
@@ -386,7 +547,9 @@ def apply_ops(chain: Chain, ops: list[tuple[str, Any, int, int]]) -> None:
 
 @settings(max_examples=25)
 @given(st.lists(OPS, min_size=1, max_size=14))
-def test_value_is_conserved_and_execution_is_deterministic(genesis: Genesis, ops: list[tuple[str, Any, int, int]]) -> None:
+def test_value_is_conserved_and_execution_is_deterministic(
+    genesis: Genesis, ops: list[tuple[str, Any, int, int]]
+) -> None:
     one, two = Chain(Store.in_memory(), genesis), Chain(Store.in_memory(), genesis)
     apply_ops(one, ops)
     for kind, who, n, m in ops:  # the second chain: same transactions, no checks in between
@@ -396,7 +559,14 @@ def test_value_is_conserved_and_execution_is_deterministic(genesis: Genesis, ops
         elif kind == "price":
             two.run(two.tx(who, "oracle", "submit", ["HOOLI", n]))
         elif kind == "evidence":
-            two.run(two.tx("member-a", "bonds", "submit_evidence", double_vote(devnet.validator_key(who), height=n, round_=m)))
+            two.run(
+                two.tx(
+                    "member-a",
+                    "bonds",
+                    "submit_evidence",
+                    double_vote(devnet.validator_key(who), height=n, round_=m),
+                )
+            )
         else:
             two.run()
     assert one.ledger.head.state_root == two.ledger.head.state_root
@@ -405,7 +575,9 @@ def test_value_is_conserved_and_execution_is_deterministic(genesis: Genesis, ops
     assert len({(f["participant"], f["reason"], f["ref"]) for f in findings}) == len(findings)
 
 
-NOT_BONDABLE = [p for p, (roles, _, _) in devnet.participants(4).items() if not set(roles) & set(bonds.BONDING_ROLES)]
+NOT_BONDABLE = [
+    p for p, (roles, _, _) in devnet.participants(4).items() if not set(roles) & set(bonds.BONDING_ROLES)
+]
 
 
 @settings(max_examples=8)
@@ -416,7 +588,10 @@ def test_only_bonding_roles_may_post(genesis: Genesis, who: str, amount: int) ->
 
 
 @settings(max_examples=8)
-@given(st.sampled_from(BONDERS), st.sampled_from(["A-HOUSE", "B-C001", "XA-HOUSE", "O1-HOUSE", "V0-HOUSE", "ACME-CORP"]))
+@given(
+    st.sampled_from(BONDERS),
+    st.sampled_from(["A-HOUSE", "B-C001", "XA-HOUSE", "O1-HOUSE", "V0-HOUSE", "ACME-CORP"]),
+)
 def test_a_bond_comes_only_from_the_posters_own_account(genesis: Genesis, who: str, account: str) -> None:
     chain = Chain(Store.in_memory(), genesis)
     role = next(r for r in bonds.BONDING_ROLES if r in devnet.participants(4)[who][0])
@@ -470,7 +645,10 @@ def test_bond_and_evidence_commands(net: Any, tmp_path: Path) -> None:
     net.fails("bad_amount", "bond post --as oracle-2 --account O2-HOUSE --asset USD --amount 1.001")
     net.fails("not_bondable", "bond post --as member-a --account A-HOUSE --asset USD --amount 10000.00")
     info = net.json("bond slash-info --participant oracle-2")
-    assert info["rules"]["slash_bps"]["oracle_out_of_band"] == 500 and info["rules"]["min_bond"]["oracle"] == 10_000_00
+    assert (
+        info["rules"]["slash_bps"]["oracle_out_of_band"] == 500
+        and info["rules"]["min_bond"]["oracle"] == 10_000_00
+    )
     assert "double_sign" in net.ok("bond slash-info").stdout
 
     # Evidence from a file (the node's GET /evidence format) against validator-0.

@@ -41,14 +41,19 @@ def test_runs_rotate_the_liar_and_vary_the_node_faults() -> None:
     assert all(p.byzantine is None for p in plan_runs(1, 2, 4, 30, FAULT_KINDS, "none"))
 
 
-def _homes(tmp_path: Path, genesis: Genesis, blocks: list[list[int]]) -> tuple[dict[str, Path], dict[bytes, tuple[int, int]]]:
+def _homes(
+    tmp_path: Path, genesis: Genesis, blocks: list[list[int]]
+) -> tuple[dict[str, Path], dict[bytes, tuple[int, int]]]:
     """One LevelDB home per entry of ``blocks``; each block settles trades numbered as listed."""
     homes, acked = {}, {}
     for k, trade_ids in enumerate(blocks):
         home = tmp_path / f"node{k}"
         store = Store.open_leveldb(home / "db")
         chain = Chain(store, genesis)
-        txs = [chain.tx("xchg-alpha", "settlement", "settle", [f"T-{n}", "A-C001", "B-C001", "ACME", 1, 100_00]) for n in trade_ids]
+        txs = [
+            chain.tx("xchg-alpha", "settlement", "settle", [f"T-{n}", "A-C001", "B-C001", "ACME", 1, 100_00])
+            for n in trade_ids
+        ]
         chain.run(*txs)
         chain.run()
         for i, stx in enumerate(txs):
@@ -70,7 +75,13 @@ def test_a_fork_a_root_mismatch_and_a_lost_transaction_are_seen(tmp_path: Path, 
     c = check_stores(homes, acked)
     assert c["forks"] == [1, 2] and c["root_mismatches"] == [1, 2]
     assert len(c["lost"]) == 2  # trade 2 is not on node1, trade 3 not on node0
-    result = {"checks": {**c, "lagging": []}, "audit": {"node0": {"ok": True}}, "exit_codes": {"node0": 0}, "resume_s": 1.0, "acked": 2}
+    result = {
+        "checks": {**c, "lagging": []},
+        "audit": {"node0": {"ok": True}},
+        "exit_codes": {"node0": 0},
+        "resume_s": 1.0,
+        "acked": 2,
+    }
     found = violations(result, RunPlan(seed=1))
     assert any(v.startswith("forks") for v in found) and any(v.startswith("lost") for v in found)
 

@@ -303,7 +303,9 @@ def test_stop_closes_every_listener_and_connection_and_is_idempotent() -> None:
         proxy = LinkProxy()
         try:
             late = None
-            links = {(s, d): proxy.add_link(s, d, echo.server_address[:2]) for s, d in (("a", "b"), ("b", "a"))}
+            links = {
+                (s, d): proxy.add_link(s, d, echo.server_address[:2]) for s, d in (("a", "b"), ("b", "a"))
+            }
             proxy.start()
             late = proxy.add_link("a", "c", echo.server_address[:2])  # added while running
             socks = [dial(address) for address in [*links.values(), late]]

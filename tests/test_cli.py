@@ -303,7 +303,10 @@ def test_one_line_errors(net: Net, tmp_path: Path) -> None:
         "trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 1 --price 1 --settlement T+2 --trade-id TP2-1"
     )
     assert accepted["accepted"]["tplus"] == 2 and accepted["trade_id"] == "TP2-1"
-    net.fails("duplicate_trade_id", "trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 1 --price 1 --trade-id TP2-1")
+    net.fails(
+        "duplicate_trade_id",
+        "trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 1 --price 1 --trade-id TP2-1",
+    )
     net.fails("unknown_instrument", "deposit --account A-C001 --asset EUR --amount 1 --reference w-y")
     net.fails(
         "unknown_participant", "deposit --account A-C001 --asset USD --amount 1 --reference w-z --as nobody"

@@ -60,7 +60,15 @@ def _replay(rows: list[dict[str, str]], batch_size: int) -> dict[tuple[str, str]
     nonce = 0
     for i in range(0, len(tickets), batch_size):
         nonce += 1
-        stx = Tx(genesis.chain_id, "xchg-alpha", nonce, "settlement", "settle_batch", [tickets[i : i + batch_size]], 0)
+        stx = Tx(
+            genesis.chain_id,
+            "xchg-alpha",
+            nonce,
+            "settlement",
+            "settle_batch",
+            [tickets[i : i + batch_size]],
+            0,
+        )
         producer.produce([stx.sign(devnet.signing_keys("xchg-alpha"))])
     state = BlockState(store)
     return {(a, s): balance_in(state, a, s) for a in ACCOUNTS for s in DECIMALS}

@@ -12,7 +12,9 @@ from node.config import ConfigError, NodeConfig, P2PSection, load_config, parse_
 
 
 def test_render_and_load_round_trip(tmp_path: Path) -> None:
-    cfg = NodeConfig(p2p=P2PSection(listen="127.0.0.1:1", peers=["127.0.0.1:2", "localhost:3"], observers=["ab" * 32]))
+    cfg = NodeConfig(
+        p2p=P2PSection(listen="127.0.0.1:1", peers=["127.0.0.1:2", "localhost:3"], observers=["ab" * 32])
+    )
     (tmp_path / "config.toml").write_text(render(cfg))
     assert load_config(tmp_path) == cfg
 

@@ -52,7 +52,11 @@ class Signer:
         return True
 
     def sign_proposal(self, chain_id: str, h: int, r: int, bh: bytes, pol: int) -> bytes | None:
-        return self.key.sign(proposal_sign_bytes(chain_id, h, r, bh, pol)) if self._guard((h, r, 0), bh) else None
+        return (
+            self.key.sign(proposal_sign_bytes(chain_id, h, r, bh, pol))
+            if self._guard((h, r, 0), bh)
+            else None
+        )
 
     def sign_vote(self, chain_id: str, t: int, h: int, r: int, bh: bytes) -> bytes | None:
         return self.key.sign(vote_sign_bytes(chain_id, t, h, r, bh)) if self._guard((h, r, t), bh) else None
@@ -63,7 +67,9 @@ def _vote(key: KeyPair, t: int, h: int, r: int, bh: bytes) -> Vote:
 
 
 def _network(n_heights: int) -> dict[int, list[bytes]]:
-    nodes = [Consensus(CHAIN, 1, VALIDATORS, App(), Signer(k), verify_signature, TimeoutParams()) for k in KEYS]
+    nodes = [
+        Consensus(CHAIN, 1, VALIDATORS, App(), Signer(k), verify_signature, TimeoutParams()) for k in KEYS
+    ]
     queue: deque[tuple[int, Any]] = deque()
     decided: dict[int, list[bytes]] = {i: [] for i in range(4)}
 
@@ -127,7 +133,9 @@ def test_restore_after_crash_between_persist_and_send_rebroadcasts_and_keeps_the
     me = next(k for k in KEYS if k is not proposer_key)
     app = App()
     bh, block = app.propose(1, 0)
-    proposal = Proposal(1, 0, bh, -1, proposer_key.public, proposer_key.sign(proposal_sign_bytes(CHAIN, 1, 0, bh, -1)), block)
+    proposal = Proposal(
+        1, 0, bh, -1, proposer_key.public, proposer_key.sign(proposal_sign_bytes(CHAIN, 1, 0, bh, -1)), block
+    )
     signer = Signer(me)
     my_prevote = Vote(PREVOTE, 1, 0, bh, me.public, signer.sign_vote(CHAIN, PREVOTE, 1, 0, bh) or b"")
     my_precommit = Vote(PRECOMMIT, 1, 0, bh, me.public, signer.sign_vote(CHAIN, PRECOMMIT, 1, 0, bh) or b"")
@@ -150,7 +158,9 @@ def test_timeouts_move_through_the_round_with_no_proposal() -> None:
     assert [e.message.block_hash for e in effects if isinstance(e, Broadcast)] == [NIL]
     effects = node.on_timeout(1, 1, 0)
     assert node.step == PRECOMMIT_STEP
-    assert [(e.message.vote_type, e.message.block_hash) for e in effects if isinstance(e, Broadcast)] == [(PRECOMMIT, NIL)]
+    assert [(e.message.vote_type, e.message.block_hash) for e in effects if isinstance(e, Broadcast)] == [
+        (PRECOMMIT, NIL)
+    ]
     assert node.on_timeout(1, 1, 0) == []  # a stale timeout does nothing
     node.on_timeout(2, 1, 0)
     assert node.round == 1 and node.step != PRECOMMIT_STEP

@@ -116,11 +116,23 @@ def events(receipts: list[Receipt], name: str) -> list[dict[str, Any]]:
     return [dict(fields) for r in receipts for (_, n, fields) in r.events if n == name]
 
 
-def dividend(chain: Chain, amount: int, record: int, *, iid: str = "ACME", payer: str = PAYER, sender: str = ISSUER) -> SignedTx:
+def dividend(
+    chain: Chain, amount: int, record: int, *, iid: str = "ACME", payer: str = PAYER, sender: str = ISSUER
+) -> SignedTx:
     return chain.tx(sender, CA, "announce_dividend", [iid, amount, record, payer])
 
 
-def split(chain: Chain, num: int, den: int, record: int, price: int = 0, *, iid: str = "ACME", payer: str = PAYER, sender: str = ISSUER) -> SignedTx:
+def split(
+    chain: Chain,
+    num: int,
+    den: int,
+    record: int,
+    price: int = 0,
+    *,
+    iid: str = "ACME",
+    payer: str = PAYER,
+    sender: str = ISSUER,
+) -> SignedTx:
     return chain.tx(sender, CA, "announce_split", [iid, num, den, record, price, payer])
 
 
@@ -150,7 +162,7 @@ def holdings(chain: Chain, asset: str) -> dict[str, tuple[int, int]]:
     """Every account's (available, locked) of ``asset``, read from state."""
     out = {}
     for key, _ in chain.store.iterate_state(BALANCE_PREFIX):
-        account, _, held = key[len(BALANCE_PREFIX):].decode().rpartition("/")
+        account, _, held = key[len(BALANCE_PREFIX) :].decode().rpartition("/")
         if held == asset:
             out[account] = chain.balance(account, asset)
     return out
@@ -196,7 +208,11 @@ def test_dividend_paid_to_holders_of_record(chain: Chain) -> None:
     assert (a.paid, a.funded, a.returned) == (paid, total * 37, total * 37 - paid)
     assert usd(chain, PAYER) == (before_usd[PAYER][0] - paid, 0)
     (page,) = events(tasks, "dividend_paid")
-    assert page["accounts"] == ["A-HOUSE", "B-C001", "B-HOUSE"] and page["amounts"] == [3_700_000, 185_000, 3_700_000]
+    assert page["accounts"] == ["A-HOUSE", "B-C001", "B-HOUSE"] and page["amounts"] == [
+        3_700_000,
+        185_000,
+        3_700_000,
+    ]
     (done,) = events(tasks, "corporate_action_completed")
     assert done["paid"] + done["returned"] == done["funded"]
     assert events(tasks, "instrument_halted") == []  # one page: recorded and paid in one task
@@ -212,7 +228,9 @@ def test_dividend_rounds_down_per_holder_and_returns_dust(genesis: Genesis) -> N
     ok(chain, chain.tx("custodian", "custody", "deposit", ["A-C002", "TBILL", 5_000, "tb-2"]))
     holders = holdings(chain, "TBILL")
     cash_before = {acc: usd(chain, acc)[0] for acc in holders}
-    receipts = ok(chain, dividend(chain, 7, height(chain) + 2, iid="TBILL", payer="FUND-HOUSE", sender="fund-mgr"))
+    receipts = ok(
+        chain, dividend(chain, 7, height(chain) + 2, iid="TBILL", payer="FUND-HOUSE", sender="fund-mgr")
+    )
     aid = announced_id(receipts)
     run_until_done(chain, aid)
     a = action(chain, aid)
@@ -222,7 +240,9 @@ def test_dividend_rounds_down_per_holder_and_returns_dust(genesis: Genesis) -> N
     exact_total = Fraction(sum(q + lk for q, lk in holders.values()) * 7, 10**4)
     assert a.paid == sum(math.floor(Fraction((q + lk) * 7, 10**4)) for q, lk in holders.values())
     assert a.paid <= exact_total and a.paid + a.returned == a.funded
-    doc = chain.ledger.runtime.read_view(chain.state(), CallEnv("", 0, 0, b""), CA, "action", {"id": str(aid)})  # type: ignore[attr-defined]
+    doc = chain.ledger.runtime.read_view(
+        chain.state(), CallEnv("", 0, 0, b""), CA, "action", {"id": str(aid)}
+    )  # type: ignore[attr-defined]
     assert doc["dust"] == math.floor(exact_total) - a.paid == 1
     check_ledger(chain)
 
@@ -389,7 +409,9 @@ def test_views(chain: Chain) -> None:
     assert view("action", id=str(aid))["status"] == "completed"
     assert [a["id"] for a in view("actions")["actions"]] == [aid]
     page = view("entitlements", id=str(aid), limit="2")
-    assert [e["account"] for e in page["entitlements"]] == ["A-HOUSE", "ACME-CORP"] and page["next"] == "ACME-CORP"
+    assert [e["account"] for e in page["entitlements"]] == ["A-HOUSE", "ACME-CORP"] and page[
+        "next"
+    ] == "ACME-CORP"
     rest = view("entitlements", id=str(aid), after="ACME-CORP")
     assert [e["account"] for e in rest["entitlements"]] == ["B-C001", "B-HOUSE"] and rest["next"] is None
     assert view("entitlements", id=str(aid), account="ACME-CORP")["status"] == "treasury"
@@ -406,7 +428,9 @@ def test_views(chain: Chain) -> None:
 # --- refusals ---------------------------------------------------------------------------------
 def test_announcement_refusals(chain: Chain) -> None:
     fails(chain, dividend(chain, 10, height(chain) + 5, sender="member-a"), "not_issuer")
-    fails(chain, dividend(chain, 10, height(chain) + 5, sender="fund-mgr", payer="FUND-HOUSE"), "not_issuer")  # not ACME's
+    fails(
+        chain, dividend(chain, 10, height(chain) + 5, sender="fund-mgr", payer="FUND-HOUSE"), "not_issuer"
+    )  # not ACME's
     fails(chain, dividend(chain, 10, height(chain) + 5, iid="GLOBEX"), "not_issuer")  # no issuer registered
     fails(chain, dividend(chain, 10, height(chain) + 5, iid="NOPE"), "unknown_instrument")
     fails(chain, dividend(chain, 10, height(chain) + 5, iid="USD"), "instrument_is_cash")
@@ -422,14 +446,32 @@ def test_announcement_refusals(chain: Chain) -> None:
 
 
 # --- properties -------------------------------------------------------------------------------
-DEPOSITABLE = ["A-HOUSE", "A-C001", "A-C002", "B-HOUSE", "B-C001", "B-C002", "XA-HOUSE", "ACME-CORP", "FUND-HOUSE", "O1-HOUSE"]
+DEPOSITABLE = [
+    "A-HOUSE",
+    "A-C001",
+    "A-C002",
+    "B-HOUSE",
+    "B-C001",
+    "B-C002",
+    "XA-HOUSE",
+    "ACME-CORP",
+    "FUND-HOUSE",
+    "O1-HOUSE",
+]
 # At most 8,255,000 ACME: a dividend of up to 1.00 USD a share stays within ACME-CORP's cash.
 positions = st.lists(st.tuples(st.sampled_from(DEPOSITABLE), st.integers(1, 10**6)), max_size=8)
-locks = st.lists(st.tuples(st.sampled_from(["A-HOUSE", "B-HOUSE", "B-C001"]), st.integers(1, 5_000)), max_size=2, unique_by=lambda x: x[0])
+locks = st.lists(
+    st.tuples(st.sampled_from(["A-HOUSE", "B-HOUSE", "B-C001"]), st.integers(1, 5_000)),
+    max_size=2,
+    unique_by=lambda x: x[0],
+)
 
 
 def setup_positions(chain: Chain, deposits: list[tuple[str, int]], locked: list[tuple[str, int]]) -> None:
-    txs = [chain.tx("custodian", "custody", "deposit", [acc, "ACME", q, f"p-{i}"]) for i, (acc, q) in enumerate(deposits)]
+    txs = [
+        chain.tx("custodian", "custody", "deposit", [acc, "ACME", q, f"p-{i}"])
+        for i, (acc, q) in enumerate(deposits)
+    ]
     owners = {"A-HOUSE": "member-a", "B-HOUSE": "member-b", "B-C001": "member-b"}
     txs += [chain.tx(owners[acc], "custody", "request_withdrawal", [acc, "ACME", q]) for acc, q in locked]
     ok(chain, *txs)
@@ -437,7 +479,9 @@ def setup_positions(chain: Chain, deposits: list[tuple[str, int]], locked: list[
 
 @settings(max_examples=20)
 @given(positions, locks, st.integers(1, 100), st.integers(1, 5))
-def test_dividend_property(genesis: Genesis, deposits: list[tuple[str, int]], locked: list[tuple[str, int]], amount: int, page: int) -> None:
+def test_dividend_property(
+    genesis: Genesis, deposits: list[tuple[str, int]], locked: list[tuple[str, int]], amount: int, page: int
+) -> None:
     chain = make(genesis, page_holders=page)
     setup_positions(chain, deposits, locked)
     before = holdings(chain, "ACME")
@@ -461,8 +505,21 @@ def test_dividend_property(genesis: Genesis, deposits: list[tuple[str, int]], lo
 
 
 @settings(max_examples=20)
-@given(positions, locks, st.sampled_from([(2, 1), (3, 2), (1, 10), (5, 3), (1, 2)]), st.integers(1, 10**6), st.integers(1, 5))
-def test_split_property(genesis: Genesis, deposits: list[tuple[str, int]], locked: list[tuple[str, int]], ratio: tuple[int, int], price: int, page: int) -> None:
+@given(
+    positions,
+    locks,
+    st.sampled_from([(2, 1), (3, 2), (1, 10), (5, 3), (1, 2)]),
+    st.integers(1, 10**6),
+    st.integers(1, 5),
+)
+def test_split_property(
+    genesis: Genesis,
+    deposits: list[tuple[str, int]],
+    locked: list[tuple[str, int]],
+    ratio: tuple[int, int],
+    price: int,
+    page: int,
+) -> None:
     num, den = ratio
     chain = make(genesis, page_holders=page)
     setup_positions(chain, deposits, locked)
@@ -562,12 +619,22 @@ def wait_status(net: Net, action_id: int, status: str) -> dict[str, Any]:
 
 
 def test_cli_commands(net: Net) -> None:
-    net.ok("call disclosure register_issuer '[\"GLOBEX\", \"issuer-acme\"]' --as admin")
-    out = net.json("corporate dividend --instrument GLOBEX --amount 0.05 --in-blocks 2 --payer ACME-CORP --as issuer-acme")
+    net.ok('call disclosure register_issuer \'["GLOBEX", "issuer-acme"]\' --as admin')
+    out = net.json(
+        "corporate dividend --instrument GLOBEX --amount 0.05 --in-blocks 2 --payer ACME-CORP --as issuer-acme"
+    )
     aid = out["id"]
-    net.fails("not_issuer", "corporate dividend --instrument GLOBEX --amount 0.05 --payer A-HOUSE --as member-a")
-    net.fails("bad_amount", "corporate dividend --instrument GLOBEX --amount 0.001 --payer ACME-CORP --as issuer-acme")
-    net.fails("instrument_is_cash", "corporate dividend --instrument USD --amount 1 --payer ACME-CORP --as issuer-acme")
+    net.fails(
+        "not_issuer", "corporate dividend --instrument GLOBEX --amount 0.05 --payer A-HOUSE --as member-a"
+    )
+    net.fails(
+        "bad_amount",
+        "corporate dividend --instrument GLOBEX --amount 0.001 --payer ACME-CORP --as issuer-acme",
+    )
+    net.fails(
+        "instrument_is_cash",
+        "corporate dividend --instrument USD --amount 1 --payer ACME-CORP --as issuer-acme",
+    )
     doc = wait_status(net, aid, "completed")
     assert doc["paid"] == (50_000 + 50_000 + 1_000) * 5 and doc["paid"] + doc["returned"] == doc["funded"]
     text = net.ok(f"corporate show {aid}").stdout
@@ -577,15 +644,24 @@ def test_cli_commands(net: Net) -> None:
     assert net.json(f"corporate entitlements {aid} --account A-C002")["cash"] == 5_000
     assert "A-C002" in net.ok(f"corporate entitlements {aid}").stdout
     # A 3:2 split far ahead: the instrument is busy until it is cancelled.
-    net.fails("bad_ratio", "corporate split --instrument GLOBEX --ratio 3-2 --payer ACME-CORP --as issuer-acme")
-    sid = net.json("corporate split --instrument GLOBEX --ratio 3:2 --reference-price 50.00 --in-blocks 500 --payer ACME-CORP --as issuer-acme")["id"]
-    net.fails("action_pending", "corporate dividend --instrument GLOBEX --amount 1 --payer ACME-CORP --as issuer-acme")
+    net.fails(
+        "bad_ratio", "corporate split --instrument GLOBEX --ratio 3-2 --payer ACME-CORP --as issuer-acme"
+    )
+    sid = net.json(
+        "corporate split --instrument GLOBEX --ratio 3:2 --reference-price 50.00 --in-blocks 500 --payer ACME-CORP --as issuer-acme"
+    )["id"]
+    net.fails(
+        "action_pending",
+        "corporate dividend --instrument GLOBEX --amount 1 --payer ACME-CORP --as issuer-acme",
+    )
     assert [a["status"] for a in net.json("corporate list")["actions"] if a["id"] == sid] == ["announced"]
     assert "3:2" in net.ok("corporate list").stdout
     net.fails("not_issuer", f"corporate cancel {sid} --as member-a")
     net.ok(f"corporate cancel {sid} --as issuer-acme")
     assert net.json(f"corporate show {sid}")["status"] == "cancelled"
     # Now a 3:2 split that runs: A-C002's 1,000 GLOBEX become 1,500.
-    sid = net.json("corporate split --instrument GLOBEX --ratio 3:2 --reference-price 50.00 --in-blocks 2 --payer ACME-CORP --as issuer-acme")["id"]
+    sid = net.json(
+        "corporate split --instrument GLOBEX --ratio 3:2 --reference-price 50.00 --in-blocks 2 --payer ACME-CORP --as issuer-acme"
+    )["id"]
     wait_status(net, sid, "completed")
     assert net.available("A-C002", "GLOBEX") == 1_500

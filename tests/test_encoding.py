@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from chain.encoding import TAGS, H, decode, encode
 from chain.errors import EncodingError
 
-scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.binary(max_size=64) | st.text(max_size=32)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.binary(max_size=64)
+    | st.text(max_size=32)
+)
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=6), max_leaves=30)
 
 

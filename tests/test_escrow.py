@@ -56,7 +56,17 @@ def head(chain: Chain) -> int:
     return header.height
 
 
-def lock(chain: Chain, eid: str, source: str = "A-C001", target: str = "B-C001", asset: str = "USD", amount: int = 100_00, hashlock: bytes = HASH, timeout: int | None = None, sender: str = "member-a") -> SignedTx:
+def lock(
+    chain: Chain,
+    eid: str,
+    source: str = "A-C001",
+    target: str = "B-C001",
+    asset: str = "USD",
+    amount: int = 100_00,
+    hashlock: bytes = HASH,
+    timeout: int | None = None,
+    sender: str = "member-a",
+) -> SignedTx:
     """A lock; the default timeout is 20 blocks ahead."""
     if timeout is None:
         timeout = head(chain) + 20
@@ -163,7 +173,19 @@ def test_lock_then_claim_moves_the_locked_amount_and_publishes_the_preimage(chai
 def test_an_unclaimed_lock_is_refunded_by_the_task_at_its_timeout(chain: Chain) -> None:
     before = chain.balance("B-C001", "ACME")
     timeout = head(chain) + 3
-    ok(chain, lock(chain, "E2", source="B-C001", target="A-C001", asset="ACME", amount=1_000, timeout=timeout, sender="member-b"))
+    ok(
+        chain,
+        lock(
+            chain,
+            "E2",
+            source="B-C001",
+            target="A-C001",
+            asset="ACME",
+            amount=1_000,
+            timeout=timeout,
+            sender="member-b",
+        ),
+    )
     assert chain.balance("B-C001", "ACME") == (before[0] - 1_000, 1_000)
     assert until(chain, timeout - 1) == []
     # In the timeout block, a claim comes too late (the transactions run before the task) ...
@@ -172,7 +194,13 @@ def test_an_unclaimed_lock_is_refunded_by_the_task_at_its_timeout(chain: Chain) 
     assert tx_receipt.code == "escrow_expired" and head(chain) == timeout
     # ... and the task at the end of that block refunds.
     (task,) = tasks(result)
-    assert task.ok and task.event_fields(0) == {"id": "E2", "from_account": "B-C001", "asset": "ACME", "amount": 1_000, "by": ""}
+    assert task.ok and task.event_fields(0) == {
+        "id": "E2",
+        "from_account": "B-C001",
+        "asset": "ACME",
+        "amount": 1_000,
+        "by": "",
+    }
     assert chain.balance("B-C001", "ACME") == before and chain.balance("A-C001", "ACME") == (0, 0)
     assert record(chain, "E2")["status"] == "refunded" and record(chain, "E2")["closed_height"] == timeout
     fails(chain, claim(chain, "E2"), "escrow_closed")
@@ -195,7 +223,10 @@ def test_explicit_refund_from_the_timeout_height_on(chain: Chain) -> None:
 
 def test_the_locked_amount_cannot_be_spent_meanwhile(chain: Chain) -> None:
     acme = chain.balance("B-C001", "ACME")[0]
-    ok(chain, lock(chain, "E4", source="B-C001", target="A-C001", asset="ACME", amount=acme, sender="member-b"))
+    ok(
+        chain,
+        lock(chain, "E4", source="B-C001", target="A-C001", asset="ACME", amount=acme, sender="member-b"),
+    )
     assert chain.balance("B-C001", "ACME") == (0, acme)
     sell = chain.tx("xchg-alpha", "settlement", "settle", ["T1", "A-C002", "B-C001", "ACME", 1, 100_00])
     fails(chain, sell, "insufficient_securities")
@@ -225,7 +256,11 @@ def test_lock_failures(chain: Chain) -> None:
     fails(chain, lock(chain, "E7", timeout=h + 100_001), "bad_timeout")
     ok(chain, lock(chain, "E7", timeout=head(chain) + 1 + 100_000))  # the maximum is allowed
     ok(chain, chain.tx("admin", "instruments", "halt", ["ACME", "test"]))
-    fails(chain, lock(chain, "E8", source="B-C001", target="A-C001", asset="ACME", amount=1, sender="member-b"), "instrument_halted")
+    fails(
+        chain,
+        lock(chain, "E8", source="B-C001", target="A-C001", asset="ACME", amount=1, sender="member-b"),
+        "instrument_halted",
+    )
     ok(chain, chain.tx("member-a", "accounts", "suspend", ["A-C002"]))
     fails(chain, lock(chain, "E8", source="A-C002"), "account_suspended")
     fails(chain, lock(chain, "E8", target="A-C002", source="B-C001", sender="member-b"), "account_suspended")
@@ -250,7 +285,11 @@ def test_claim_reaches_a_suspended_recipient_not_a_closed_one(chain: Chain) -> N
     timeout = head(chain) + 8
     ok(chain, lock(chain, "E10", source="B-C001", target="A-C009", amount=5_00, timeout=timeout, sender="member-b"),
        lock(chain, "E11", source="B-C001", target="A-C002", amount=7_00, timeout=timeout, sender="member-b"))  # fmt: skip
-    ok(chain, chain.tx("member-a", "accounts", "close", ["A-C009"]), chain.tx("member-a", "accounts", "suspend", ["A-C002"]))
+    ok(
+        chain,
+        chain.tx("member-a", "accounts", "close", ["A-C009"]),
+        chain.tx("member-a", "accounts", "suspend", ["A-C002"]),
+    )
     fails(chain, claim(chain, "E10"), "account_closed")
     a2 = chain.balance("A-C002", "USD")
     ok(chain, claim(chain, "E11"))
@@ -281,7 +320,12 @@ def test_permissions(chain: Chain, make: Any, code: str) -> None:
 
 # --- views ------------------------------------------------------------------------------------
 def test_views(chain: Chain) -> None:
-    ok(chain, lock(chain, "V1"), lock(chain, "V2", hashlock=OTHER), lock(chain, "V3", source="B-C002", target="A-C001", sender="member-b"))
+    ok(
+        chain,
+        lock(chain, "V1"),
+        lock(chain, "V2", hashlock=OTHER),
+        lock(chain, "V3", source="B-C002", target="A-C001", sender="member-b"),
+    )
     assert [e["id"] for e in view(chain, "list", account="A-C001")["escrows"]] == ["V1", "V2", "V3"]
     page = view(chain, "list", account="A-C001", limit="2")
     assert [e["id"] for e in page["escrows"]] == ["V1", "V2"] and page["next"] == "V2"
@@ -313,18 +357,39 @@ def test_params_are_declared_with_bounds(chain: Chain) -> None:
 
 # --- properties -------------------------------------------------------------------------------
 IDS = ["X1", "X2", "X3"]
-SIDES = [("A-C001", "member-a", "B-C001"), ("B-C001", "member-b", "A-C001"), ("A-HOUSE", "member-a", "B-HOUSE")]
+SIDES = [
+    ("A-C001", "member-a", "B-C001"),
+    ("B-C001", "member-b", "A-C001"),
+    ("A-HOUSE", "member-a", "B-HOUSE"),
+]
 ASSETS = ["USD", "ACME"]
-lock_st = st.tuples(st.just("lock"), st.sampled_from(IDS), st.integers(0, 2), st.sampled_from(ASSETS), st.integers(1, 6_000), st.integers(2, 6), st.booleans())
+lock_st = st.tuples(
+    st.just("lock"),
+    st.sampled_from(IDS),
+    st.integers(0, 2),
+    st.sampled_from(ASSETS),
+    st.integers(1, 6_000),
+    st.integers(2, 6),
+    st.booleans(),
+)
 step_st = st.one_of(
     lock_st,
-    st.tuples(st.just("claim"), st.sampled_from(IDS), st.booleans(), st.sampled_from(["member-a", "member-b", "xchg-alpha"])),
+    st.tuples(
+        st.just("claim"),
+        st.sampled_from(IDS),
+        st.booleans(),
+        st.sampled_from(["member-a", "member-b", "xchg-alpha"]),
+    ),
     st.tuples(st.just("refund"), st.sampled_from(IDS), st.sampled_from(["member-a", "member-b"])),
     st.tuples(st.just("trade"), st.integers(1, 6_000)),
     st.tuples(st.just("withdraw"), st.sampled_from(ASSETS), st.integers(1, 6_000)),
 )
 # A first block of locks, so that later claims and refunds find something to act on.
-history_st = st.builds(lambda first, rest: [first, *rest], st.lists(lock_st, min_size=1, max_size=3), st.lists(st.lists(step_st, max_size=4), max_size=6))
+history_st = st.builds(
+    lambda first, rest: [first, *rest],
+    st.lists(lock_st, min_size=1, max_size=3),
+    st.lists(st.lists(step_st, max_size=4), max_size=6),
+)
 
 
 def _step_tx(chain: Chain, n: int, step: Any) -> SignedTx:
@@ -332,13 +397,25 @@ def _step_tx(chain: Chain, n: int, step: Any) -> SignedTx:
     if kind == "lock":
         _, eid, side, asset, amount, ahead, right = step
         source, owner, target = SIDES[side]
-        return lock(chain, eid, source=source, target=target, asset=asset, amount=amount, hashlock=HASH if right else OTHER, timeout=head(chain) + ahead, sender=owner)
+        return lock(
+            chain,
+            eid,
+            source=source,
+            target=target,
+            asset=asset,
+            amount=amount,
+            hashlock=HASH if right else OTHER,
+            timeout=head(chain) + ahead,
+            sender=owner,
+        )
     if kind == "claim":
         return claim(chain, step[1], preimage=SECRET if step[2] else b"\x01" * 32, sender=step[3])
     if kind == "refund":
         return refund(chain, step[1], sender=step[2])
     if kind == "trade":
-        return chain.tx("xchg-alpha", "settlement", "settle", [f"T{n}", "A-C001", "B-C001", "ACME", step[1], 1_00])
+        return chain.tx(
+            "xchg-alpha", "settlement", "settle", [f"T{n}", "A-C001", "B-C001", "ACME", step[1], 1_00]
+        )
     return chain.tx("member-b", "custody", "request_withdrawal", ["B-C001", step[1], step[2]])
 
 
@@ -366,12 +443,12 @@ def _check_ledger(chain: Chain) -> None:
     totals: dict[str, int] = {}
     locked: dict[tuple[str, str], int] = {}
     for key, (available, held) in state.iterate(b"accounts/bal/"):
-        account, asset = key[len(b"accounts/bal/"):].decode().split("/")
+        account, asset = key[len(b"accounts/bal/") :].decode().split("/")
         assert available >= 0 and held >= 0
         totals[asset] = totals.get(asset, 0) + available + held
         locked[(account, asset)] = held
     for key, supply in state.iterate(b"custody/supply/"):
-        assert totals.get(key[len(b"custody/supply/"):].decode(), 0) == supply
+        assert totals.get(key[len(b"custody/supply/") :].decode(), 0) == supply
     in_escrow: dict[tuple[str, str], int] = {}
     for _, value in state.iterate(b"escrow/esc/"):
         if value[6] == "locked":
@@ -439,7 +516,9 @@ class Cli:
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     directory = tmp_path_factory.mktemp("escrow") / "net"
     # FAST (tests/test_cli.py) with quicker heartbeats: the refund waits for a timeout height.
-    init_network(directory, validators=1, base_port=0, consensus=ConsensusSection(commit_wait_ms=10, heartbeat_ms=500))
+    init_network(
+        directory, validators=1, base_port=0, consensus=ConsensusSection(commit_wait_ms=10, heartbeat_ms=500)
+    )
     thread = NodeThread(directory / "node0")
     thread.start()
     try:
@@ -450,7 +529,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
 
 def test_cli_lock_show_claim_refund(node: tuple[Path, str]) -> None:
     cli = Cli(*node)
-    out = cli.ok("escrow lock --id CLI-1 --from A-C001 --to B-C001 --asset USD --amount 12.50 --timeout-blocks 50 --new-secret --json")
+    out = cli.ok(
+        "escrow lock --id CLI-1 --from A-C001 --to B-C001 --asset USD --amount 12.50 --timeout-blocks 50 --new-secret --json"
+    )
     doc = json.loads(out.stdout)
     secret = doc["secret"]
     assert hashlib.sha256(bytes.fromhex(secret)).hexdigest() == doc["hashlock"]
@@ -465,16 +546,22 @@ def test_cli_lock_show_claim_refund(node: tuple[Path, str]) -> None:
     shown = json.loads(cli.ok("escrow show CLI-1 --json").stdout)
     assert shown["status"] == "claimed" and shown["preimage"] == secret
     # A lock under a given hash lock; the owner's refund before the timeout is refused.
-    cli.ok(f"escrow lock --id CLI-2 --from B-C001 --to A-C001 --asset ACME --amount 3 --timeout-blocks 50 --hashlock {'ab' * 32}")
+    cli.ok(
+        f"escrow lock --id CLI-2 --from B-C001 --to A-C001 --asset ACME --amount 3 --timeout-blocks 50 --hashlock {'ab' * 32}"
+    )
     cli.fails("escrow_not_expired", "escrow refund CLI-2")
     cli.fails("not_account_owner", "escrow refund CLI-2 --as member-a")
     # A short lock: the owner's refund in the timeout block, unless a heartbeat block (whose
     # task refunds it) came first; either way it ends refunded.
     before = json.loads(cli.ok("account show B-C001 --json").stdout)["balances"]
-    cli.ok(f"escrow lock --id CLI-4 --from B-C001 --to A-C001 --asset ACME --amount 4 --timeout-blocks 2 --hashlock {'ab' * 32}")
+    cli.ok(
+        f"escrow lock --id CLI-4 --from B-C001 --to A-C001 --asset ACME --amount 4 --timeout-blocks 2 --hashlock {'ab' * 32}"
+    )
     out = cli.run("escrow refund CLI-4")
-    assert out.exit_code == 0 and out.stdout.startswith("refunded escrow CLI-4: ACME 4 back to B-C001") or (
-        out.exit_code == 1 and out.stderr.startswith("error: escrow_closed:")
+    assert (
+        out.exit_code == 0
+        and out.stdout.startswith("refunded escrow CLI-4: ACME 4 back to B-C001")
+        or (out.exit_code == 1 and out.stderr.startswith("error: escrow_closed:"))
     ), out.output
     assert json.loads(cli.ok("escrow show CLI-4 --json").stdout)["status"] == "refunded"
     assert json.loads(cli.ok("account show B-C001 --json").stdout)["balances"] == before
@@ -484,9 +571,18 @@ def test_cli_lock_show_claim_refund(node: tuple[Path, str]) -> None:
     assert lines[0].split() == ["ID", "STATUS", "FROM", "TO", "ASSET", "AMOUNT", "TIMEOUT"]
     assert lines[1].split()[:6] == ["CLI-1", "claimed", "A-C001", "B-C001", "USD", "12.50"]
     assert lines[2] == "more: --after CLI-1"
-    cli.fails("bad_amount", "escrow lock --id CLI-3 --from A-C001 --to B-C001 --asset ACME --amount 1.5 --timeout-blocks 5 --new-secret")
-    cli.fails("bad_arguments", "escrow lock --id CLI-3 --from A-C001 --to B-C001 --asset USD --amount 1 --timeout-blocks 5")
-    cli.fails("not_account_owner", "escrow lock --id CLI-3 --from A-C001 --to B-C001 --asset USD --amount 1 --timeout-blocks 5 --new-secret --as member-b")
+    cli.fails(
+        "bad_amount",
+        "escrow lock --id CLI-3 --from A-C001 --to B-C001 --asset ACME --amount 1.5 --timeout-blocks 5 --new-secret",
+    )
+    cli.fails(
+        "bad_arguments",
+        "escrow lock --id CLI-3 --from A-C001 --to B-C001 --asset USD --amount 1 --timeout-blocks 5",
+    )
+    cli.fails(
+        "not_account_owner",
+        "escrow lock --id CLI-3 --from A-C001 --to B-C001 --asset USD --amount 1 --timeout-blocks 5 --new-secret --as member-b",
+    )
     cli.fails("unknown_escrow", "escrow show NOPE")
 
 

@@ -37,7 +37,10 @@ def signed_vote(key: KeyPair, height: int, round_: int, vote_type: int, label: s
 
 
 def double_vote(key: KeyPair, height: int, vote_type: int = PRECOMMIT) -> DoubleVote:
-    return DoubleVote(signed_vote(key, height, 0, vote_type, f"a{height}"), signed_vote(key, height, 0, vote_type, f"b{height}"))
+    return DoubleVote(
+        signed_vote(key, height, 0, vote_type, f"a{height}"),
+        signed_vote(key, height, 0, vote_type, f"b{height}"),
+    )
 
 
 def test_the_tx_a_node_would_submit_commits_and_slashes(genesis: Genesis) -> None:
@@ -57,10 +60,14 @@ def test_the_tx_a_node_would_submit_commits_and_slashes(genesis: Genesis) -> Non
     (receipt,) = result.receipts
     assert receipt.code == "ok", receipt.message
     slashed = [dict(f) for _, n, f in receipt.events if n == "bond_slashed"]
-    assert [(s["participant"], s["amount"], s["reason"]) for s in slashed] == [("validator-1", 10_000_00, "double_sign")]
+    assert [(s["participant"], s["amount"], s["reason"]) for s in slashed] == [
+        ("validator-1", 10_000_00, "double_sign")
+    ]
     assert is_recorded(chain.store, item)
     # Another node's copy of the same evidence fails in its receipt and changes nothing else.
-    again = evidence_tx(devnet.CHAIN_ID, "validator-2", 1, DoubleVote(item.second, item.first), devnet.validator_key(2))
+    again = evidence_tx(
+        devnet.CHAIN_ID, "validator-2", 1, DoubleVote(item.second, item.first), devnet.validator_key(2)
+    )
     _, result = chain.run(again)
     assert result.receipts[0].code == "evidence_known"
 
@@ -108,7 +115,9 @@ def test_a_node_submits_evidence_it_holds_and_evidence_it_learns(tmp_path: Path)
         assert node.on_loop(lambda: node.node._new_evidence(new.first, new.second))  # type: ignore[union-attr]
         wait_for(lambda: len(findings(client)) == 2)
         second = findings(client)[1]
-        assert second["slashed"] == 10_000_00 and second["ref"] == bonds.evidence_ref(key.public, 2, 0, PRECOMMIT)
+        assert second["slashed"] == 10_000_00 and second["ref"] == bonds.evidence_ref(
+            key.public, 2, 0, PRECOMMIT
+        )
         # The evidence is also served by the node as before.
         assert len(client.get("/evidence")["evidence"]) == 2
         # Its own double votes it leaves to the others.

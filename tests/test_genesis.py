@@ -131,8 +131,13 @@ def test_an_account_series_is_the_same_state_as_listing_each_account() -> None:
     listed = copy.deepcopy(devnet.dev_genesis_doc())
     ids = [f"BA-{i}" for i in range(40)]
     listed["accounts"] += [{"id": a, "owner": "member-a", "kind": "client", "client": f"c-{a}"} for a in ids]
-    listed["balances"] += [{"account": a, "asset": s, "amount": n} for a in ids for s, n in (("ACME", 10**9), ("USD", 10**12))]
-    roots = [Ledger(Store.in_memory(), parse_genesis(d), default_registry()).head.state_root for d in (listed, _series_doc(40))]
+    listed["balances"] += [
+        {"account": a, "asset": s, "amount": n} for a in ids for s, n in (("ACME", 10**9), ("USD", 10**12))
+    ]
+    roots = [
+        Ledger(Store.in_memory(), parse_genesis(d), default_registry()).head.state_root
+        for d in (listed, _series_doc(40))
+    ]
     assert roots[0] == roots[1]
 
 

@@ -38,7 +38,9 @@ from tests.netutil import TxMaker
 from tests.test_cli import FAST
 
 API_DOC = (Path(__file__).resolve().parent.parent / "docs" / "API.md").read_text()
-HOSTILE = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+HOSTILE = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def documented(label: str) -> set[str]:
@@ -54,7 +56,12 @@ GET_CODES = {
     "bad_request", "not_found", "method_not_allowed", "block_not_found", "unknown_account",
     "unknown_participant", "unknown_trade", "unknown_view",
 }  # fmt: skip
-UNAVAILABLE = {"index_catching_up", "index_unavailable", "too_many_clients", "shutting_down"}  # documented 503s
+UNAVAILABLE = {
+    "index_catching_up",
+    "index_unavailable",
+    "too_many_clients",
+    "shutting_down",
+}  # documented 503s
 
 
 class Node:
@@ -127,7 +134,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     try:
         wait_until(lambda: proc.height() >= 0, 60, "the node's API", [proc])
         yield Node(proc)
-        failed = [line for line in (proc.home / "node.log").read_text().splitlines() if "API handler failed" in line]
+        failed = [
+            line for line in (proc.home / "node.log").read_text().splitlines() if "API handler failed" in line
+        ]
         assert not failed, "a handler raised (a 500):\n" + "\n".join(failed[:5])
     finally:
         proc.terminate()
@@ -173,7 +182,10 @@ BODY = st.one_of(
 
 
 @HOSTILE
-@given(body=BODY, content_type=st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1"]))
+@given(
+    body=BODY,
+    content_type=st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1"]),
+)
 def test_any_body_gets_a_documented_refusal(node: Node, body: bytes, content_type: str) -> None:
     code, doc = node.call("POST", "/txs", data=body, headers={"Content-Type": content_type})
     if isinstance(doc, dict) and "refused" in doc:
@@ -237,7 +249,9 @@ def test_a_batch_admits_exactly_its_valid_items(node: Node, plan: list[Any], wai
     assert code == (200 if wait else 202), body
     if wait:
         assert [t["hash"] for t in body["txs"]] == list(valid.values())
-        assert all(t["status"] == "committed" and set(t["receipt"]) == {"ok", "code", "message"} for t in body["txs"])
+        assert all(
+            t["status"] == "committed" and set(t["receipt"]) == {"ok", "code", "message"} for t in body["txs"]
+        )
         assert all(t["receipt"]["ok"] for t in body["txs"])
         node.committed.update((t["hash"], t["height"]) for t in body["txs"])
 
@@ -248,7 +262,9 @@ def test_a_batch_admits_exactly_its_valid_items(node: Node, plan: list[Any], wai
     timeout=st.none() | st.sampled_from(["0", "1", "-1", "abc", "1e3", "９", "9" * 19, "", " 1"]),
     events=st.none() | st.text(max_size=5),
 )
-def test_junk_query_strings_on_post_txs(node: Node, wait: str, timeout: str | None, events: str | None) -> None:
+def test_junk_query_strings_on_post_txs(
+    node: Node, wait: str, timeout: str | None, events: str | None
+) -> None:
     """A bad ``timeout_ms`` refuses the whole request, valid transaction included; other values
     are ignored or honoured as docs/API.md says."""
     stx = node.attest()
@@ -275,7 +291,9 @@ def test_junk_query_strings_on_post_txs(node: Node, wait: str, timeout: str | No
         assert ("events" in done["receipt"]) == (events != "0"), done
     else:
         assert done["status"] == "pending" and timeout in ("0", "1"), done
-        wait_until(lambda: node.call("GET", "/txs/" + stx.hash.hex())[1]["status"] == "committed", 20, "the commit")
+        wait_until(
+            lambda: node.call("GET", "/txs/" + stx.hash.hex())[1]["status"] == "committed", 20, "the commit"
+        )
 
 
 # --- generated paths --------------------------------------------------------------------------------
@@ -308,14 +326,22 @@ def test_junk_paths_and_ids_get_documented_answers(node: Node, template: str, pa
 
 def assert_view_error(code: int, body: Any) -> None:
     assert code in (400, 404), (code, body)
-    assert isinstance(body, dict) and set(body) == {"error"} and re.fullmatch(r"[a-z_]+", body["error"]["code"]), body
-    assert code == 400 or body["error"]["code"] == "not_found" or body["error"]["code"].startswith("unknown_"), body
+    assert (
+        isinstance(body, dict) and set(body) == {"error"} and re.fullmatch(r"[a-z_]+", body["error"]["code"])
+    ), body
+    assert (
+        code == 400 or body["error"]["code"] == "not_found" or body["error"]["code"].startswith("unknown_")
+    ), body
 
 
 VIEWS = default_registry().views()
 # The query parameters the views read, from their source (a new view's are fuzzed without an edit).
-_SOURCES = "".join(p.read_text() for p in sorted((Path(__file__).resolve().parent.parent / "contracts").glob("*.py")))
-VIEW_PARAMS = sorted(set(re.findall(r'(?:query\.get\(|_query_int\(query, |_int_query\(query, )"([a-z_]+)"', _SOURCES)))
+_SOURCES = "".join(
+    p.read_text() for p in sorted((Path(__file__).resolve().parent.parent / "contracts").glob("*.py"))
+)
+VIEW_PARAMS = sorted(
+    set(re.findall(r'(?:query\.get\(|_query_int\(query, |_int_query\(query, )"([a-z_]+)"', _SOURCES))
+)
 
 
 @HOSTILE
@@ -330,7 +356,9 @@ VIEW_PARAMS = sorted(set(re.findall(r'(?:query\.get\(|_query_int\(query, |_int_q
 def test_every_contract_view_answers_junk_queries_with_a_4xx(
     node: Node, view: tuple[str, str], query: dict[str, str]
 ) -> None:
-    code, body = node.call("GET", f"/contracts/{view[0]}/{view[1]}?" + "&".join(f"{k}={v}" for k, v in query.items()))
+    code, body = node.call(
+        "GET", f"/contracts/{view[0]}/{view[1]}?" + "&".join(f"{k}={v}" for k, v in query.items())
+    )
     if code == 200:
         assert body["contract"] == view[0] and body["view"] == view[1]
         return
@@ -371,7 +399,9 @@ def test_a_pending_transaction_sent_twice_is_admitted_once(node: Node) -> None:
     code, body = node.post_txs({"txs": [stx.encode().hex()] * 3}, "?wait=commit&timeout_ms=20000")
     assert body["accepted"] == [stx.hash.hex()] and code == 200, body
     # The lone validator may commit it inside the first submit: then the copies are replays.
-    assert {r["code"] for r in body["refused"]} <= {"duplicate", "nonce_replayed"} and len(body["refused"]) == 2
+    assert {r["code"] for r in body["refused"]} <= {"duplicate", "nonce_replayed"} and len(
+        body["refused"]
+    ) == 2
     assert _locked(node) == locked + 1_00
 
 

@@ -68,7 +68,10 @@ def test_two_of_three_policy() -> None:
     cases = [
         ([(user.public, user.sign(digest))], "insufficient_signatures"),
         ([(user.public, user.sign(digest)), (user.public, user.sign(digest))], "duplicate_signer"),
-        ([(user.public, user.sign(digest)), (stranger.public, stranger.sign(digest))], "signer_not_in_policy"),
+        (
+            [(user.public, user.sign(digest)), (stranger.public, stranger.sign(digest))],
+            "signer_not_in_policy",
+        ),
         ([(user.public, user.sign(digest)), (wallet.public, wallet.sign(b"e" * 32))], "bad_signature"),
     ]
     for sigs, code in cases:

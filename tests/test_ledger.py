@@ -36,7 +36,9 @@ def _blocks(chain: Chain) -> list[tuple[Block, CommitCertificate]]:
 
 def test_replica_replays_to_the_same_state(chain: Chain) -> None:
     for i in range(5):
-        chain.run(_trade(chain, i), chain.tx("custodian", "custody", "deposit", ["B-C002", "USD", 100 + i, f"w{i}"]))
+        chain.run(
+            _trade(chain, i), chain.tx("custodian", "custody", "deposit", ["B-C002", "USD", 100 + i, f"w{i}"])
+        )
     replica = _replica(chain)
     for block, cert in _blocks(chain):
         replica.apply_committed(block, cert)
@@ -80,7 +82,7 @@ def test_each_tampered_header_field_is_named(chain: Chain, field: str, value: ob
 
 def test_reordered_or_dropped_txs_are_detected(chain: Chain) -> None:
     chain.run(_trade(chain, 0), _trade(chain, 1))
-    (b1, c1), = _blocks(chain)
+    ((b1, c1),) = _blocks(chain)
     replica = _replica(chain)
     with pytest.raises(InvalidBlock) as err:
         replica.validate(Block(b1.header, tuple(reversed(b1.txs)), None))
@@ -98,13 +100,19 @@ def test_certificates(chain: Chain) -> None:
     good.verify(cid, vset, 1, block.hash())
     cases = [
         (sign_certificate(cid, 1, 0, block.hash(), VALIDATORS[:2]), "certificate_quorum"),
-        (sign_certificate(cid, 1, 0, block.hash(), VALIDATORS[:2] + [KeyPair.dev("mallory")]), "certificate_signer"),
+        (
+            sign_certificate(cid, 1, 0, block.hash(), VALIDATORS[:2] + [KeyPair.dev("mallory")]),
+            "certificate_signer",
+        ),
         (sign_certificate("other", 1, 0, block.hash(), VALIDATORS), "certificate_signature"),
         (sign_certificate(cid, 1, 0, b"\x09" * 32, VALIDATORS), "certificate_block"),
         (sign_certificate(cid, 2, 0, block.hash(), VALIDATORS), "certificate_height"),
         (CommitCertificate(1, 0, block.hash(), tuple(reversed(good.signatures))), "certificate_order"),
         (CommitCertificate(1, 0, block.hash(), good.signatures[:1] * 3), "certificate_order"),
-        (CommitCertificate(1, 1, block.hash(), good.signatures), "certificate_signature"),  # signed for round 0
+        (
+            CommitCertificate(1, 1, block.hash(), good.signatures),
+            "certificate_signature",
+        ),  # signed for round 0
     ]
     for cert, code in cases:
         with pytest.raises(InvalidBlock) as err:
@@ -134,7 +142,12 @@ def test_last_commit_must_certify_the_parent(chain: Chain) -> None:
     assert err.value.code == "certificate_quorum"
 
 
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(-5, 3000), st.integers(1, 500_00)), min_size=1, max_size=12), st.integers(1, 4))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(-5, 3000), st.integers(1, 500_00)), min_size=1, max_size=12
+    ),
+    st.integers(1, 4),
+)
 def test_two_executors_same_blocks_same_roots(trades: list[tuple[int, int, int]], per_block: int) -> None:
     from chain.genesis import parse_genesis
 
@@ -142,7 +155,9 @@ def test_two_executors_same_blocks_same_roots(trades: list[tuple[int, int, int]]
     a = Chain(Store.in_memory(), genesis)
     accounts = ["A-C001", "B-C001", "A-HOUSE", "B-HOUSE"]
     txs = [
-        a.tx("xchg-alpha", "settlement", "settle", [f"T{i}", accounts[b], accounts[(b + 1) % 4], "ACME", q, p])
+        a.tx(
+            "xchg-alpha", "settlement", "settle", [f"T{i}", accounts[b], accounts[(b + 1) % 4], "ACME", q, p]
+        )
         for i, (b, q, p) in enumerate(trades)
     ]
     for i in range(0, len(txs), per_block):

@@ -76,7 +76,9 @@ def chain(quiet_genesis: Genesis) -> Chain:
 
 def head_ctx(chain: Chain) -> Context:
     head = chain.ledger.head
-    return Context(chain.state(), CallEnv(chain.genesis.chain_id, head.height, head.time_ms, b""), "", "margin")
+    return Context(
+        chain.state(), CallEnv(chain.genesis.chain_id, head.height, head.time_ms, b""), "", "margin"
+    )
 
 
 def view(chain: Chain, name: str, **query: Any) -> Any:
@@ -127,7 +129,9 @@ def post(chain: Chain, member: str, amount: int, asset: str = USD, account: str 
     return chain.tx(member, "margin", "post", [account or HOUSE[member], asset, amount])
 
 
-def withdraw(chain: Chain, member: str, amount: int, asset: str = USD, account: str | None = None) -> SignedTx:
+def withdraw(
+    chain: Chain, member: str, amount: int, asset: str = USD, account: str | None = None
+) -> SignedTx:
     return chain.tx(member, "margin", "withdraw", [account or HOUSE[member], asset, amount])
 
 
@@ -208,11 +212,19 @@ def test_rounding_rules() -> None:
 def test_post_and_withdraw_collateral(chain: Chain) -> None:
     house = bal(chain, "A-HOUSE")
     (receipt,) = ok(chain, post(chain, "member-a", 20_000_00))
-    assert receipt.event_fields(0) == {"member": "member-a", "account": "A-HOUSE", "asset": USD, "amount": 20_000_00, "collateral": 20_000_00}
+    assert receipt.event_fields(0) == {
+        "member": "member-a",
+        "account": "A-HOUSE",
+        "asset": USD,
+        "amount": 20_000_00,
+        "collateral": 20_000_00,
+    }
     assert (bal(chain, "A-HOUSE"), bal(chain, POOL)) == (house - 20_000_00, 20_000_00)
     assert chain.state().get(b"accounts/acct/" + POOL.encode())[0] == "@margin"
     status = view(chain, "status", member="member-a")
-    assert status["collateral_value"] == 20_000_00 and status["initial"] == 0 and status["excess"] == 20_000_00
+    assert (
+        status["collateral_value"] == 20_000_00 and status["initial"] == 0 and status["excess"] == 20_000_00
+    )
     ok(chain, withdraw(chain, "member-a", 5_000_00))
     assert (bal(chain, "A-HOUSE"), bal(chain, POOL)) == (house - 15_000_00, 15_000_00)
     fails(chain, withdraw(chain, "member-a", 15_000_01), "insufficient_collateral")
@@ -222,7 +234,10 @@ def test_post_and_withdraw_collateral(chain: Chain) -> None:
     fails(chain, post(chain, "member-a", 10**13), "insufficient_balance")
     fails(chain, post(chain, "member-a", 1, account="NOPE"), "unknown_account")
     ok(chain, withdraw(chain, "member-a", 15_000_00))
-    assert chain.state().get(b"margin/coll/member-a/USD") is None and chain.state().get(b"margin/ncoll/member-a") is None
+    assert (
+        chain.state().get(b"margin/coll/member-a/USD") is None
+        and chain.state().get(b"margin/ncoll/member-a") is None
+    )
 
 
 def test_securities_collateral_counts_after_haircut(chain: Chain) -> None:
@@ -232,8 +247,16 @@ def test_securities_collateral_counts_after_haircut(chain: Chain) -> None:
     assert bal(chain, POOL, "INITECH") == 1_000
     status = view(chain, "status", member="member-a")
     # 1,000 x 50.00 x 80% = 40,000.00
-    assert status["collateral"] == [{"asset": "INITECH", "amount": 1_000, "haircut_bps": 2_000, "value": 40_000_00}]
-    assert view(chain, "rates", instrument="INITECH") == {"instrument": "INITECH", "initial_bps": 1_500, "maintenance_bps": 1_000, "set": False, "haircut_bps": 2_000}
+    assert status["collateral"] == [
+        {"asset": "INITECH", "amount": 1_000, "haircut_bps": 2_000, "value": 40_000_00}
+    ]
+    assert view(chain, "rates", instrument="INITECH") == {
+        "instrument": "INITECH",
+        "initial_bps": 1_500,
+        "maintenance_bps": 1_000,
+        "set": False,
+        "haircut_bps": 2_000,
+    }
 
 
 # --- positions ----------------------------------------------------------------------------------
@@ -243,7 +266,14 @@ def test_open_position_needs_price_and_initial_margin(chain: Chain) -> None:
     fails(chain, open_position(chain, "member-a", "UMBRELLA", 1_000, 100_00), "insufficient_margin")
     ok(chain, post(chain, "member-a", 15_000_00))  # exactly 15% of 100,000.00
     (receipt,) = ok(chain, open_position(chain, "member-a", "UMBRELLA", 1_000, 100_00))
-    assert receipt.event_fields(0) == {"member": "member-a", "instrument": "UMBRELLA", "quantity": 1_000, "price": 100_00, "position": 1_000, "entry_price": 100_00}
+    assert receipt.event_fields(0) == {
+        "member": "member-a",
+        "instrument": "UMBRELLA",
+        "quantity": 1_000,
+        "price": 100_00,
+        "position": 1_000,
+        "entry_price": 100_00,
+    }
     status = view(chain, "status", member="member-a")
     assert (status["initial"], status["maintenance"], status["excess"]) == (15_000_00, 10_000_00, 0)
     fails(chain, open_position(chain, "member-a", "UMBRELLA", 1, 100_00), "insufficient_margin")
@@ -260,7 +290,12 @@ def test_open_position_needs_price_and_initial_margin(chain: Chain) -> None:
     assert chain.state().get(b"margin/pos/member-a/INITECH") == (-100, 10_00)
     assert chain.state().get(b"margin/open/member-a") == 2
     (receipt,) = ok(chain, chain.tx(EX, "margin", "close_position", ["member-a", "INITECH"]))
-    assert receipt.event_fields(0) == {"member": "member-a", "instrument": "INITECH", "quantity": -100, "entry_price": 10_00}
+    assert receipt.event_fields(0) == {
+        "member": "member-a",
+        "instrument": "INITECH",
+        "quantity": -100,
+        "entry_price": 10_00,
+    }
     fails(chain, chain.tx(EX, "margin", "close_position", ["member-a", "INITECH"]), "no_position")
     assert chain.state().get(b"margin/open/member-a") == 1
 
@@ -285,8 +320,21 @@ def test_margin_call_then_met(chain: Chain) -> None:
     # At 85.00: MM = 8,500 + 15,000 = 23,500 > 20,000: a call for IM (12,750 + 15,000) - 20,000.
     block, result = chain.run(price(chain, "UMBRELLA", 85_00), check(chain, "member-a"))
     (call,) = events(result.receipts, "margin_call")
-    assert call == {"member": "member-a", "call_id": 1, "collateral": 20_000_00, "maintenance": 23_500_00, "initial": 27_750_00, "top_up": 7_750_00, "due_height": block.height + 10}
-    assert view(chain, "status", member="member-a")["call"] == {"id": 1, "opened_height": block.height, "due_height": block.height + 10, "top_up": 7_750_00}
+    assert call == {
+        "member": "member-a",
+        "call_id": 1,
+        "collateral": 20_000_00,
+        "maintenance": 23_500_00,
+        "initial": 27_750_00,
+        "top_up": 7_750_00,
+        "due_height": block.height + 10,
+    }
+    assert view(chain, "status", member="member-a")["call"] == {
+        "id": 1,
+        "opened_height": block.height,
+        "due_height": block.height + 10,
+        "top_up": 7_750_00,
+    }
     fails(chain, withdraw(chain, "member-a", 1), "margin_call_open")
     receipts = ok(chain, check(chain, "member-a"))
     assert events(receipts, "margin_checked")[0]["outcome"] == "called"
@@ -294,7 +342,9 @@ def test_margin_call_then_met(chain: Chain) -> None:
     receipts = ok(chain, post(chain, "member-a", 7_749_99))
     assert events(receipts, "margin_call_met") == []
     receipts = ok(chain, post(chain, "member-a", 1))
-    assert events(receipts, "margin_call_met") == [{"member": "member-a", "call_id": 1, "collateral": 27_750_00, "initial": 27_750_00}]
+    assert events(receipts, "margin_call_met") == [
+        {"member": "member-a", "call_id": 1, "collateral": 27_750_00, "initial": 27_750_00}
+    ]
     tasks = run_until(chain, block.height + 10)
     assert [(r.code, r.events) for r in tasks] == [("ok", ())]
     assert view(chain, "status", member="member-a")["call"] is None
@@ -314,18 +364,40 @@ def test_unmet_call_defaults_at_deadline_from_collateral(chain: Chain) -> None:
         ("defaulter_margin", 15_000_00, 0), ("defaulter_guarantee_fund", 0, 0),
         ("insurance_fund", 0, 0), ("surviving_members", 0, 0),
     ]  # fmt: skip
-    assert events(tasks, "member_defaulted") == [{"default_id": 1, "member": "member-a", "call_id": 1, "loss": 15_000_00, "uncovered": 0}]
+    assert events(tasks, "member_defaulted") == [
+        {"default_id": 1, "member": "member-a", "call_id": 1, "loss": 15_000_00, "uncovered": 0}
+    ]
     assert events(tasks, "position_liquidated")[0]["pnl"] == -15_000_00
-    assert (bal(chain, POOL), bal(chain, DEFAULTS), bal(chain, GF), bal(chain, INSURANCE)) == (pool - 15_000_00, 15_000_00, gf, insurance)
-    assert chain.state().get(b"margin/pos/member-a/UMBRELLA") is None and chain.state().get(b"margin/call/member-a") is None
+    assert (bal(chain, POOL), bal(chain, DEFAULTS), bal(chain, GF), bal(chain, INSURANCE)) == (
+        pool - 15_000_00,
+        15_000_00,
+        gf,
+        insurance,
+    )
+    assert (
+        chain.state().get(b"margin/pos/member-a/UMBRELLA") is None
+        and chain.state().get(b"margin/call/member-a") is None
+    )
     report = view(chain, "default", id=1)
-    assert report["positions"] == [{"instrument": "UMBRELLA", "quantity": 1_000, "entry_price": 100_00, "price": 85_00, "pnl": -15_000_00}]
+    assert report["positions"] == [
+        {
+            "instrument": "UMBRELLA",
+            "quantity": 1_000,
+            "entry_price": 100_00,
+            "price": 85_00,
+            "pnl": -15_000_00,
+        }
+    ]
     assert report["collateral_taken"] == [{"asset": USD, "amount": 15_000_00, "value": 15_000_00}]
     assert view(chain, "defaults")["defaults"] == [report]
     # What is left of the defaulter's collateral is its own again.
     ok(chain, withdraw(chain, "member-a", 5_000_00))
     # An admin pays the collected loss on to the counterparties.
-    fails(chain, chain.tx("admin", "margin", "disburse", ["B-HOUSE", USD, 15_000_01]), "insufficient_default_funds")
+    fails(
+        chain,
+        chain.tx("admin", "margin", "disburse", ["B-HOUSE", USD, 15_000_01]),
+        "insufficient_default_funds",
+    )
     b_house = bal(chain, "B-HOUSE")
     ok(chain, chain.tx("admin", "margin", "disburse", ["B-HOUSE", USD, 15_000_00]))
     assert (bal(chain, DEFAULTS), bal(chain, "B-HOUSE")) == (0, b_house + 15_000_00)
@@ -336,14 +408,26 @@ def test_unmet_call_defaults_at_deadline_from_collateral(chain: Chain) -> None:
     [
         # Loss 40,000.00: collateral 20,000, own fund 5,000, insurance 7,000, then 8,000.00 from
         # the survivors' 15,000.00 pro rata (2 : 3 : 10; the odd cent to fund-mgr).
-        (60_00, [20_000_00, 5_000_00, 7_000_00, 8_000_00], {"fund-mgr": 1_066_67, "issuer-acme": 1_600_00, "member-b": 5_333_33}, 0),
+        (
+            60_00,
+            [20_000_00, 5_000_00, 7_000_00, 8_000_00],
+            {"fund-mgr": 1_066_67, "issuer-acme": 1_600_00, "member-b": 5_333_33},
+            0,
+        ),
         # Loss 99,990.00: every layer exhausted, 52,990.00 uncovered.
-        (1, [20_000_00, 5_000_00, 7_000_00, 15_000_00], {"fund-mgr": 2_000_00, "issuer-acme": 3_000_00, "member-b": 10_000_00}, 52_990_00),
+        (
+            1,
+            [20_000_00, 5_000_00, 7_000_00, 15_000_00],
+            {"fund-mgr": 2_000_00, "issuer-acme": 3_000_00, "member-b": 10_000_00},
+            52_990_00,
+        ),
         # Loss 23,000.00: part of the own contribution covers the rest; nothing further is touched.
         (77_00, [20_000_00, 3_000_00, 0, 0], {}, 0),
     ],
 )
-def test_waterfall_order(chain: Chain, crash_price: int, layers: list[int], charges: dict[str, int], uncovered: int) -> None:
+def test_waterfall_order(
+    chain: Chain, crash_price: int, layers: list[int], charges: dict[str, int], uncovered: int
+) -> None:
     funded(chain)
     ok(chain, open_position(chain, "member-a", "UMBRELLA", 1_000, 100_00))
     before = {m: bal(chain, a) for m, a in HOUSE.items()}
@@ -365,9 +449,16 @@ def test_waterfall_order(chain: Chain, crash_price: int, layers: list[int], char
     funds = view(chain, "funds")
     assert funds["guarantee_fund"]["total"] == bal(chain, GF)
     assert sum(c["amount"] for c in funds["guarantee_fund"]["contributions"]) == bal(chain, GF)
-    contributions = {"member-a": 5_000_00, "member-b": 10_000_00, "issuer-acme": 3_000_00, "fund-mgr": 2_000_00}
+    contributions = {
+        "member-a": 5_000_00,
+        "member-b": 10_000_00,
+        "issuer-acme": 3_000_00,
+        "fund-mgr": 2_000_00,
+    }
     for c in funds["guarantee_fund"]["contributions"]:
-        assert c["amount"] == contributions[c["member"]] - charges.get(c["member"], 0) - (layers[1] if c["member"] == "member-a" else 0)
+        assert c["amount"] == contributions[c["member"]] - charges.get(c["member"], 0) - (
+            layers[1] if c["member"] == "member-a" else 0
+        )
     # Members' own accounts are never touched by a default.
     assert {m: bal(chain, a) for m, a in HOUSE.items()} == before
 
@@ -414,8 +505,16 @@ def test_a_stale_price_postpones_the_default(quiet_genesis: Genesis) -> None:
 
 def test_sweep_calls_without_anyone_asking(genesis: Genesis) -> None:
     chain = Chain(Store.in_memory(), genesis)  # sweep every 10 blocks (the default)
-    ok(chain, price(chain, "UMBRELLA", 100_00), post(chain, "member-a", 20_000_00), post(chain, "member-b", 20_000_00))
-    block, _ = chain.run(open_position(chain, "member-a", "UMBRELLA", 1_000, 100_00), open_position(chain, "member-b", "UMBRELLA", -1_000, 100_00))
+    ok(
+        chain,
+        price(chain, "UMBRELLA", 100_00),
+        post(chain, "member-a", 20_000_00),
+        post(chain, "member-b", 20_000_00),
+    )
+    block, _ = chain.run(
+        open_position(chain, "member-a", "UMBRELLA", 1_000, 100_00),
+        open_position(chain, "member-b", "UMBRELLA", -1_000, 100_00),
+    )
     ok(chain, price(chain, "UMBRELLA", 85_00))
     tasks = run_until(chain, block.height + 10)
     assert [r.code for r in tasks] == ["ok"]
@@ -432,8 +531,16 @@ def test_sweep_calls_without_anyone_asking(genesis: Genesis) -> None:
 
 def test_sweep_pages_through_members() -> None:
     chain = Chain(Store.in_memory(), parse_genesis(genesis_doc(**{"margin.sweep_members_max": 1})))
-    ok(chain, price(chain, "UMBRELLA", 100_00), post(chain, "member-a", 20_000_00), post(chain, "member-b", 20_000_00))
-    block, _ = chain.run(open_position(chain, "member-a", "UMBRELLA", 1_000, 100_00), open_position(chain, "member-b", "UMBRELLA", 1_000, 100_00))
+    ok(
+        chain,
+        price(chain, "UMBRELLA", 100_00),
+        post(chain, "member-a", 20_000_00),
+        post(chain, "member-b", 20_000_00),
+    )
+    block, _ = chain.run(
+        open_position(chain, "member-a", "UMBRELLA", 1_000, 100_00),
+        open_position(chain, "member-b", "UMBRELLA", 1_000, 100_00),
+    )
     checked = []
     for height in range(block.height + 1, block.height + 13):
         _, result = chain.run()
@@ -486,7 +593,9 @@ ROLE_OF_METHOD = {
 
 @settings(max_examples=20)
 @given(st.sampled_from(sorted(devnet.participants(4))), st.sampled_from(sorted(ROLE_OF_METHOD)))
-def test_every_restricted_method_refuses_every_other_role(quiet_genesis: Genesis, sender: str, method: str) -> None:
+def test_every_restricted_method_refuses_every_other_role(
+    quiet_genesis: Genesis, sender: str, method: str
+) -> None:
     role, args = ROLE_OF_METHOD[method]
     if role in devnet.participants(4)[sender][0]:
         return  # holds the role: other tests cover what it may do
@@ -497,13 +606,20 @@ def test_every_restricted_method_refuses_every_other_role(quiet_genesis: Genesis
 def test_anyone_may_check(chain: Chain) -> None:
     for sender in ("oracle-3", "auditor-1", "member-b"):
         receipts = ok(chain, check(chain, "member-a", sender=sender))
-        assert events(receipts, "margin_checked") == [{"member": "member-a", "outcome": "ok", "collateral": 0, "initial": 0, "maintenance": 0}]
+        assert events(receipts, "margin_checked") == [
+            {"member": "member-a", "outcome": "ok", "collateral": 0, "initial": 0, "maintenance": 0}
+        ]
 
 
 def test_views_refuse_bad_queries(chain: Chain) -> None:
     from chain.errors import ContractError
 
-    for name, query, code in (("status", {}, "bad_query"), ("default", {"id": "x"}, "bad_query"), ("default", {"id": "9"}, "not_found"), ("rates", {"instrument": "NOPE"}, "unknown_instrument")):
+    for name, query, code in (
+        ("status", {}, "bad_query"),
+        ("default", {"id": "x"}, "bad_query"),
+        ("default", {"id": "9"}, "not_found"),
+        ("rates", {"instrument": "NOPE"}, "unknown_instrument"),
+    ):
         with pytest.raises(ContractError) as exc:
             view(chain, name, **query)
         assert exc.value.code == code
@@ -512,13 +628,33 @@ def test_views_refuse_bad_queries(chain: Chain) -> None:
 # --- properties ---------------------------------------------------------------------------------
 MEMBERS = ["member-a", "member-b", "issuer-acme"]
 step_st = st.one_of(
-    st.tuples(st.just("post"), st.sampled_from(MEMBERS), st.sampled_from([USD, USD, "INITECH"]), st.integers(1, 5_000_000)),
-    st.tuples(st.just("withdraw"), st.sampled_from(MEMBERS), st.sampled_from([USD, "INITECH"]), st.integers(1, 5_000_000)),
+    st.tuples(
+        st.just("post"),
+        st.sampled_from(MEMBERS),
+        st.sampled_from([USD, USD, "INITECH"]),
+        st.integers(1, 5_000_000),
+    ),
+    st.tuples(
+        st.just("withdraw"),
+        st.sampled_from(MEMBERS),
+        st.sampled_from([USD, "INITECH"]),
+        st.integers(1, 5_000_000),
+    ),
     st.tuples(st.just("contribute"), st.sampled_from(MEMBERS), st.integers(1, 2_000_000)),
     st.tuples(st.just("insure"), st.integers(1, 2_000_000)),
-    st.tuples(st.just("open"), st.sampled_from(MEMBERS), st.sampled_from(["UMBRELLA", "INITECH"]), st.integers(-300, 300), st.sampled_from([50_00, 100_00, 120_00])),
+    st.tuples(
+        st.just("open"),
+        st.sampled_from(MEMBERS),
+        st.sampled_from(["UMBRELLA", "INITECH"]),
+        st.integers(-300, 300),
+        st.sampled_from([50_00, 100_00, 120_00]),
+    ),
     st.tuples(st.just("close"), st.sampled_from(MEMBERS), st.sampled_from(["UMBRELLA", "INITECH"])),
-    st.tuples(st.just("price"), st.sampled_from(["UMBRELLA", "INITECH"]), st.sampled_from([1, 20_00, 50_00, 70_00, 80_00, 90_00, 100_00, 150_00])),
+    st.tuples(
+        st.just("price"),
+        st.sampled_from(["UMBRELLA", "INITECH"]),
+        st.sampled_from([1, 20_00, 50_00, 70_00, 80_00, 90_00, 100_00, 150_00]),
+    ),
     st.tuples(st.just("check"), st.sampled_from(MEMBERS)),
     st.tuples(st.just("wait"), st.integers(1, 11)),
 )
@@ -616,7 +752,9 @@ def _check_invariants(chain: Chain, receipts: list[Receipt]) -> None:
 
 @settings(max_examples=30)
 @given(st.lists(step_st, min_size=1, max_size=25))
-def test_conservation_and_waterfall_after_any_history(quiet_genesis: Genesis, steps: list[tuple[Any, ...]]) -> None:
+def test_conservation_and_waterfall_after_any_history(
+    quiet_genesis: Genesis, steps: list[tuple[Any, ...]]
+) -> None:
     chain = Chain(Store.in_memory(), quiet_genesis)
     _setup(chain)
     for step in steps:
@@ -654,7 +792,9 @@ def test_a_default_history_is_deterministic(quiet_genesis: Genesis) -> None:
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, NodeThread]]:
     directory = tmp_path_factory.mktemp("margin") / "net"
     # FAST (tests/test_cli.py) with quick heartbeats, so the margin call's deadline comes soon.
-    init_network(directory, validators=1, base_port=0, consensus=ConsensusSection(commit_wait_ms=10, heartbeat_ms=300))
+    init_network(
+        directory, validators=1, base_port=0, consensus=ConsensusSection(commit_wait_ms=10, heartbeat_ms=300)
+    )
     nt = NodeThread(directory / "node0")
     nt.start()
     try:
@@ -687,16 +827,44 @@ def test_cli_commands(node: tuple[Path, NodeThread]) -> None:
         assert result.exit_code == 0, result.output
         return str(result.stdout)
 
-    r = cli("margin", "post", "--account", "B-HOUSE", "--asset", "USD", "--amount", "1000.001", "--as", "member-b")
+    r = cli(
+        "margin", "post", "--account", "B-HOUSE", "--asset", "USD", "--amount", "1000.001", "--as", "member-b"
+    )
     assert r.exit_code == 1 and r.stderr.startswith("error: bad_amount:")
-    out = good("margin", "post", "--account", "B-HOUSE", "--asset", "USD", "--amount", "30000.00", "--as", "member-b")
+    out = good(
+        "margin", "post", "--account", "B-HOUSE", "--asset", "USD", "--amount", "30000.00", "--as", "member-b"
+    )
     assert out.startswith("member-b posted USD 30,000.00 from B-HOUSE")
     good("margin", "fund", "contribute", "--account", "B-HOUSE", "--amount", "1000", "--as", "member-b")
     good("margin", "fund", "insure", "--account", "XA-HOUSE", "--amount", "500", "--as", "xchg-alpha")
-    r = cli("margin", "position", "open", "--member", "member-b", "--instrument", "STARK", "--qty", "-100", "--price", "50.00")
+    r = cli(
+        "margin",
+        "position",
+        "open",
+        "--member",
+        "member-b",
+        "--instrument",
+        "STARK",
+        "--qty",
+        "-100",
+        "--price",
+        "50.00",
+    )
     assert r.exit_code == 1 and r.stderr.startswith("error: no_price:"), r.output
     good("call", "oracle", "submit", '["STARK", 5000]', "--as", "oracle-1")
-    out = good("margin", "position", "open", "--member", "member-b", "--instrument", "STARK", "--qty", "-100", "--price", "50.00")
+    out = good(
+        "margin",
+        "position",
+        "open",
+        "--member",
+        "member-b",
+        "--instrument",
+        "STARK",
+        "--qty",
+        "-100",
+        "--price",
+        "50.00",
+    )
     assert "member-b STARK -100 at 50.00" in out and "position -100, entry price 50.00" in out
     status = json.loads(good("margin", "status", "member-b", "--json"))
     assert status["positions"][0]["quantity"] == -100 and status["initial"] == 750_00
@@ -704,17 +872,54 @@ def test_cli_commands(node: tuple[Path, NodeThread]) -> None:
     assert "initial margin" in text and "STARK" in text and "750.00" in text
     out = good("margin", "check", "member-b", "--as", "oracle-2")
     assert out.startswith("member-b: ok - collateral ")
-    good("margin", "withdraw", "--account", "B-HOUSE", "--asset", "USD", "--amount", "100.00", "--as", "member-b")
+    good(
+        "margin",
+        "withdraw",
+        "--account",
+        "B-HOUSE",
+        "--asset",
+        "USD",
+        "--amount",
+        "100.00",
+        "--as",
+        "member-b",
+    )
     funds = json.loads(good("margin", "fund", "show", "--json"))
     assert funds["guarantee_fund"]["total"] >= 1_000_00 and funds["insurance_fund"] >= 500_00
     assert "guarantee fund  USD" in good("margin", "fund", "show")
     good("margin", "position", "close", "--member", "member-b", "--instrument", "STARK")
-    assert good("margin", "rates", "show", "STARK").startswith("STARK: initial 15.00%, maintenance 10.00% (default); collateral haircut not eligible")
-    r = cli("margin", "rates", "set", "--instrument", "STARK", "--initial-bps", "2000", "--maintenance-bps", "1500", "--as", "member-b")
+    assert good("margin", "rates", "show", "STARK").startswith(
+        "STARK: initial 15.00%, maintenance 10.00% (default); collateral haircut not eligible"
+    )
+    r = cli(
+        "margin",
+        "rates",
+        "set",
+        "--instrument",
+        "STARK",
+        "--initial-bps",
+        "2000",
+        "--maintenance-bps",
+        "1500",
+        "--as",
+        "member-b",
+    )
     assert r.exit_code == 1 and r.stderr.startswith("error: not_admin:")
-    good("margin", "rates", "set", "--instrument", "STARK", "--initial-bps", "2000", "--maintenance-bps", "1500")
+    good(
+        "margin",
+        "rates",
+        "set",
+        "--instrument",
+        "STARK",
+        "--initial-bps",
+        "2000",
+        "--maintenance-bps",
+        "1500",
+    )
     good("margin", "rates", "haircut", "--asset", "STARK", "--bps", "2500")
-    assert "20.00%" in good("margin", "rates", "show", "STARK") and "25.00%" in good("margin", "rates", "show", "STARK")
+    assert "20.00%" in good("margin", "rates", "show", "STARK") and "25.00%" in good(
+        "margin", "rates", "show", "STARK"
+    )
     # The scenario's default (test_scenario_runs_on_a_node ran first on this node).
     reports = json.loads(good("margin", "defaults", "--json"))["defaults"]
     assert reports and reports[0]["member"] == "member-b"

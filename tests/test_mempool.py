@@ -11,7 +11,9 @@ from tests.conftest import Chain
 
 
 def _trade(chain: Chain, i: int, **kw):  # type: ignore[no-untyped-def]
-    return chain.tx("xchg-alpha", "settlement", "settle", [f"M-{i}", "A-C001", "B-C001", "ACME", 1, 100_00], **kw)
+    return chain.tx(
+        "xchg-alpha", "settlement", "settle", [f"M-{i}", "A-C001", "B-C001", "ACME", 1, 100_00], **kw
+    )
 
 
 def _pool(chain: Chain, **kw) -> Mempool:  # type: ignore[no-untyped-def]
@@ -35,7 +37,13 @@ def test_admits_a_chain_of_nonces_and_reaps_them_in_order(chain: Chain) -> None:
     size = len(txs[0].encode())
     assert pool.reap(100, 2 * size) == txs[:2]  # a proposer's byte budget
     assert pool.reap(100, 1) == txs[:1]  # the first always fits, or a big tx would never leave
-    block, result = chain.ledger.propose(chain.ledger.head.time_ms + 1, pool.reap(100, 10**9), chain.producer.keys[1].public, None, pool.verified)
+    block, result = chain.ledger.propose(
+        chain.ledger.head.time_ms + 1,
+        pool.reap(100, 10**9),
+        chain.producer.keys[1].public,
+        None,
+        pool.verified,
+    )
     assert len(result.txs) == 5 and all(r.ok for r in result.receipts)
 
 

@@ -29,7 +29,9 @@ TARGET_HEIGHT = 50
 def _trade(maker: TxMaker, n: int):  # type: ignore[no-untyped-def]
     """A trade that settles: sides alternate so neither member runs out of cash or stock."""
     if n % 2 == 0:
-        return maker.tx("xchg-alpha", "settlement", "settle", [f"E2E-{n}", "A-C001", "B-C001", "ACME", 1, 180_00])
+        return maker.tx(
+            "xchg-alpha", "settlement", "settle", [f"E2E-{n}", "A-C001", "B-C001", "ACME", 1, 180_00]
+        )
     return maker.tx("xchg-alpha", "settlement", "settle", [f"E2E-{n}", "B-C001", "A-C001", "ACME", 1, 181_00])
 
 
@@ -73,7 +75,9 @@ def test_four_validators_and_an_observer(tmp_path: Path) -> None:
         before = max(heights(live))
         deadline = time.monotonic() + 60
         while max(heights(live)) < before + 10:
-            assert time.monotonic() < deadline, "three of four validators stopped committing\n" + "".join(n.log_tail() for n in live)
+            assert time.monotonic() < deadline, "three of four validators stopped committing\n" + "".join(
+                n.log_tail() for n in live
+            )
             submit_some(5)
             time.sleep(0.05)
 
@@ -82,12 +86,21 @@ def test_four_validators_and_an_observer(tmp_path: Path) -> None:
         observer.start()
         deadline = time.monotonic() + 120
         while min(heights(validators)) < TARGET_HEIGHT:
-            assert time.monotonic() < deadline, f"target not reached: {heights(validators)}\n" + "".join(n.log_tail() for n in nodes)
+            assert time.monotonic() < deadline, f"target not reached: {heights(validators)}\n" + "".join(
+                n.log_tail() for n in nodes
+            )
             submit_some(5)
             time.sleep(0.05)
-        wait_until(lambda: (validators[0].status() or {}).get("mempool", {}).get("txs") == 0, 60, "every trade committed", nodes)
+        wait_until(
+            lambda: (validators[0].status() or {}).get("mempool", {}).get("txs") == 0,
+            60,
+            "every trade committed",
+            nodes,
+        )
         head = max(heights(validators))
-        wait_until(lambda: min(heights(nodes)) >= head, 60, f"every node (the observer too) at height {head}", nodes)
+        wait_until(
+            lambda: min(heights(nodes)) >= head, 60, f"every node (the observer too) at height {head}", nodes
+        )
         # The auditor, as a separate process, re-verifies the whole history: through the
         # observer's API, and from the restarted validator's data folder while it runs.
         genesis = str(tmp_path / "net" / "genesis.json")
@@ -102,11 +115,15 @@ def test_four_validators_and_an_observer(tmp_path: Path) -> None:
         for n in nodes:
             n.terminate(timeout=5)
 
-    _compare_stores([tmp_path / "net" / n["home"] for n in net["nodes"]], min_height=TARGET_HEIGHT, trades=sent)
+    _compare_stores(
+        [tmp_path / "net" / n["home"] for n in net["nodes"]], min_height=TARGET_HEIGHT, trades=sent
+    )
 
 
 def _clearchain(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
 
 
 def _compare_stores(homes: list[Path], min_height: int, trades: int) -> None:

@@ -47,7 +47,9 @@ async def until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
 
 
 class Net:
-    def __init__(self, tmp: Path, validators: int = 4, observers: int = 0, consensus: ConsensusSection = FAST) -> None:
+    def __init__(
+        self, tmp: Path, validators: int = 4, observers: int = 0, consensus: ConsensusSection = FAST
+    ) -> None:
         self.dir = tmp / "net"
         self.doc = init_network(self.dir, validators, observers, base_port=0, consensus=consensus)
         self.nodes: dict[int, Node] = {}
@@ -106,7 +108,11 @@ def test_four_validators_settle_trades_and_agree(tmp_path: Path) -> None:
                 hashes.append(stx.hash)
                 if n % 10 == 9:
                     await asyncio.sleep(0.05)
-            await until(lambda: all(n.store.tx_location(hashes[-1]) for n in nodes), 30, "the last trade committed everywhere")
+            await until(
+                lambda: all(n.store.tx_location(hashes[-1]) for n in nodes),
+                30,
+                "the last trade committed everywhere",
+            )
             height = min(_heads(nodes))
             _assert_same_chain(nodes, height)
             settled = 0
@@ -147,7 +153,11 @@ def test_late_validator_and_observer_catch_up_by_sync(tmp_path: Path) -> None:
             maker = TxMaker()
             for n in range(20):
                 early[0].submit(_trade(maker, n).encode())
-            await until(lambda: min(_heads(early)) >= 8 and len(early[0].mempool) == 0, 30, "blocks on three validators")
+            await until(
+                lambda: min(_heads(early)) >= 8 and len(early[0].mempool) == 0,
+                30,
+                "blocks on three validators",
+            )
             late = await net.start(3, 4)
             target = max(_heads(early))
             await until(lambda: min(_heads(late)) >= target, 30, "the late nodes at the head")
@@ -176,7 +186,9 @@ def test_restart_resumes_from_store_and_wal(tmp_path: Path) -> None:
             assert restarted.ledger.head.height >= 3
             others = [net.nodes[i] for i in (0, 1, 3)]
             target = max(_heads(others)) + 2
-            await until(lambda: restarted.ledger.head.height >= target, 30, "the restarted node committing again")
+            await until(
+                lambda: restarted.ledger.head.height >= target, 30, "the restarted node committing again"
+            )
             _assert_same_chain([restarted, *others], restarted.ledger.head.height - 1)
         finally:
             await net.close()
@@ -184,7 +196,9 @@ def test_restart_resumes_from_store_and_wal(tmp_path: Path) -> None:
     run(go())
 
 
-async def _liar(net: Net, index: int, on_message: Callable[[p2p.Peer, list[Any]], None] | None = None) -> p2p.Transport:
+async def _liar(
+    net: Net, index: int, on_message: Callable[[p2p.Peer, list[Any]], None] | None = None
+) -> p2p.Transport:
     """A transport holding validator ``index``'s key, dialing node 0: a byzantine validator."""
     cfg = load_config(net.home(index))
     target = net.doc["nodes"][0]["p2p"].rsplit(":", 1)
@@ -220,7 +234,11 @@ def test_lying_peers_are_disconnected_and_the_node_lives_on(tmp_path: Path) -> N
             for message in cases:
                 liar = await _liar(net, 3)
                 assert liar.send(node0.key.public, message)
-                await until(lambda: node3_key not in node0.transport.peers, 10, f"node 0 dropping the liar after {message[0]}")
+                await until(
+                    lambda: node3_key not in node0.transport.peers,
+                    10,
+                    f"node 0 dropping the liar after {message[0]}",
+                )
                 await liar.stop()
                 liar = None
             # a forged sync block at exactly the next height: halt the chain (stop node 2), then
@@ -232,7 +250,9 @@ def test_lying_peers_are_disconnected_and_the_node_lives_on(tmp_path: Path) -> N
             forged_cert = CommitCertificate(real.height + 1, 0, b"\x11" * 32, ((node3_key, b"\x22" * 64),))
             liar = await _liar(net, 3)
             head = node0.ledger.head.height
-            assert liar.send(node0.key.public, [int(p2p.MSG.BLOCKS), [[_bump(real).encode(), forged_cert.to_wire()]]])
+            assert liar.send(
+                node0.key.public, [int(p2p.MSG.BLOCKS), [[_bump(real).encode(), forged_cert.to_wire()]]]
+            )
             await until(lambda: node3_key not in node0.transport.peers, 10, "node 0 dropping the forger")
             await liar.stop()
             liar = None
@@ -245,7 +265,9 @@ def test_lying_peers_are_disconnected_and_the_node_lives_on(tmp_path: Path) -> N
             with socket.create_connection((host, int(port)), timeout=5) as s:
                 s.sendall(b"\xff" * 64)
             before = node0.ledger.head.height
-            await until(lambda: node0.ledger.head.height >= before + 2, 20, "node 0 still committing after garbage")
+            await until(
+                lambda: node0.ledger.head.height >= before + 2, 20, "node 0 still committing after garbage"
+            )
         finally:
             if liar is not None:
                 await liar.stop()
@@ -314,7 +336,9 @@ def test_api_submit_and_track(tmp_path: Path) -> None:
                     (b'{"txs": []}', "bad_request"),
                     (b'{"tx": "00", "txs": []}', "bad_request"),
                 ]:
-                    async with http.post(base + "/txs", data=bad, headers={"Content-Type": "application/json"}) as resp:
+                    async with http.post(
+                        base + "/txs", data=bad, headers={"Content-Type": "application/json"}
+                    ) as resp:
                         body = await resp.json()
                         assert resp.status == 400
                         if code is not None:
@@ -370,7 +394,9 @@ def test_double_vote_becomes_evidence_on_every_node(tmp_path: Path) -> None:
             async with aiohttp.ClientSession() as http:
                 async with http.get(f"http://{_rpc(nodes[1])}/evidence") as resp:
                     (doc,) = (await resp.json())["evidence"]
-            assert doc["validator"] == key.public.hex() and doc["height"] == height and doc["step"] == "prevote"
+            assert (
+                doc["validator"] == key.public.hex() and doc["height"] == height and doc["step"] == "prevote"
+            )
             # forged evidence (a signature that does not verify) gets its sender disconnected
             await liar.stop()
             liar = await _liar(net, 3)
@@ -398,7 +424,11 @@ def test_transactions_sent_to_an_observer_reach_the_validators(tmp_path: Path) -
             observer.submit(stx.encode())  # no peer yet: gossip reaches nobody
             await asyncio.sleep(0.2)
             (validator,) = await net.start(0)
-            await until(lambda: observer.store.tx_location(stx.hash) is not None, 20, "the trade committed and replicated")
+            await until(
+                lambda: observer.store.tx_location(stx.hash) is not None,
+                20,
+                "the trade committed and replicated",
+            )
             assert validator.store.tx_location(stx.hash) == observer.store.tx_location(stx.hash)
         finally:
             await net.close()
@@ -430,7 +460,15 @@ def test_fresh_keys_network_runs_and_signs_with_its_key_files(tmp_path: Path) ->
         node = Node(net / "node0")
         await node.start()
         try:
-            stx = Tx(genesis["chain_id"], "custodian", 1, "custody", "deposit", ["A-C001", "USD", 100, "fresh-1"], 0).sign([custodian])
+            stx = Tx(
+                genesis["chain_id"],
+                "custodian",
+                1,
+                "custody",
+                "deposit",
+                ["A-C001", "USD", 100, "fresh-1"],
+                0,
+            ).sign([custodian])
             node.submit(stx.encode())
             await until(lambda: node.store.tx_location(stx.hash) is not None, 20, "the deposit committed")
         finally:
@@ -439,7 +477,9 @@ def test_fresh_keys_network_runs_and_signs_with_its_key_files(tmp_path: Path) ->
     run(go())
 
 
-def test_gossip_copies_are_recognised_before_decoding_and_never_sent_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gossip_copies_are_recognised_before_decoding_and_never_sent_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A transaction arrives from every peer of a mesh: the copies cost a digest, not a decode
     and a signature check; it is relayed to every peer but its source; and bytes refused for a
     reason that may pass later (a nonce gap) are tried again when they come again."""
@@ -462,8 +502,12 @@ def test_gossip_copies_are_recognised_before_decoding_and_never_sent_back(tmp_pa
             sent: list[tuple[list[Any], bytes | None]] = []
             node.transport.broadcast = lambda message, exclude=None: sent.append((message, exclude)) or 0  # type: ignore[method-assign]
             maker = TxMaker()
-            first = maker.tx("xchg-alpha", "settlement", "settle", ["G1", "A-C001", "B-C001", "ACME", 1, 100_00])
-            second = maker.tx("xchg-alpha", "settlement", "settle", ["G2", "A-C001", "B-C001", "ACME", 1, 100_00])
+            first = maker.tx(
+                "xchg-alpha", "settlement", "settle", ["G1", "A-C001", "B-C001", "ACME", 1, 100_00]
+            )
+            second = maker.tx(
+                "xchg-alpha", "settlement", "settle", ["G2", "A-C001", "B-C001", "ACME", 1, 100_00]
+            )
             peer_a, peer_b = SimpleNamespace(pubkey=b"\x0a" * 32), SimpleNamespace(pubkey=b"\x0b" * 32)
 
             node._on_txs(peer_a, [txs_kind, [second.encode()]])  # nonce 2 before nonce 1: a gap

@@ -95,7 +95,12 @@ _KEYS = st.lists(st.binary(min_size=0, max_size=4), max_size=30, unique=True)
 @settings(max_examples=60)
 @given(base=_KEYS, written=_KEYS, deleted=_KEYS, start=st.binary(max_size=4), prefix=st.binary(max_size=1))
 def test_a_scan_from_a_start_key_is_the_tail_of_the_full_scan(
-    tmp_path_factory: pytest.TempPathFactory, base: list[bytes], written: list[bytes], deleted: list[bytes], start: bytes, prefix: bytes
+    tmp_path_factory: pytest.TempPathFactory,
+    base: list[bytes],
+    written: list[bytes],
+    deleted: list[bytes],
+    start: bytes,
+    prefix: bytes,
 ) -> None:
     stores = [Store.in_memory(), Store.open_leveldb(tmp_path_factory.mktemp("scan") / "db")]
     try:
@@ -177,7 +182,11 @@ def test_get_contracts_lists_methods_views_and_parameters(node_url: str) -> None
 def test_a_view_answers_and_refuses_with_codes(node_url: str) -> None:
     client = Client(node_url)
     doc = client.get("/contracts/oracle/price", instrument="ACME")
-    assert doc["contract"] == "oracle" and doc["result"] == {"instrument": "ACME", "price": None, "submissions": []}
+    assert doc["contract"] == "oracle" and doc["result"] == {
+        "instrument": "ACME",
+        "price": None,
+        "submissions": [],
+    }
     for path, query, status, code in [
         ("/contracts/oracle/nothing", {}, 404, "unknown_view"),
         ("/contracts/nothing/price", {}, 404, "unknown_view"),

@@ -67,10 +67,20 @@ MANDATE = {
     ("margin", "close_position"),
 }
 # Accounts whose owner is no clearing member: contracts' system accounts and non-members' houses.
-NOT_CLEARING = ["CCP-INSURANCE", "MARGIN-COLLATERAL", "MARGIN-GF", "BOND-POOL", f"FUND-{FUND}", "XA-HOUSE", "O1-HOUSE"]
+NOT_CLEARING = [
+    "CCP-INSURANCE",
+    "MARGIN-COLLATERAL",
+    "MARGIN-GF",
+    "BOND-POOL",
+    f"FUND-{FUND}",
+    "XA-HOUSE",
+    "O1-HOUSE",
+]
 
 
-def _ticket(trade_id: str, buyer: str, seller: str, quantity: int = 1, price: int = 1_000_000_00) -> list[Any]:
+def _ticket(
+    trade_id: str, buyer: str, seller: str, quantity: int = 1, price: int = 1_000_000_00
+) -> list[Any]:
     return [trade_id, buyer, seller, "ACME", quantity, price]
 
 
@@ -310,7 +320,9 @@ ROWS = [(sender, method, code) for sender, table in TABLES.items() for method, c
 
 
 @pytest.mark.parametrize(("sender", "method", "code"), ROWS, ids=[f"{s}-{c}.{m}" for s, (c, m), _ in ROWS])
-def test_no_one_touches_what_is_not_theirs(world: Chain, sender: str, method: tuple[str, str], code: str) -> None:
+def test_no_one_touches_what_is_not_theirs(
+    world: Chain, sender: str, method: tuple[str, str], code: str
+) -> None:
     fails(world, world.tx(sender, *method, CALLS[method]), code)
 
 
@@ -440,7 +452,9 @@ def test_a_suspended_member_is_refused_at_admission(genesis: Genesis) -> None:
 
 # --- the methods open to anyone: what the auditor can do, anyone can, with the same effect -------------
 @pytest.mark.parametrize("method", sorted(PUBLIC - {("membership", "rotate_keys")}))
-def test_a_public_call_has_the_same_effect_whoever_sends_it(genesis: Genesis, method: tuple[str, str]) -> None:
+def test_a_public_call_has_the_same_effect_whoever_sends_it(
+    genesis: Genesis, method: tuple[str, str]
+) -> None:
     """The auditor's call succeeds (so the comparison means something) and leaves every balance
     exactly as member-b's or the custodian's same call does: being an auditor grants nothing."""
     outcomes = []
@@ -460,10 +474,16 @@ def test_an_auditor_rotates_only_its_own_keys(world: Chain) -> None:
     assert result.receipts[0].ok
     assert set(result.state_diff) == {policy_key("auditor-1"), nonce_key("auditor-1")}
     # The old key no longer signs for the auditor; the new one does, and still cannot write.
-    _, result = world.run(_signed(world, "auditor-1", ("accounts", "close"), devnet.signing_keys("auditor-1")))
+    _, result = world.run(
+        _signed(world, "auditor-1", ("accounts", "close"), devnet.signing_keys("auditor-1"))
+    )
     assert [r.error.code for r in result.rejected] == ["signer_not_in_policy"]
     fails(world, world.tx("auditor-1", "accounts", "close", ["A-C001"], keys=[new]), "not_account_owner")
-    fails(world, world.tx("auditor-1", "custody", "confirm_withdrawal", [WITHDRAWAL], keys=[new]), "not_custodian")
+    fails(
+        world,
+        world.tx("auditor-1", "custody", "confirm_withdrawal", [WITHDRAWAL], keys=[new]),
+        "not_custodian",
+    )
 
 
 # --- generated trades: non-members' balances never move through settlement ----------------------------
@@ -482,11 +502,15 @@ OWNERS = {a["id"]: a["owner"] for a in devnet.all_accounts()}
         min_size=1, max_size=20,
     )
 )  # fmt: skip
-def test_generated_batches_never_move_a_non_member_balance(world: Chain, trades: list[tuple[Any, ...]]) -> None:
+def test_generated_batches_never_move_a_non_member_balance(
+    world: Chain, trades: list[tuple[Any, ...]]
+) -> None:
     tickets = [[f"G{world.ledger.head.height}-{i}", *t] for i, t in enumerate(trades)]
     outside = {k: v for k, v in balances(world).items() if _owner_of_key(k) not in MEMBERS | {""}}
     (receipt,) = ok(world, world.tx("xchg-alpha", "settlement", "settle_batch", [tickets]))
-    codes = {dict(f)["trade_id"]: dict(f).get("code", "ok") for _, n, f in receipt.events if n != "batch_settled"}
+    codes = {
+        dict(f)["trade_id"]: dict(f).get("code", "ok") for _, n, f in receipt.events if n != "batch_settled"
+    }
     for ticket in tickets:
         touches_outsider = OWNERS.get(ticket[1]) not in MEMBERS or OWNERS.get(ticket[2]) not in MEMBERS
         if touches_outsider and ticket[1] != ticket[2]:
@@ -498,5 +522,9 @@ def _owner_of_key(key: bytes) -> str:
     """The owner of the account a balance, account or holder key is about; "@system" for an
     account no participant owns, "" for any other key."""
     parts = key.decode().split("/")
-    account = {"bal": parts[2], "acct": parts[2], "holder": parts[-1]}.get(parts[1]) if parts[0] == "accounts" else None
+    account = (
+        {"bal": parts[2], "acct": parts[2], "holder": parts[-1]}.get(parts[1])
+        if parts[0] == "accounts"
+        else None
+    )
     return "" if account is None else OWNERS.get(account, "@system")

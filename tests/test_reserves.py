@@ -144,7 +144,10 @@ def test_report_at_genesis_splits_client_and_house(chain: Chain, genesis: Genesi
         assert r.supply == r.client_total + r.house_total
         assert r.attested is None and r.coverage is None and not r.is_shortfall
     usd = report(chain)["USD"]
-    assert (usd.client_total, usd.house_total) == (1_850_000_00, 114_300_000_00)  # members 100M; bond, dividend, fund funds 14.3M
+    assert (usd.client_total, usd.house_total) == (
+        1_850_000_00,
+        114_300_000_00,
+    )  # members 100M; bond, dividend, fund funds 14.3M
 
 
 def test_coverage_sign_and_locked_amounts(chain: Chain) -> None:

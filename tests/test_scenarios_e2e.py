@@ -39,8 +39,20 @@ def test_every_scenario_on_four_validators(tmp_path: Path) -> None:
             [*cli, "demo", "--dir", str(net_dir), "--scenario", "all"],
             cwd=REPO, capture_output=True, text=True, timeout=420,
         )  # fmt: skip
-        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:] + "".join(n.log_tail() for n in nodes)
-        for name in ("netting", "swap", "oracle", "breaker", "margin", "bonds", "governance", "corporate", "fund"):
+        assert run.returncode == 0, (
+            run.stdout[-4000:] + run.stderr[-4000:] + "".join(n.log_tail() for n in nodes)
+        )
+        for name in (
+            "netting",
+            "swap",
+            "oracle",
+            "breaker",
+            "margin",
+            "bonds",
+            "governance",
+            "corporate",
+            "fund",
+        ):
             assert f"== scenario {name}" in run.stdout
 
         audit = subprocess.run(

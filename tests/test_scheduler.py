@@ -61,7 +61,9 @@ def _chain() -> tuple[Ledger, SoloProducer, Any]:
     nonce = iter(range(1, 1000))
 
     def call(method_name: str, args: list[Any]) -> Any:
-        return Tx(genesis.chain_id, "admin", next(nonce), "alarm", method_name, args, 0).sign(devnet.signing_keys("admin"))
+        return Tx(genesis.chain_id, "admin", next(nonce), "alarm", method_name, args, 0).sign(
+            devnet.signing_keys("admin")
+        )
 
     return ledger, producer, call
 

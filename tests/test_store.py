@@ -62,7 +62,9 @@ def test_store_refuses_out_of_order_blocks(any_chain: Chain) -> None:
 def test_reopen_gives_same_head_and_root(make_chain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     chain = make_chain("leveldb")
     for i in range(3):
-        chain.run(chain.tx("xchg-alpha", "settlement", "settle", [f"T-{i}", "A-C001", "B-C001", "ACME", 10, 180_00]))
+        chain.run(
+            chain.tx("xchg-alpha", "settlement", "settle", [f"T-{i}", "A-C001", "B-C001", "ACME", 10, 180_00])
+        )
     head = chain.ledger.head
     chain.store.close()
     store = Store.open_leveldb(tmp_path / "db0")
@@ -117,7 +119,9 @@ def test_kill_9_mid_write_leaves_the_last_whole_block(tmp_path: Path) -> None:
     db = tmp_path / "db"
     heights = []
     for attempt in range(4):
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(db)], stdout=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(db)], stdout=subprocess.PIPE, cwd=Path(__file__).parent.parent
+        )
         try:
             assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
             time.sleep(0.3 + 0.2 * attempt)

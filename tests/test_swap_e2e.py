@@ -54,7 +54,9 @@ def test_atomic_swap_and_timeout_between_two_chains(tmp_path: Path) -> None:
     nodes: list[NodeProcess] = []
     try:
         for name in ("east", "west"):
-            net = init_network(tmp_path / name, validators=1, base_port=0, consensus=CONSENSUS, chain_id=f"clearchain-{name}")
+            net = init_network(
+                tmp_path / name, validators=1, base_port=0, consensus=CONSENSUS, chain_id=f"clearchain-{name}"
+            )
             nodes.append(NodeProcess(tmp_path / name, net["nodes"][0]))
             nodes[-1].start()
         east, west = (_run(n, tmp_path / name) for n, name in zip(nodes, ("east", "west"), strict=True))
@@ -88,16 +90,31 @@ def _swap(east: ScenarioRun, west: ScenarioRun) -> None:
 
     # 2. A checks B's lock on west, then locks on east under the same hash, with a shorter timeout.
     seen = west.view("escrow", "get", id="SWAP-W")
-    assert (seen["to_account"], seen["asset"], seen["amount"], seen["status"]) == ("A-C001", "USD", USD, "locked")
+    assert (seen["to_account"], seen["asset"], seen["amount"], seen["status"]) == (
+        "A-C001",
+        "USD",
+        USD,
+        "locked",
+    )
     assert seen["hashlock"] == hashlock.hex() and seen["timeout_height"] - west.height >= 150
     t_east = east.height + 100
-    east.send("member-a", "escrow", "lock", ["SWAP-E", "A-C001", "B-C001", "ACME", ACME, bytes.fromhex(seen["hashlock"]), t_east])
+    east.send(
+        "member-a",
+        "escrow",
+        "lock",
+        ["SWAP-E", "A-C001", "B-C001", "ACME", ACME, bytes.fromhex(seen["hashlock"]), t_east],
+    )
     # Without the secret, A cannot take B's cash.
     west.fails("bad_preimage", "member-a", "escrow", "claim", ["SWAP-W", b"\x00" * 32])
 
     # 3. B checks A's lock on east and claims it, revealing the secret there.
     seen = east.view("escrow", "get", id="SWAP-E")
-    assert (seen["to_account"], seen["asset"], seen["amount"], seen["hashlock"]) == ("B-C001", "ACME", ACME, hashlock.hex())
+    assert (seen["to_account"], seen["asset"], seen["amount"], seen["hashlock"]) == (
+        "B-C001",
+        "ACME",
+        ACME,
+        hashlock.hex(),
+    )
     events = east.send("member-b", "escrow", "claim", ["SWAP-E", secret])
     assert [n for _, n, _ in events] == ["escrow_claimed"]
 
@@ -129,5 +146,7 @@ def _timeout(east: ScenarioRun, west: ScenarioRun) -> None:
         run.wait_height(timeout)
         doc: dict[str, Any] = run.view("escrow", "get", id=eid)
         assert (doc["status"], doc["closed_height"], doc["preimage"]) == ("refunded", timeout, None)
-        run.fails("escrow_closed", "member-b" if run is east else "member-a", "escrow", "claim", [eid, b"\x00" * 32])
+        run.fails(
+            "escrow_closed", "member-b" if run is east else "member-a", "escrow", "claim", [eid, b"\x00" * 32]
+        )
     assert _balances(east, "ACME") == east0 and _balances(west, "USD") == west0

@@ -46,7 +46,15 @@ def test_signature_by_a_stranger(chain: Chain) -> None:
 def test_signature_over_other_bytes_does_not_transfer(chain: Chain) -> None:
     """A valid signature of one tx attached to another tx is a bad signature."""
     good = chain.tx("xchg-alpha", "settlement", "settle", TRADE, nonce=1)
-    other = Tx(chain.genesis.chain_id, "xchg-alpha", 1, "settlement", "settle", ["T-2", "A-C001", "B-C001", "ACME", 999, 1], 0)
+    other = Tx(
+        chain.genesis.chain_id,
+        "xchg-alpha",
+        1,
+        "settlement",
+        "settle",
+        ["T-2", "A-C001", "B-C001", "ACME", 999, 1],
+        0,
+    )
     stolen = SignedTx(other, good.signatures, other.digest())
     assert _rejected(chain, stolen) == "bad_signature"
 
@@ -79,7 +87,9 @@ def test_expired(chain: Chain) -> None:
 
 
 def test_unknown_sender(chain: Chain) -> None:
-    stx = Tx(chain.genesis.chain_id, "nobody", 1, "settlement", "settle", TRADE, 0).sign([KeyPair.dev("nobody")])
+    stx = Tx(chain.genesis.chain_id, "nobody", 1, "settlement", "settle", TRADE, 0).sign(
+        [KeyPair.dev("nobody")]
+    )
     assert _rejected(chain, stx) == "unknown_sender"
 
 
@@ -99,7 +109,12 @@ def test_unknown_sender(chain: Chain) -> None:
     ],
 )
 def test_bad_calls(chain: Chain, contract: str, method: str, args: list, code: str) -> None:
-    assert _rejected(chain, chain.tx("xchg-alpha" if contract != "custody" else "custodian", contract, method, args)) == code
+    assert (
+        _rejected(
+            chain, chain.tx("xchg-alpha" if contract != "custody" else "custodian", contract, method, args)
+        )
+        == code
+    )
 
 
 def _raw(body: list, sigs: list) -> bytes:
@@ -120,14 +135,19 @@ def _signed_body(body: list) -> tuple[list, list]:
         b"\x00",
         b"garbage that is not msgpack \xff\xff",
         msgpack.packb([1, 2, 3]),
-        msgpack.packb([["clearchain-dev", "xchg-alpha", 1, "settlement", "settle", TRADE], []], use_bin_type=True),
+        msgpack.packb(
+            [["clearchain-dev", "xchg-alpha", 1, "settlement", "settle", TRADE], []], use_bin_type=True
+        ),
         _raw(*_signed_body(["clearchain-dev", "xchg-alpha", 1, "settlement", "settle", [1.5], 0])),
         _raw(*_signed_body(["clearchain-dev", "xchg-alpha", 1.0, "settlement", "settle", TRADE, 0])),
         _raw(*_signed_body(["clearchain-dev", "xchg-alpha", 0, "settlement", "settle", TRADE, 0])),
         _raw(*_signed_body(["clearchain-dev", "xchg-alpha", -1, "settlement", "settle", TRADE, 0])),
         _raw(*_signed_body(["clearchain-dev", "bad/id", 1, "settlement", "settle", TRADE, 0])),
         _raw(*_signed_body(["clearchain-dev", "xchg-alpha", 1, "settlement", "settle", {"a": 1}, 0])),
-        _raw(["clearchain-dev", "xchg-alpha", 1, "settlement", "settle", TRADE, 0], [[b"k" * 32, b"s" * 64]] * 9),
+        _raw(
+            ["clearchain-dev", "xchg-alpha", 1, "settlement", "settle", TRADE, 0],
+            [[b"k" * 32, b"s" * 64]] * 9,
+        ),
         _raw(["clearchain-dev", "xchg-alpha", 1, "settlement", "settle", TRADE, 0], [[b"k" * 31, b"s" * 64]]),
         encode([["clearchain-dev", "xchg-alpha", 1, "settlement", "settle", [b"x" * 300_000], 0], []]),
         b"\xcd\x00\x05",
@@ -141,7 +161,9 @@ def test_malformed_bytes_are_rejected_with_a_code(data: bytes) -> None:
 
 
 def test_float_amount_signed_correctly_is_still_rejected() -> None:
-    body, sigs = _signed_body(["clearchain-dev", "xchg-alpha", 1, "settlement", "settle", ["T", "A", "B", "ACME", 1.0, 1], 0])
+    body, sigs = _signed_body(
+        ["clearchain-dev", "xchg-alpha", 1, "settlement", "settle", ["T", "A", "B", "ACME", 1.0, 1], 0]
+    )
     with pytest.raises(InvalidTransaction) as err:
         SignedTx.decode(_raw(body, sigs))
     assert err.value.code == "tx_malformed" and "float" in err.value.message
@@ -164,7 +186,9 @@ def test_rejected_tx_consumes_no_nonce(chain: Chain) -> None:
 
 def test_failed_call_consumes_the_nonce_but_writes_nothing_else(chain: Chain) -> None:
     before = chain.balance("A-C001", "USD")
-    failing = chain.tx("xchg-alpha", "settlement", "settle", ["T-9", "A-C001", "B-C001", "ACME", 10**6, 1_000_00])
+    failing = chain.tx(
+        "xchg-alpha", "settlement", "settle", ["T-9", "A-C001", "B-C001", "ACME", 10**6, 1_000_00]
+    )
     block, result = chain.run(failing)
     assert result.receipts[0].code == "insufficient_securities"
     assert chain.state().get(nonce_key("xchg-alpha")) == 1

@@ -28,7 +28,11 @@ from node.config import ConsensusSection
 from tests.netutil import TxMaker
 
 CONSENSUS = ConsensusSection(
-    timeout_propose_ms=600, timeout_prevote_ms=300, timeout_precommit_ms=300, timeout_delta_ms=200, commit_wait_ms=20
+    timeout_propose_ms=600,
+    timeout_prevote_ms=300,
+    timeout_precommit_ms=300,
+    timeout_delta_ms=200,
+    commit_wait_ms=20,
 )
 V3 = devnet.validator_key(3)
 
@@ -54,7 +58,11 @@ def _signers(node: NodeProcess, height: int) -> set[str]:
 
 
 def _set_hash(powers: dict[int, int]) -> str:
-    return ValidatorSet.build([Validator(devnet.validator_key(i).public, p) for i, p in powers.items()]).hash().hex()
+    return (
+        ValidatorSet.build([Validator(devnet.validator_key(i).public, p) for i, p in powers.items()])
+        .hash()
+        .hex()
+    )
 
 
 @pytest.mark.slow
@@ -92,7 +100,12 @@ def test_remove_and_re_add_a_validator(tmp_path: Path) -> None:
         # 3. Add it back with power 9; restart it: it syncs across both changes and signs again.
         h2, _ = _propose(validators[0], maker, ["add_validator", V3.public, 9, "validator-3"])
         validators[3].start()
-        wait_until(lambda: min(heights(validators)) >= h2 + 4, 90, f"validator 3 back past height {h2 + 4}", validators)
+        wait_until(
+            lambda: min(heights(validators)) >= h2 + 4,
+            90,
+            f"validator 3 back past height {h2 + 4}",
+            validators,
+        )
         assert _header(validators[0], h2 + 2)["validators_hash"] == _set_hash({0: 10, 1: 10, 2: 10, 3: 9})
         signed = set()
         deadline = time.monotonic() + 60

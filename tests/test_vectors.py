@@ -43,7 +43,9 @@ def test_block_of_trades_recomputed_from_the_spec(chain: Chain) -> None:
     chain.run(*txs)
     raw = chain.store.block_bytes(2)
     header, wire_txs, last_commit = msgpack.unpackb(raw, raw=False)
-    (cid, height, time_ms, prev, tx_root, receipts_root, state_root, vhash, next_vhash, proposer, lch) = header
+    (cid, height, time_ms, prev, tx_root, receipts_root, state_root, vhash, next_vhash, proposer, lch) = (
+        header
+    )
 
     # Hash link and block hash
     assert prev == h(b"block", pack(msgpack.unpackb(chain.store.block_bytes(1), raw=False)[0]))

@@ -128,11 +128,15 @@ def test_crash_between_persist_and_send_then_restart(tmp_path: Path) -> None:
     me = KEYS[me_index]
     proc = subprocess.run(
         [sys.executable, "-c", _CRASHER, str(tmp_path), str(me_index)],
-        cwd=Path(__file__).parent.parent, capture_output=True, timeout=60,
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        timeout=60,
     )
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     records = WAL(tmp_path / "wal").read(1)
-    precommits = [r for r in records if isinstance(r, Vote) and r.vote_type == PRECOMMIT and r.validator == me.public]
+    precommits = [
+        r for r in records if isinstance(r, Vote) and r.vote_type == PRECOMMIT and r.validator == me.public
+    ]
     assert len(precommits) == 1 and precommits[0].block_hash != NIL
     signer = FileSigner(me, tmp_path / "signer")
     node = Consensus(CHAIN, 1, VALIDATORS, App(), signer, verify_signature, TimeoutParams())

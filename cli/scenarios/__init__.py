@@ -43,7 +43,9 @@ class ScenarioFailed(ClearchainError):
 class ScenarioRun:
     """What a scenario works with: one node's API, the dev participants' keys, an echo."""
 
-    def __init__(self, client: Client, keys_dir: Path, net_dir: Path | None = None, echo: Callable[[str], Any] = print) -> None:
+    def __init__(
+        self, client: Client, keys_dir: Path, net_dir: Path | None = None, echo: Callable[[str], Any] = print
+    ) -> None:
         self.client = client
         self.keys_dir = keys_dir
         self.net_dir = net_dir
@@ -97,18 +99,27 @@ class ScenarioRun:
             raise ScenarioFailed("scenario_tx_refused", f"{contract}.{method} by {sender}: {exc}") from exc
         if body.get("refused"):
             r = body["refused"][0]
-            raise ScenarioFailed("scenario_tx_refused", f"{contract}.{method} by {sender}: {r['code']}: {r['message']}")
+            raise ScenarioFailed(
+                "scenario_tx_refused", f"{contract}.{method} by {sender}: {r['code']}: {r['message']}"
+            )
         (status,) = body["txs"]
         if status["status"] != "committed":
-            raise ScenarioFailed("scenario_tx_not_committed", f"{contract}.{method} by {sender} is {status['status']}")
+            raise ScenarioFailed(
+                "scenario_tx_not_committed", f"{contract}.{method} by {sender} is {status['status']}"
+            )
         return status  # type: ignore[no-any-return]
 
-    def send(self, sender: str, contract: str, method: str, args: list[Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    def send(
+        self, sender: str, contract: str, method: str, args: list[Any]
+    ) -> list[tuple[str, str, dict[str, Any]]]:
         """Send; the call must succeed. Returns its events as (contract, name, fields)."""
         status = self.submit(sender, contract, method, args)
         receipt = status["receipt"]
         if not receipt["ok"]:
-            raise ScenarioFailed("scenario_call_failed", f"{contract}.{method} by {sender}: {receipt['code']}: {receipt['message']}")
+            raise ScenarioFailed(
+                "scenario_call_failed",
+                f"{contract}.{method} by {sender}: {receipt['code']}: {receipt['message']}",
+            )
         return [(c, n, dict(f)) for c, n, f in receipt["events"]]
 
     def fails(self, code: str, sender: str, contract: str, method: str, args: list[Any]) -> str:
@@ -116,7 +127,10 @@ class ScenarioRun:
         status = self.submit(sender, contract, method, args)
         receipt = status["receipt"]
         if receipt["ok"] or receipt["code"] != code:
-            raise ScenarioFailed("scenario_unexpected_outcome", f"{contract}.{method} by {sender}: expected {code}, got {receipt['code']}")
+            raise ScenarioFailed(
+                "scenario_unexpected_outcome",
+                f"{contract}.{method} by {sender}: expected {code}, got {receipt['code']}",
+            )
         return str(receipt["message"])
 
     def check(self, condition: bool, message: str) -> None:
@@ -127,7 +141,9 @@ class ScenarioRun:
 def run_scenario(name: str, run: ScenarioRun) -> None:
     """Run scenario ``name`` (ScenarioFailed if it does not end as told)."""
     if name not in SCENARIOS:
-        raise ScenarioFailed("unknown_scenario", f"no scenario {name!r}; one of {', '.join(sorted(SCENARIOS))}")
+        raise ScenarioFailed(
+            "unknown_scenario", f"no scenario {name!r}; one of {', '.join(sorted(SCENARIOS))}"
+        )
     module = importlib.import_module(SCENARIOS[name])
     run.echo(f"== scenario {name}: {module.TITLE}")
     module.run(run)

@@ -32,15 +32,21 @@ BPS = 10_000
 
 def run(s: ScenarioRun) -> None:
     rules = s.view("bonds", "rules")
-    exchange_bond, exchange_before, term_end = _post(s, rules, "xchg-alpha", "XA-HOUSE", "exchange", EXCHANGE_TERM_BLOCKS)
+    exchange_bond, exchange_before, term_end = _post(
+        s, rules, "xchg-alpha", "XA-HOUSE", "exchange", EXCHANGE_TERM_BLOCKS
+    )
     _double_sign(s, rules)
     _out_of_band(s, rules)
     s.wait_height(term_end)
     bond = s.view("bonds", "bond", id=exchange_bond)
     s.check(bond["status"] == "returned" and bond["slashed"] == 0, f"exchange bond at term end: {bond}")
     after = s.balance("XA-HOUSE", USD)[0]
-    s.check(after == exchange_before, f"XA-HOUSE USD {exchange_before} before the bond, {after} after its return")
-    s.echo(f"at height {term_end} the exchange's bond {exchange_bond} returned on its own, in full: XA-HOUSE is back to {_usd(after)}")
+    s.check(
+        after == exchange_before, f"XA-HOUSE USD {exchange_before} before the bond, {after} after its return"
+    )
+    s.echo(
+        f"at height {term_end} the exchange's bond {exchange_bond} returned on its own, in full: XA-HOUSE is back to {_usd(after)}"
+    )
 
 
 def _usd(units: int) -> str:
@@ -62,7 +68,9 @@ def _share(amount: int, bps: int) -> int:
     return -(-amount * bps // BPS)
 
 
-def _post(s: ScenarioRun, rules: dict[str, Any], who: str, account: str, role: str, term: int) -> tuple[int, int, int]:
+def _post(
+    s: ScenarioRun, rules: dict[str, Any], who: str, account: str, role: str, term: int
+) -> tuple[int, int, int]:
     """``who`` posts the minimum bond of its role; returns (bond id, balance before, term end)."""
     amount = int(rules["min_bond"][role])
     term = max(term, int(rules["term_blocks"]["min"]))
@@ -71,7 +79,9 @@ def _post(s: ScenarioRun, rules: dict[str, Any], who: str, account: str, role: s
     posted = next(f for _, n, f in events if n == "bond_posted")
     after = s.balance(account, USD)[0]
     s.check(after <= before - amount, f"{account} USD {before} -> {after}: the bond should leave the account")
-    s.echo(f"{who} posted bond {posted['bond']}: {_usd(amount)} from {account} into {rules['pool_account']}, returns at height {posted['term_end_height']}")
+    s.echo(
+        f"{who} posted bond {posted['bond']}: {_usd(amount)} from {account} into {rules['pool_account']}, returns at height {posted['term_end_height']}"
+    )
     return int(posted["bond"]), before, int(posted["term_end_height"])
 
 
@@ -95,25 +105,36 @@ def _slashed(events: list[tuple[str, str, dict[str, Any]]], bond_id: int) -> tup
 
 def _double_sign(s: ScenarioRun, rules: dict[str, Any]) -> None:
     validator = devnet.validator_participant(VALIDATOR)
-    bond_id, _, _ = _post(s, rules, validator, devnet.validator_account(VALIDATOR), "validator", OTHER_TERM_BLOCKS)
+    bond_id, _, _ = _post(
+        s, rules, validator, devnet.validator_account(VALIDATOR), "validator", OTHER_TERM_BLOCKS
+    )
     key = _validator_key(s)
     height = s.height
     hashes = [hashlib.sha256(f"bonds-scenario-{side}-{height}".encode()).digest() for side in "ab"]
     a, b = (_vote(s, key, height, h) for h in hashes)
-    s.echo(f"forged: {validator} precommits two different blocks at height {height} round 0 (dev key {key.key_id[:16]}...)")
-    forged = [*b[:5], KeyPair.dev("not-a-validator").sign(vote_sign_bytes(s.chain_id, PRECOMMIT, height, 0, hashes[1]))]
+    s.echo(
+        f"forged: {validator} precommits two different blocks at height {height} round 0 (dev key {key.key_id[:16]}...)"
+    )
+    forged = [
+        *b[:5],
+        KeyPair.dev("not-a-validator").sign(vote_sign_bytes(s.chain_id, PRECOMMIT, height, 0, hashes[1])),
+    ]
     s.fails("bad_evidence_signature", "auditor-1", "bonds", "submit_evidence", [a, forged])
     s.echo("a pair with a signature the validator did not make is refused (bad_evidence_signature)")
     insurance = _held(s, rules["insurance_account"])
     events = s.send("auditor-1", "bonds", "submit_evidence", [a, b])
     accepted = next(f for _, n, f in events if n == "evidence_accepted")
-    s.check(accepted["participant"] == validator, f"evidence names {accepted['participant']}, not {validator}")
+    s.check(
+        accepted["participant"] == validator, f"evidence names {accepted['participant']}, not {validator}"
+    )
     mine, total = _slashed(events, bond_id)
     expected = _share(int(rules["min_bond"]["validator"]), int(rules["slash_bps"]["double_sign"]))
     s.check(mine == expected, f"bond {bond_id} slashed {mine}, expected {expected}")
     now = _held(s, rules["insurance_account"])
     s.check(now == insurance + total, f"insurance fund {insurance} -> {now}, slashed {total}")
-    s.echo(f"auditor-1 submitted the pair: {validator}'s bond {bond_id} slashed {_usd(mine)} into {rules['insurance_account']} (now {_usd(now)})")
+    s.echo(
+        f"auditor-1 submitted the pair: {validator}'s bond {bond_id} slashed {_usd(mine)} into {rules['insurance_account']} (now {_usd(now)})"
+    )
     s.fails("evidence_known", "member-a", "bonds", "submit_evidence", [b, a])
     s.echo("the same double vote submitted again is refused (evidence_known)")
 
@@ -129,7 +150,9 @@ def _out_of_band(s: ScenarioRun, rules: dict[str, Any]) -> None:
     mine, _ = _slashed(events, bond_id)
     expected = _share(int(rules["min_bond"]["oracle"]), int(rules["slash_bps"]["oracle_out_of_band"]))
     s.check(mine == expected, f"oracle-3's bond {bond_id} slashed {mine}, expected {expected}")
-    s.echo(f"oracle-3 publishes {_usd(3 * price)}: out of the others' band, its bond {bond_id} is slashed {_usd(mine)}")
+    s.echo(
+        f"oracle-3 publishes {_usd(3 * price)}: out of the others' band, its bond {bond_id} is slashed {_usd(mine)}"
+    )
     bond = s.view("bonds", "bond", id=bond_id)
     s.check(bond["remaining"] == bond["amount"] - expected, f"bond after the finding: {bond}")
     s.echo(f"the rest, {_usd(bond['remaining'])}, still returns at height {bond['term_end_height']}")

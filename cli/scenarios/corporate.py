@@ -31,7 +31,13 @@ def run(s: ScenarioRun) -> None:
     s.echo("admin registered issuer-acme as the issuer of ACME")
     wait_for_open_actions(s)
     show_holders(s, "holders before")
-    s.fails("not_issuer", "member-a", CA, "announce_dividend", ["ACME", DIVIDEND, s.height + NOTICE_BLOCKS, "A-HOUSE"])
+    s.fails(
+        "not_issuer",
+        "member-a",
+        CA,
+        "announce_dividend",
+        ["ACME", DIVIDEND, s.height + NOTICE_BLOCKS, "A-HOUSE"],
+    )
     s.echo("member-a cannot announce a dividend on ACME (not_issuer)")
     dividend(s)
     split(s)
@@ -76,19 +82,31 @@ def dividend(s: ScenarioRun) -> None:
     fields = announced(s.send(ISSUER, CA, "announce_dividend", ["ACME", DIVIDEND, record, PAYER]))
     aid = fields["id"]
     locked = s.balance(PAYER, "USD")[1] - cash0[PAYER][1]
-    s.check(locked == fields["locked"] > 0, f"ACME-CORP locked {locked}, the announcement says {fields['locked']}")
-    s.echo(f"issuer-acme announced dividend {aid}: USD 0.25 per ACME share, record height {record}; ACME-CORP locked USD {format_amount(locked, 2)}")
+    s.check(
+        locked == fields["locked"] > 0, f"ACME-CORP locked {locked}, the announcement says {fields['locked']}"
+    )
+    s.echo(
+        f"issuer-acme announced dividend {aid}: USD 0.25 per ACME share, record height {record}; ACME-CORP locked USD {format_amount(locked, 2)}"
+    )
     doc = wait_done(s, aid)
     s.check(doc["status"] == "completed", f"dividend {aid} ended {doc['status']} ({doc['code']})")
-    s.check(doc["paid"] + doc["returned"] == doc["funded"], f"dividend {aid}: paid + returned != funded: {doc}")
+    s.check(
+        doc["paid"] + doc["returned"] == doc["funded"], f"dividend {aid}: paid + returned != funded: {doc}"
+    )
     recorded = entitlements(s, aid)
     for account in ACCOUNTS:
         e = recorded.get(account)
         if e is None or account == PAYER:
             continue
         gained = s.balance(account, "USD")[0] - cash0[account][0]
-        s.check(e["cash"] == e["quantity"] * DIVIDEND and gained == e["cash"], f"{account}: entitled {e}, received {gained}")
-    s.check(s.balance(PAYER, "USD") == (cash0[PAYER][0] - doc["paid"], cash0[PAYER][1]), "ACME-CORP's cash after the dividend")
+        s.check(
+            e["cash"] == e["quantity"] * DIVIDEND and gained == e["cash"],
+            f"{account}: entitled {e}, received {gained}",
+        )
+    s.check(
+        s.balance(PAYER, "USD") == (cash0[PAYER][0] - doc["paid"], cash0[PAYER][1]),
+        "ACME-CORP's cash after the dividend",
+    )
     paid_to = sum(1 for e in recorded.values() if e["status"] == "paid")
     s.echo(f"at height {record} the chain paid USD {format_amount(doc['paid'], 2)} to {paid_to} holders "
            f"and returned USD {format_amount(doc['returned'], 2)} (treasury shares and rounding) to ACME-CORP")  # fmt: skip
@@ -108,8 +126,13 @@ def split(s: ScenarioRun) -> None:
             continue
         after = s.balance(account, "ACME")
         s.check(e["new_quantity"] == 2 * e["quantity"], f"{account}: {e}")
-        s.check(after[0] - shares0[account][0] == e["quantity"] and after[1] == shares0[account][1], f"{account} ACME {shares0[account]} -> {after}")
-    s.echo(f"at height {record} every position doubled: {doc['issued']:,} new ACME issued to {doc['holders']} holders")
+        s.check(
+            after[0] - shares0[account][0] == e["quantity"] and after[1] == shares0[account][1],
+            f"{account} ACME {shares0[account]} -> {after}",
+        )
+    s.echo(
+        f"at height {record} every position doubled: {doc['issued']:,} new ACME issued to {doc['holders']} holders"
+    )
 
 
 def entitlements(s: ScenarioRun, action_id: int) -> dict[str, dict[str, Any]]:

@@ -18,7 +18,9 @@ PARAM = ("oracle", "staleness_blocks")
 INSTRUMENT = "INITECH"
 
 
-def _propose(s: ScenarioRun, *action: Any) -> tuple[int, dict[str, Any], list[tuple[str, str, dict[str, Any]]]]:
+def _propose(
+    s: ScenarioRun, *action: Any
+) -> tuple[int, dict[str, Any], list[tuple[str, str, dict[str, Any]]]]:
     """Propose as the admin; returns (proposal id, tx status, events)."""
     status = s.submit(ADMIN, "governance", "propose", [list(action)])
     receipt = status["receipt"]
@@ -43,7 +45,9 @@ def _change_parameter(s: ScenarioRun) -> None:
     change = next(f for _, n, f in events if n == "param_changed")
     s.check((change["old"], change["new"]) == (old, new), f"param_changed says {change}")
     s.check(_param(s) == new, f"{PARAM[0]}.{PARAM[1]} is {_param(s)}, expected {new}")
-    s.echo(f"proposal {pid}: {PARAM[0]}.{PARAM[1]} {old} -> {new} at height {status['height']} (approvals required: 1 admin, itself 2-of-3 keys)")
+    s.echo(
+        f"proposal {pid}: {PARAM[0]}.{PARAM[1]} {old} -> {new} at height {status['height']} (approvals required: 1 admin, itself 2-of-3 keys)"
+    )
     s.fails("param_out_of_bounds", ADMIN, "governance", "propose", [["set_param", *PARAM, 0]])
     s.echo("  a value outside the agreed bounds is refused: param_out_of_bounds")
     _propose(s, "set_param", *PARAM, old)
@@ -75,19 +79,37 @@ def _validator_power(s: ScenarioRun) -> None:
     pid, status, events = _propose(s, "set_power", bytes.fromhex(target["pub_key"]), new)
     h = int(status["height"])
     scheduled = next(f for _, n, f in events if n == "validator_change_scheduled")
-    s.check(scheduled["effective_height"] == h + 2, f"effective at {scheduled['effective_height']}, expected {h + 2}")
-    s.echo(f"proposal {pid}: {target['name'] or target['pub_key'][:16]} power {old} -> {new}, executed at height {h}, signs from {h + 2}")
+    s.check(
+        scheduled["effective_height"] == h + 2,
+        f"effective at {scheduled['effective_height']}, expected {h + 2}",
+    )
+    s.echo(
+        f"proposal {pid}: {target['name'] or target['pub_key'][:16]} power {old} -> {new}, executed at height {h}, signs from {h + 2}"
+    )
     header_h = s.client.get(f"/blocks/{h}")["header"]
-    s.check(header_h["next_validators_hash"] == header_h["validators_hash"], f"block {h} already names a new set")
+    s.check(
+        header_h["next_validators_hash"] == header_h["validators_hash"], f"block {h} already names a new set"
+    )
     s.wait_height(h + 1)
     header_h1 = s.client.get(f"/blocks/{h + 1}")["header"]
-    s.check(header_h1["next_validators_hash"] != header_h1["validators_hash"], f"block {h + 1}'s next_validators_hash does not change")
+    s.check(
+        header_h1["next_validators_hash"] != header_h1["validators_hash"],
+        f"block {h + 1}'s next_validators_hash does not change",
+    )
     shown = {v["pub_key"]: v["power"] for v in s.client.get("/validators")["validators"]}
-    s.check(shown[target["pub_key"]] == new, f"GET /validators shows power {shown[target['pub_key']]}, expected {new}")
-    s.echo(f"  block {h + 1}: next_validators_hash {header_h1['next_validators_hash'][:16]}... ; GET /validators shows power {new}")
+    s.check(
+        shown[target["pub_key"]] == new,
+        f"GET /validators shows power {shown[target['pub_key']]}, expected {new}",
+    )
+    s.echo(
+        f"  block {h + 1}: next_validators_hash {header_h1['next_validators_hash'][:16]}... ; GET /validators shows power {new}"
+    )
     s.wait_height(h + 2)
     header_h2 = s.client.get(f"/blocks/{h + 2}")["header"]
-    s.check(header_h2["validators_hash"] == header_h1["next_validators_hash"], f"block {h + 2} is not signed by the new set")
+    s.check(
+        header_h2["validators_hash"] == header_h1["next_validators_hash"],
+        f"block {h + 2} is not signed by the new set",
+    )
     s.echo(f"  block {h + 2}: validators_hash {header_h2['validators_hash'][:16]}... (the new set signs it)")
 
 
@@ -97,4 +119,6 @@ def run(s: ScenarioRun) -> None:
     _validator_power(s)
     done = s.view("governance", "history", limit="100")
     s.check(len(done["history"]) > 0, "the history view is empty")
-    s.echo(f"governance history: {len(done['history'])} entries on the first page; last: {done['history'][-1]['text']}")
+    s.echo(
+        f"governance history: {len(done['history'])} entries on the first page; last: {done['history'][-1]['text']}"
+    )

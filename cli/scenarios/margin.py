@@ -101,7 +101,9 @@ def _setup(s: ScenarioRun, iid: str, base: int) -> None:
         f"{iid} at {_usd(base)}, margin {RATES[0] // 100}% / {RATES[1] // 100}%: {DEFAULTER} long {QUANTITY:,}, "
         f"{COUNTERPARTY} short {QUANTITY:,}, each posting initial margin {_usd(initial)} USD"
     )
-    s.echo(f"guarantee fund: {', '.join(f'{m} {_usd(a)}' for m, a in CONTRIBUTIONS.items())}; insurance fund +{_usd(INSURANCE)}")
+    s.echo(
+        f"guarantee fund: {', '.join(f'{m} {_usd(a)}' for m, a in CONTRIBUTIONS.items())}; insurance fund +{_usd(INSURANCE)}"
+    )
 
 
 def _expected(before: dict[str, Any], loss: int) -> list[int]:
@@ -118,11 +120,17 @@ def _expected(before: dict[str, Any], loss: int) -> list[int]:
 def _await_default(s: ScenarioRun, count_before: int, due: int) -> dict[str, Any]:
     s.wait_height(due)
     for _ in range(WAIT_BLOCKS_MAX):
-        found = [d for d in s.view("margin", "defaults", after=count_before)["defaults"] if d["member"] == DEFAULTER]
+        found = [
+            d
+            for d in s.view("margin", "defaults", after=count_before)["defaults"]
+            if d["member"] == DEFAULTER
+        ]
         if found:
             return found[0]  # type: ignore[no-any-return]
         s.wait_height(s.height + 1)
-    raise ScenarioFailed("scenario_check_failed", f"{DEFAULTER} was not defaulted by height {s.height} (due {due})")
+    raise ScenarioFailed(
+        "scenario_check_failed", f"{DEFAULTER} was not defaulted by height {s.height} (due {due})"
+    )
 
 
 def run(s: ScenarioRun) -> None:
@@ -154,13 +162,20 @@ def run(s: ScenarioRun) -> None:
     loss = QUANTITY * (base - price_b)
     layers = [int(w["amount"]) for w in report["waterfall"]]
     s.check(report["loss"] == loss, f"loss {report['loss']}, expected {loss}")
-    s.check(layers == _expected(before, loss), f"waterfall {layers}, expected {_expected(before, loss)} from {before}")
+    s.check(
+        layers == _expected(before, loss),
+        f"waterfall {layers}, expected {_expected(before, loss)} from {before}",
+    )
     s.check(sum(layers) + int(report["uncovered"]) == loss, f"layers {layers} + uncovered != loss {loss}")
     charged = sum(int(c["amount"]) for c in report["guarantee_fund_charges"])
     s.check(charged == layers[3], f"survivors charged {charged}, layer {layers[3]}")
     collected = _collected(s.view("margin", "funds")) - collected_before
-    s.check(collected == sum(layers), f"the default account received {collected}, layers sum to {sum(layers)}")
-    s.echo(f"{DEFAULTER} defaulted (default {report['id']}, height {report['height']}): {QUANTITY:,} {iid} closed at {_usd(price_b)}, loss {_usd(loss)}")
+    s.check(
+        collected == sum(layers), f"the default account received {collected}, layers sum to {sum(layers)}"
+    )
+    s.echo(
+        f"{DEFAULTER} defaulted (default {report['id']}, height {report['height']}): {QUANTITY:,} {iid} closed at {_usd(price_b)}, loss {_usd(loss)}"
+    )
     for w in report["waterfall"]:
         s.echo(f"  waterfall {w['layer']:<26} {_usd(w['amount']):>12}")
     for c in report["guarantee_fund_charges"]:
@@ -172,7 +187,10 @@ def run(s: ScenarioRun) -> None:
     if collected:
         house_before = s.balance(HOUSE[COUNTERPARTY], "USD")[0]
         s.send(ADMIN, "margin", "disburse", [HOUSE[COUNTERPARTY], "USD", collected])
-        s.check(s.balance(HOUSE[COUNTERPARTY], "USD")[0] == house_before + collected, "the disbursement did not arrive")
+        s.check(
+            s.balance(HOUSE[COUNTERPARTY], "USD")[0] == house_before + collected,
+            "the disbursement did not arrive",
+        )
         s.echo(f"admin pays the {_usd(collected)} collected to {COUNTERPARTY} ({HOUSE[COUNTERPARTY]})")
     s.send(EXCHANGE, "margin", "close_position", [COUNTERPARTY, iid])
     for member in (COUNTERPARTY, DEFAULTER):

@@ -32,7 +32,9 @@ def claimed_leg(s: ScenarioRun) -> None:
     a0, b0 = s.balance("A-C001", "USD"), s.balance("B-C001", "USD")
     timeout = s.height + 30
     s.send("member-a", "escrow", "lock", [eid, "A-C001", "B-C001", "USD", CASH, hashlock, timeout])
-    s.echo(f"member-a locked USD 2,500.00 from A-C001 for B-C001 as {eid}, hash lock {hashlock.hex()[:16]}..., timeout {timeout}")
+    s.echo(
+        f"member-a locked USD 2,500.00 from A-C001 for B-C001 as {eid}, hash lock {hashlock.hex()[:16]}..., timeout {timeout}"
+    )
     a1 = s.balance("A-C001", "USD")
     s.check(a1 == (a0[0] - CASH, a0[1] + CASH), f"A-C001 USD {a0} -> {a1}: the amount should move to locked")
     s.fails("bad_preimage", "member-b", "escrow", "claim", [eid, b"\x00" * 32])
@@ -56,12 +58,16 @@ def refunded_leg(s: ScenarioRun) -> None:
     b0 = s.balance("B-C001", "ACME")
     timeout = s.height + 3
     s.send("member-b", "escrow", "lock", [eid, "B-C001", "A-C001", "ACME", SHARES, hashlock, timeout])
-    s.echo(f"member-b locked 10 ACME from B-C001 for A-C001 as {eid}, timeout height {timeout}; nobody claims it")
+    s.echo(
+        f"member-b locked 10 ACME from B-C001 for A-C001 as {eid}, timeout height {timeout}; nobody claims it"
+    )
     b1 = s.balance("B-C001", "ACME")
     s.check(b1 == (b0[0] - SHARES, b0[1] + SHARES), f"B-C001 ACME {b0} -> {b1}")
     s.wait_height(timeout)
     doc = s.view("escrow", "get", id=eid)
-    s.check(doc["status"] == "refunded" and doc["closed_height"] == timeout, f"escrow after its timeout: {doc}")
+    s.check(
+        doc["status"] == "refunded" and doc["closed_height"] == timeout, f"escrow after its timeout: {doc}"
+    )
     b2 = s.balance("B-C001", "ACME")
     s.check(b2 == b0, f"B-C001 ACME {b0} -> {b2}: the lock should be refunded")
     s.echo(f"at height {timeout} the chain refunded it by itself: B-C001 has its 10 ACME back")
