@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run stop test bench genesis lint clean
+.PHONY: run stop test test-fast bench genesis lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ stop: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Everything that starts no process and opens no socket (the io marker, tests/io_guard.py).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not io"
+
 bench: $(STAMP)
 	$(BIN)/clearchain bench executor
 
@@ -30,10 +34,17 @@ bench: $(STAMP)
 genesis: $(STAMP)
 	$(BIN)/clearchain genesis dev --out genesis.json
 
-lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/ruff check chain contracts cli node tests
-	$(BIN)/mypy chain contracts
+LINT_STAMP := $(VENV)/.lint-stamp
+$(LINT_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	touch $(LINT_STAMP)
+
+# ruff (lint and format) over the tree, mypy over every package and --strict over the pure core.
+lint: $(LINT_STAMP)
+	$(BIN)/ruff check chain contracts node cli tests
+	$(BIN)/ruff format --check chain contracts node cli tests
+	$(BIN)/mypy chain contracts node cli
+	$(BIN)/mypy --strict chain contracts
 
 clean:
 	-test -x $(BIN)/clearchain && $(BIN)/clearchain net down --dir .devnet/net

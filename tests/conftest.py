@@ -19,6 +19,7 @@ from chain.tx import SignedTx, Tx
 from cli import devnet
 from contracts import default_registry
 from contracts.accounts import balance_in
+from tests.io_guard import pytest_runtest_call, pytest_runtest_makereport, pytest_runtest_setup  # noqa: F401
 
 # CI (CI=true) replays a fixed sequence of examples so a run is reproducible; locally every run
 # explores new ones. Neither has deadlines: this machine's speed varies by 2x.

@@ -211,6 +211,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.io
 def test_accounts_show_the_balances_the_trades_imply(world: World) -> None:
     async def go() -> None:
         async with aiohttp.ClientSession() as http:
@@ -241,6 +242,7 @@ def test_accounts_show_the_balances_the_trades_imply(world: World) -> None:
     run(go())
 
 
+@pytest.mark.io
 def test_history_deltas_sum_to_the_balance_change(world: World) -> None:
     async def go() -> None:
         async with aiohttp.ClientSession() as http:
@@ -304,6 +306,7 @@ def test_history_deltas_sum_to_the_balance_change(world: World) -> None:
     run(go())
 
 
+@pytest.mark.io
 def test_state_proofs_verify_against_the_returned_root(world: World) -> None:
     async def go() -> None:
         async with aiohttp.ClientSession() as http:
@@ -331,6 +334,7 @@ def test_state_proofs_verify_against_the_returned_root(world: World) -> None:
     run(go())
 
 
+@pytest.mark.io
 def test_blocks_by_height_hash_latest_and_ranges(world: World) -> None:
     async def go() -> None:
         async with aiohttp.ClientSession() as http:
@@ -370,6 +374,7 @@ async def _get(world: World, path: str, **kw: Any) -> tuple[int, Any]:
         return await fetch(http, "GET", world.url + path, **kw)
 
 
+@pytest.mark.io
 def test_participants_instruments_validators_and_trades(world: World) -> None:
     async def go() -> None:
         async with aiohttp.ClientSession() as http:
@@ -420,6 +425,7 @@ def test_participants_instruments_validators_and_trades(world: World) -> None:
     run(go())
 
 
+@pytest.mark.io
 def test_next_nonce_counts_pending_transactions(world: World) -> None:
     """A transaction waiting in the mempool raises next_nonce above the committed nonce."""
     maker = TxMaker()
@@ -440,6 +446,7 @@ def test_next_nonce_counts_pending_transactions(world: World) -> None:
     assert status == 200 and body["next_nonce"] == 3, body
 
 
+@pytest.mark.io
 def test_status_has_age_and_syncing(world: World) -> None:
     status, body = run(_get(world, "/status"))
     assert status == 200
@@ -447,6 +454,7 @@ def test_status_has_age_and_syncing(world: World) -> None:
     assert body["chain_id"] == world.node.chain_id and body["height"] >= world.heights["ends"]
 
 
+@pytest.mark.io
 def test_metrics_parse_and_match_the_head(world: World) -> None:
     async def go() -> None:
         async with aiohttp.ClientSession() as http:
@@ -512,6 +520,7 @@ async def read_blocks(resp: aiohttp.ClientResponse, count: int) -> list[dict[str
     return out
 
 
+@pytest.mark.io
 def test_events_replay_from_a_height_then_deliver_new_blocks(world: World) -> None:
     async def go() -> None:
         async with aiohttp.ClientSession() as http:
@@ -551,6 +560,7 @@ def _wait_streams_closed(world: World) -> None:
     raise AssertionError("an event stream outlived its client")
 
 
+@pytest.mark.io
 def test_events_keepalive_and_disconnect_leave_nothing_behind(world: World) -> None:
     async def go() -> None:
         world.nt.on_loop(lambda: setattr(_hub(world), "keepalive_s", 0.05))
@@ -572,6 +582,7 @@ def test_events_keepalive_and_disconnect_leave_nothing_behind(world: World) -> N
     _wait_streams_closed(world)
 
 
+@pytest.mark.io
 def test_event_hub_drops_a_client_that_falls_behind(world: World) -> None:
     def go() -> tuple[bool, bool, int]:
         store = world.node.store
@@ -589,6 +600,7 @@ def test_event_hub_drops_a_client_that_falls_behind(world: World) -> None:
 
 
 # --- bad input --------------------------------------------------------------------------------
+@pytest.mark.io
 def test_bad_input_gets_the_documented_error_and_the_node_serves_on(world: World) -> None:
     maker = TxMaker()
     maker.nonces["xchg-alpha"] = 100
@@ -695,6 +707,7 @@ def test_movements_of_a_withdrawal_requested_and_cancelled_in_one_block() -> Non
 
 
 # --- the index is a cache -----------------------------------------------------------------------
+@pytest.mark.io
 def test_index_rebuilds_after_deletion(world: World) -> None:
     """Runs last: restarts the module's node."""
     before = {a: run(_get(world, f"/accounts/{a}/history?limit=1000"))[1] for a in EXPECTED}
@@ -723,6 +736,7 @@ def test_index_rebuilds_after_deletion(world: World) -> None:
         assert new["movements"] == old["movements"]
 
 
+@pytest.mark.io
 def test_a_node_without_account_history_says_so_and_serves_the_rest(tmp_path: Path) -> None:
     doc = init_network(tmp_path / "net", 1, 0, base_port=0, consensus=FAST, account_history=False)
     nt = NodeThread(tmp_path / "net" / doc["nodes"][0]["home"])

@@ -44,6 +44,7 @@ def _cli(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+@pytest.mark.io
 def test_audit_from_the_api(net: Net) -> None:
     genesis = str(net.dir / "genesis.json")
     code, out, err = _cli("audit", "--node", net.url, "--genesis", genesis, "--json")
@@ -57,6 +58,7 @@ def test_audit_from_the_api(net: Net) -> None:
     assert code == 0 and "audit passed" in out and "trades settled 2, failed 1" in out
 
 
+@pytest.mark.io
 def test_audit_of_the_data_folder_while_the_node_runs(net: Net) -> None:
     code, out, err = _cli("audit", "--home", str(net.dir / "node0"), "--json")
     assert code == 0, out + err
@@ -64,6 +66,7 @@ def test_audit_of_the_data_folder_while_the_node_runs(net: Net) -> None:
     assert doc["ok"] and "snapshot at height" in doc["source"] and doc["trades_settled"] == 2
 
 
+@pytest.mark.io
 @pytest.mark.parametrize("fmt", ["msgpack", "jsonl"])
 def test_export_then_audit_the_file(net: Net, tmp_path: Path, fmt: str) -> None:
     path = tmp_path / f"history.{fmt}"
@@ -88,6 +91,7 @@ def test_export_then_audit_the_file(net: Net, tmp_path: Path, fmt: str) -> None:
         )
 
 
+@pytest.mark.io
 def test_a_partial_export_cannot_be_audited(net: Net, tmp_path: Path) -> None:
     path = tmp_path / "tail.msgpack"
     assert _cli("export", "--node", net.url, "--from", "2", "--out", str(path))[0] == 0
@@ -95,6 +99,7 @@ def test_a_partial_export_cannot_be_audited(net: Net, tmp_path: Path) -> None:
     assert code == 1 and err.startswith("error: history_partial:")
 
 
+@pytest.mark.io
 def test_audit_against_another_genesis_fails_at_height_zero(net: Net, tmp_path: Path) -> None:
     doc = json.loads((net.dir / "genesis.json").read_text())
     doc["chain_id"] = "another-chain"
@@ -104,6 +109,7 @@ def test_audit_against_another_genesis_fails_at_height_zero(net: Net, tmp_path: 
     assert code == 2 and "height 0: chain_id" in err
 
 
+@pytest.mark.io
 def test_member_activity_report(net: Net) -> None:
     code, out, err = _cli(
         "report",

@@ -609,6 +609,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         node.stop()
 
 
+@pytest.mark.io
 def test_prove_then_verify_offline(cli: Cli, tmp_path: Path) -> None:
     cli.ok(
         "deposit", "--account", "A-C001", "--asset", "USD", "--amount", "1234.50", "--reference", "proof-1"
@@ -659,6 +660,7 @@ def test_prove_then_verify_offline(cli: Cli, tmp_path: Path) -> None:
     cli.fails("genesis_unreadable", "verify-proof", str(out), "--genesis", str(tmp_path / "x"), client=False)
 
 
+@pytest.mark.io
 def test_prove_refuses_what_cannot_be_proven(cli: Cli, tmp_path: Path) -> None:
     cli.fails("unknown_account", "account", "prove", "NOPE", "--asset", "USD")
     cli.fails("unknown_instrument", "account", "prove", "A-C001", "--asset", "NOPE")

@@ -74,6 +74,7 @@ def test_bench_genesis_is_valid_and_signed_lanes_match_it() -> None:
     assert len(txs[0].tx.args[0]) == 5
 
 
+@pytest.mark.io
 @pytest.mark.slow
 def test_bench_runs_a_real_network_and_its_counts_add_up(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"

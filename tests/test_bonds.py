@@ -619,6 +619,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         node.stop()
 
 
+@pytest.mark.io
 def test_the_bonds_scenario_runs_twice_on_a_node(net: Any) -> None:
     from cli.client import Client
     from cli.scenarios import ScenarioRun
@@ -632,6 +633,7 @@ def test_the_bonds_scenario_runs_twice_on_a_node(net: Any) -> None:
     assert "slashed" in text and "returned" in text
 
 
+@pytest.mark.io
 def test_bond_and_evidence_commands(net: Any, tmp_path: Path) -> None:
     out = net.json("bond post --as oracle-2 --account O2-HOUSE --asset USD --amount 10000.00 --term 3")
     bond_id = out["bond"]["id"]

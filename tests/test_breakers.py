@@ -437,6 +437,7 @@ def node_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeNet]:
         node.stop()
 
 
+@pytest.mark.io
 def test_breaker_scenario_on_a_node(node_net: NodeNet) -> None:
     from cli.scenarios import breaker as scenario
 
@@ -448,6 +449,7 @@ def test_breaker_scenario_on_a_node(node_net: NodeNet) -> None:
     assert sum("STARK halted at height" in line for line in lines) == 2, lines
 
 
+@pytest.mark.io
 def test_breaker_and_disclosure_cli(node_net: NodeNet, tmp_path: Any) -> None:
     code, out, err = node_net.cli(
         "breaker", "set-rule", "GLOBEX", "--window-blocks", "20", "--move-bps", "500"

@@ -43,6 +43,7 @@ def _events(store: Store, name: str, upto: int) -> list[dict[str, object]]:
     ]
 
 
+@pytest.mark.io
 def test_an_equivocating_validator_is_caught_and_slashed(tmp_path: Path) -> None:
     async def go() -> None:
         net = Net(tmp_path)
@@ -83,6 +84,7 @@ def test_an_equivocating_validator_is_caught_and_slashed(tmp_path: Path) -> None
     run(go(), 120)
 
 
+@pytest.mark.io
 def test_invalid_blocks_are_never_committed(tmp_path: Path) -> None:
     async def go() -> None:
         net = Net(tmp_path)
@@ -107,6 +109,7 @@ def test_invalid_blocks_are_never_committed(tmp_path: Path) -> None:
     run(go(), 120)
 
 
+@pytest.mark.io
 def test_a_validator_sending_garbage_is_disconnected_and_the_rest_commit(tmp_path: Path) -> None:
     async def go() -> None:
         net = Net(tmp_path)

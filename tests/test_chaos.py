@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from chain.genesis import Genesis
 from chain.store import Store
 from cli.chaos import FAULT_KINDS, RunPlan, plan_runs, schedule, violations
@@ -86,6 +88,7 @@ def test_a_fork_a_root_mismatch_and_a_lost_transaction_are_seen(tmp_path: Path, 
     assert any(v.startswith("forks") for v in found) and any(v.startswith("lost") for v in found)
 
 
+@pytest.mark.io
 def test_node_ports_come_from_below_the_ephemeral_range() -> None:
     """Outgoing connections take local ports from the ephemeral range; a node port from there
     could be taken between choosing it and binding it (seen: a chaos run's node failed to start)."""

@@ -13,6 +13,8 @@ import pytest
 
 from cli.chaos import RunPlan, run_once, schedule
 
+pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
+
 RUNS = [
     RunPlan(seed=5, duration_s=24, kinds=("kill", "partition", "pause"), byzantine="equivocate", clock_skew_ms=4000, fsync_delay_ms=30),
     RunPlan(seed=22, duration_s=24, kinds=("blackhole", "delay", "kill", "partition"), byzantine="invalid_block", clock_skew_ms=-4000, fsync_delay_ms=60),

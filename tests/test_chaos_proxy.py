@@ -27,6 +27,8 @@ from chain.keys import KeyPair
 from cli.chaos_proxy import PIPE_BYTES_HIGH, LinkProxy
 from node.p2p import MSG, P2PConfig, Peer, Transport
 
+pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
+
 NODES = ("a", "b", "c")
 READ_BYTES_MAX = 256 * 1024  # what asyncio reads from a socket at once
 SILENCE_S = 0.4  # how long a read must stay empty to count as "nothing forwarded"

@@ -139,6 +139,7 @@ def test_keys_new_list_show_export(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "error: bad_key_name:" in r.stderr
 
 
+@pytest.mark.io
 def test_keys_list_of_a_network(net: Net) -> None:
     r = CliRunner().invoke(main, ["keys", "list", "--keys-dir", str(net.keys), "--json"])
     listed = {k["name"]: k["public_key"] for k in json.loads(r.stdout)["keys"]}
@@ -147,6 +148,7 @@ def test_keys_list_of_a_network(net: Net) -> None:
 
 
 # --- custody and accounts ---------------------------------------------------------------------
+@pytest.mark.io
 def test_deposit_then_account_show(net: Net) -> None:
     before = net.available("A-C001", "USD")
     r = net.ok("deposit --account A-C001 --asset USD --amount 1234.56 --reference wire-cli-1")
@@ -163,6 +165,7 @@ def test_deposit_then_account_show(net: Net) -> None:
     assert "wire-cli-1" in net.ok("account history A-C001 --limit 1000").stdout
 
 
+@pytest.mark.io
 def test_withdrawal_request_reject_cancel_confirm(net: Net) -> None:
     before = net.available("B-C002", "USD")
     wid = net.ok("withdraw request --account B-C002 --asset USD --amount 100.00").stdout.split()[1]
@@ -180,6 +183,7 @@ def test_withdrawal_request_reject_cancel_confirm(net: Net) -> None:
     net.fails("not_account_owner", "withdraw request --account B-C002 --asset USD --amount 1 --as member-a")
 
 
+@pytest.mark.io
 def test_account_open(net: Net) -> None:
     net.ok("account open A-C900 --kind client --client client-900 --as member-a")
     doc = net.json("account show A-C900")
@@ -194,6 +198,7 @@ def test_account_open(net: Net) -> None:
 
 
 # --- trades -----------------------------------------------------------------------------------
+@pytest.mark.io
 def test_trade_submit_settles_then_status_tx_and_block(net: Net) -> None:
     r = net.ok(
         "trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 10 --price 182.50 --trade-id CLI-T1"
@@ -221,6 +226,7 @@ def test_trade_submit_settles_then_status_tx_and_block(net: Net) -> None:
     net.fails("block_not_found", "block show 999999")
 
 
+@pytest.mark.io
 def test_trade_submit_failure_shows_code(net: Net) -> None:
     r = net.fails(
         "insufficient_securities",
@@ -248,6 +254,7 @@ IMP-7,A-C002,B-HOUSE,BTC,0.00010000,97000.00
 """
 
 
+@pytest.mark.io
 def test_trade_import(net: Net, tmp_path: Path) -> None:
     path = tmp_path / "trades.csv"
     path.write_text(TRADES_CSV)
@@ -269,6 +276,7 @@ def test_trade_import(net: Net, tmp_path: Path) -> None:
     assert "settled  0" in again and "failed   7" in again and "duplicate_trade_id" in again
 
 
+@pytest.mark.io
 def test_trade_import_refuses_a_bad_row_before_sending(net: Net, tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     header = "trade_id,buyer,seller,instrument,quantity,price\n"
@@ -286,6 +294,7 @@ def test_trade_import_refuses_a_bad_row_before_sending(net: Net, tmp_path: Path)
 
 
 # --- errors -----------------------------------------------------------------------------------
+@pytest.mark.io
 def test_one_line_errors(net: Net, tmp_path: Path) -> None:
     net.fails("unknown_account", "account show NO-SUCH")
     net.fails("unknown_account", "account history NO-SUCH")

@@ -28,6 +28,8 @@ from cli.localnet import REPO
 from contracts import default_registry
 from contracts.accounts import balance_in
 
+pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
+
 ACCOUNTS = [a["id"] for a in devnet.all_accounts()]
 DECIMALS = {i["id"]: i["decimals"] for i in devnet.INSTRUMENTS}
 CURRENCY = {i["id"]: i.get("currency") for i in devnet.INSTRUMENTS}

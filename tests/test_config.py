@@ -19,6 +19,7 @@ def test_render_and_load_round_trip(tmp_path: Path) -> None:
     assert load_config(tmp_path) == cfg
 
 
+@pytest.mark.io
 def test_net_init_writes_loadable_homes(tmp_path: Path) -> None:
     net = init_network(tmp_path / "n", validators=4, observers=1, base_port=0)
     assert load_network(tmp_path / "n") == net

@@ -596,6 +596,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         node.stop()
 
 
+@pytest.mark.io
 def test_scenario_on_a_node(net: Net) -> None:
     from cli.client import Client
     from cli.scenarios import ScenarioRun
@@ -618,6 +619,7 @@ def wait_status(net: Net, action_id: int, status: str) -> dict[str, Any]:
     raise AssertionError(f"action {action_id}: {doc}")
 
 
+@pytest.mark.io
 def test_cli_commands(net: Net) -> None:
     net.ok('call disclosure register_issuer \'["GLOBEX", "issuer-acme"]\' --as admin')
     out = net.json(

@@ -646,6 +646,7 @@ def node_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeNet]:
         node.stop()
 
 
+@pytest.mark.io
 def test_cli_submit_and_read_an_open_cycle(node_net: NodeNet) -> None:
     code, _, err = node_net.cli("cycle", "submit", "--buyer", "B-C002", "--seller", "A-C002", "--instrument", "GLOBEX",
                                 "--qty", "3", "--price", "50.125", "--tplus", "1", "--trade-id", "CLI-1")  # fmt: skip
@@ -677,6 +678,7 @@ def test_cli_submit_and_read_an_open_cycle(node_net: NodeNet) -> None:
     assert "pending in cycle" in node_net.ok("cycle", "status", "CLI-1")
 
 
+@pytest.mark.io
 def test_the_netting_scenario_on_a_real_node(node_net: NodeNet) -> None:
     from cli.scenarios import run_scenario
 
@@ -688,6 +690,7 @@ def test_the_netting_scenario_on_a_real_node(node_net: NodeNet) -> None:
     assert "netting saved" in text
 
 
+@pytest.mark.io
 def test_cli_reads_a_closed_cycle(node_net: NodeNet) -> None:
     date = node_net.json("cycle", "status", "CLI-1")["date"]
     deadline = time.monotonic() + 20

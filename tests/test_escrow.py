@@ -527,6 +527,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
         thread.stop()
 
 
+@pytest.mark.io
 def test_cli_lock_show_claim_refund(node: tuple[Path, str]) -> None:
     cli = Cli(*node)
     out = cli.ok(
@@ -586,6 +587,7 @@ def test_cli_lock_show_claim_refund(node: tuple[Path, str]) -> None:
     cli.fails("unknown_escrow", "escrow show NOPE")
 
 
+@pytest.mark.io
 def test_swap_scenario_runs_twice(node: tuple[Path, str]) -> None:
     from cli.scenarios import swap
 

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from chain.certificate import PRECOMMIT, PREVOTE, vote_sign_bytes
 from chain.encoding import H
 from chain.genesis import Genesis
@@ -83,6 +85,7 @@ def findings(client: Client) -> list[dict[str, Any]]:
     return client.get("/contracts/bonds/findings", participant="validator-1")["result"]["findings"]  # type: ignore[no-any-return]
 
 
+@pytest.mark.io
 def test_a_node_submits_evidence_it_holds_and_evidence_it_learns(tmp_path: Path) -> None:
     # Two validators, the second with too little power to matter, so node0 alone commits and
     # reports the second's double votes (a node never reports itself).

@@ -598,6 +598,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         node.stop()
 
 
+@pytest.mark.io
 def test_demo_scenario_on_a_node(net: Net) -> None:
     lines: list[str] = []
     s = ScenarioRun(Client(net.url), net.dir / "keys", net.dir, echo=lines.append)
@@ -607,6 +608,7 @@ def test_demo_scenario_on_a_node(net: Net) -> None:
     assert "halted" in text and "signs from" in text and "GET /validators shows power" in text
 
 
+@pytest.mark.io
 def test_cli_commands(net: Net) -> None:
     out = net.ok("gov set-param oracle.band_bps 1500").stdout
     assert out.startswith("proposal ") and "executed with 1 approval(s)" in out and "old=1000 new=1500" in out
@@ -637,6 +639,7 @@ def test_cli_commands(net: Net) -> None:
     assert "oracle" in net.ok("gov list").stdout
 
 
+@pytest.mark.io
 def test_a_node_stops_when_an_upgrade_activates_code_it_lacks(tmp_path: Path) -> None:
     directory = tmp_path / "net"
     init_network(directory, validators=1, base_port=0, consensus=FAST)

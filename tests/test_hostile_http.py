@@ -37,6 +37,8 @@ from node.rpc import BODY_BYTES_MAX, SUBMIT_TXS_MAX
 from tests.netutil import TxMaker
 from tests.test_cli import FAST
 
+pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
+
 API_DOC = (Path(__file__).resolve().parent.parent / "docs" / "API.md").read_text()
 HOSTILE = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

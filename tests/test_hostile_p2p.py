@@ -41,6 +41,8 @@ from node.config import ConsensusSection
 from node.p2p import HANDSHAKE_FRAME_BYTES_MAX, MSG, PROTOCOL_VERSION, P2PConfig, auth_digest
 from tests.netutil import TxMaker
 
+pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
+
 CONSENSUS = ConsensusSection(commit_wait_ms=10, heartbeat_ms=100)  # a block every ~0.1 s, idle or not
 FRAME_BYTES_MAX = ENCODED_BYTES_MAX  # the node's p2p.frame_bytes_max (the default)
 QUEUE_BYTES_MAX = P2PConfig().queue_bytes_max  # what the node may queue for one peer (the default)

@@ -624,6 +624,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
         thread.stop()
 
 
+@pytest.mark.io
 def test_the_fund_scenario_runs_on_a_node(node: tuple[Path, str]) -> None:
     directory, url = node
     lines: list[str] = []
@@ -638,6 +639,7 @@ def cli(node: tuple[Path, str], command: list[str]) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+@pytest.mark.io
 def test_fund_cli(node: tuple[Path, str]) -> None:
     prices = [[i, p] for i, p in sorted(PRICES.items())]
     directory, url = node

@@ -803,6 +803,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, NodeT
         nt.stop()
 
 
+@pytest.mark.io
 def test_scenario_runs_on_a_node(node: tuple[Path, NodeThread]) -> None:
     from cli.scenarios import margin as scenario
 
@@ -814,6 +815,7 @@ def test_scenario_runs_on_a_node(node: tuple[Path, NodeThread]) -> None:
     assert "margin call" in text and "waterfall" in text and "defaulted" in text
 
 
+@pytest.mark.io
 def test_cli_commands(node: tuple[Path, NodeThread]) -> None:
     directory, nt = node
     runner = CliRunner()

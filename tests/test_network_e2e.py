@@ -23,6 +23,8 @@ from cli.net import init_network
 from node.config import ConsensusSection
 from tests.netutil import TxMaker
 
+pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
+
 TARGET_HEIGHT = 50
 
 

@@ -27,6 +27,8 @@ from node.config import ConsensusSection, load_config
 from node.runtime import NODE_KEY_FILE, Node
 from tests.netutil import TxMaker
 
+pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
+
 FAST = ConsensusSection(
     timeout_propose_ms=400, timeout_prevote_ms=200, timeout_precommit_ms=200, timeout_delta_ms=100,
     commit_wait_ms=10, heartbeat_ms=300,

@@ -382,6 +382,7 @@ def node_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeNet]:
         node.stop()
 
 
+@pytest.mark.io
 def test_oracle_cli(node_net: NodeNet) -> None:
     code, out, err = node_net.cli("oracle", "submit", "GLOBEX", "40.00", "--as", "oracle-1")
     assert code == 0, out + err
@@ -406,6 +407,7 @@ def test_oracle_cli(node_net: NodeNet) -> None:
     assert code == 1 and err.startswith("error: instrument_is_cash:")
 
 
+@pytest.mark.io
 def test_oracle_scenario_on_a_node(node_net: NodeNet) -> None:
     from cli.scenarios import oracle as scenario
 

@@ -171,6 +171,7 @@ class RawPeer:
 # Tests
 
 
+@pytest.mark.io
 def test_mesh_authenticates_broadcasts_once_and_keeps_order() -> None:
     async def main() -> None:
         a = await Node("a").start()
@@ -220,6 +221,7 @@ def test_mesh_authenticates_broadcasts_once_and_keeps_order() -> None:
     run(main())
 
 
+@pytest.mark.io
 @pytest.mark.parametrize("field", ["chain_id", "genesis_hash"])
 def test_wrong_chain_is_refused(field: str) -> None:
     async def main() -> None:
@@ -234,6 +236,7 @@ def test_wrong_chain_is_refused(field: str) -> None:
     run(main())
 
 
+@pytest.mark.io
 @pytest.mark.parametrize("refuser", ["listener", "dialer"])
 def test_key_not_on_the_allow_list_is_refused_on_both_sides(refuser: str) -> None:
     async def main() -> None:
@@ -304,6 +307,7 @@ GARBAGE = [
 ]
 
 
+@pytest.mark.io
 @pytest.mark.parametrize(("attack", "counter"), GARBAGE, ids=[g[0].__name__ for g in GARBAGE])
 def test_garbage_is_disconnected_and_the_node_serves_on(attack: Callable[..., Any], counter: str) -> None:
     async def main() -> None:
@@ -340,6 +344,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.io
 def test_simultaneous_dials_leave_one_connection_on_both_ends() -> None:
     async def main() -> None:
         port_a, port_b = free_port(), free_port()
@@ -364,6 +369,7 @@ def test_simultaneous_dials_leave_one_connection_on_both_ends() -> None:
     run(main())
 
 
+@pytest.mark.io
 def test_dialer_reconnects_after_the_peer_restarts_on_the_same_port() -> None:
     async def main() -> None:
         a = await Node("a").start()
@@ -390,6 +396,7 @@ def test_dialer_reconnects_after_the_peer_restarts_on_the_same_port() -> None:
     run(main())
 
 
+@pytest.mark.io
 def test_a_stalled_reader_fills_its_queue_and_send_drops_without_blocking() -> None:
     async def main() -> None:
         a = Node("a", queue_max=4)
@@ -424,6 +431,7 @@ def test_a_stalled_reader_fills_its_queue_and_send_drops_without_blocking() -> N
     run(main())
 
 
+@pytest.mark.io
 def test_a_raising_handler_disconnects_that_peer_with_handler_error() -> None:
     async def main() -> None:
         received: list[list[Any]] = []
@@ -450,6 +458,7 @@ def test_a_raising_handler_disconnects_that_peer_with_handler_error() -> None:
     run(main())
 
 
+@pytest.mark.io
 def test_silent_inbound_connections_are_bounded_and_cannot_keep_an_honest_peer_out() -> None:
     async def main() -> None:
         a = Node("a", inbound_pending_max=2, handshake_timeout_s=0.5)
@@ -474,6 +483,7 @@ def test_silent_inbound_connections_are_bounded_and_cannot_keep_an_honest_peer_o
     run(main())
 
 
+@pytest.mark.io
 def test_a_silent_peer_is_dropped_after_the_idle_timeout_and_one_that_talks_is_kept() -> None:
     async def main() -> None:
         a = Node("a", idle_timeout_s=0.4)

@@ -167,6 +167,7 @@ def node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         node.stop()
 
 
+@pytest.mark.io
 def test_get_contracts_lists_methods_views_and_parameters(node_url: str) -> None:
     doc = Client(node_url).get("/contracts")
     by_name = {c["name"]: c for c in doc["contracts"]}
@@ -179,6 +180,7 @@ def test_get_contracts_lists_methods_views_and_parameters(node_url: str) -> None
     json.dumps(doc)
 
 
+@pytest.mark.io
 def test_a_view_answers_and_refuses_with_codes(node_url: str) -> None:
     client = Client(node_url)
     doc = client.get("/contracts/oracle/price", instrument="ACME")

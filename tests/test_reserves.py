@@ -261,6 +261,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, NodeThr
         node.stop()
 
 
+@pytest.mark.io
 def test_api_reports_the_head(cli: tuple[Cli, NodeThread]) -> None:
     runner, nt = cli
     runner.ok("reserves", "attest", "--asset", "USD", "--amount", "1850000.00", "--reference", "api-1")
@@ -292,6 +293,7 @@ def test_api_reports_the_head(cli: tuple[Cli, NodeThread]) -> None:
     assert next(a for a in doc["assets"] if a["asset"] == "ACME")["attested"] is None
 
 
+@pytest.mark.io
 def test_cli_table_marks_shortfalls(cli: tuple[Cli, NodeThread]) -> None:
     runner, _ = cli
     runner.ok("reserves", "attest", "--asset", "ACME", "--amount", "0", "--reference", "vault-0")
@@ -336,6 +338,7 @@ def test_cli_table_marks_shortfalls(cli: tuple[Cli, NodeThread]) -> None:
     assert misplaced.exit_code == 2 and "after the subcommand" in misplaced.output
 
 
+@pytest.mark.io
 def test_cli_reserves_needs_a_node() -> None:
     r = CliRunner().invoke(main, ["reserves", "--node", "http://127.0.0.1:9"])
     assert r.exit_code == 1 and r.stderr.startswith("error: node_unreachable:")

@@ -19,6 +19,8 @@ from cli.localnet import REPO, NodeProcess, wait_until
 from cli.net import init_network
 from node.config import ConsensusSection
 
+pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
+
 HEARTBEAT_MS = 500  # blocks at least twice a second, so height- and time-based tasks fall due quickly
 
 

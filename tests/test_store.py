@@ -112,6 +112,7 @@ while True:
 """
 
 
+@pytest.mark.io
 @pytest.mark.slow
 def test_kill_9_mid_write_leaves_the_last_whole_block(tmp_path: Path) -> None:
     """A writer killed at arbitrary moments: each reopen finds a whole head block whose state

@@ -34,6 +34,8 @@ from cli.net import init_network
 from cli.scenarios import ScenarioRun
 from node.config import ConsensusSection
 
+pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
+
 # Fast heartbeats, so that timeouts counted in blocks pass in seconds.
 CONSENSUS = ConsensusSection(commit_wait_ms=10, heartbeat_ms=300)
 ACME = 1_000

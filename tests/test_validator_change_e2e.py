@@ -27,6 +27,8 @@ from cli.net import init_network
 from node.config import ConsensusSection
 from tests.netutil import TxMaker
 
+pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
+
 CONSENSUS = ConsensusSection(
     timeout_propose_ms=600,
     timeout_prevote_ms=300,

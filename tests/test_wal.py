@@ -122,6 +122,7 @@ print("not killed", flush=True)
 """
 
 
+@pytest.mark.io
 @pytest.mark.slow
 def test_crash_between_persist_and_send_then_restart(tmp_path: Path) -> None:
     me_index = next(i for i, k in enumerate(KEYS) if k.public != proposer_for(VALIDATORS, 1, 0))
