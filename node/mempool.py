@@ -113,9 +113,9 @@ class Mempool:
             state.commit_tx()
         self.executor.check_transaction(stx, state, next_height)
         self._seq += 1
-        pending = PendingTx(stx, size, self._seq)
-        self._by_hash[stx.hash] = pending
-        self._by_sender.setdefault(sender, []).append(pending)
+        entry = PendingTx(stx, size, self._seq)
+        self._by_hash[stx.hash] = entry
+        self._by_sender.setdefault(sender, []).append(entry)
         self._bytes += size
         self.verified.add(stx.hash)
         self.rejected.pop(stx.hash, None)
