@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.chaos import RunPlan, run_once, schedule
+from cli.chaos.harness import RunPlan, run_once, schedule
 
 RUNS = [
     RunPlan(seed=5, duration_s=24, kinds=("kill", "partition", "pause"), byzantine="equivocate", clock_skew_ms=4000, fsync_delay_ms=30),

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chain.keys import KeyPair
-from cli.chaos_proxy import PIPE_BYTES_HIGH, LinkProxy
+from cli.chaos.proxy import PIPE_BYTES_HIGH, LinkProxy
 from node.p2p import MSG, P2PConfig, Peer, Transport
 
 NODES = ("a", "b", "c")

@@ -24,10 +24,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chain.keys import KeyPair
-from cli import devnet
 from cli.amounts import AmountError, format_amount, parse_amount, plain_amount
+from cli.localnet import devnet
+from cli.localnet.network import init_network
 from cli.main import main
-from cli.net import init_network
 from node.config import ConsensusSection
 from tests.netutil import NodeThread
 

@@ -1,0 +1,249 @@
+"""``clearchain deposit | withdraw | account``: custody and clearing accounts, through a node's API.
+
+Also registers the trade commands (cli/cmd_trade.py) and the chain readers, ``tx`` and ``block``
+(cli/cmd_chain.py). Amounts are typed as display decimals ("250000.00") and converted exactly
+with the asset's decimals from ``GET /instruments`` (cli/amounts.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chain.limits import AMOUNT_MAX
+from cli.amounts import parse_amount
+from cli.client import segment
+from cli.commands.plumbing import (
+    CliError,
+    as_option,
+    echo_json,
+    json_option,
+    read_options,
+    session_options,
+    table,
+)
+from cli.commands.session import Session, require_ok
+
+HISTORY_LIMIT_MAX = 1_000  # GET /accounts/{id}/history's own bound
+
+
+def _send(
+    session: Session, signer_id: str, contract: str, method: str, args: list[Any]
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Sign as ``signer_id``, send, wait for commit; returns (tx status, events by name).
+    Raises the receipt's code if the call failed."""
+    stx = session.signer(signer_id).sign(contract, method, args)
+    status = session.send(stx)
+    events = {name: fields for _, name, fields in require_ok(status)}
+    return status, events
+
+
+def _where(status: dict[str, Any]) -> str:
+    return f"height {status['height']}, tx {status['hash']}"
+
+
+def _echo_result(as_json: bool, status: dict[str, Any], line: str) -> None:
+    if as_json:
+        echo_json(status)
+    else:
+        click.echo(f"{line} ({_where(status)})")
+
+
+# --- deposit ----------------------------------------------------------------------------------
+@click.command()
+@click.option("--account", required=True, help="The clearing account credited.")
+@click.option("--asset", required=True, help="Instrument id, e.g. USD.")
+@click.option("--amount", required=True, help="Display units, e.g. 250000.00.")
+@click.option("--reference", required=True, help="The external transfer's id; attested once only.")
+@as_option(default="custodian")
+@session_options
+@json_option
+def deposit(
+    account: str,
+    asset: str,
+    amount: str,
+    reference: str,
+    signer: str,
+    node_url: str | None,
+    keys_dir: Path,
+    as_json: bool,
+) -> None:
+    """A custodian attests that AMOUNT of ASSET arrived for ACCOUNT."""
+    session = Session(node_url, keys_dir)
+    units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
+    status, _ = _send(session, signer, "custody", "deposit", [account, asset, units, reference])
+    _echo_result(
+        as_json, status, f"deposited {asset} {session.display(units, asset)} into {account} (ref {reference})"
+    )
+
+
+# --- withdraw ---------------------------------------------------------------------------------
+@click.group()
+def withdraw() -> None:
+    """Withdrawals: the owner requests (the amount is locked), a custodian confirms or rejects."""
+
+
+@withdraw.command("request")
+@click.option("--account", required=True)
+@click.option("--asset", required=True)
+@click.option("--amount", required=True, help="Display units, e.g. 1000.00.")
+@as_option(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
+@session_options
+@json_option
+def withdraw_request(
+    account: str,
+    asset: str,
+    amount: str,
+    signer: str | None,
+    node_url: str | None,
+    keys_dir: Path,
+    as_json: bool,
+) -> None:
+    """The owner asks to take AMOUNT of ASSET out of ACCOUNT; prints the withdrawal id."""
+    session = Session(node_url, keys_dir)
+    units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
+    owner = signer or str(session.get(f"/accounts/{segment(account)}")["owner"])
+    status, events = _send(session, owner, "custody", "request_withdrawal", [account, asset, units])
+    wid = events.get("withdrawal_requested", {}).get("id")
+    _echo_result(
+        as_json,
+        status,
+        f"withdrawal {wid} requested: {asset} {session.display(units, asset)} from {account} is locked",
+    )
+
+
+@withdraw.command("confirm")
+@click.argument("wid", metavar="ID", type=click.IntRange(1))
+@as_option(default="custodian")
+@session_options
+@json_option
+def withdraw_confirm(wid: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+    """A custodian confirms withdrawal ID: the locked amount leaves the ledger."""
+    session = Session(node_url, keys_dir)
+    status, events = _send(session, signer, "custody", "confirm_withdrawal", [wid])
+    f = events.get("withdrawn", {})
+    text = f"withdrawal {wid} confirmed: {f.get('asset')} {session.display(int(f.get('amount', 0)), str(f.get('asset')))} left {f.get('account')}"
+    _echo_result(as_json, status, text)
+
+
+@withdraw.command("reject")
+@click.argument("wid", metavar="ID", type=click.IntRange(1))
+@click.option("--reason", required=True, help="Why (at most 256 characters).")
+@as_option(default="custodian")
+@session_options
+@json_option
+def withdraw_reject(
+    wid: int, reason: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+) -> None:
+    """A custodian rejects withdrawal ID: the amount is unlocked."""
+    session = Session(node_url, keys_dir)
+    status, _ = _send(session, signer, "custody", "reject_withdrawal", [wid, reason])
+    _echo_result(as_json, status, f"withdrawal {wid} rejected: {reason}")
+
+
+@withdraw.command("cancel")
+@click.argument("wid", metavar="ID", type=click.IntRange(1))
+@as_option(required=True, help_text="The participant that requested it.")
+@session_options
+@json_option
+def withdraw_cancel(wid: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+    """The requester cancels its pending withdrawal ID: the amount is unlocked."""
+    session = Session(node_url, keys_dir)
+    status, _ = _send(session, signer, "custody", "cancel_withdrawal", [wid])
+    _echo_result(as_json, status, f"withdrawal {wid} cancelled")
+
+
+# --- account ----------------------------------------------------------------------------------
+@click.group()
+def account() -> None:
+    """Clearing accounts: open one, show its balances and its history."""
+
+
+@account.command("open")
+@click.argument("account_id", metavar="ID")
+@click.option("--kind", type=click.Choice(["house", "client"]), required=True)
+@click.option(
+    "--client", "client_name", metavar="NAME", default=None, help="The client (client accounts only)."
+)
+@as_option(required=True, help_text="The clearing member that will own it.")
+@session_options
+@json_option
+def account_open(
+    account_id: str,
+    kind: str,
+    client_name: str | None,
+    signer: str,
+    node_url: str | None,
+    keys_dir: Path,
+    as_json: bool,
+) -> None:
+    """A clearing member opens account ID (house, or client with --client)."""
+    if (kind == "client") != (client_name is not None):
+        raise CliError("bad_arguments", "a client account needs --client NAME; a house account takes none")
+    session = Session(node_url, keys_dir)
+    status, _ = _send(session, signer, "accounts", "open", [account_id, kind, client_name])
+    whose = f" of client {client_name}" if client_name else ""
+    _echo_result(as_json, status, f"opened {kind} account {account_id}{whose}, owned by {signer}")
+
+
+@account.command("show")
+@click.argument("account_id", metavar="ID")
+@read_options
+@json_option
+def account_show(account_id: str, node_url: str | None, as_json: bool) -> None:
+    """The account's owner, kind, status and balances (available and locked)."""
+    doc = Session(node_url).get(f"/accounts/{segment(account_id)}")
+    if as_json:
+        echo_json(doc)
+        return
+    client = f", client {doc['client']}" if doc.get("client") else ""
+    click.echo(
+        f"account {doc['id']}: {doc['kind']} account of {doc['owner']}{client}, {doc['status']}, at height {doc['height']}"
+    )
+    rows = [(b["asset"], b["display"], b["locked_display"]) for b in doc["balances"]]
+    click.echo(table(["asset", "available", "locked"], rows, right=(1, 2)) if rows else "no balances")
+
+
+@account.command("history")
+@click.argument("account_id", metavar="ID")
+@click.option("--from-height", type=click.IntRange(1), default=None, help="First height (default 1).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, HISTORY_LIMIT_MAX),
+    default=None,
+    help="Movements at most (default 100).",
+)
+@read_options
+@json_option
+def account_history(
+    account_id: str, from_height: int | None, limit: int | None, node_url: str | None, as_json: bool
+) -> None:
+    """Every movement of the account's balances, oldest first (one page)."""
+    session = Session(node_url)
+    doc = session.get(f"/accounts/{segment(account_id)}/history", from_height=from_height, limit=limit)
+    if as_json:
+        echo_json(doc)
+        return
+    rows = []
+    for m in doc["movements"]:
+        locked = "locked_delta" in m
+        amount = session.display(int(m["locked_delta"] if locked else m["delta"]), m["asset"], signed=True)
+        rows.append((m["height"], m["event"], m["asset"], amount + (" (locked)" if locked else ""),
+                     m.get("ref") or "", m.get("counterparty") or "", m.get("tx") or "(task)"))  # fmt: skip
+    if rows:
+        click.echo(
+            table(["height", "event", "asset", "change", "ref", "counterparty", "tx"], rows, right=(0, 3))
+        )
+    else:
+        click.echo(f"no movements of {account_id}" + (f" from height {from_height}" if from_height else ""))
+    if doc.get("next_from_height") is not None:
+        click.echo(f"more: clearchain account history {account_id} --from-height {doc['next_from_height']}")
+
+
+def register(main: click.Group) -> None:
+    """Add this module's commands to the ``clearchain`` group."""
+    main.add_command(deposit)
+    main.add_command(withdraw)
+    main.add_command(account)
