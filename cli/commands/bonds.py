@@ -25,12 +25,10 @@ from chain.limits import AMOUNT_MAX
 from cli.amounts import parse_amount
 from cli.commands.plumbing import (
     CliError,
-    as_option,
     echo_json,
     fields_text,
-    json_option,
-    read_options,
-    session_options,
+    reading_options,
+    signing_options,
     table,
 )
 from cli.commands.session import Session, events_of, read_view, receipt_of, send_call
@@ -69,9 +67,7 @@ def bond() -> None:
     default=None,
     help="Blocks until it returns [default: the rulebook's].",
 )
-@as_option(required=True, help_text="The participant that posts the bond.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="The participant that posts the bond.")
 def bond_post(
     account: str,
     asset: str,
@@ -99,8 +95,7 @@ def bond_post(
 
 @bond.command("show")
 @click.argument("bond_id", metavar="ID", type=click.IntRange(1))
-@read_options
-@json_option
+@reading_options
 def bond_show(bond_id: int, node_url: str | None, as_json: bool) -> None:
     """One bond: who posted it, how much is left, when it returns."""
     session = Session(node_url)
@@ -126,8 +121,7 @@ def bond_show(bond_id: int, node_url: str | None, as_json: bool) -> None:
 @bond.command("list")
 @click.option("--participant", default=None, help="Only this participant's bonds.")
 @click.option("--active", is_flag=True, help="Only running bonds (needs --participant).")
-@read_options
-@json_option
+@reading_options
 def bond_list(participant: str | None, active: bool, node_url: str | None, as_json: bool) -> None:
     """Bonds in the order they were posted (every page)."""
     if active and participant is None:
@@ -151,8 +145,7 @@ def bond_list(participant: str | None, active: bool, node_url: str | None, as_js
 
 @bond.command("slash-info")
 @click.option("--participant", default=None, help="Also this participant's findings and slashed totals.")
-@read_options
-@json_option
+@reading_options
 def bond_slash_info(participant: str | None, node_url: str | None, as_json: bool) -> None:
     """The slash rules (share per reason, minimum per role), the insurance fund and what was
     slashed into it; with --participant, its findings (first page)."""
@@ -264,9 +257,7 @@ def _submit_one(session: Session, signer: str, item: dict[str, Any]) -> dict[str
 @evidence.command("submit")
 @click.argument("path", metavar="FILE", required=False, type=click.Path(path_type=Path))
 @click.option("--from-node", is_flag=True, help="Submit every double vote the node holds (GET /evidence).")
-@as_option(required=True, help_text="Any participant: who submits.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="Any participant: who submits.")
 def evidence_submit(
     path: Path | None, from_node: bool, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:

@@ -11,8 +11,7 @@ from cli.commands.plumbing import (
     CliError,
     echo_json,
     fields_text,
-    json_option,
-    read_options,
+    reading_options,
     table,
     time_text,
 )
@@ -29,8 +28,7 @@ def tx() -> None:
 
 @tx.command("show")
 @click.argument("tx_hash", metavar="HASH")
-@read_options
-@json_option
+@reading_options
 def tx_show(tx_hash: str, node_url: str | None, as_json: bool) -> None:
     """A transaction's status and, once committed, its receipt and events."""
     session = Session(node_url)
@@ -68,8 +66,7 @@ def block() -> None:
 
 @block.command("show")
 @click.argument("height", metavar="N|latest|HASH")
-@read_options
-@json_option
+@reading_options
 def block_show(height: str, node_url: str | None, as_json: bool) -> None:
     """A block's header, transactions and commit certificate."""
     doc = Session(node_url).get(f"/blocks/{segment(height.lower())}")
@@ -112,8 +109,7 @@ def block_show(height: str, node_url: str | None, as_json: bool) -> None:
 @click.option(
     "--to", "to_height", type=click.IntRange(1), default=None, help="Last height (default: the head)."
 )
-@read_options
-@json_option
+@reading_options
 def block_list(from_height: int | None, to_height: int | None, node_url: str | None, as_json: bool) -> None:
     """Block headers in a height range, ascending (at most 1,000)."""
     session = Session(node_url)

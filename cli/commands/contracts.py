@@ -15,7 +15,13 @@ from typing import Any
 
 import click
 
-from cli.commands.plumbing import CliError, as_option, echo_json, json_option, read_options, session_options
+from cli.commands.plumbing import (
+    CliError,
+    echo_json,
+    read_options,
+    reading_options,
+    signing_options,
+)
 from cli.commands.session import Session, read_view, send_call
 
 
@@ -46,8 +52,7 @@ def _bytes_in(value: Any) -> Any:
 
 
 @click.command("contracts")
-@read_options
-@json_option
+@reading_options
 def contracts_cmd(node_url: str | None, as_json: bool) -> None:
     """The contracts the node runs: methods, tasks, views and parameters."""
     doc = Session(node_url).get("/contracts")
@@ -70,9 +75,7 @@ def contracts_cmd(node_url: str | None, as_json: bool) -> None:
 @click.argument("contract")
 @click.argument("method")
 @click.argument("args", default="[]")
-@as_option(required=True)
-@session_options
-@json_option
+@signing_options(required=True)
 def call_cmd(
     contract: str, method: str, args: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:

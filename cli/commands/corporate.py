@@ -19,12 +19,10 @@ from chain.limits import PRICE_MAX
 from cli.amounts import parse_amount
 from cli.commands.plumbing import (
     CliError,
-    as_option,
     echo_json,
     fields_text,
-    json_option,
-    read_options,
-    session_options,
+    reading_options,
+    signing_options,
     table,
 )
 from cli.commands.session import Session, read_view, send_call
@@ -95,9 +93,7 @@ def corporate() -> None:
     help="The issuer's account that pays (the total is locked now).",
 )
 @_record_options
-@as_option(required=True, help_text="The instrument's registered issuer.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="The instrument's registered issuer.")
 def dividend_cmd(instrument: str, amount: str, payer: str, record_height: int | None, in_blocks: int | None,
                  signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:  # fmt: skip
     """Announce a cash dividend of AMOUNT per unit of INSTRUMENT to its holders of record."""
@@ -133,9 +129,7 @@ def parse_ratio(text: str) -> tuple[int, int]:
     "--payer", required=True, metavar="ACCOUNT", help="The issuer's account that pays cash in lieu."
 )
 @_record_options
-@as_option(required=True, help_text="The instrument's registered issuer.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="The instrument's registered issuer.")
 def split_cmd(instrument: str, ratio: str, reference_price: str | None, payer: str, record_height: int | None,
               in_blocks: int | None, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:  # fmt: skip
     """Announce a NEW:OLD split of INSTRUMENT for its holders of record."""
@@ -156,9 +150,7 @@ def split_cmd(instrument: str, ratio: str, reference_price: str | None, payer: s
 
 @corporate.command("cancel")
 @click.argument("action_id", metavar="ID", type=click.IntRange(1))
-@as_option(required=True, help_text="The issuer that announced it.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="The issuer that announced it.")
 def cancel_cmd(action_id: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
     """Cancel action ID before its record height; the locked cash returns to the payer."""
     session = Session(node_url, keys_dir)
@@ -186,8 +178,7 @@ def _display_action(session: Session, doc: dict[str, Any]) -> list[tuple[str, An
 
 @corporate.command("show")
 @click.argument("action_id", metavar="ID", type=click.IntRange(1))
-@read_options
-@json_option
+@reading_options
 def show_cmd(action_id: int, node_url: str | None, as_json: bool) -> None:
     """Action ID: status, record, totals funded / paid / returned (and dust), counts."""
     session = Session(node_url)
@@ -201,8 +192,7 @@ def show_cmd(action_id: int, node_url: str | None, as_json: bool) -> None:
 @corporate.command("list")
 @click.option("--after", type=click.IntRange(0), default=None, help="Actions after this id.")
 @click.option("--limit", type=click.IntRange(1, 500), default=None, help="At most this many (default 50).")
-@read_options
-@json_option
+@reading_options
 def list_cmd(after: int | None, limit: int | None, node_url: str | None, as_json: bool) -> None:
     """Corporate actions by id."""
     session = Session(node_url)
@@ -231,8 +221,7 @@ def list_cmd(after: int | None, limit: int | None, node_url: str | None, as_json
 @click.option("--account", default=None, help="Only this account's entitlement.")
 @click.option("--after", default=None, metavar="ACCOUNT", help="The page after this account.")
 @click.option("--limit", type=click.IntRange(1, 500), default=None, help="At most this many (default 100).")
-@read_options
-@json_option
+@reading_options
 def entitlements_cmd(
     action_id: int,
     account: str | None,

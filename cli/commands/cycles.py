@@ -23,7 +23,7 @@ from cli.commands.plumbing import (
     echo_json,
     fields_text,
     json_option,
-    read_options,
+    reading_options,
     session_options,
     table,
     time_text,
@@ -93,8 +93,7 @@ def cycle_submit(
 @click.option("--all", "show_all", is_flag=True, help="Closed cycles too (default: open ones).")
 @click.option("--after", type=int, default=None, metavar="DATE", help="Start after this date (paging).")
 @click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True)
-@read_options
-@json_option
+@reading_options
 def cycle_list(show_all: bool, after: int | None, limit: int, node_url: str | None, as_json: bool) -> None:
     """Today's date and close time, and the open (or all) cycles by date."""
     doc = read_view(
@@ -127,8 +126,7 @@ def cycle_list(show_all: bool, after: int | None, limit: int, node_url: str | No
 
 @cycle.command("show")
 @click.argument("date_text", metavar="DATE")
-@read_options
-@json_option
+@reading_options
 def cycle_show(date_text: str, node_url: str | None, as_json: bool) -> None:
     """A cycle's report: gross, net and netting ratio per asset, trades settled and failed
     (an open cycle: its projected close at current balances)."""
@@ -168,8 +166,7 @@ def cycle_show(date_text: str, node_url: str | None, as_json: bool) -> None:
 @click.option("--status", type=click.Choice(["pending", "settled", "failed"]), default=None)
 @click.option("--after", type=int, default=None, metavar="SEQ", help="Start after this place in the cycle.")
 @click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True)
-@read_options
-@json_option
+@reading_options
 def cycle_trades(
     date_text: str, status: str | None, after: int | None, limit: int, node_url: str | None, as_json: bool
 ) -> None:
@@ -213,8 +210,7 @@ def cycle_trades(
 @click.argument("account")
 @click.option("--after", default=None, metavar="KEY", help="Paging key printed by the previous page.")
 @click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True)
-@read_options
-@json_option
+@reading_options
 def cycle_pending(account: str, after: str | None, limit: int, node_url: str | None, as_json: bool) -> None:
     """An account's trades waiting in open cycles, and what it owes or receives net per cycle."""
     session = Session(node_url)
@@ -247,8 +243,7 @@ def cycle_pending(account: str, after: str | None, limit: int, node_url: str | N
 @cycle.command("status")
 @click.argument("trade_id", metavar="ID")
 @exchange_option
-@read_options
-@json_option
+@reading_options
 def cycle_status(trade_id: str, exchange: str, node_url: str | None, as_json: bool) -> None:
     """Where a T+N trade is: its cycle, and settled, failed (why) or pending."""
     session = Session(node_url)

@@ -21,12 +21,10 @@ from cli.amounts import parse_amount
 from cli.client import segment
 from cli.commands.plumbing import (
     CliError,
-    as_option,
     echo_json,
     fields_text,
-    json_option,
-    read_options,
-    session_options,
+    reading_options,
+    signing_options,
     table,
 )
 from cli.commands.session import Session, read_view, send_call
@@ -82,9 +80,7 @@ def escrow() -> None:
 @click.option(
     "--timeout-blocks", type=click.IntRange(1), default=None, help="Or: this many blocks after the head."
 )
-@as_option(help_text="The owner of --from [default: the owner, from GET /accounts/{id}].")
-@session_options
-@json_option
+@signing_options(help_text="The owner of --from [default: the owner, from GET /accounts/{id}].")
 def lock_cmd(
     escrow_id: str,
     source: str,
@@ -137,9 +133,7 @@ def lock_cmd(
 @escrow.command("claim")
 @click.argument("escrow_id", metavar="ID")
 @click.option("--preimage", required=True, metavar="HEX", help="The secret (32 bytes in hex).")
-@as_option(required=True, help_text="Who sends the claim (anyone may; the recipient account is paid).")
-@session_options
-@json_option
+@signing_options(required=True, help_text="Who sends the claim (anyone may; the recipient account is paid).")
 def claim_cmd(
     escrow_id: str, preimage: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -160,9 +154,7 @@ def claim_cmd(
 
 @escrow.command("refund")
 @click.argument("escrow_id", metavar="ID")
-@as_option(help_text="The owner of the locking account [default: the owner, from the escrow].")
-@session_options
-@json_option
+@signing_options(help_text="The owner of the locking account [default: the owner, from the escrow].")
 def refund_cmd(
     escrow_id: str, signer: str | None, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -183,8 +175,7 @@ def refund_cmd(
 
 @escrow.command("show")
 @click.argument("escrow_id", metavar="ID")
-@read_options
-@json_option
+@reading_options
 def show_cmd(escrow_id: str, node_url: str | None, as_json: bool) -> None:
     """Escrow ID: its parties, amount, hash lock, timeout, status and (once claimed) preimage."""
     session = Session(node_url)
@@ -210,8 +201,7 @@ def show_cmd(escrow_id: str, node_url: str | None, as_json: bool) -> None:
 @click.option("--account", required=True, help="Escrows from or to this account.")
 @click.option("--after", default=None, metavar="ID", help="Continue after this escrow id.")
 @click.option("--limit", type=click.IntRange(1, 100), default=100)
-@read_options
-@json_option
+@reading_options
 def list_cmd(account: str, after: str | None, limit: int, node_url: str | None, as_json: bool) -> None:
     """The escrows from or to ACCOUNT, by id (a page; ``--after`` continues it)."""
     session = Session(node_url)

@@ -18,12 +18,10 @@ from chain.limits import AMOUNT_MAX, PRICE_MAX
 from cli.amounts import format_amount, parse_amount
 from cli.client import segment
 from cli.commands.plumbing import (
-    as_option,
     echo_json,
     fields_text,
-    json_option,
-    read_options,
-    session_options,
+    reading_options,
+    signing_options,
     table,
 )
 from cli.commands.session import Session, read_view, send_call
@@ -67,9 +65,7 @@ def fund() -> None:
 @click.option("--interval", type=click.IntRange(1), required=True, help="Blocks between rebalances.")
 @click.option("--counterparty", required=True, help="The manager's account the fund trades with.")
 @click.option("--initial-nav", required=True, help="NAV per unit of the first creation, e.g. 100.00.")
-@as_option(default="fund-mgr")
-@session_options
-@json_option
+@signing_options(default="fund-mgr")
 def create(
     fund_id: str,
     unit: str,
@@ -105,9 +101,7 @@ def create(
 @click.argument("fund_id", metavar="FUND")
 @click.option("--account", required=True, help="The account that delivers the basket and gets the units.")
 @click.option("--units", required=True, help="Units to create, e.g. 10.5.")
-@as_option(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
-@session_options
-@json_option
+@signing_options(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
 def create_units(
     fund_id: str,
     account: str,
@@ -130,9 +124,7 @@ def create_units(
 @click.argument("fund_id", metavar="FUND")
 @click.option("--account", required=True, help="The account that returns the units and gets the basket.")
 @click.option("--units", required=True, help="Units to redeem, e.g. 2.5.")
-@as_option(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
-@session_options
-@json_option
+@signing_options(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
 def redeem(
     fund_id: str,
     account: str,
@@ -175,9 +167,7 @@ def _echo_in_kind(
 
 @fund.command("rebalance-now")
 @click.argument("fund_id", metavar="FUND")
-@as_option(default="fund-mgr", help_text="The fund's manager.")
-@session_options
-@json_option
+@signing_options(default="fund-mgr", help_text="The fund's manager.")
 def rebalance_now(fund_id: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
     """The manager trades FUND back to its capped target weights now, at oracle prices."""
     session = Session(node_url, keys_dir)
@@ -208,8 +198,7 @@ def rebalance_now(fund_id: str, signer: str, node_url: str | None, keys_dir: Pat
 
 @fund.command("show")
 @click.argument("fund_id", metavar="FUND")
-@read_options
-@json_option
+@reading_options
 def show(fund_id: str, node_url: str | None, as_json: bool) -> None:
     """FUND's terms, basket, units outstanding and last computed weights."""
     session = Session(node_url)
@@ -244,8 +233,7 @@ def show(fund_id: str, node_url: str | None, as_json: bool) -> None:
 
 @fund.command("weights")
 @click.argument("fund_id", metavar="FUND")
-@read_options
-@json_option
+@reading_options
 def weights(fund_id: str, node_url: str | None, as_json: bool) -> None:
     """FUND's capped weights at the current oracle prices, with market caps."""
     session = Session(node_url)
@@ -275,8 +263,7 @@ def weights(fund_id: str, node_url: str | None, as_json: bool) -> None:
 @click.option("--height", type=click.IntRange(0), default=None, help="NAV as of this height.")
 @click.option("--history", is_flag=True, help="The recorded NAVs, newest first.")
 @click.option("--limit", type=click.IntRange(1, 100), default=20, help="Records with --history.")
-@read_options
-@json_option
+@reading_options
 def nav(
     fund_id: str, height: int | None, history: bool, limit: int, node_url: str | None, as_json: bool
 ) -> None:
@@ -312,8 +299,7 @@ def nav(
 
 @fund.command("list")
 @click.option("--after", default=None, help="Page on from this fund id.")
-@read_options
-@json_option
+@reading_options
 def list_funds(after: str | None, node_url: str | None, as_json: bool) -> None:
     """Fund ids, in order (100 a page)."""
     doc = read_view(Session(node_url), CONTRACT, "funds", after=after)

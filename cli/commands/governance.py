@@ -25,7 +25,7 @@ from cli.commands.plumbing import (
     echo_json,
     fields_text,
     json_option,
-    read_options,
+    reading_options,
     session_options,
     table,
 )
@@ -133,8 +133,7 @@ def withdraw_cmd(pid: int, signer: str, node_url: str | None, keys_dir: Path, as
 
 @gov.command("show")
 @click.argument("pid", metavar="ID", type=int)
-@read_options
-@json_option
+@reading_options
 def show_cmd(pid: int, node_url: str | None, as_json: bool) -> None:
     """One proposal."""
     p = read_view(Session(node_url), CONTRACT, "proposal", id=pid)
@@ -151,8 +150,7 @@ def show_cmd(pid: int, node_url: str | None, as_json: bool) -> None:
 @gov.command("list")
 @click.option("--status", type=click.Choice(["open", "executed", "expired", "withdrawn"]), default=None)
 @click.option("--after", type=int, default=None, help="Proposals after this id (paging).")
-@read_options
-@json_option
+@reading_options
 def list_cmd(status: str | None, after: int | None, node_url: str | None, as_json: bool) -> None:
     """Proposals by id (one page; ``--after`` the last id shown for the next)."""
     doc = read_view(Session(node_url), CONTRACT, "proposals", status=status, after=after)
@@ -177,8 +175,7 @@ def list_cmd(status: str | None, after: int | None, node_url: str | None, as_jso
 
 @gov.command("history")
 @click.option("--after", type=int, default=None, help="Entries after this one (paging).")
-@read_options
-@json_option
+@reading_options
 def history_cmd(after: int | None, node_url: str | None, as_json: bool) -> None:
     """What governance has executed, oldest first."""
     doc = read_view(Session(node_url), CONTRACT, "history", after=after)
@@ -264,8 +261,7 @@ def validator_set_power(
 
 
 @gov.command("validators")
-@read_options
-@json_option
+@reading_options
 def validators_cmd(node_url: str | None, as_json: bool) -> None:
     """The set signing the next block, and the changes waiting to be written."""
     doc = read_view(Session(node_url), CONTRACT, "validators")
@@ -319,8 +315,7 @@ def cancel_upgrade_cmd(
 
 
 @gov.command("upgrades")
-@read_options
-@json_option
+@reading_options
 def upgrades_cmd(node_url: str | None, as_json: bool) -> None:
     """The code the chain pins and the upgrades scheduled."""
     doc = read_view(Session(node_url), CONTRACT, "upgrades")

@@ -17,11 +17,9 @@ from cli.amounts import parse_amount
 from cli.client import segment
 from cli.commands.plumbing import (
     CliError,
-    as_option,
     echo_json,
-    json_option,
-    read_options,
-    session_options,
+    reading_options,
+    signing_options,
     table,
 )
 from cli.commands.session import Session, require_ok
@@ -57,9 +55,7 @@ def _echo_result(as_json: bool, status: dict[str, Any], line: str) -> None:
 @click.option("--asset", required=True, help="Instrument id, e.g. USD.")
 @click.option("--amount", required=True, help="Display units, e.g. 250000.00.")
 @click.option("--reference", required=True, help="The external transfer's id; attested once only.")
-@as_option(default="custodian")
-@session_options
-@json_option
+@signing_options(default="custodian")
 def deposit(
     account: str,
     asset: str,
@@ -89,9 +85,7 @@ def withdraw() -> None:
 @click.option("--account", required=True)
 @click.option("--asset", required=True)
 @click.option("--amount", required=True, help="Display units, e.g. 1000.00.")
-@as_option(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
-@session_options
-@json_option
+@signing_options(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
 def withdraw_request(
     account: str,
     asset: str,
@@ -116,9 +110,7 @@ def withdraw_request(
 
 @withdraw.command("confirm")
 @click.argument("wid", metavar="ID", type=click.IntRange(1))
-@as_option(default="custodian")
-@session_options
-@json_option
+@signing_options(default="custodian")
 def withdraw_confirm(wid: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
     """A custodian confirms withdrawal ID: the locked amount leaves the ledger."""
     session = Session(node_url, keys_dir)
@@ -131,9 +123,7 @@ def withdraw_confirm(wid: int, signer: str, node_url: str | None, keys_dir: Path
 @withdraw.command("reject")
 @click.argument("wid", metavar="ID", type=click.IntRange(1))
 @click.option("--reason", required=True, help="Why (at most 256 characters).")
-@as_option(default="custodian")
-@session_options
-@json_option
+@signing_options(default="custodian")
 def withdraw_reject(
     wid: int, reason: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -145,9 +135,7 @@ def withdraw_reject(
 
 @withdraw.command("cancel")
 @click.argument("wid", metavar="ID", type=click.IntRange(1))
-@as_option(required=True, help_text="The participant that requested it.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="The participant that requested it.")
 def withdraw_cancel(wid: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
     """The requester cancels its pending withdrawal ID: the amount is unlocked."""
     session = Session(node_url, keys_dir)
@@ -167,9 +155,7 @@ def account() -> None:
 @click.option(
     "--client", "client_name", metavar="NAME", default=None, help="The client (client accounts only)."
 )
-@as_option(required=True, help_text="The clearing member that will own it.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="The clearing member that will own it.")
 def account_open(
     account_id: str,
     kind: str,
@@ -190,8 +176,7 @@ def account_open(
 
 @account.command("show")
 @click.argument("account_id", metavar="ID")
-@read_options
-@json_option
+@reading_options
 def account_show(account_id: str, node_url: str | None, as_json: bool) -> None:
     """The account's owner, kind, status and balances (available and locked)."""
     doc = Session(node_url).get(f"/accounts/{segment(account_id)}")
@@ -215,8 +200,7 @@ def account_show(account_id: str, node_url: str | None, as_json: bool) -> None:
     default=None,
     help="Movements at most (default 100).",
 )
-@read_options
-@json_option
+@reading_options
 def account_history(
     account_id: str, from_height: int | None, limit: int | None, node_url: str | None, as_json: bool
 ) -> None:

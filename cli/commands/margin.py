@@ -21,12 +21,10 @@ from chain.limits import AMOUNT_MAX, PRICE_MAX, QUANTITY_MAX
 from cli.amounts import parse_amount
 from cli.commands.plumbing import (
     CliError,
-    as_option,
     echo_json,
     fields_text,
-    json_option,
-    read_options,
-    session_options,
+    reading_options,
+    signing_options,
     table,
 )
 from cli.commands.session import Session, read_view, send_call
@@ -81,9 +79,7 @@ def margin() -> None:
 @click.option("--account", required=True, help="An account the member owns.")
 @click.option("--asset", required=True, help="The margin currency, or a security with a haircut.")
 @click.option("--amount", required=True, help="Display units, e.g. 25000.00.")
-@as_option(required=True, help_text="The clearing member.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="The clearing member.")
 def post_cmd(
     account: str, asset: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -106,9 +102,7 @@ def post_cmd(
 @click.option("--account", required=True, help="An account the member owns.")
 @click.option("--asset", required=True)
 @click.option("--amount", required=True, help="Display units.")
-@as_option(required=True, help_text="The clearing member.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="The clearing member.")
 def withdraw_cmd(
     account: str, asset: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -136,9 +130,7 @@ def position() -> None:
 @click.option("--instrument", required=True)
 @click.option("--qty", required=True, help="Signed display quantity, e.g. 100 or -100.")
 @click.option("--price", "price_text", required=True, help="Trade price in display units, e.g. 50.00.")
-@as_option(default="xchg-alpha")
-@session_options
-@json_option
+@signing_options(default="xchg-alpha")
 def position_open(
     member: str,
     instrument: str,
@@ -166,9 +158,7 @@ def position_open(
 @position.command("close")
 @click.option("--member", required=True)
 @click.option("--instrument", required=True)
-@as_option(default="xchg-alpha")
-@session_options
-@json_option
+@signing_options(default="xchg-alpha")
 def position_close(
     member: str, instrument: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -187,9 +177,7 @@ def position_close(
 # --- checks ---------------------------------------------------------------------------------------
 @margin.command("check")
 @click.argument("member")
-@as_option(required=True, help_text="Any participant.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="Any participant.")
 def check_cmd(member: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
     """Check MEMBER's margin now: open a call, clear one, or default an overdue one."""
     session = Session(node_url, keys_dir)
@@ -213,8 +201,7 @@ def check_cmd(member: str, signer: str, node_url: str | None, keys_dir: Path, as
 
 @margin.command("status")
 @click.argument("member")
-@read_options
-@json_option
+@reading_options
 def status_cmd(member: str, node_url: str | None, as_json: bool) -> None:
     """MEMBER's positions, collateral, requirements, excess and open call."""
     session = Session(node_url)
@@ -268,9 +255,7 @@ def fund() -> None:
 @fund.command("contribute")
 @click.option("--account", required=True, help="An account the member owns.")
 @click.option("--amount", required=True, help="Display units of the margin currency.")
-@as_option(required=True, help_text="The clearing member.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="The clearing member.")
 def fund_contribute(
     account: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -291,9 +276,7 @@ def fund_contribute(
 @fund.command("insure")
 @click.option("--account", required=True, help="An account the signer owns.")
 @click.option("--amount", required=True, help="Display units of the margin currency.")
-@as_option(required=True, help_text="The account's owner.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="The account's owner.")
 def fund_insure(
     account: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -312,8 +295,7 @@ def fund_insure(
 
 
 @fund.command("show")
-@read_options
-@json_option
+@reading_options
 def fund_show(node_url: str | None, as_json: bool) -> None:
     """The guarantee fund by member, the insurance fund and the default account."""
     session = Session(node_url)
@@ -358,8 +340,7 @@ def _echo_report(session: Session, report: dict[str, Any], cur: str) -> None:
 
 @margin.command("default")
 @click.argument("default_id", metavar="ID", type=click.IntRange(1))
-@read_options
-@json_option
+@reading_options
 def default_cmd(default_id: int, node_url: str | None, as_json: bool) -> None:
     """The report of default ID: positions closed, collateral taken, each waterfall layer."""
     session = Session(node_url)
@@ -373,8 +354,7 @@ def default_cmd(default_id: int, node_url: str | None, as_json: bool) -> None:
 @margin.command("defaults")
 @click.option("--after", type=click.IntRange(0), default=0, help="Continue after this default id.")
 @click.option("--limit", type=click.IntRange(1, 100), default=20)
-@read_options
-@json_option
+@reading_options
 def defaults_cmd(after: int, limit: int, node_url: str | None, as_json: bool) -> None:
     """Default reports in id order."""
     session = Session(node_url)
@@ -397,8 +377,7 @@ def rates() -> None:
 
 @rates.command("show")
 @click.argument("instrument")
-@read_options
-@json_option
+@reading_options
 def rates_show(instrument: str, node_url: str | None, as_json: bool) -> None:
     """INSTRUMENT's initial and maintenance rates and its haircut as collateral."""
     doc = read_view(Session(node_url), CONTRACT, "rates", instrument=instrument)
@@ -415,9 +394,7 @@ def rates_show(instrument: str, node_url: str | None, as_json: bool) -> None:
 @click.option("--instrument", required=True)
 @click.option("--initial-bps", type=click.IntRange(1, 10_000), required=True)
 @click.option("--maintenance-bps", type=click.IntRange(1, 10_000), required=True)
-@as_option(default="admin")
-@session_options
-@json_option
+@signing_options(default="admin")
 def rates_set(
     instrument: str,
     initial_bps: int,
@@ -442,9 +419,7 @@ def rates_set(
 @rates.command("haircut")
 @click.option("--asset", required=True)
 @click.option("--bps", type=click.IntRange(0, 9_999), required=True)
-@as_option(default="admin")
-@session_options
-@json_option
+@signing_options(default="admin")
 def rates_haircut(
     asset: str, bps: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -464,9 +439,7 @@ def rates_haircut(
 @click.option("--account", required=True, help="The counterparty's account paid.")
 @click.option("--asset", required=True)
 @click.option("--amount", required=True, help="Display units.")
-@as_option(default="admin")
-@session_options
-@json_option
+@signing_options(default="admin")
 def disburse_cmd(
     account: str, asset: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:

@@ -19,12 +19,10 @@ from chain.limits import PRICE_MAX
 from cli.amounts import parse_amount
 from cli.commands.plumbing import (
     CliError,
-    as_option,
     echo_json,
     fields_text,
-    json_option,
-    read_options,
-    session_options,
+    reading_options,
+    signing_options,
     table,
 )
 from cli.commands.session import Session, read_view, send_call
@@ -88,9 +86,7 @@ def oracle() -> None:
 @oracle.command("submit")
 @click.argument("instrument")
 @click.argument("price")
-@as_option(required=True, help_text="The oracle that publishes.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="The oracle that publishes.")
 def oracle_submit(
     instrument: str, price: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -114,9 +110,7 @@ def oracle_submit(
 
 @oracle.command("submit-many")
 @click.argument("prices", nargs=-1, required=True, metavar="INSTRUMENT=PRICE...")
-@as_option(required=True, help_text="The oracle that publishes.")
-@session_options
-@json_option
+@signing_options(required=True, help_text="The oracle that publishes.")
 def oracle_submit_many(
     prices: tuple[str, ...], signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -145,8 +139,7 @@ def oracle_submit_many(
 @click.option(
     "--height", type=click.IntRange(0), default=None, help="The price recorded at or before this height."
 )
-@read_options
-@json_option
+@reading_options
 def oracle_price(instrument: str, height: int | None, node_url: str | None, as_json: bool) -> None:
     """INSTRUMENT's current median and the fresh submissions, or its price at --height."""
     session = Session(node_url)
@@ -174,8 +167,7 @@ def breaker() -> None:
 
 @breaker.command("status")
 @click.argument("instrument", required=False)
-@read_options
-@json_option
+@reading_options
 def breaker_status(instrument: str | None, node_url: str | None, as_json: bool) -> None:
     """INSTRUMENT's status, price rule, reference and latest halt; without INSTRUMENT, the
     latest halt by rule of every instrument."""
@@ -218,9 +210,7 @@ def breaker_status(instrument: str | None, node_url: str | None, as_json: bool) 
 @click.argument("instrument")
 @click.option("--window-blocks", type=click.IntRange(1), required=True)
 @click.option("--move-bps", type=click.IntRange(1), required=True, help="1,000 bps = 10%.")
-@as_option(default="admin")
-@session_options
-@json_option
+@signing_options(default="admin")
 def breaker_set_rule(
     instrument: str,
     window_blocks: int,
@@ -239,9 +229,7 @@ def breaker_set_rule(
 
 @breaker.command("clear-rule")
 @click.argument("instrument")
-@as_option(default="admin")
-@session_options
-@json_option
+@signing_options(default="admin")
 def breaker_clear_rule(
     instrument: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -259,9 +247,7 @@ def disclosure() -> None:
 @disclosure.command("register")
 @click.argument("instrument")
 @click.argument("issuer")
-@as_option(default="admin")
-@session_options
-@json_option
+@signing_options(default="admin")
 def disclosure_register(
     instrument: str, issuer: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -278,9 +264,7 @@ def disclosure_register(
     "--period-blocks", type=click.IntRange(1), required=True, help="At most this many blocks between filings."
 )
 @click.option("--grace-blocks", type=click.IntRange(0), default=0, show_default=True)
-@as_option(default="admin")
-@session_options
-@json_option
+@signing_options(default="admin")
 def disclosure_obligate(
     instrument: str,
     period_blocks: int,
@@ -306,9 +290,7 @@ def disclosure_obligate(
 
 @disclosure.command("release")
 @click.argument("instrument")
-@as_option(default="admin")
-@session_options
-@json_option
+@signing_options(default="admin")
 def disclosure_release(
     instrument: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:
@@ -348,9 +330,7 @@ def document_hash(document: Path | None, hex_hash: str | None) -> bytes:
     "--hash", "hex_hash", default=None, metavar="HEX", help="The document's SHA-256, if it is not at hand."
 )
 @click.option("--reference", default="", help="Where the document is published, or its title.")
-@as_option(help_text="The issuer [default: the instrument's registered issuer].")
-@session_options
-@json_option
+@signing_options(help_text="The issuer [default: the instrument's registered issuer].")
 def disclosure_file(
     instrument: str,
     document: Path | None,
@@ -382,8 +362,7 @@ def disclosure_file(
 
 @disclosure.command("status")
 @click.argument("instrument")
-@read_options
-@json_option
+@reading_options
 def disclosure_status(instrument: str, node_url: str | None, as_json: bool) -> None:
     """INSTRUMENT's issuer, filing obligation, whether it is overdue, and its latest filing."""
     doc = read_view(Session(node_url), "disclosure", "status", instrument=instrument)

@@ -6,7 +6,8 @@ and the plain-text and JSON output.
   stderr and exit status 1; a traceback is a bug.
 - **Options.** ``--node URL`` (the node's API; ``cli.client.default_node_url`` when absent),
   ``--keys-dir`` (the participant key files), ``--as PARTICIPANT`` (who signs) and ``--json``.
-  ``read_options`` is what a reading command takes, ``session_options`` what a signing one takes.
+  ``reading_options`` is what a reading command takes, ``signing_options`` what a signing one
+  takes (``read_options`` and ``session_options`` without ``--json`` and ``--as``).
 - **Output.** ``echo_json``, aligned ``table`` and ``fields_text``, ``time_text`` for block times,
   and ``echo_sent``, the one line a signing command prints for its committed transaction.
 """
@@ -101,6 +102,22 @@ def read_options(f: F) -> F:
 def session_options(f: F) -> F:
     """``--node`` and ``--keys-dir``: every command that signs."""
     return node_option(keys_dir_option(f))
+
+
+def signing_options(
+    default: str | None = None, required: bool = False, help_text: str = ""
+) -> Callable[[F], F]:
+    """``--as``, ``--node``, ``--keys-dir`` and ``--json``: a command that signs a transaction."""
+
+    def decorate(f: F) -> F:
+        return as_option(default, required, help_text)(session_options(json_option(f)))
+
+    return decorate
+
+
+def reading_options(f: F) -> F:
+    """``--node`` (and the unused ``--keys-dir``) and ``--json``: a command that reads."""
+    return read_options(json_option(f))
 
 
 # --- output -----------------------------------------------------------------------------------

@@ -45,11 +45,11 @@ from cli.client import segment
 from cli.commands.ledger import account
 from cli.commands.plumbing import (
     CliError,
-    as_option,
     echo_json,
     json_option,
     read_options,
-    session_options,
+    reading_options,
+    signing_options,
     table,
 )
 from cli.commands.session import Session, require_ok
@@ -209,8 +209,7 @@ def verify_proof_cmd(path: Path, genesis_path: Path, as_json: bool) -> None:
 
 # --- reserves ---------------------------------------------------------------------------------
 @click.group("reserves", invoke_without_command=True)
-@read_options
-@json_option
+@reading_options
 @click.pass_context
 def reserves(ctx: click.Context, node_url: str | None, as_json: bool) -> None:
     """Client and house balances per asset against the custodian's attested reserves.
@@ -270,9 +269,7 @@ def reserves_text(doc: dict[str, Any]) -> str:
     "--amount", required=True, help="Display units held off the ledger, e.g. 250000.00 (0 allowed)."
 )
 @click.option("--reference", required=True, help="The custodian's statement id.")
-@as_option(default="custodian")
-@session_options
-@json_option
+@signing_options(default="custodian")
 def reserves_attest(
     asset: str, amount: str, reference: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
 ) -> None:

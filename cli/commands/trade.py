@@ -28,7 +28,14 @@ import click
 from chain.errors import ClearchainError
 from chain.limits import BATCH_TRADES_MAX, TX_BYTES_MAX
 from cli.client import segment
-from cli.commands.plumbing import CliError, echo_json, json_option, read_options, session_options, table
+from cli.commands.plumbing import (
+    CliError,
+    echo_json,
+    json_option,
+    reading_options,
+    session_options,
+    table,
+)
 from cli.commands.session import Session, events_of, receipt_of
 from cli.commands.tickets import (
     compute_trade_id,
@@ -123,8 +130,7 @@ def _tplus(text: str) -> int:
 @trade.command("status")
 @click.argument("trade_id", metavar="ID")
 @exchange_option
-@read_options
-@json_option
+@reading_options
 def trade_status(trade_id: str, exchange: str, node_url: str | None, as_json: bool) -> None:
     """Whether trade ID settled (a failed trade has no record: unknown_trade)."""
     doc = Session(node_url).get(f"/trades/{segment(exchange)}/{segment(trade_id)}")
