@@ -30,6 +30,7 @@ from cli.commands.plumbing import (
     reading_options,
     signing_options,
     table,
+    where,
 )
 from cli.commands.session import Session, events_of, read_view, receipt_of, send_call
 
@@ -89,7 +90,7 @@ def bond_post(
         return
     click.echo(
         f"bond {posted['bond']}: {signer} posted {asset} {session.display(units, asset)} from {account}, "
-        f"returns at height {posted['term_end_height']} (height {status['height']}, tx {status['hash']})"
+        f"returns at height {posted['term_end_height']} ({where(status)})"
     )
 
 

@@ -21,6 +21,7 @@ from cli.commands.plumbing import (
     read_options,
     reading_options,
     signing_options,
+    where,
 )
 from cli.commands.session import Session, read_view, send_call
 
@@ -86,7 +87,7 @@ def call_cmd(
     if as_json:
         echo_json(status)
         return
-    click.echo(f"ok: height {status['height']}, tx {status['hash']}")
+    click.echo(f"ok: {where(status)}")
     for source, name, fields in events:
         click.echo(f"  {source}.{name} " + " ".join(f"{k}={v}" for k, v in fields.items()))
 

@@ -24,6 +24,7 @@ from cli.commands.plumbing import (
     reading_options,
     signing_options,
     table,
+    where,
 )
 from cli.commands.session import Session, read_view, send_call
 
@@ -57,7 +58,7 @@ def _announced(
         return
     click.echo(
         f"corporate action {fields.get('id')}: {what}, record at height {fields.get('record_height')} "
-        f"(height {status['height']}, tx {status['hash']})"
+        f"({where(status)})"
     )
 
 
@@ -158,7 +159,7 @@ def cancel_cmd(action_id: int, signer: str, node_url: str | None, keys_dir: Path
     if as_json:
         echo_json(status)
         return
-    click.echo(f"corporate action {action_id} cancelled (height {status['height']}, tx {status['hash']})")
+    click.echo(f"corporate action {action_id} cancelled ({where(status)})")
 
 
 def _display_action(session: Session, doc: dict[str, Any]) -> list[tuple[str, Any]]:

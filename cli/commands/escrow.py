@@ -12,22 +12,27 @@ from __future__ import annotations
 import hashlib
 import secrets
 from pathlib import Path
-from typing import Any
 
 import click
 
 from chain.limits import AMOUNT_MAX
 from cli.amounts import parse_amount
-from cli.client import segment
 from cli.commands.plumbing import (
     CliError,
     echo_json,
+    event_named,
     fields_text,
     reading_options,
     signing_options,
     table,
+    where,
 )
-from cli.commands.session import Session, read_view, send_call
+from cli.commands.session import (
+    Session,
+    owner_of,
+    read_view,
+    send_call,
+)
 
 CONTRACT = "escrow"
 SECRET_BYTES = 32
@@ -43,18 +48,6 @@ def _hex32(text: str, what: str, code: str) -> bytes:
     if len(value) != SECRET_BYTES:
         raise CliError(code, f"{what} must be {SECRET_BYTES} bytes in hex (64 hex digits)")
     return value
-
-
-def _owner(session: Session, account: str) -> str:
-    return str(session.get(f"/accounts/{segment(account)}")["owner"])
-
-
-def _where(status: dict[str, Any]) -> str:
-    return f"height {status['height']}, tx {status['hash']}"
-
-
-def _fields(events: list[tuple[str, str, dict[str, Any]]], name: str) -> dict[str, Any]:
-    return next((f for c, n, f in events if c == CONTRACT and n == name), {})
 
 
 @click.group()
@@ -112,7 +105,7 @@ def lock_cmd(
     if timeout_height is None:
         assert timeout_blocks is not None
         timeout_height = int(session.get("/status")["height"]) + timeout_blocks
-    owner = signer or _owner(session, source)
+    owner = signer or owner_of(session, source)
     args = [escrow_id, source, target, asset, units, lock_hash, timeout_height]
     status, _ = send_call(session, owner, CONTRACT, "lock", args)
     if as_json:
@@ -124,7 +117,7 @@ def lock_cmd(
         return
     click.echo(
         f"locked escrow {escrow_id}: {asset} {session.display(units, asset)} from {source} for {target}, "
-        f"hash lock {lock_hash.hex()}, timeout height {timeout_height} ({_where(status)})"
+        f"hash lock {lock_hash.hex()}, timeout height {timeout_height} ({where(status)})"
     )
     if secret is not None:
         click.echo(f"secret {secret.hex()}  (keep it: it claims the counterparty's lock, and reveals itself)")
@@ -144,11 +137,11 @@ def claim_cmd(
     if as_json:
         echo_json(status)
         return
-    f = _fields(events, "escrow_claimed")
+    f = event_named(events, CONTRACT, "escrow_claimed")
     asset = str(f.get("asset"))
     click.echo(
         f"claimed escrow {escrow_id}: {asset} {session.display(int(f.get('amount', 0)), asset)} "
-        f"to {f.get('to_account')} ({_where(status)})"
+        f"to {f.get('to_account')} ({where(status)})"
     )
 
 
@@ -160,16 +153,18 @@ def refund_cmd(
 ) -> None:
     """Take back escrow ID from its timeout height on (a task does it at the timeout anyway)."""
     session = Session(node_url, keys_dir)
-    owner = signer or _owner(session, str(read_view(session, CONTRACT, "get", id=escrow_id)["from_account"]))
+    owner = signer or owner_of(
+        session, str(read_view(session, CONTRACT, "get", id=escrow_id)["from_account"])
+    )
     status, events = send_call(session, owner, CONTRACT, "refund", [escrow_id])
     if as_json:
         echo_json(status)
         return
-    f = _fields(events, "escrow_refunded")
+    f = event_named(events, CONTRACT, "escrow_refunded")
     asset = str(f.get("asset"))
     click.echo(
         f"refunded escrow {escrow_id}: {asset} {session.display(int(f.get('amount', 0)), asset)} "
-        f"back to {f.get('from_account')} ({_where(status)})"
+        f"back to {f.get('from_account')} ({where(status)})"
     )
 
 

@@ -16,15 +16,21 @@ import click
 
 from chain.limits import AMOUNT_MAX, PRICE_MAX
 from cli.amounts import format_amount, parse_amount
-from cli.client import segment
 from cli.commands.plumbing import (
     echo_json,
+    event_named,
     fields_text,
     reading_options,
     signing_options,
     table,
+    where,
 )
-from cli.commands.session import Session, read_view, send_call
+from cli.commands.session import (
+    Session,
+    owner_of,
+    read_view,
+    send_call,
+)
 
 CONTRACT = "index_fund"
 UNIT_DECIMALS = 4  # contracts/index_fund.UNIT_DECIMALS (the CLI does not import contracts)
@@ -38,18 +44,6 @@ def _percent_ppm(ppm: int | None) -> str:
 
 def _units(units: int | None) -> str:
     return "" if units is None else format_amount(int(units), UNIT_DECIMALS)
-
-
-def _where(status: dict[str, Any]) -> str:
-    return f"height {status['height']}, tx {status['hash']}"
-
-
-def _owner(session: Session, account: str, signer: str | None) -> str:
-    return signer or str(session.get(f"/accounts/{segment(account)}")["owner"])
-
-
-def _event(events: list[tuple[str, str, dict[str, Any]]], name: str) -> dict[str, Any]:
-    return next((f for c, n, f in events if c == CONTRACT and n == name), {})
 
 
 @click.group("fund")
@@ -90,10 +84,10 @@ def create(
     if as_json:
         echo_json(status)
         return
-    made = _event(events, "fund_created")
+    made = event_named(events, CONTRACT, "fund_created")
     click.echo(
         f"fund {fund_id} created: unit {unit}, basket {made.get('basket')}, cap {format_amount(cap_bps, 2)}%, "
-        f"first rebalance at height {made.get('next_rebalance')} ({_where(status)})"
+        f"first rebalance at height {made.get('next_rebalance')} ({where(status)})"
     )
 
 
@@ -115,9 +109,11 @@ def create_units(
     session = Session(node_url, keys_dir)
     amount = parse_amount(units, UNIT_DECIMALS, AMOUNT_MAX, "units")
     status, events = send_call(
-        session, _owner(session, account, signer), CONTRACT, "create_units", [fund_id, account, amount]
+        session, signer or owner_of(session, account), CONTRACT, "create_units", [fund_id, account, amount]
     )
-    _echo_in_kind(session, as_json, status, _event(events, "units_created"), "created", "delivered")
+    _echo_in_kind(
+        session, as_json, status, event_named(events, CONTRACT, "units_created"), "created", "delivered"
+    )
 
 
 @fund.command("redeem")
@@ -138,9 +134,11 @@ def redeem(
     session = Session(node_url, keys_dir)
     amount = parse_amount(units, UNIT_DECIMALS, AMOUNT_MAX, "units")
     status, events = send_call(
-        session, _owner(session, account, signer), CONTRACT, "redeem_units", [fund_id, account, amount]
+        session, signer or owner_of(session, account), CONTRACT, "redeem_units", [fund_id, account, amount]
     )
-    _echo_in_kind(session, as_json, status, _event(events, "units_redeemed"), "redeemed", "received")
+    _echo_in_kind(
+        session, as_json, status, event_named(events, CONTRACT, "units_redeemed"), "redeemed", "received"
+    )
 
 
 def _echo_in_kind(
@@ -150,7 +148,7 @@ def _echo_in_kind(
         echo_json(status)
         return
     click.echo(
-        f"{did} {_units(f.get('units'))} units of {f.get('fund')} in {f.get('account')} ({_where(status)})"
+        f"{did} {_units(f.get('units'))} units of {f.get('fund')} in {f.get('account')} ({where(status)})"
     )
     legs = [
         f"{i} {session.display(int(q), i)}"
@@ -175,9 +173,9 @@ def rebalance_now(fund_id: str, signer: str, node_url: str | None, keys_dir: Pat
     if as_json:
         echo_json(status)
         return
-    summary = _event(events, "rebalanced")
+    summary = event_named(events, CONTRACT, "rebalanced")
     click.echo(
-        f"{fund_id} rebalanced: {summary.get('trades')} trades, {summary.get('failed')} failed ({_where(status)})"
+        f"{fund_id} rebalanced: {summary.get('trades')} trades, {summary.get('failed')} failed ({where(status)})"
     )
     rows = []
     for c, n, f in events:

@@ -28,6 +28,7 @@ from cli.commands.plumbing import (
     reading_options,
     session_options,
     table,
+    where,
 )
 from cli.commands.session import Session, read_view, send_call
 
@@ -57,7 +58,7 @@ def _report(status: dict[str, Any], events: list[tuple[str, str, dict[str, Any]]
         state = "withdrawn"
     else:
         state = "open, waiting for approvals"
-    click.echo(f"proposal {pid}: {state} (height {status['height']}, tx {status['hash']})")
+    click.echo(f"proposal {pid}: {state} ({where(status)})")
     for source, name, fields in events:
         if name not in ("proposal_created", "proposal_approved", "proposal_executed", "proposal_withdrawn"):
             click.echo(f"  {source}.{name} " + " ".join(f"{k}={_text(v)}" for k, v in fields.items()))

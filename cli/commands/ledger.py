@@ -8,7 +8,6 @@ with the asset's decimals from ``GET /instruments`` (cli/amounts.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -18,35 +17,19 @@ from cli.client import segment
 from cli.commands.plumbing import (
     CliError,
     echo_json,
+    echo_sent,
+    event_named,
     reading_options,
     signing_options,
     table,
 )
-from cli.commands.session import Session, require_ok
+from cli.commands.session import (
+    Session,
+    owner_of,
+    send_call,
+)
 
 HISTORY_LIMIT_MAX = 1_000  # GET /accounts/{id}/history's own bound
-
-
-def _send(
-    session: Session, signer_id: str, contract: str, method: str, args: list[Any]
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Sign as ``signer_id``, send, wait for commit; returns (tx status, events by name).
-    Raises the receipt's code if the call failed."""
-    stx = session.signer(signer_id).sign(contract, method, args)
-    status = session.send(stx)
-    events = {name: fields for _, name, fields in require_ok(status)}
-    return status, events
-
-
-def _where(status: dict[str, Any]) -> str:
-    return f"height {status['height']}, tx {status['hash']}"
-
-
-def _echo_result(as_json: bool, status: dict[str, Any], line: str) -> None:
-    if as_json:
-        echo_json(status)
-    else:
-        click.echo(f"{line} ({_where(status)})")
 
 
 # --- deposit ----------------------------------------------------------------------------------
@@ -69,9 +52,9 @@ def deposit(
     """A custodian attests that AMOUNT of ASSET arrived for ACCOUNT."""
     session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
-    status, _ = _send(session, signer, "custody", "deposit", [account, asset, units, reference])
-    _echo_result(
-        as_json, status, f"deposited {asset} {session.display(units, asset)} into {account} (ref {reference})"
+    status, _ = send_call(session, signer, "custody", "deposit", [account, asset, units, reference])
+    echo_sent(
+        status, as_json, f"deposited {asset} {session.display(units, asset)} into {account} (ref {reference})"
     )
 
 
@@ -98,12 +81,12 @@ def withdraw_request(
     """The owner asks to take AMOUNT of ASSET out of ACCOUNT; prints the withdrawal id."""
     session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
-    owner = signer or str(session.get(f"/accounts/{segment(account)}")["owner"])
-    status, events = _send(session, owner, "custody", "request_withdrawal", [account, asset, units])
-    wid = events.get("withdrawal_requested", {}).get("id")
-    _echo_result(
-        as_json,
+    owner = signer or owner_of(session, account)
+    status, events = send_call(session, owner, "custody", "request_withdrawal", [account, asset, units])
+    wid = event_named(events, None, "withdrawal_requested").get("id")
+    echo_sent(
         status,
+        as_json,
         f"withdrawal {wid} requested: {asset} {session.display(units, asset)} from {account} is locked",
     )
 
@@ -114,10 +97,10 @@ def withdraw_request(
 def withdraw_confirm(wid: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
     """A custodian confirms withdrawal ID: the locked amount leaves the ledger."""
     session = Session(node_url, keys_dir)
-    status, events = _send(session, signer, "custody", "confirm_withdrawal", [wid])
-    f = events.get("withdrawn", {})
+    status, events = send_call(session, signer, "custody", "confirm_withdrawal", [wid])
+    f = event_named(events, None, "withdrawn")
     text = f"withdrawal {wid} confirmed: {f.get('asset')} {session.display(int(f.get('amount', 0)), str(f.get('asset')))} left {f.get('account')}"
-    _echo_result(as_json, status, text)
+    echo_sent(status, as_json, text)
 
 
 @withdraw.command("reject")
@@ -129,8 +112,8 @@ def withdraw_reject(
 ) -> None:
     """A custodian rejects withdrawal ID: the amount is unlocked."""
     session = Session(node_url, keys_dir)
-    status, _ = _send(session, signer, "custody", "reject_withdrawal", [wid, reason])
-    _echo_result(as_json, status, f"withdrawal {wid} rejected: {reason}")
+    status, _ = send_call(session, signer, "custody", "reject_withdrawal", [wid, reason])
+    echo_sent(status, as_json, f"withdrawal {wid} rejected: {reason}")
 
 
 @withdraw.command("cancel")
@@ -139,8 +122,8 @@ def withdraw_reject(
 def withdraw_cancel(wid: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
     """The requester cancels its pending withdrawal ID: the amount is unlocked."""
     session = Session(node_url, keys_dir)
-    status, _ = _send(session, signer, "custody", "cancel_withdrawal", [wid])
-    _echo_result(as_json, status, f"withdrawal {wid} cancelled")
+    status, _ = send_call(session, signer, "custody", "cancel_withdrawal", [wid])
+    echo_sent(status, as_json, f"withdrawal {wid} cancelled")
 
 
 # --- account ----------------------------------------------------------------------------------
@@ -169,9 +152,9 @@ def account_open(
     if (kind == "client") != (client_name is not None):
         raise CliError("bad_arguments", "a client account needs --client NAME; a house account takes none")
     session = Session(node_url, keys_dir)
-    status, _ = _send(session, signer, "accounts", "open", [account_id, kind, client_name])
+    status, _ = send_call(session, signer, "accounts", "open", [account_id, kind, client_name])
     whose = f" of client {client_name}" if client_name else ""
-    _echo_result(as_json, status, f"opened {kind} account {account_id}{whose}, owned by {signer}")
+    echo_sent(status, as_json, f"opened {kind} account {account_id}{whose}, owned by {signer}")
 
 
 @account.command("show")

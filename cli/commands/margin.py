@@ -22,22 +22,17 @@ from cli.amounts import parse_amount
 from cli.commands.plumbing import (
     CliError,
     echo_json,
+    echo_sent,
+    events_named,
     fields_text,
     reading_options,
     signing_options,
     table,
+    where,
 )
 from cli.commands.session import Session, read_view, send_call
 
 CONTRACT = "margin"
-
-
-def _where(status: dict[str, Any]) -> str:
-    return f"height {status['height']}, tx {status['hash']}"
-
-
-def _fields(events: list[tuple[str, str, dict[str, Any]]], name: str) -> list[dict[str, Any]]:
-    return [f for c, n, f in events if c == CONTRACT and n == name]
 
 
 def _currency(session: Session) -> str:
@@ -62,10 +57,7 @@ def _send(
     session: Session, signer: str, method: str, args: list[Any], as_json: bool, line: str
 ) -> list[tuple[str, str, dict[str, Any]]]:
     status, events = send_call(session, signer, CONTRACT, method, args)
-    if as_json:
-        echo_json(status)
-    else:
-        click.echo(f"{line} ({_where(status)})")
+    echo_sent(status, as_json, line)
     return events
 
 
@@ -94,8 +86,8 @@ def post_cmd(
         as_json,
         f"{signer} posted {asset} {session.display(units, asset)} from {account}",
     )
-    if not as_json and _fields(events, "margin_call_met"):
-        click.echo(f"margin call {_fields(events, 'margin_call_met')[0]['call_id']} met")
+    if not as_json and events_named(events, CONTRACT, "margin_call_met"):
+        click.echo(f"margin call {events_named(events, CONTRACT, 'margin_call_met')[0]['call_id']} met")
 
 
 @margin.command("withdraw")
@@ -149,7 +141,7 @@ def position_open(
     events = _send(session, signer, "open_position", [member, instrument, units, price], as_json,
                    f"{member} {instrument} {session.display(units, instrument, signed=units < 0)} at {session.display(price, currency)}")  # fmt: skip
     if not as_json:
-        f = _fields(events, "position_opened")[0]
+        f = events_named(events, CONTRACT, "position_opened")[0]
         click.echo(
             f"position {session.display(int(f['position']), instrument, signed=True)}, entry price {session.display(int(f['entry_price']), currency)}"
         )
@@ -186,14 +178,14 @@ def check_cmd(member: str, signer: str, node_url: str | None, keys_dir: Path, as
         echo_json(status)
         return
     currency = _currency(session)
-    f = _fields(events, "margin_checked")[0]
+    f = events_named(events, CONTRACT, "margin_checked")[0]
     click.echo(f"{member}: {f['outcome']} - collateral {session.display(int(f['collateral']), currency)}, "
-               f"initial {session.display(int(f['initial']), currency)}, maintenance {session.display(int(f['maintenance']), currency)} ({_where(status)})")  # fmt: skip
-    for call in _fields(events, "margin_call"):
+               f"initial {session.display(int(f['initial']), currency)}, maintenance {session.display(int(f['maintenance']), currency)} ({where(status)})")  # fmt: skip
+    for call in events_named(events, CONTRACT, "margin_call"):
         click.echo(
             f"MARGIN CALL {call['call_id']}: top up {session.display(int(call['top_up']), currency)} by height {call['due_height']}"
         )
-    for d in _fields(events, "member_defaulted"):
+    for d in events_named(events, CONTRACT, "member_defaulted"):
         click.echo(
             f"DEFAULT {d['default_id']}: loss {session.display(int(d['loss']), currency)}, uncovered {session.display(int(d['uncovered']), currency)}"
         )

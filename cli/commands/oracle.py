@@ -20,6 +20,7 @@ from cli.amounts import parse_amount
 from cli.commands.plumbing import (
     CliError,
     echo_json,
+    echo_sent,
     fields_text,
     reading_options,
     signing_options,
@@ -50,13 +51,6 @@ def show_price(session: Session, iid: str, units: int | None) -> str:
     found = session.instruments().get(iid)
     currency = found.get("currency") if found else None
     return session.display(units, currency) if currency else str(units)
-
-
-def _done(status: dict[str, Any], as_json: bool, line: str) -> None:
-    if as_json:
-        echo_json(status)
-    else:
-        click.echo(f"{line} (height {status['height']}, tx {status['hash']})")
 
 
 def _notes(events: list[tuple[str, str, dict[str, Any]]], session: Session) -> list[str]:
@@ -100,7 +94,7 @@ def oracle_submit(
         if median is None
         else f"; median {show_price(session, instrument, median['price'])} from {median['sources']} sources"
     )
-    _done(
+    echo_sent(
         status, as_json, f"{signer} published {instrument} {show_price(session, instrument, units)}{summary}"
     )
     if not as_json:
@@ -123,7 +117,7 @@ def oracle_submit_many(
             raise CliError("bad_arguments", f"{item!r}: expected INSTRUMENT=PRICE")
         args.append([iid, parse_price(session, iid, text)])
     status, events = send_call(session, signer, "oracle", "submit_many", [args])
-    _done(status, as_json, f"{signer} published {len(args)} prices")
+    echo_sent(status, as_json, f"{signer} published {len(args)} prices")
     if not as_json:
         for _, name, f in events:
             if name == "price":
@@ -224,7 +218,9 @@ def breaker_set_rule(
     status, _ = send_call(
         Session(node_url, keys_dir), signer, "breakers", "set_rule", [instrument, window_blocks, move_bps]
     )
-    _done(status, as_json, f"{instrument}: halts on a move over {move_bps} bps within {window_blocks} blocks")
+    echo_sent(
+        status, as_json, f"{instrument}: halts on a move over {move_bps} bps within {window_blocks} blocks"
+    )
 
 
 @breaker.command("clear-rule")
@@ -235,7 +231,7 @@ def breaker_clear_rule(
 ) -> None:
     """Return INSTRUMENT to the parameters' price rule."""
     status, _ = send_call(Session(node_url, keys_dir), signer, "breakers", "clear_rule", [instrument])
-    _done(status, as_json, f"{instrument}: back to the default rule")
+    echo_sent(status, as_json, f"{instrument}: back to the default rule")
 
 
 # --- disclosure -------------------------------------------------------------------------------
@@ -255,7 +251,7 @@ def disclosure_register(
     status, _ = send_call(
         Session(node_url, keys_dir), signer, "disclosure", "register_issuer", [instrument, issuer]
     )
-    _done(status, as_json, f"{issuer} is the issuer of {instrument}")
+    echo_sent(status, as_json, f"{issuer} is the issuer of {instrument}")
 
 
 @disclosure.command("obligate")
@@ -283,7 +279,7 @@ def disclosure_obligate(
         [instrument, period_blocks, grace_blocks],
     )
     f = next(f for _, n, f in events if n == "disclosure_obligated")
-    _done(
+    echo_sent(
         status, as_json, f"{instrument}: first filing due at height {f['due']}, overdue after {f['deadline']}"
     )
 
@@ -296,7 +292,7 @@ def disclosure_release(
 ) -> None:
     """End INSTRUMENT's filing obligation."""
     status, _ = send_call(Session(node_url, keys_dir), signer, "disclosure", "release", [instrument])
-    _done(status, as_json, f"{instrument}: no filing obligation")
+    echo_sent(status, as_json, f"{instrument}: no filing obligation")
 
 
 def document_hash(document: Path | None, hex_hash: str | None) -> bytes:
@@ -355,7 +351,7 @@ def disclosure_file(
         if f["cured"]
         else ""
     )
-    _done(
+    echo_sent(
         status, as_json, f"{issuer} filed #{f['seq']} for {instrument} ({digest.hex()[:16]}...){due}{cured}"
     )
 

@@ -139,12 +139,13 @@ def echo_sent(status: dict[str, Any], as_json: bool, line: str) -> None:
         click.echo(f"{line} ({where(status)})")
 
 
-def events_named(events: Events, contract: str, name: str) -> list[dict[str, Any]]:
-    """The fields of every event ``contract.name`` in ``events``, in order."""
-    return [f for c, n, f in events if c == contract and n == name]
+def events_named(events: Events, contract: str | None, name: str) -> list[dict[str, Any]]:
+    """The fields of every event ``contract.name`` in ``events`` (of any contract if ``contract`` is
+    None), in order."""
+    return [f for c, n, f in events if n == name and contract in (None, c)]
 
 
-def event_named(events: Events, contract: str, name: str) -> dict[str, Any]:
+def event_named(events: Events, contract: str | None, name: str) -> dict[str, Any]:
     """The fields of the first event ``contract.name``, ``{}`` if there is none."""
     return next(iter(events_named(events, contract, name)), {})
 

@@ -51,6 +51,7 @@ from cli.commands.plumbing import (
     reading_options,
     signing_options,
     table,
+    where,
 )
 from cli.commands.session import Session, require_ok
 
@@ -285,7 +286,7 @@ def reserves_attest(
     else:
         click.echo(
             f"attested reserves of {asset} {format_amount(units, decimals)} (ref {reference}) as {signer} "
-            f"(height {status['height']}, tx {status['hash']})"
+            f"({where(status)})"
         )
 
 

@@ -35,6 +35,7 @@ from cli.commands.plumbing import (
     reading_options,
     session_options,
     table,
+    where,
 )
 from cli.commands.session import Session, events_of, receipt_of
 from cli.commands.tickets import (
@@ -103,7 +104,7 @@ def trade_submit(
     if not receipt.get("ok"):
         raise CliError(
             str(receipt.get("code")),
-            f"trade {trade_id} failed: {receipt.get('message')} (height {status['height']}, tx {status['hash']})",
+            f"trade {trade_id} failed: {receipt.get('message')} ({where(status)})",
         )
     if not as_json:
         fields = next((f for _, name, f in events_of(receipt) if name == "trade_settled"), {})
@@ -112,7 +113,7 @@ def trade_submit(
         click.echo(
             f"settled {trade_id}: {buyer} buys {session.display(ticket[4], instrument)} {instrument} from {seller} "
             f"at {currency} {session.display(ticket[5], currency)}, pays {currency} {cash} "
-            f"(height {status['height']}, tx {status['hash']})"
+            f"({where(status)})"
         )
 
 
