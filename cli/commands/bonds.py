@@ -27,12 +27,18 @@ from cli.commands.plumbing import (
     CliError,
     echo_json,
     fields_text,
-    reading_options,
-    signing_options,
     table,
     where,
 )
-from cli.commands.session import Session, events_of, read_view, receipt_of, send_call
+from cli.commands.session import (
+    Session,
+    events_of,
+    read_view,
+    reading_command,
+    receipt_of,
+    send_call,
+    signing_command,
+)
 
 LIST_PAGES_MAX = 100  # pages of 100 bonds a list reads
 STEPS = {"prevote": PREVOTE, "precommit": PRECOMMIT}
@@ -68,19 +74,17 @@ def bond() -> None:
     default=None,
     help="Blocks until it returns [default: the rulebook's].",
 )
-@signing_options(required=True, help_text="The participant that posts the bond.")
+@signing_command(required=True, help_text="The participant that posts the bond.")
 def bond_post(
     account: str,
     asset: str,
     amount: str,
     term_blocks: int | None,
     signer: str,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """Post a bond of AMOUNT from ACCOUNT; it returns after its term unless slashed."""
-    session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
     status, events = send_call(session, signer, "bonds", "post", [account, asset, units, term_blocks])
     posted = next(f for _, n, f in events if n == "bond_posted")
@@ -96,10 +100,9 @@ def bond_post(
 
 @bond.command("show")
 @click.argument("bond_id", metavar="ID", type=click.IntRange(1))
-@reading_options
-def bond_show(bond_id: int, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def bond_show(bond_id: int, session: Session, as_json: bool) -> None:
     """One bond: who posted it, how much is left, when it returns."""
-    session = Session(node_url)
     doc = read_view(session, "bonds", "bond", id=bond_id)
     if as_json:
         echo_json(doc)
@@ -122,12 +125,11 @@ def bond_show(bond_id: int, node_url: str | None, as_json: bool) -> None:
 @bond.command("list")
 @click.option("--participant", default=None, help="Only this participant's bonds.")
 @click.option("--active", is_flag=True, help="Only running bonds (needs --participant).")
-@reading_options
-def bond_list(participant: str | None, active: bool, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def bond_list(participant: str | None, active: bool, session: Session, as_json: bool) -> None:
     """Bonds in the order they were posted (every page)."""
     if active and participant is None:
         raise CliError("bad_arguments", "--active needs --participant")
-    session = Session(node_url)
     items: list[dict[str, Any]] = []
     after = None
     for _ in range(LIST_PAGES_MAX):
@@ -146,11 +148,10 @@ def bond_list(participant: str | None, active: bool, node_url: str | None, as_js
 
 @bond.command("slash-info")
 @click.option("--participant", default=None, help="Also this participant's findings and slashed totals.")
-@reading_options
-def bond_slash_info(participant: str | None, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def bond_slash_info(participant: str | None, session: Session, as_json: bool) -> None:
     """The slash rules (share per reason, minimum per role), the insurance fund and what was
     slashed into it; with --participant, its findings (first page)."""
-    session = Session(node_url)
     rules = read_view(session, "bonds", "rules")
     slashed = read_view(session, "bonds", "slashed", participant=participant)
     fund = session.get(f"/accounts/{rules['insurance_account']}") if slashed["totals"] else None
@@ -258,14 +259,11 @@ def _submit_one(session: Session, signer: str, item: dict[str, Any]) -> dict[str
 @evidence.command("submit")
 @click.argument("path", metavar="FILE", required=False, type=click.Path(path_type=Path))
 @click.option("--from-node", is_flag=True, help="Submit every double vote the node holds (GET /evidence).")
-@signing_options(required=True, help_text="Any participant: who submits.")
-def evidence_submit(
-    path: Path | None, from_node: bool, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(required=True, help_text="Any participant: who submits.")
+def evidence_submit(path: Path | None, from_node: bool, signer: str, session: Session, as_json: bool) -> None:
     """Submit double votes from FILE (GET /evidence's JSON) or from the node."""
     if (path is None) == (not from_node):
         raise CliError("bad_arguments", "give FILE or --from-node (one of them)")
-    session = Session(node_url, keys_dir)
     items = session.get("/evidence")["evidence"] if from_node else _read_items(path)  # type: ignore[arg-type]
     results = [_submit_one(session, signer, item) for item in items]
     if as_json:

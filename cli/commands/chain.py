@@ -11,11 +11,10 @@ from cli.commands.plumbing import (
     CliError,
     echo_json,
     fields_text,
-    reading_options,
     table,
     time_text,
 )
-from cli.commands.session import Session, events_of
+from cli.commands.session import Session, events_of, reading_command
 
 BLOCK_LIST_DEFAULT = 20  # blocks shown by ``block list`` without --from
 BLOCK_LIST_MAX = 1_000  # blocks one ``block list`` reads (pages of 100)
@@ -28,10 +27,9 @@ def tx() -> None:
 
 @tx.command("show")
 @click.argument("tx_hash", metavar="HASH")
-@reading_options
-def tx_show(tx_hash: str, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def tx_show(tx_hash: str, session: Session, as_json: bool) -> None:
     """A transaction's status and, once committed, its receipt and events."""
-    session = Session(node_url)
     doc = session.tx_status(tx_hash.lower())
     if as_json:
         echo_json(doc)
@@ -66,10 +64,10 @@ def block() -> None:
 
 @block.command("show")
 @click.argument("height", metavar="N|latest|HASH")
-@reading_options
-def block_show(height: str, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def block_show(height: str, session: Session, as_json: bool) -> None:
     """A block's header, transactions and commit certificate."""
-    doc = Session(node_url).get(f"/blocks/{segment(height.lower())}")
+    doc = session.get(f"/blocks/{segment(height.lower())}")
     if as_json:
         echo_json(doc)
         return
@@ -109,10 +107,9 @@ def block_show(height: str, node_url: str | None, as_json: bool) -> None:
 @click.option(
     "--to", "to_height", type=click.IntRange(1), default=None, help="Last height (default: the head)."
 )
-@reading_options
-def block_list(from_height: int | None, to_height: int | None, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def block_list(from_height: int | None, to_height: int | None, session: Session, as_json: bool) -> None:
     """Block headers in a height range, ascending (at most 1,000)."""
-    session = Session(node_url)
     if from_height is None:
         top = to_height if to_height is not None else int(session.get("/status")["height"])
         from_height = max(1, top - BLOCK_LIST_DEFAULT + 1)

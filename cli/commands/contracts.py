@@ -10,7 +10,6 @@ domain commands (``oracle``, ``cycle``, ``escrow`` ...) live in their own module
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
@@ -19,11 +18,9 @@ from cli.commands.plumbing import (
     CliError,
     echo_json,
     read_options,
-    reading_options,
-    signing_options,
     where,
 )
-from cli.commands.session import Session, read_view, send_call
+from cli.commands.session import Session, read_view, reading_command, send_call, signing_command
 
 
 def json_args(text: str) -> list[Any]:
@@ -53,10 +50,10 @@ def _bytes_in(value: Any) -> Any:
 
 
 @click.command("contracts")
-@reading_options
-def contracts_cmd(node_url: str | None, as_json: bool) -> None:
+@reading_command
+def contracts_cmd(session: Session, as_json: bool) -> None:
     """The contracts the node runs: methods, tasks, views and parameters."""
-    doc = Session(node_url).get("/contracts")
+    doc = session.get("/contracts")
     if as_json:
         echo_json(doc)
         return
@@ -76,13 +73,10 @@ def contracts_cmd(node_url: str | None, as_json: bool) -> None:
 @click.argument("contract")
 @click.argument("method")
 @click.argument("args", default="[]")
-@signing_options(required=True)
-def call_cmd(
-    contract: str, method: str, args: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(required=True)
+def call_cmd(contract: str, method: str, args: str, signer: str, session: Session, as_json: bool) -> None:
     """Sign and send CONTRACT.METHOD with ARGS, a JSON array (integers in minor units;
     "0x..." for bytes). Prints the receipt's events."""
-    session = Session(node_url, keys_dir)
     status, events = send_call(session, signer, contract, method, json_args(args))
     if as_json:
         echo_json(status)

@@ -10,7 +10,6 @@ record height N blocks after the node's head when the command runs.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import click
@@ -21,12 +20,10 @@ from cli.commands.plumbing import (
     CliError,
     echo_json,
     fields_text,
-    reading_options,
-    signing_options,
     table,
     where,
 )
-from cli.commands.session import Session, read_view, send_call
+from cli.commands.session import Session, read_view, reading_command, send_call, signing_command
 
 CONTRACT = "corporate_actions"
 IN_BLOCKS_DEFAULT = 5
@@ -94,11 +91,10 @@ def corporate() -> None:
     help="The issuer's account that pays (the total is locked now).",
 )
 @_record_options
-@signing_options(required=True, help_text="The instrument's registered issuer.")
+@signing_command(required=True, help_text="The instrument's registered issuer.")
 def dividend_cmd(instrument: str, amount: str, payer: str, record_height: int | None, in_blocks: int | None,
-                 signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:  # fmt: skip
+                 signer: str, session: Session, as_json: bool) -> None:  # fmt: skip
     """Announce a cash dividend of AMOUNT per unit of INSTRUMENT to its holders of record."""
-    session = Session(node_url, keys_dir)
     currency = _currency(session, instrument)
     units = parse_amount(amount, session.decimals(currency), PRICE_MAX, "amount")
     height = _record_height(session, record_height, in_blocks)
@@ -130,12 +126,11 @@ def parse_ratio(text: str) -> tuple[int, int]:
     "--payer", required=True, metavar="ACCOUNT", help="The issuer's account that pays cash in lieu."
 )
 @_record_options
-@signing_options(required=True, help_text="The instrument's registered issuer.")
+@signing_command(required=True, help_text="The instrument's registered issuer.")
 def split_cmd(instrument: str, ratio: str, reference_price: str | None, payer: str, record_height: int | None,
-              in_blocks: int | None, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:  # fmt: skip
+              in_blocks: int | None, signer: str, session: Session, as_json: bool) -> None:  # fmt: skip
     """Announce a NEW:OLD split of INSTRUMENT for its holders of record."""
     num, den = parse_ratio(ratio)
-    session = Session(node_url, keys_dir)
     currency = _currency(session, instrument)
     price = (
         0
@@ -151,10 +146,9 @@ def split_cmd(instrument: str, ratio: str, reference_price: str | None, payer: s
 
 @corporate.command("cancel")
 @click.argument("action_id", metavar="ID", type=click.IntRange(1))
-@signing_options(required=True, help_text="The issuer that announced it.")
-def cancel_cmd(action_id: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+@signing_command(required=True, help_text="The issuer that announced it.")
+def cancel_cmd(action_id: int, signer: str, session: Session, as_json: bool) -> None:
     """Cancel action ID before its record height; the locked cash returns to the payer."""
-    session = Session(node_url, keys_dir)
     status, events = send_call(session, signer, CONTRACT, "cancel", [action_id])
     if as_json:
         echo_json(status)
@@ -179,10 +173,9 @@ def _display_action(session: Session, doc: dict[str, Any]) -> list[tuple[str, An
 
 @corporate.command("show")
 @click.argument("action_id", metavar="ID", type=click.IntRange(1))
-@reading_options
-def show_cmd(action_id: int, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def show_cmd(action_id: int, session: Session, as_json: bool) -> None:
     """Action ID: status, record, totals funded / paid / returned (and dust), counts."""
-    session = Session(node_url)
     doc = read_view(session, CONTRACT, "action", id=action_id)
     if as_json:
         echo_json(doc)
@@ -193,10 +186,9 @@ def show_cmd(action_id: int, node_url: str | None, as_json: bool) -> None:
 @corporate.command("list")
 @click.option("--after", type=click.IntRange(0), default=None, help="Actions after this id.")
 @click.option("--limit", type=click.IntRange(1, 500), default=None, help="At most this many (default 50).")
-@reading_options
-def list_cmd(after: int | None, limit: int | None, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def list_cmd(after: int | None, limit: int | None, session: Session, as_json: bool) -> None:
     """Corporate actions by id."""
-    session = Session(node_url)
     doc = read_view(session, CONTRACT, "actions", after=after, limit=limit)
     if as_json:
         echo_json(doc)
@@ -222,17 +214,16 @@ def list_cmd(after: int | None, limit: int | None, node_url: str | None, as_json
 @click.option("--account", default=None, help="Only this account's entitlement.")
 @click.option("--after", default=None, metavar="ACCOUNT", help="The page after this account.")
 @click.option("--limit", type=click.IntRange(1, 500), default=None, help="At most this many (default 100).")
-@reading_options
+@reading_command
 def entitlements_cmd(
     action_id: int,
     account: str | None,
     after: str | None,
     limit: int | None,
-    node_url: str | None,
+    session: Session,
     as_json: bool,
 ) -> None:
     """The holders of record of action ID: quantity, cash, new quantity, status."""
-    session = Session(node_url)
     doc = read_view(
         session, CONTRACT, "entitlements", id=action_id, account=account, after=after, limit=limit
     )

@@ -23,12 +23,11 @@ from cli.commands.plumbing import (
     echo_json,
     fields_text,
     json_option,
-    reading_options,
     session_options,
     table,
     time_text,
 )
-from cli.commands.session import Session, read_view
+from cli.commands.session import Session, read_view, reading_command
 from cli.commands.tickets import compute_trade_id, exchange_option, submit_to_cycle, ticket_options
 
 CONTRACT = "cycles"
@@ -93,11 +92,11 @@ def cycle_submit(
 @click.option("--all", "show_all", is_flag=True, help="Closed cycles too (default: open ones).")
 @click.option("--after", type=int, default=None, metavar="DATE", help="Start after this date (paging).")
 @click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True)
-@reading_options
-def cycle_list(show_all: bool, after: int | None, limit: int, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def cycle_list(show_all: bool, after: int | None, limit: int, session: Session, as_json: bool) -> None:
     """Today's date and close time, and the open (or all) cycles by date."""
     doc = read_view(
-        Session(node_url), CONTRACT, "cycles", status="all" if show_all else "open", after=after, limit=limit
+        session, CONTRACT, "cycles", status="all" if show_all else "open", after=after, limit=limit
     )
     if as_json:
         echo_json(doc)
@@ -126,11 +125,10 @@ def cycle_list(show_all: bool, after: int | None, limit: int, node_url: str | No
 
 @cycle.command("show")
 @click.argument("date_text", metavar="DATE")
-@reading_options
-def cycle_show(date_text: str, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def cycle_show(date_text: str, session: Session, as_json: bool) -> None:
     """A cycle's report: gross, net and netting ratio per asset, trades settled and failed
     (an open cycle: its projected close at current balances)."""
-    session = Session(node_url)
     doc = read_view(session, CONTRACT, "cycle", date=resolve_date(session, date_text))
     if as_json:
         echo_json(doc)
@@ -166,12 +164,11 @@ def cycle_show(date_text: str, node_url: str | None, as_json: bool) -> None:
 @click.option("--status", type=click.Choice(["pending", "settled", "failed"]), default=None)
 @click.option("--after", type=int, default=None, metavar="SEQ", help="Start after this place in the cycle.")
 @click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True)
-@reading_options
+@reading_command
 def cycle_trades(
-    date_text: str, status: str | None, after: int | None, limit: int, node_url: str | None, as_json: bool
+    date_text: str, status: str | None, after: int | None, limit: int, session: Session, as_json: bool
 ) -> None:
     """The trades of a cycle in arrival order, with how each ended."""
-    session = Session(node_url)
     doc = read_view(
         session,
         CONTRACT,
@@ -210,10 +207,9 @@ def cycle_trades(
 @click.argument("account")
 @click.option("--after", default=None, metavar="KEY", help="Paging key printed by the previous page.")
 @click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True)
-@reading_options
-def cycle_pending(account: str, after: str | None, limit: int, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def cycle_pending(account: str, after: str | None, limit: int, session: Session, as_json: bool) -> None:
     """An account's trades waiting in open cycles, and what it owes or receives net per cycle."""
-    session = Session(node_url)
     doc = read_view(session, CONTRACT, "pending", account=account, after=after, limit=limit)
     if as_json:
         echo_json(doc)
@@ -243,10 +239,9 @@ def cycle_pending(account: str, after: str | None, limit: int, node_url: str | N
 @cycle.command("status")
 @click.argument("trade_id", metavar="ID")
 @exchange_option
-@reading_options
-def cycle_status(trade_id: str, exchange: str, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def cycle_status(trade_id: str, exchange: str, session: Session, as_json: bool) -> None:
     """Where a T+N trade is: its cycle, and settled, failed (why) or pending."""
-    session = Session(node_url)
     doc = read_view(session, CONTRACT, "trade", exchange=exchange, trade_id=trade_id)
     if as_json:
         echo_json(doc)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from pathlib import Path
 
 import click
 
@@ -22,8 +21,6 @@ from cli.commands.plumbing import (
     echo_json,
     event_named,
     fields_text,
-    reading_options,
-    signing_options,
     table,
     where,
 )
@@ -31,7 +28,9 @@ from cli.commands.session import (
     Session,
     owner_of,
     read_view,
+    reading_command,
     send_call,
+    signing_command,
 )
 
 CONTRACT = "escrow"
@@ -73,7 +72,7 @@ def escrow() -> None:
 @click.option(
     "--timeout-blocks", type=click.IntRange(1), default=None, help="Or: this many blocks after the head."
 )
-@signing_options(help_text="The owner of --from [default: the owner, from GET /accounts/{id}].")
+@signing_command(help_text="The owner of --from [default: the owner, from GET /accounts/{id}].")
 def lock_cmd(
     escrow_id: str,
     source: str,
@@ -85,8 +84,7 @@ def lock_cmd(
     timeout_height: int | None,
     timeout_blocks: int | None,
     signer: str | None,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """Lock AMOUNT of ASSET from an account for another under a hash lock until a height."""
@@ -94,7 +92,6 @@ def lock_cmd(
         raise CliError("bad_arguments", "give exactly one of --hashlock HEX and --new-secret")
     if (timeout_height is None) == (timeout_blocks is None):
         raise CliError("bad_arguments", "give exactly one of --timeout-height and --timeout-blocks")
-    session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
     secret = secrets.token_bytes(SECRET_BYTES) if new_secret else None
     lock_hash = (
@@ -126,13 +123,10 @@ def lock_cmd(
 @escrow.command("claim")
 @click.argument("escrow_id", metavar="ID")
 @click.option("--preimage", required=True, metavar="HEX", help="The secret (32 bytes in hex).")
-@signing_options(required=True, help_text="Who sends the claim (anyone may; the recipient account is paid).")
-def claim_cmd(
-    escrow_id: str, preimage: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(required=True, help_text="Who sends the claim (anyone may; the recipient account is paid).")
+def claim_cmd(escrow_id: str, preimage: str, signer: str, session: Session, as_json: bool) -> None:
     """Claim escrow ID with its preimage before the timeout: the recipient account is paid."""
     secret = _hex32(preimage, "--preimage", "bad_preimage")
-    session = Session(node_url, keys_dir)
     status, events = send_call(session, signer, CONTRACT, "claim", [escrow_id, secret])
     if as_json:
         echo_json(status)
@@ -147,12 +141,9 @@ def claim_cmd(
 
 @escrow.command("refund")
 @click.argument("escrow_id", metavar="ID")
-@signing_options(help_text="The owner of the locking account [default: the owner, from the escrow].")
-def refund_cmd(
-    escrow_id: str, signer: str | None, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(help_text="The owner of the locking account [default: the owner, from the escrow].")
+def refund_cmd(escrow_id: str, signer: str | None, session: Session, as_json: bool) -> None:
     """Take back escrow ID from its timeout height on (a task does it at the timeout anyway)."""
-    session = Session(node_url, keys_dir)
     owner = signer or owner_of(
         session, str(read_view(session, CONTRACT, "get", id=escrow_id)["from_account"])
     )
@@ -170,10 +161,9 @@ def refund_cmd(
 
 @escrow.command("show")
 @click.argument("escrow_id", metavar="ID")
-@reading_options
-def show_cmd(escrow_id: str, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def show_cmd(escrow_id: str, session: Session, as_json: bool) -> None:
     """Escrow ID: its parties, amount, hash lock, timeout, status and (once claimed) preimage."""
-    session = Session(node_url)
     doc = read_view(session, CONTRACT, "get", id=escrow_id)
     if as_json:
         echo_json(doc)
@@ -196,10 +186,9 @@ def show_cmd(escrow_id: str, node_url: str | None, as_json: bool) -> None:
 @click.option("--account", required=True, help="Escrows from or to this account.")
 @click.option("--after", default=None, metavar="ID", help="Continue after this escrow id.")
 @click.option("--limit", type=click.IntRange(1, 100), default=100)
-@reading_options
-def list_cmd(account: str, after: str | None, limit: int, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def list_cmd(account: str, after: str | None, limit: int, session: Session, as_json: bool) -> None:
     """The escrows from or to ACCOUNT, by id (a page; ``--after`` continues it)."""
-    session = Session(node_url)
     doc = read_view(session, CONTRACT, "list", account=account, after=after, limit=limit)
     if as_json:
         echo_json(doc)

@@ -9,7 +9,6 @@ in the fund's currency ("100.00").
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -20,8 +19,6 @@ from cli.commands.plumbing import (
     echo_json,
     event_named,
     fields_text,
-    reading_options,
-    signing_options,
     table,
     where,
 )
@@ -29,7 +26,9 @@ from cli.commands.session import (
     Session,
     owner_of,
     read_view,
+    reading_command,
     send_call,
+    signing_command,
 )
 
 CONTRACT = "index_fund"
@@ -59,7 +58,7 @@ def fund() -> None:
 @click.option("--interval", type=click.IntRange(1), required=True, help="Blocks between rebalances.")
 @click.option("--counterparty", required=True, help="The manager's account the fund trades with.")
 @click.option("--initial-nav", required=True, help="NAV per unit of the first creation, e.g. 100.00.")
-@signing_options(default="fund-mgr")
+@signing_command(default="fund-mgr")
 def create(
     fund_id: str,
     unit: str,
@@ -69,12 +68,10 @@ def create(
     counterparty: str,
     initial_nav: str,
     signer: str,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """An issuer sets up FUND: lists its unit, opens its basket and schedules rebalances."""
-    session = Session(node_url, keys_dir)
     ids = [c.strip() for c in constituents.split(",") if c.strip()]
     currency = str(session.instrument(ids[0])["currency"]) if ids else "USD"
     cap_bps = parse_amount(cap, BPS_DECIMALS, 10_000, "cap")
@@ -95,18 +92,16 @@ def create(
 @click.argument("fund_id", metavar="FUND")
 @click.option("--account", required=True, help="The account that delivers the basket and gets the units.")
 @click.option("--units", required=True, help="Units to create, e.g. 10.5.")
-@signing_options(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
+@signing_command(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
 def create_units(
     fund_id: str,
     account: str,
     units: str,
     signer: str | None,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """A member delivers the basket for UNITS of FUND in kind and receives the units."""
-    session = Session(node_url, keys_dir)
     amount = parse_amount(units, UNIT_DECIMALS, AMOUNT_MAX, "units")
     status, events = send_call(
         session, signer or owner_of(session, account), CONTRACT, "create_units", [fund_id, account, amount]
@@ -120,18 +115,16 @@ def create_units(
 @click.argument("fund_id", metavar="FUND")
 @click.option("--account", required=True, help="The account that returns the units and gets the basket.")
 @click.option("--units", required=True, help="Units to redeem, e.g. 2.5.")
-@signing_options(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
+@signing_command(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
 def redeem(
     fund_id: str,
     account: str,
     units: str,
     signer: str | None,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """A member returns UNITS of FUND and receives its share of the basket in kind."""
-    session = Session(node_url, keys_dir)
     amount = parse_amount(units, UNIT_DECIMALS, AMOUNT_MAX, "units")
     status, events = send_call(
         session, signer or owner_of(session, account), CONTRACT, "redeem_units", [fund_id, account, amount]
@@ -165,10 +158,9 @@ def _echo_in_kind(
 
 @fund.command("rebalance-now")
 @click.argument("fund_id", metavar="FUND")
-@signing_options(default="fund-mgr", help_text="The fund's manager.")
-def rebalance_now(fund_id: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+@signing_command(default="fund-mgr", help_text="The fund's manager.")
+def rebalance_now(fund_id: str, signer: str, session: Session, as_json: bool) -> None:
     """The manager trades FUND back to its capped target weights now, at oracle prices."""
-    session = Session(node_url, keys_dir)
     status, events = send_call(session, signer, CONTRACT, "rebalance_now", [fund_id])
     if as_json:
         echo_json(status)
@@ -196,10 +188,9 @@ def rebalance_now(fund_id: str, signer: str, node_url: str | None, keys_dir: Pat
 
 @fund.command("show")
 @click.argument("fund_id", metavar="FUND")
-@reading_options
-def show(fund_id: str, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def show(fund_id: str, session: Session, as_json: bool) -> None:
     """FUND's terms, basket, units outstanding and last computed weights."""
-    session = Session(node_url)
     doc = read_view(session, CONTRACT, "fund", fund=fund_id)
     if as_json:
         echo_json(doc)
@@ -231,10 +222,9 @@ def show(fund_id: str, node_url: str | None, as_json: bool) -> None:
 
 @fund.command("weights")
 @click.argument("fund_id", metavar="FUND")
-@reading_options
-def weights(fund_id: str, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def weights(fund_id: str, session: Session, as_json: bool) -> None:
     """FUND's capped weights at the current oracle prices, with market caps."""
-    session = Session(node_url)
     doc = read_view(session, CONTRACT, "weights", fund=fund_id)
     if as_json:
         echo_json(doc)
@@ -261,12 +251,9 @@ def weights(fund_id: str, node_url: str | None, as_json: bool) -> None:
 @click.option("--height", type=click.IntRange(0), default=None, help="NAV as of this height.")
 @click.option("--history", is_flag=True, help="The recorded NAVs, newest first.")
 @click.option("--limit", type=click.IntRange(1, 100), default=20, help="Records with --history.")
-@reading_options
-def nav(
-    fund_id: str, height: int | None, history: bool, limit: int, node_url: str | None, as_json: bool
-) -> None:
+@reading_command
+def nav(fund_id: str, height: int | None, history: bool, limit: int, session: Session, as_json: bool) -> None:
     """FUND's NAV and NAV per unit now, at --height, or its recorded --history."""
-    session = Session(node_url)
     if history:
         doc = read_view(session, CONTRACT, "history", fund=fund_id, limit=limit)
         if as_json:
@@ -297,10 +284,10 @@ def nav(
 
 @fund.command("list")
 @click.option("--after", default=None, help="Page on from this fund id.")
-@reading_options
-def list_funds(after: str | None, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def list_funds(after: str | None, session: Session, as_json: bool) -> None:
     """Fund ids, in order (100 a page)."""
-    doc = read_view(Session(node_url), CONTRACT, "funds", after=after)
+    doc = read_view(session, CONTRACT, "funds", after=after)
     if as_json:
         echo_json(doc)
         return

@@ -13,7 +13,6 @@ A validator is named by its public key (64 hex) or by its name in ``GET /validat
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
@@ -21,24 +20,15 @@ import click
 from cli.commands.contracts import json_args
 from cli.commands.plumbing import (
     CliError,
-    as_option,
     echo_json,
     fields_text,
-    json_option,
-    reading_options,
-    session_options,
     table,
     where,
 )
-from cli.commands.session import Session, read_view, send_call
+from cli.commands.session import Session, read_view, reading_command, send_call, signing_command
 
 CONTRACT = "governance"
 ADMIN = "admin"
-
-
-def _write(f: Any) -> Any:
-    """The options of every command that sends a proposal or an approval."""
-    return as_option(default=ADMIN)(session_options(json_option(f)))
 
 
 def _report(status: dict[str, Any], events: list[tuple[str, str, dict[str, Any]]], as_json: bool) -> None:
@@ -105,39 +95,37 @@ def gov() -> None:
 @gov.command("propose")
 @click.argument("action")
 @click.argument("args", default="[]")
-@_write
-def propose_cmd(
-    action: str, args: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default=ADMIN)
+def propose_cmd(action: str, args: str, signer: str, session: Session, as_json: bool) -> None:
     """Propose ACTION with ARGS, a JSON array ("0x..." for bytes), e.g.
     ``set_param '["oracle", "staleness_blocks", 50]'``."""
-    _propose(Session(node_url, keys_dir), signer, [action, *json_args(args)], as_json)
+    _propose(session, signer, [action, *json_args(args)], as_json)
 
 
 @gov.command("approve")
 @click.argument("pid", metavar="ID", type=int)
-@_write
-def approve_cmd(pid: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+@signing_command(default=ADMIN)
+def approve_cmd(pid: int, signer: str, session: Session, as_json: bool) -> None:
     """Approve proposal ID (it executes when enough admins have)."""
-    status, events = send_call(Session(node_url, keys_dir), signer, CONTRACT, "approve", [pid])
+    status, events = send_call(session, signer, CONTRACT, "approve", [pid])
     _report(status, events, as_json)
 
 
 @gov.command("withdraw")
 @click.argument("pid", metavar="ID", type=int)
-@_write
-def withdraw_cmd(pid: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+@signing_command(default=ADMIN)
+def withdraw_cmd(pid: int, signer: str, session: Session, as_json: bool) -> None:
     """Withdraw your open proposal ID."""
-    status, events = send_call(Session(node_url, keys_dir), signer, CONTRACT, "withdraw", [pid])
+    status, events = send_call(session, signer, CONTRACT, "withdraw", [pid])
     _report(status, events, as_json)
 
 
 @gov.command("show")
 @click.argument("pid", metavar="ID", type=int)
-@reading_options
-def show_cmd(pid: int, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def show_cmd(pid: int, session: Session, as_json: bool) -> None:
     """One proposal."""
-    p = read_view(Session(node_url), CONTRACT, "proposal", id=pid)
+    p = read_view(session, CONTRACT, "proposal", id=pid)
     if as_json:
         echo_json(p)
         return
@@ -151,10 +139,10 @@ def show_cmd(pid: int, node_url: str | None, as_json: bool) -> None:
 @gov.command("list")
 @click.option("--status", type=click.Choice(["open", "executed", "expired", "withdrawn"]), default=None)
 @click.option("--after", type=int, default=None, help="Proposals after this id (paging).")
-@reading_options
-def list_cmd(status: str | None, after: int | None, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def list_cmd(status: str | None, after: int | None, session: Session, as_json: bool) -> None:
     """Proposals by id (one page; ``--after`` the last id shown for the next)."""
-    doc = read_view(Session(node_url), CONTRACT, "proposals", status=status, after=after)
+    doc = read_view(session, CONTRACT, "proposals", status=status, after=after)
     if as_json:
         echo_json(doc)
         return
@@ -176,10 +164,10 @@ def list_cmd(status: str | None, after: int | None, node_url: str | None, as_jso
 
 @gov.command("history")
 @click.option("--after", type=int, default=None, help="Entries after this one (paging).")
-@reading_options
-def history_cmd(after: int | None, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def history_cmd(after: int | None, session: Session, as_json: bool) -> None:
     """What governance has executed, oldest first."""
-    doc = read_view(Session(node_url), CONTRACT, "history", after=after)
+    doc = read_view(session, CONTRACT, "history", after=after)
     if as_json:
         echo_json(doc)
         return
@@ -193,34 +181,30 @@ def history_cmd(after: int | None, node_url: str | None, as_json: bool) -> None:
 @gov.command("set-param")
 @click.argument("param", metavar="CONTRACT.NAME")
 @click.argument("value", type=int)
-@_write
-def set_param_cmd(
-    param: str, value: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default=ADMIN)
+def set_param_cmd(param: str, value: int, signer: str, session: Session, as_json: bool) -> None:
     """Propose setting CONTRACT.NAME to VALUE (an integer within the agreed bounds)."""
     contract, sep, name = param.partition(".")
     if not sep or not contract or not name:
         raise CliError("bad_arguments", f"{param!r}: expected CONTRACT.NAME, e.g. oracle.staleness_blocks")
-    _propose(Session(node_url, keys_dir), signer, ["set_param", contract, name, value], as_json)
+    _propose(session, signer, ["set_param", contract, name, value], as_json)
 
 
 @gov.command("halt")
 @click.argument("instrument")
 @click.option("--reason", required=True, help="Why (recorded in the instrument's event).")
-@_write
-def halt_cmd(
-    instrument: str, reason: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default=ADMIN)
+def halt_cmd(instrument: str, reason: str, signer: str, session: Session, as_json: bool) -> None:
     """Propose halting INSTRUMENT."""
-    _propose(Session(node_url, keys_dir), signer, ["halt_instrument", instrument, reason], as_json)
+    _propose(session, signer, ["halt_instrument", instrument, reason], as_json)
 
 
 @gov.command("resume")
 @click.argument("instrument")
-@_write
-def resume_cmd(instrument: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+@signing_command(default=ADMIN)
+def resume_cmd(instrument: str, signer: str, session: Session, as_json: bool) -> None:
     """Propose resuming INSTRUMENT."""
-    _propose(Session(node_url, keys_dir), signer, ["resume_instrument", instrument], as_json)
+    _propose(session, signer, ["resume_instrument", instrument], as_json)
 
 
 @gov.group("validator")
@@ -232,40 +216,34 @@ def validator() -> None:
 @click.argument("pub_key")
 @click.argument("power", type=int)
 @click.option("--name", default="", help="A name for people (not hashed).")
-@_write
-def validator_add(
-    pub_key: str, power: int, name: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default=ADMIN)
+def validator_add(pub_key: str, power: int, name: str, signer: str, session: Session, as_json: bool) -> None:
     """Propose adding the validator with public key PUB_KEY (64 hex) and POWER."""
-    _propose(Session(node_url, keys_dir), signer, ["add_validator", _hash32(pub_key), power, name], as_json)
+    _propose(session, signer, ["add_validator", _hash32(pub_key), power, name], as_json)
 
 
 @validator.command("remove")
 @click.argument("who", metavar="VALIDATOR")
-@_write
-def validator_remove(who: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+@signing_command(default=ADMIN)
+def validator_remove(who: str, signer: str, session: Session, as_json: bool) -> None:
     """Propose removing VALIDATOR (public key or name)."""
-    session = Session(node_url, keys_dir)
     _propose(session, signer, ["remove_validator", _validator_key(session, who)], as_json)
 
 
 @validator.command("set-power")
 @click.argument("who", metavar="VALIDATOR")
 @click.argument("power", type=int)
-@_write
-def validator_set_power(
-    who: str, power: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default=ADMIN)
+def validator_set_power(who: str, power: int, signer: str, session: Session, as_json: bool) -> None:
     """Propose giving VALIDATOR (public key or name) voting POWER."""
-    session = Session(node_url, keys_dir)
     _propose(session, signer, ["set_power", _validator_key(session, who), power], as_json)
 
 
 @gov.command("validators")
-@reading_options
-def validators_cmd(node_url: str | None, as_json: bool) -> None:
+@reading_command
+def validators_cmd(session: Session, as_json: bool) -> None:
     """The set signing the next block, and the changes waiting to be written."""
-    doc = read_view(Session(node_url), CONTRACT, "validators")
+    doc = read_view(session, CONTRACT, "validators")
     if as_json:
         echo_json(doc)
         return
@@ -283,20 +261,18 @@ def validators_cmd(node_url: str | None, as_json: bool) -> None:
 @click.argument("code_hash")
 @click.option("--at", "at_height", type=int, default=None, help="Activation height.")
 @click.option("--in", "in_blocks", type=int, default=None, help="Activation this many blocks after the head.")
-@_write
+@signing_command(default=ADMIN)
 def upgrade_cmd(
     contract: str,
     code_hash: str,
     at_height: int | None,
     in_blocks: int | None,
     signer: str,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """Propose pinning CONTRACT's code to CODE_HASH (SHA-256 hex, see ``clearchain contracts``)
     from the end of the activation block; nodes then stop until restarted with that code."""
-    session = Session(node_url, keys_dir)
     if (at_height is None) == (in_blocks is None):
         raise CliError("bad_arguments", "give exactly one of --at HEIGHT or --in BLOCKS")
     height = (
@@ -307,19 +283,17 @@ def upgrade_cmd(
 
 @gov.command("cancel-upgrade")
 @click.argument("contract")
-@_write
-def cancel_upgrade_cmd(
-    contract: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default=ADMIN)
+def cancel_upgrade_cmd(contract: str, signer: str, session: Session, as_json: bool) -> None:
     """Propose cancelling CONTRACT's scheduled upgrade."""
-    _propose(Session(node_url, keys_dir), signer, ["cancel_upgrade", contract], as_json)
+    _propose(session, signer, ["cancel_upgrade", contract], as_json)
 
 
 @gov.command("upgrades")
-@reading_options
-def upgrades_cmd(node_url: str | None, as_json: bool) -> None:
+@reading_command
+def upgrades_cmd(session: Session, as_json: bool) -> None:
     """The code the chain pins and the upgrades scheduled."""
-    doc = read_view(Session(node_url), CONTRACT, "upgrades")
+    doc = read_view(session, CONTRACT, "upgrades")
     if as_json:
         echo_json(doc)
         return

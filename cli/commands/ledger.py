@@ -7,8 +7,6 @@ with the asset's decimals from ``GET /instruments`` (cli/amounts.py).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from chain.limits import AMOUNT_MAX
@@ -19,14 +17,14 @@ from cli.commands.plumbing import (
     echo_json,
     echo_sent,
     event_named,
-    reading_options,
-    signing_options,
     table,
 )
 from cli.commands.session import (
     Session,
     owner_of,
+    reading_command,
     send_call,
+    signing_command,
 )
 
 HISTORY_LIMIT_MAX = 1_000  # GET /accounts/{id}/history's own bound
@@ -38,19 +36,17 @@ HISTORY_LIMIT_MAX = 1_000  # GET /accounts/{id}/history's own bound
 @click.option("--asset", required=True, help="Instrument id, e.g. USD.")
 @click.option("--amount", required=True, help="Display units, e.g. 250000.00.")
 @click.option("--reference", required=True, help="The external transfer's id; attested once only.")
-@signing_options(default="custodian")
+@signing_command(default="custodian")
 def deposit(
     account: str,
     asset: str,
     amount: str,
     reference: str,
     signer: str,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """A custodian attests that AMOUNT of ASSET arrived for ACCOUNT."""
-    session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
     status, _ = send_call(session, signer, "custody", "deposit", [account, asset, units, reference])
     echo_sent(
@@ -68,18 +64,16 @@ def withdraw() -> None:
 @click.option("--account", required=True)
 @click.option("--asset", required=True)
 @click.option("--amount", required=True, help="Display units, e.g. 1000.00.")
-@signing_options(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
+@signing_command(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
 def withdraw_request(
     account: str,
     asset: str,
     amount: str,
     signer: str | None,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """The owner asks to take AMOUNT of ASSET out of ACCOUNT; prints the withdrawal id."""
-    session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
     owner = signer or owner_of(session, account)
     status, events = send_call(session, owner, "custody", "request_withdrawal", [account, asset, units])
@@ -93,10 +87,9 @@ def withdraw_request(
 
 @withdraw.command("confirm")
 @click.argument("wid", metavar="ID", type=click.IntRange(1))
-@signing_options(default="custodian")
-def withdraw_confirm(wid: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+@signing_command(default="custodian")
+def withdraw_confirm(wid: int, signer: str, session: Session, as_json: bool) -> None:
     """A custodian confirms withdrawal ID: the locked amount leaves the ledger."""
-    session = Session(node_url, keys_dir)
     status, events = send_call(session, signer, "custody", "confirm_withdrawal", [wid])
     f = event_named(events, None, "withdrawn")
     text = f"withdrawal {wid} confirmed: {f.get('asset')} {session.display(int(f.get('amount', 0)), str(f.get('asset')))} left {f.get('account')}"
@@ -106,22 +99,18 @@ def withdraw_confirm(wid: int, signer: str, node_url: str | None, keys_dir: Path
 @withdraw.command("reject")
 @click.argument("wid", metavar="ID", type=click.IntRange(1))
 @click.option("--reason", required=True, help="Why (at most 256 characters).")
-@signing_options(default="custodian")
-def withdraw_reject(
-    wid: int, reason: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default="custodian")
+def withdraw_reject(wid: int, reason: str, signer: str, session: Session, as_json: bool) -> None:
     """A custodian rejects withdrawal ID: the amount is unlocked."""
-    session = Session(node_url, keys_dir)
     status, _ = send_call(session, signer, "custody", "reject_withdrawal", [wid, reason])
     echo_sent(status, as_json, f"withdrawal {wid} rejected: {reason}")
 
 
 @withdraw.command("cancel")
 @click.argument("wid", metavar="ID", type=click.IntRange(1))
-@signing_options(required=True, help_text="The participant that requested it.")
-def withdraw_cancel(wid: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+@signing_command(required=True, help_text="The participant that requested it.")
+def withdraw_cancel(wid: int, signer: str, session: Session, as_json: bool) -> None:
     """The requester cancels its pending withdrawal ID: the amount is unlocked."""
-    session = Session(node_url, keys_dir)
     status, _ = send_call(session, signer, "custody", "cancel_withdrawal", [wid])
     echo_sent(status, as_json, f"withdrawal {wid} cancelled")
 
@@ -138,20 +127,18 @@ def account() -> None:
 @click.option(
     "--client", "client_name", metavar="NAME", default=None, help="The client (client accounts only)."
 )
-@signing_options(required=True, help_text="The clearing member that will own it.")
+@signing_command(required=True, help_text="The clearing member that will own it.")
 def account_open(
     account_id: str,
     kind: str,
     client_name: str | None,
     signer: str,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """A clearing member opens account ID (house, or client with --client)."""
     if (kind == "client") != (client_name is not None):
         raise CliError("bad_arguments", "a client account needs --client NAME; a house account takes none")
-    session = Session(node_url, keys_dir)
     status, _ = send_call(session, signer, "accounts", "open", [account_id, kind, client_name])
     whose = f" of client {client_name}" if client_name else ""
     echo_sent(status, as_json, f"opened {kind} account {account_id}{whose}, owned by {signer}")
@@ -159,10 +146,10 @@ def account_open(
 
 @account.command("show")
 @click.argument("account_id", metavar="ID")
-@reading_options
-def account_show(account_id: str, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def account_show(account_id: str, session: Session, as_json: bool) -> None:
     """The account's owner, kind, status and balances (available and locked)."""
-    doc = Session(node_url).get(f"/accounts/{segment(account_id)}")
+    doc = session.get(f"/accounts/{segment(account_id)}")
     if as_json:
         echo_json(doc)
         return
@@ -183,12 +170,11 @@ def account_show(account_id: str, node_url: str | None, as_json: bool) -> None:
     default=None,
     help="Movements at most (default 100).",
 )
-@reading_options
+@reading_command
 def account_history(
-    account_id: str, from_height: int | None, limit: int | None, node_url: str | None, as_json: bool
+    account_id: str, from_height: int | None, limit: int | None, session: Session, as_json: bool
 ) -> None:
     """Every movement of the account's balances, oldest first (one page)."""
-    session = Session(node_url)
     doc = session.get(f"/accounts/{segment(account_id)}/history", from_height=from_height, limit=limit)
     if as_json:
         echo_json(doc)

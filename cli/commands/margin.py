@@ -12,7 +12,6 @@ and a cash amount with the margin currency's).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -25,12 +24,10 @@ from cli.commands.plumbing import (
     echo_sent,
     events_named,
     fields_text,
-    reading_options,
-    signing_options,
     table,
     where,
 )
-from cli.commands.session import Session, read_view, send_call
+from cli.commands.session import Session, read_view, reading_command, send_call, signing_command
 
 CONTRACT = "margin"
 
@@ -71,12 +68,9 @@ def margin() -> None:
 @click.option("--account", required=True, help="An account the member owns.")
 @click.option("--asset", required=True, help="The margin currency, or a security with a haircut.")
 @click.option("--amount", required=True, help="Display units, e.g. 25000.00.")
-@signing_options(required=True, help_text="The clearing member.")
-def post_cmd(
-    account: str, asset: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(required=True, help_text="The clearing member.")
+def post_cmd(account: str, asset: str, amount: str, signer: str, session: Session, as_json: bool) -> None:
     """Post AMOUNT of ASSET from ACCOUNT as collateral (it clears a call it now meets)."""
-    session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
     events = _send(
         session,
@@ -94,12 +88,9 @@ def post_cmd(
 @click.option("--account", required=True, help="An account the member owns.")
 @click.option("--asset", required=True)
 @click.option("--amount", required=True, help="Display units.")
-@signing_options(required=True, help_text="The clearing member.")
-def withdraw_cmd(
-    account: str, asset: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(required=True, help_text="The clearing member.")
+def withdraw_cmd(account: str, asset: str, amount: str, signer: str, session: Session, as_json: bool) -> None:
     """Take back collateral above the initial requirement into ACCOUNT."""
-    session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
     _send(
         session,
@@ -122,19 +113,17 @@ def position() -> None:
 @click.option("--instrument", required=True)
 @click.option("--qty", required=True, help="Signed display quantity, e.g. 100 or -100.")
 @click.option("--price", "price_text", required=True, help="Trade price in display units, e.g. 50.00.")
-@signing_options(default="xchg-alpha")
+@signing_command(default="xchg-alpha")
 def position_open(
     member: str,
     instrument: str,
     qty: str,
     price_text: str,
     signer: str,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """Add QTY of INSTRUMENT at PRICE to MEMBER's position (needs initial margin)."""
-    session = Session(node_url, keys_dir)
     currency = session.instrument(instrument).get("currency") or instrument
     units = _signed_quantity(session, qty, instrument)
     price = parse_amount(price_text, session.decimals(currency), PRICE_MAX, "price")
@@ -150,12 +139,9 @@ def position_open(
 @position.command("close")
 @click.option("--member", required=True)
 @click.option("--instrument", required=True)
-@signing_options(default="xchg-alpha")
-def position_close(
-    member: str, instrument: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default="xchg-alpha")
+def position_close(member: str, instrument: str, signer: str, session: Session, as_json: bool) -> None:
     """Report MEMBER's position in INSTRUMENT closed."""
-    session = Session(node_url, keys_dir)
     _send(
         session,
         signer,
@@ -169,10 +155,9 @@ def position_close(
 # --- checks ---------------------------------------------------------------------------------------
 @margin.command("check")
 @click.argument("member")
-@signing_options(required=True, help_text="Any participant.")
-def check_cmd(member: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool) -> None:
+@signing_command(required=True, help_text="Any participant.")
+def check_cmd(member: str, signer: str, session: Session, as_json: bool) -> None:
     """Check MEMBER's margin now: open a call, clear one, or default an overdue one."""
-    session = Session(node_url, keys_dir)
     status, events = send_call(session, signer, CONTRACT, "check", [member])
     if as_json:
         echo_json(status)
@@ -193,10 +178,9 @@ def check_cmd(member: str, signer: str, node_url: str | None, keys_dir: Path, as
 
 @margin.command("status")
 @click.argument("member")
-@reading_options
-def status_cmd(member: str, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def status_cmd(member: str, session: Session, as_json: bool) -> None:
     """MEMBER's positions, collateral, requirements, excess and open call."""
-    session = Session(node_url)
     doc = read_view(session, CONTRACT, "status", member=member)
     if as_json:
         echo_json(doc)
@@ -247,12 +231,9 @@ def fund() -> None:
 @fund.command("contribute")
 @click.option("--account", required=True, help="An account the member owns.")
 @click.option("--amount", required=True, help="Display units of the margin currency.")
-@signing_options(required=True, help_text="The clearing member.")
-def fund_contribute(
-    account: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(required=True, help_text="The clearing member.")
+def fund_contribute(account: str, amount: str, signer: str, session: Session, as_json: bool) -> None:
     """Pay AMOUNT into the guarantee fund (it leaves only through a default's waterfall)."""
-    session = Session(node_url, keys_dir)
     cur = _currency(session)
     units = parse_amount(amount, session.decimals(cur), AMOUNT_MAX)
     _send(
@@ -268,12 +249,9 @@ def fund_contribute(
 @fund.command("insure")
 @click.option("--account", required=True, help="An account the signer owns.")
 @click.option("--amount", required=True, help="Display units of the margin currency.")
-@signing_options(required=True, help_text="The account's owner.")
-def fund_insure(
-    account: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(required=True, help_text="The account's owner.")
+def fund_insure(account: str, amount: str, signer: str, session: Session, as_json: bool) -> None:
     """Pay AMOUNT into the insurance fund."""
-    session = Session(node_url, keys_dir)
     cur = _currency(session)
     units = parse_amount(amount, session.decimals(cur), AMOUNT_MAX)
     _send(
@@ -287,10 +265,9 @@ def fund_insure(
 
 
 @fund.command("show")
-@reading_options
-def fund_show(node_url: str | None, as_json: bool) -> None:
+@reading_command
+def fund_show(session: Session, as_json: bool) -> None:
     """The guarantee fund by member, the insurance fund and the default account."""
-    session = Session(node_url)
     doc = read_view(session, CONTRACT, "funds")
     if as_json:
         echo_json(doc)
@@ -332,10 +309,9 @@ def _echo_report(session: Session, report: dict[str, Any], cur: str) -> None:
 
 @margin.command("default")
 @click.argument("default_id", metavar="ID", type=click.IntRange(1))
-@reading_options
-def default_cmd(default_id: int, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def default_cmd(default_id: int, session: Session, as_json: bool) -> None:
     """The report of default ID: positions closed, collateral taken, each waterfall layer."""
-    session = Session(node_url)
     report = read_view(session, CONTRACT, "default", id=default_id)
     if as_json:
         echo_json(report)
@@ -346,10 +322,9 @@ def default_cmd(default_id: int, node_url: str | None, as_json: bool) -> None:
 @margin.command("defaults")
 @click.option("--after", type=click.IntRange(0), default=0, help="Continue after this default id.")
 @click.option("--limit", type=click.IntRange(1, 100), default=20)
-@reading_options
-def defaults_cmd(after: int, limit: int, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def defaults_cmd(after: int, limit: int, session: Session, as_json: bool) -> None:
     """Default reports in id order."""
-    session = Session(node_url)
     doc = read_view(session, CONTRACT, "defaults", after=after, limit=limit)
     if as_json:
         echo_json(doc)
@@ -369,10 +344,10 @@ def rates() -> None:
 
 @rates.command("show")
 @click.argument("instrument")
-@reading_options
-def rates_show(instrument: str, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def rates_show(instrument: str, session: Session, as_json: bool) -> None:
     """INSTRUMENT's initial and maintenance rates and its haircut as collateral."""
-    doc = read_view(Session(node_url), CONTRACT, "rates", instrument=instrument)
+    doc = read_view(session, CONTRACT, "rates", instrument=instrument)
     if as_json:
         echo_json(doc)
         return
@@ -386,18 +361,16 @@ def rates_show(instrument: str, node_url: str | None, as_json: bool) -> None:
 @click.option("--instrument", required=True)
 @click.option("--initial-bps", type=click.IntRange(1, 10_000), required=True)
 @click.option("--maintenance-bps", type=click.IntRange(1, 10_000), required=True)
-@signing_options(default="admin")
+@signing_command(default="admin")
 def rates_set(
     instrument: str,
     initial_bps: int,
     maintenance_bps: int,
     signer: str,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """Set INSTRUMENT's margin rates (basis points)."""
-    session = Session(node_url, keys_dir)
     _send(
         session,
         signer,
@@ -411,12 +384,9 @@ def rates_set(
 @rates.command("haircut")
 @click.option("--asset", required=True)
 @click.option("--bps", type=click.IntRange(0, 9_999), required=True)
-@signing_options(default="admin")
-def rates_haircut(
-    asset: str, bps: int, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default="admin")
+def rates_haircut(asset: str, bps: int, signer: str, session: Session, as_json: bool) -> None:
     """Make a security eligible collateral at a haircut of BPS basis points."""
-    session = Session(node_url, keys_dir)
     _send(
         session,
         signer,
@@ -431,12 +401,9 @@ def rates_haircut(
 @click.option("--account", required=True, help="The counterparty's account paid.")
 @click.option("--asset", required=True)
 @click.option("--amount", required=True, help="Display units.")
-@signing_options(default="admin")
-def disburse_cmd(
-    account: str, asset: str, amount: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default="admin")
+def disburse_cmd(account: str, asset: str, amount: str, signer: str, session: Session, as_json: bool) -> None:
     """Pay what defaults collected (the default account) to ACCOUNT."""
-    session = Session(node_url, keys_dir)
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
     _send(
         session,

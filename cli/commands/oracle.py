@@ -22,11 +22,9 @@ from cli.commands.plumbing import (
     echo_json,
     echo_sent,
     fields_text,
-    reading_options,
-    signing_options,
     table,
 )
-from cli.commands.session import Session, read_view, send_call
+from cli.commands.session import Session, read_view, reading_command, send_call, signing_command
 
 DOCUMENT_HASH_BYTES = 32
 
@@ -80,12 +78,9 @@ def oracle() -> None:
 @oracle.command("submit")
 @click.argument("instrument")
 @click.argument("price")
-@signing_options(required=True, help_text="The oracle that publishes.")
-def oracle_submit(
-    instrument: str, price: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(required=True, help_text="The oracle that publishes.")
+def oracle_submit(instrument: str, price: str, signer: str, session: Session, as_json: bool) -> None:
     """Publish PRICE (display units of the currency per whole unit) for INSTRUMENT."""
-    session = Session(node_url, keys_dir)
     units = parse_price(session, instrument, price)
     status, events = send_call(session, signer, "oracle", "submit", [instrument, units])
     median = next((f for _, n, f in events if n == "price"), None)
@@ -104,12 +99,9 @@ def oracle_submit(
 
 @oracle.command("submit-many")
 @click.argument("prices", nargs=-1, required=True, metavar="INSTRUMENT=PRICE...")
-@signing_options(required=True, help_text="The oracle that publishes.")
-def oracle_submit_many(
-    prices: tuple[str, ...], signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(required=True, help_text="The oracle that publishes.")
+def oracle_submit_many(prices: tuple[str, ...], signer: str, session: Session, as_json: bool) -> None:
     """Publish several prices in one transaction (all or nothing), e.g. ACME=182.50 HOOLI=40."""
-    session = Session(node_url, keys_dir)
     args = []
     for item in prices:
         iid, sep, text = item.partition("=")
@@ -133,10 +125,9 @@ def oracle_submit_many(
 @click.option(
     "--height", type=click.IntRange(0), default=None, help="The price recorded at or before this height."
 )
-@reading_options
-def oracle_price(instrument: str, height: int | None, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def oracle_price(instrument: str, height: int | None, session: Session, as_json: bool) -> None:
     """INSTRUMENT's current median and the fresh submissions, or its price at --height."""
-    session = Session(node_url)
     doc = read_view(session, "oracle", "price", instrument=instrument, height=height)
     if as_json:
         echo_json(doc)
@@ -161,11 +152,10 @@ def breaker() -> None:
 
 @breaker.command("status")
 @click.argument("instrument", required=False)
-@reading_options
-def breaker_status(instrument: str | None, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def breaker_status(instrument: str | None, session: Session, as_json: bool) -> None:
     """INSTRUMENT's status, price rule, reference and latest halt; without INSTRUMENT, the
     latest halt by rule of every instrument."""
-    session = Session(node_url)
     if instrument is None:
         halts: list[dict[str, Any]] = []
         after = None
@@ -204,20 +194,17 @@ def breaker_status(instrument: str | None, node_url: str | None, as_json: bool) 
 @click.argument("instrument")
 @click.option("--window-blocks", type=click.IntRange(1), required=True)
 @click.option("--move-bps", type=click.IntRange(1), required=True, help="1,000 bps = 10%.")
-@signing_options(default="admin")
+@signing_command(default="admin")
 def breaker_set_rule(
     instrument: str,
     window_blocks: int,
     move_bps: int,
     signer: str,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """Give INSTRUMENT its own price rule (within the parameters' bounds)."""
-    status, _ = send_call(
-        Session(node_url, keys_dir), signer, "breakers", "set_rule", [instrument, window_blocks, move_bps]
-    )
+    status, _ = send_call(session, signer, "breakers", "set_rule", [instrument, window_blocks, move_bps])
     echo_sent(
         status, as_json, f"{instrument}: halts on a move over {move_bps} bps within {window_blocks} blocks"
     )
@@ -225,12 +212,10 @@ def breaker_set_rule(
 
 @breaker.command("clear-rule")
 @click.argument("instrument")
-@signing_options(default="admin")
-def breaker_clear_rule(
-    instrument: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default="admin")
+def breaker_clear_rule(instrument: str, signer: str, session: Session, as_json: bool) -> None:
     """Return INSTRUMENT to the parameters' price rule."""
-    status, _ = send_call(Session(node_url, keys_dir), signer, "breakers", "clear_rule", [instrument])
+    status, _ = send_call(session, signer, "breakers", "clear_rule", [instrument])
     echo_sent(status, as_json, f"{instrument}: back to the default rule")
 
 
@@ -243,14 +228,10 @@ def disclosure() -> None:
 @disclosure.command("register")
 @click.argument("instrument")
 @click.argument("issuer")
-@signing_options(default="admin")
-def disclosure_register(
-    instrument: str, issuer: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default="admin")
+def disclosure_register(instrument: str, issuer: str, signer: str, session: Session, as_json: bool) -> None:
     """Name ISSUER (a participant with the issuer role) as INSTRUMENT's issuer."""
-    status, _ = send_call(
-        Session(node_url, keys_dir), signer, "disclosure", "register_issuer", [instrument, issuer]
-    )
+    status, _ = send_call(session, signer, "disclosure", "register_issuer", [instrument, issuer])
     echo_sent(status, as_json, f"{issuer} is the issuer of {instrument}")
 
 
@@ -260,19 +241,18 @@ def disclosure_register(
     "--period-blocks", type=click.IntRange(1), required=True, help="At most this many blocks between filings."
 )
 @click.option("--grace-blocks", type=click.IntRange(0), default=0, show_default=True)
-@signing_options(default="admin")
+@signing_command(default="admin")
 def disclosure_obligate(
     instrument: str,
     period_blocks: int,
     grace_blocks: int,
     signer: str,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """Oblige INSTRUMENT's issuer to file every --period-blocks (replaces an obligation)."""
     status, events = send_call(
-        Session(node_url, keys_dir),
+        session,
         signer,
         "disclosure",
         "obligate",
@@ -286,12 +266,10 @@ def disclosure_obligate(
 
 @disclosure.command("release")
 @click.argument("instrument")
-@signing_options(default="admin")
-def disclosure_release(
-    instrument: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
-) -> None:
+@signing_command(default="admin")
+def disclosure_release(instrument: str, signer: str, session: Session, as_json: bool) -> None:
     """End INSTRUMENT's filing obligation."""
-    status, _ = send_call(Session(node_url, keys_dir), signer, "disclosure", "release", [instrument])
+    status, _ = send_call(session, signer, "disclosure", "release", [instrument])
     echo_sent(status, as_json, f"{instrument}: no filing obligation")
 
 
@@ -326,20 +304,18 @@ def document_hash(document: Path | None, hex_hash: str | None) -> bytes:
     "--hash", "hex_hash", default=None, metavar="HEX", help="The document's SHA-256, if it is not at hand."
 )
 @click.option("--reference", default="", help="Where the document is published, or its title.")
-@signing_options(help_text="The issuer [default: the instrument's registered issuer].")
+@signing_command(help_text="The issuer [default: the instrument's registered issuer].")
 def disclosure_file(
     instrument: str,
     document: Path | None,
     hex_hash: str | None,
     reference: str,
     signer: str | None,
-    node_url: str | None,
-    keys_dir: Path,
+    session: Session,
     as_json: bool,
 ) -> None:
     """The issuer files a disclosure for INSTRUMENT (moves its next due height)."""
     digest = document_hash(document, hex_hash)
-    session = Session(node_url, keys_dir)
     issuer = signer or read_view(session, "disclosure", "status", instrument=instrument)["issuer"]
     if not issuer:
         raise CliError("no_issuer", f"{instrument} has no registered issuer")
@@ -358,10 +334,10 @@ def disclosure_file(
 
 @disclosure.command("status")
 @click.argument("instrument")
-@reading_options
-def disclosure_status(instrument: str, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def disclosure_status(instrument: str, session: Session, as_json: bool) -> None:
     """INSTRUMENT's issuer, filing obligation, whether it is overdue, and its latest filing."""
-    doc = read_view(Session(node_url), "disclosure", "status", instrument=instrument)
+    doc = read_view(session, "disclosure", "status", instrument=instrument)
     if as_json:
         echo_json(doc)
         return

@@ -49,11 +49,10 @@ from cli.commands.plumbing import (
     json_option,
     read_options,
     reading_options,
-    signing_options,
     table,
     where,
 )
-from cli.commands.session import Session, require_ok
+from cli.commands.session import Session, require_ok, signing_command
 
 PROVE_ATTEMPTS_MAX = 10  # tries to read the three state proofs at one height while blocks commit
 _ZERO = re.compile(r"0+(?:\.0+)?")
@@ -270,12 +269,11 @@ def reserves_text(doc: dict[str, Any]) -> str:
     "--amount", required=True, help="Display units held off the ledger, e.g. 250000.00 (0 allowed)."
 )
 @click.option("--reference", required=True, help="The custodian's statement id.")
-@signing_options(default="custodian")
+@signing_command(default="custodian")
 def reserves_attest(
-    asset: str, amount: str, reference: str, signer: str, node_url: str | None, keys_dir: Path, as_json: bool
+    asset: str, amount: str, reference: str, signer: str, session: Session, as_json: bool
 ) -> None:
     """A custodian attests what it holds off the ledger for ASSET (its latest statement)."""
-    session = Session(node_url, keys_dir)
     decimals = session.decimals(asset)
     units = 0 if _ZERO.fullmatch(amount.strip()) else parse_amount(amount, decimals, AMOUNT_MAX)
     stx = session.signer(signer).sign("custody", "attest_reserves", [asset, units, reference])

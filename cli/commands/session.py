@@ -9,7 +9,9 @@ there; the nonce is the node's ``next_nonce``, counted up locally for several tr
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from chain.tx import SignedTx, Tx
 from cli.amounts import format_amount
 from cli.client import ApiError, Client, default_node_url, segment
 from cli.commands.keys import signing_keys
-from cli.commands.plumbing import CliError, Events
+from cli.commands.plumbing import CliError, Events, reading_options, signing_options
 
 WAIT_MS_DEFAULT = 30_000  # how long a command waits for its transaction to commit
 INSTRUMENT_PAGES_MAX = 100  # of 1,000 instruments each
@@ -199,3 +201,30 @@ def read_view(session: Session, contract: str, view: str, **query: Any) -> Any:
 def owner_of(session: Session, account: str) -> str:
     """The participant that owns clearing account ``account`` (``GET /accounts/{id}``)."""
     return str(session.get(f"/accounts/{segment(account)}")["owner"])
+
+
+def signing_command(
+    default: str | None = None, required: bool = False, help_text: str = ""
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``signing_options`` (``--as``, ``--node``, ``--keys-dir``, ``--json``), and the command is
+    called with ``session``, a Session of that node and keys folder, instead of the two options."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def command(*args: Any, node_url: str | None, keys_dir: Path, **kwargs: Any) -> Any:
+            return f(*args, session=Session(node_url, keys_dir), **kwargs)
+
+        return signing_options(default, required, help_text)(command)
+
+    return decorate
+
+
+def reading_command(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``reading_options`` (``--node``, ``--json``), and the command is called with ``session``, a
+    Session of that node, instead of ``node_url``."""
+
+    @functools.wraps(f)
+    def command(*args: Any, node_url: str | None, **kwargs: Any) -> Any:
+        return f(*args, session=Session(node_url), **kwargs)
+
+    return reading_options(command)

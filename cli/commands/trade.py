@@ -32,12 +32,11 @@ from cli.commands.plumbing import (
     CliError,
     echo_json,
     json_option,
-    reading_options,
     session_options,
     table,
     where,
 )
-from cli.commands.session import Session, events_of, receipt_of
+from cli.commands.session import Session, events_of, reading_command, receipt_of
 from cli.commands.tickets import (
     compute_trade_id,
     exchange_option,
@@ -131,10 +130,10 @@ def _tplus(text: str) -> int:
 @trade.command("status")
 @click.argument("trade_id", metavar="ID")
 @exchange_option
-@reading_options
-def trade_status(trade_id: str, exchange: str, node_url: str | None, as_json: bool) -> None:
+@reading_command
+def trade_status(trade_id: str, exchange: str, session: Session, as_json: bool) -> None:
     """Whether trade ID settled (a failed trade has no record: unknown_trade)."""
-    doc = Session(node_url).get(f"/trades/{segment(exchange)}/{segment(trade_id)}")
+    doc = session.get(f"/trades/{segment(exchange)}/{segment(trade_id)}")
     if as_json:
         echo_json(doc)
     else:
