@@ -4,11 +4,12 @@ which prints the figures; ``--json-out`` also writes them to a file."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import click
+
+from cli.commands.plumbing import json_out_option, write_json_out
 
 
 def _rate(value: str) -> float | None:
@@ -83,7 +84,7 @@ def _rate(value: str) -> float | None:
     default=None,
     help="Sample a validator with py-spy into this file.",
 )
-@click.option("--json-out", type=click.Path(path_type=Path), default=None)
+@json_out_option
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -137,8 +138,7 @@ def bench(
         profile=profile,
         account_history=account_history,
     )
-    if json_out:
-        json_out.write_text(json.dumps(figures, indent=2) + "\n")
+    write_json_out(json_out, figures)
 
 
 @bench.command("executor")
@@ -148,7 +148,7 @@ def bench(
 @click.option("--accounts", "account_count", type=int, default=10_000, show_default=True)
 @click.option("--tree-sizes", default="10000,100000,1000000", show_default=True)
 @click.option("--store", type=click.Choice(["leveldb", "memory"]), default="leveldb", show_default=True)
-@click.option("--json-out", type=click.Path(path_type=Path), default=None)
+@json_out_option
 def bench_executor(
     txs: int,
     batches: int,
@@ -164,8 +164,7 @@ def bench_executor(
     figures = run_bench(
         txs, batches, batch_size, account_count, [int(s) for s in tree_sizes.split(",") if s], store
     )
-    if json_out:
-        json_out.write_text(json.dumps(figures, indent=2) + "\n")
+    write_json_out(json_out, figures)
 
 
 @bench.command("audit")
@@ -183,7 +182,7 @@ def bench_executor(
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
 @click.option("--accounts", "account_count", type=click.IntRange(2), default=10_000, show_default=True)
 @click.option("--profile", is_flag=True, help="Print a cProfile of the audit.")
-@click.option("--json-out", type=click.Path(path_type=Path), default=None)
+@json_out_option
 def bench_audit(
     txs: int,
     block_txs: int,
@@ -197,8 +196,7 @@ def bench_audit(
     from cli.bench.audit import run_bench
 
     figures = run_bench(txs, block_txs, batches, batch_size, account_count, profile)
-    if json_out:
-        json_out.write_text(json.dumps(figures, indent=2) + "\n")
+    write_json_out(json_out, figures)
 
 
 @bench.command("network")
@@ -213,7 +211,7 @@ def bench_audit(
 @click.option("--latency-txs", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--trades", type=click.IntRange(1), default=5000, show_default=True)
 @click.option("--batch", type=click.IntRange(1, 1000), default=500, show_default=True)
-@click.option("--json-out", type=click.Path(path_type=Path), default=None)
+@json_out_option
 def bench_network(
     validators: int, seconds: float, latency_txs: int, trades: int, batch: int, json_out: Path | None
 ) -> None:
@@ -221,5 +219,4 @@ def bench_network(
     from cli.bench.network import run_bench
 
     figures = run_bench(validators, seconds, latency_txs, trades, batch)
-    if json_out:
-        json_out.write_text(json.dumps(figures, indent=2) + "\n")
+    write_json_out(json_out, figures)

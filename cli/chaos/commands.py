@@ -3,7 +3,6 @@ one summary row per run; exits 1 if any run broke an invariant."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, Final
 import click
 
 from cli.chaos.harness import FAULT_KINDS, plan_runs, run_once
+from cli.commands.plumbing import json_out_option, write_json_out
 from node.faults import BYZANTINE_MODES
 
 
@@ -62,7 +62,7 @@ HEADER: Final = f"{'seed':>6} {'byzantine':>13} {'faults':>6} {'sent':>6} {'acke
     help="Where the runs' networks go (default: a temporary folder).",
 )
 @click.option("--keep", is_flag=True, help="Keep the networks (always kept when a run fails).")
-@click.option("--json-out", type=click.Path(path_type=Path), default=None)
+@json_out_option
 def chaos(
     seed: int,
     runs: int,
@@ -93,8 +93,7 @@ def chaos(
     for r in results:
         click.echo(summary_row(r))
     failed = [r for r in results if r["violations"]]
-    if json_out is not None:
-        json_out.write_text(json.dumps(results, indent=2) + "\n")
+    write_json_out(json_out, results)
     if failed or keep:
         click.echo(f"networks kept in {root}")
     elif directory is None:

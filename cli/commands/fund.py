@@ -9,8 +9,6 @@ in the fund's currency ("100.00").
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from chain.limits import AMOUNT_MAX, PRICE_MAX
@@ -102,12 +100,15 @@ def create_units(
     as_json: bool,
 ) -> None:
     """A member delivers the basket for UNITS of FUND in kind and receives the units."""
-    amount = parse_amount(units, UNIT_DECIMALS, AMOUNT_MAX, "units")
-    status, events = send_call(
-        session, signer or owner_of(session, account), CONTRACT, "create_units", [fund_id, account, amount]
-    )
-    _echo_in_kind(
-        session, as_json, status, event_named(events, CONTRACT, "units_created"), "created", "delivered"
+    _in_kind(
+        session,
+        signer,
+        "create_units",
+        fund_id,
+        account,
+        units,
+        as_json,
+        ("units_created", "created", "delivered"),
     )
 
 
@@ -125,18 +126,30 @@ def redeem(
     as_json: bool,
 ) -> None:
     """A member returns UNITS of FUND and receives its share of the basket in kind."""
+    _in_kind(
+        session,
+        signer,
+        "redeem_units",
+        fund_id,
+        account,
+        units,
+        as_json,
+        ("units_redeemed", "redeemed", "received"),
+    )
+
+
+def _in_kind(
+    session: Session, signer: str | None, method: str, fund_id: str, account: str, units: str, as_json: bool,
+    told: tuple[str, str, str],
+) -> None:  # fmt: skip
+    """Create or redeem UNITS of a fund in kind; ``told`` is (the event, what was done to the units,
+    what happened to the basket)."""
+    event, did, moved = told
     amount = parse_amount(units, UNIT_DECIMALS, AMOUNT_MAX, "units")
     status, events = send_call(
-        session, signer or owner_of(session, account), CONTRACT, "redeem_units", [fund_id, account, amount]
+        session, signer or owner_of(session, account), CONTRACT, method, [fund_id, account, amount]
     )
-    _echo_in_kind(
-        session, as_json, status, event_named(events, CONTRACT, "units_redeemed"), "redeemed", "received"
-    )
-
-
-def _echo_in_kind(
-    session: Session, as_json: bool, status: dict[str, Any], f: dict[str, Any], did: str, moved: str
-) -> None:
+    f = event_named(events, CONTRACT, event)
     if as_json:
         echo_json(status)
         return

@@ -234,16 +234,7 @@ def fund() -> None:
 @signing_command(required=True, help_text="The clearing member.")
 def fund_contribute(account: str, amount: str, signer: str, session: Session, as_json: bool) -> None:
     """Pay AMOUNT into the guarantee fund (it leaves only through a default's waterfall)."""
-    cur = _currency(session)
-    units = parse_amount(amount, session.decimals(cur), AMOUNT_MAX)
-    _send(
-        session,
-        signer,
-        "contribute",
-        [account, units],
-        as_json,
-        f"{signer} contributed {cur} {session.display(units, cur)} to the guarantee fund",
-    )
+    _pay_in(session, signer, "contribute", account, amount, as_json, "contributed {} to the guarantee fund")
 
 
 @fund.command("insure")
@@ -252,15 +243,23 @@ def fund_contribute(account: str, amount: str, signer: str, session: Session, as
 @signing_command(required=True, help_text="The account's owner.")
 def fund_insure(account: str, amount: str, signer: str, session: Session, as_json: bool) -> None:
     """Pay AMOUNT into the insurance fund."""
+    _pay_in(session, signer, "fund_insurance", account, amount, as_json, "paid {} into the insurance fund")
+
+
+def _pay_in(
+    session: Session, signer: str, method: str, account: str, amount: str, as_json: bool, did: str
+) -> None:
+    """Pay AMOUNT (display units of the margin currency) from ACCOUNT into a fund; ``did`` says
+    what was done with ``{}`` for the amount."""
     cur = _currency(session)
     units = parse_amount(amount, session.decimals(cur), AMOUNT_MAX)
     _send(
         session,
         signer,
-        "fund_insurance",
+        method,
         [account, units],
         as_json,
-        f"{signer} paid {cur} {session.display(units, cur)} into the insurance fund",
+        f"{signer} {did.format(f'{cur} {session.display(units, cur)}')}",
     )
 
 

@@ -104,6 +104,9 @@ def session_options(f: F) -> F:
     return node_option(keys_dir_option(f))
 
 
+json_out_option = click.option("--json-out", type=click.Path(path_type=Path), default=None)
+
+
 def signing_options(
     default: str | None = None, required: bool = False, help_text: str = ""
 ) -> Callable[[F], F]:
@@ -123,6 +126,12 @@ def reading_options(f: F) -> F:
 # --- output -----------------------------------------------------------------------------------
 def echo_json(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2))
+
+
+def write_json_out(path: Path | None, doc: Any) -> None:
+    """``--json-out PATH``: the command's figures as JSON in PATH, if it was given."""
+    if path:
+        path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def where(status: dict[str, Any]) -> str:
