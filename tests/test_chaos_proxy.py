@@ -1,4 +1,4 @@
-"""The chaos proxy (cli/chaos_proxy.py) over real sockets on 127.0.0.1: bytes pass intact, and cut,
+"""The chaos proxy (cli/chaos/proxy.py) over real sockets on 127.0.0.1: bytes pass intact, and cut,
 blackhole, delay, partition, heal and stop do to live connections what the fault harness relies on;
 then two real p2p transports lose and regain each other through it.
 

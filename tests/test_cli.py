@@ -1,4 +1,4 @@
-"""The API client commands (cli/cmd_*.py) against a real single-validator node.
+"""The API client commands (cli/commands/) against a real single-validator node.
 
 The node runs in this process, on its own event loop in a background thread, with real sockets
 and a LevelDB store; every command goes through click's CliRunner and the node's HTTP API only,

@@ -5,7 +5,7 @@ Method (definitions of the Hyperledger performance white paper):
 - A fresh network of ``validators`` processes (``clearchain node run``, LevelDB, every fsync on)
   on 127.0.0.1, with a genesis that preloads ``accounts`` funded client accounts and one exchange
   participant per client lane.
-- ``clients`` load processes (``cli/bench_client.py``) sign every transaction before the clock
+- ``clients`` load processes (``cli/bench/client.py``) sign every transaction before the clock
   starts, then post them through the public HTTP API (``POST /txs?wait=commit&events=0``), spread
   over the nodes; ``batch`` trades per transaction (``settle`` or ``settle_batch``).
 - **Throughput** = committed transactions (and trades) whose committed receipt the client saw
@@ -15,7 +15,7 @@ Method (definitions of the Hyperledger performance white paper):
 - Measured in the same run: the machine's Ed25519 verification rate through the one verifier
   (the *signature bound* = verifications/s x cores / validators: every validator verifies every
   transaction once), and the same tickets settled by a single-process SQLite ledger
-  (``cli/bench_baseline.py``, one ACID transaction per trade).
+  (``cli/bench/baseline.py``, one ACID transaction per trade).
 - Per node: CPU (share of one core over the window) and resident memory (start, peak, end).
 
 Figures are printed and optionally written as JSON; nothing is asserted.

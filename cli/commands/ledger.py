@@ -1,7 +1,6 @@
 """``clearchain deposit | withdraw | account``: custody and clearing accounts, through a node's API.
 
-Also registers the trade commands (cli/cmd_trade.py) and the chain readers, ``tx`` and ``block``
-(cli/cmd_chain.py). Amounts are typed as display decimals ("250000.00") and converted exactly
+Amounts are typed as display decimals ("250000.00") and converted exactly
 with the asset's decimals from ``GET /instruments`` (cli/amounts.py).
 """
 
