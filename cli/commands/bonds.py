@@ -23,13 +23,7 @@ import click
 from chain.certificate import PRECOMMIT, PREVOTE
 from chain.limits import AMOUNT_MAX
 from cli.amounts import parse_amount
-from cli.commands.plumbing import (
-    CliError,
-    echo_json,
-    fields_text,
-    table,
-    where,
-)
+from cli.commands.plumbing import CliError, echo_json, fields_text, table, where
 from cli.commands.session import (
     Session,
     events_of,

@@ -7,13 +7,7 @@ from typing import Any
 import click
 
 from cli.client import segment
-from cli.commands.plumbing import (
-    CliError,
-    echo_json,
-    fields_text,
-    table,
-    time_text,
-)
+from cli.commands.plumbing import CliError, echo_json, fields_text, table, time_text
 from cli.commands.session import Session, events_of, reading_command
 
 BLOCK_LIST_DEFAULT = 20  # blocks shown by ``block list`` without --from

@@ -14,12 +14,7 @@ from typing import Any
 
 import click
 
-from cli.commands.plumbing import (
-    CliError,
-    echo_json,
-    read_options,
-    where,
-)
+from cli.commands.plumbing import CliError, echo_json, read_options, where
 from cli.commands.session import Session, read_view, reading_command, send_call, signing_command
 
 

@@ -16,13 +16,7 @@ import click
 
 from chain.limits import PRICE_MAX
 from cli.amounts import parse_amount
-from cli.commands.plumbing import (
-    CliError,
-    echo_json,
-    fields_text,
-    table,
-    where,
-)
+from cli.commands.plumbing import CliError, echo_json, fields_text, table, where
 from cli.commands.session import Session, read_view, reading_command, send_call, signing_command
 
 CONTRACT = "corporate_actions"
@@ -216,12 +210,7 @@ def list_cmd(after: int | None, limit: int | None, session: Session, as_json: bo
 @click.option("--limit", type=click.IntRange(1, 500), default=None, help="At most this many (default 100).")
 @reading_command
 def entitlements_cmd(
-    action_id: int,
-    account: str | None,
-    after: str | None,
-    limit: int | None,
-    session: Session,
-    as_json: bool,
+    action_id: int, account: str | None, after: str | None, limit: int | None, session: Session, as_json: bool
 ) -> None:
     """The holders of record of action ID: quantity, cash, new quantity, status."""
     doc = read_view(

@@ -16,22 +16,8 @@ import click
 
 from chain.limits import AMOUNT_MAX
 from cli.amounts import parse_amount
-from cli.commands.plumbing import (
-    CliError,
-    echo_json,
-    event_named,
-    fields_text,
-    table,
-    where,
-)
-from cli.commands.session import (
-    Session,
-    owner_of,
-    read_view,
-    reading_command,
-    send_call,
-    signing_command,
-)
+from cli.commands.plumbing import CliError, echo_json, event_named, fields_text, table, where
+from cli.commands.session import Session, owner_of, read_view, reading_command, send_call, signing_command
 
 CONTRACT = "escrow"
 SECRET_BYTES = 32

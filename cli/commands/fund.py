@@ -13,21 +13,8 @@ import click
 
 from chain.limits import AMOUNT_MAX, PRICE_MAX
 from cli.amounts import format_amount, parse_amount
-from cli.commands.plumbing import (
-    echo_json,
-    event_named,
-    fields_text,
-    table,
-    where,
-)
-from cli.commands.session import (
-    Session,
-    owner_of,
-    read_view,
-    reading_command,
-    send_call,
-    signing_command,
-)
+from cli.commands.plumbing import echo_json, event_named, fields_text, table, where
+from cli.commands.session import Session, owner_of, read_view, reading_command, send_call, signing_command
 
 CONTRACT = "index_fund"
 UNIT_DECIMALS = 4  # contracts/index_fund.UNIT_DECIMALS (the CLI does not import contracts)
@@ -92,12 +79,7 @@ def create(
 @click.option("--units", required=True, help="Units to create, e.g. 10.5.")
 @signing_command(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
 def create_units(
-    fund_id: str,
-    account: str,
-    units: str,
-    signer: str | None,
-    session: Session,
-    as_json: bool,
+    fund_id: str, account: str, units: str, signer: str | None, session: Session, as_json: bool
 ) -> None:
     """A member delivers the basket for UNITS of FUND in kind and receives the units."""
     _in_kind(
@@ -118,12 +100,7 @@ def create_units(
 @click.option("--units", required=True, help="Units to redeem, e.g. 2.5.")
 @signing_command(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
 def redeem(
-    fund_id: str,
-    account: str,
-    units: str,
-    signer: str | None,
-    session: Session,
-    as_json: bool,
+    fund_id: str, account: str, units: str, signer: str | None, session: Session, as_json: bool
 ) -> None:
     """A member returns UNITS of FUND and receives its share of the basket in kind."""
     _in_kind(

@@ -18,13 +18,7 @@ from typing import Any
 import click
 
 from cli.commands.contracts import json_args
-from cli.commands.plumbing import (
-    CliError,
-    echo_json,
-    fields_text,
-    table,
-    where,
-)
+from cli.commands.plumbing import CliError, echo_json, fields_text, table, where
 from cli.commands.session import Session, read_view, reading_command, send_call, signing_command
 
 CONTRACT = "governance"

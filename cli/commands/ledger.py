@@ -11,20 +11,8 @@ import click
 from chain.limits import AMOUNT_MAX
 from cli.amounts import parse_amount
 from cli.client import segment
-from cli.commands.plumbing import (
-    CliError,
-    echo_json,
-    echo_sent,
-    event_named,
-    table,
-)
-from cli.commands.session import (
-    Session,
-    owner_of,
-    reading_command,
-    send_call,
-    signing_command,
-)
+from cli.commands.plumbing import CliError, echo_json, echo_sent, event_named, table
+from cli.commands.session import Session, owner_of, reading_command, send_call, signing_command
 
 HISTORY_LIMIT_MAX = 1_000  # GET /accounts/{id}/history's own bound
 
@@ -37,13 +25,7 @@ HISTORY_LIMIT_MAX = 1_000  # GET /accounts/{id}/history's own bound
 @click.option("--reference", required=True, help="The external transfer's id; attested once only.")
 @signing_command(default="custodian")
 def deposit(
-    account: str,
-    asset: str,
-    amount: str,
-    reference: str,
-    signer: str,
-    session: Session,
-    as_json: bool,
+    account: str, asset: str, amount: str, reference: str, signer: str, session: Session, as_json: bool
 ) -> None:
     """A custodian attests that AMOUNT of ASSET arrived for ACCOUNT."""
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
@@ -65,12 +47,7 @@ def withdraw() -> None:
 @click.option("--amount", required=True, help="Display units, e.g. 1000.00.")
 @signing_command(help_text="The account's owner [default: the owner, from GET /accounts/{id}].")
 def withdraw_request(
-    account: str,
-    asset: str,
-    amount: str,
-    signer: str | None,
-    session: Session,
-    as_json: bool,
+    account: str, asset: str, amount: str, signer: str | None, session: Session, as_json: bool
 ) -> None:
     """The owner asks to take AMOUNT of ASSET out of ACCOUNT; prints the withdrawal id."""
     units = parse_amount(amount, session.decimals(asset), AMOUNT_MAX)
@@ -128,12 +105,7 @@ def account() -> None:
 )
 @signing_command(required=True, help_text="The clearing member that will own it.")
 def account_open(
-    account_id: str,
-    kind: str,
-    client_name: str | None,
-    signer: str,
-    session: Session,
-    as_json: bool,
+    account_id: str, kind: str, client_name: str | None, signer: str, session: Session, as_json: bool
 ) -> None:
     """A clearing member opens account ID (house, or client with --client)."""
     if (kind == "client") != (client_name is not None):

@@ -18,15 +18,7 @@ import click
 
 from chain.limits import AMOUNT_MAX, PRICE_MAX, QUANTITY_MAX
 from cli.amounts import parse_amount
-from cli.commands.plumbing import (
-    CliError,
-    echo_json,
-    echo_sent,
-    events_named,
-    fields_text,
-    table,
-    where,
-)
+from cli.commands.plumbing import CliError, echo_json, echo_sent, events_named, fields_text, table, where
 from cli.commands.session import Session, read_view, reading_command, send_call, signing_command
 
 CONTRACT = "margin"
@@ -115,13 +107,7 @@ def position() -> None:
 @click.option("--price", "price_text", required=True, help="Trade price in display units, e.g. 50.00.")
 @signing_command(default="xchg-alpha")
 def position_open(
-    member: str,
-    instrument: str,
-    qty: str,
-    price_text: str,
-    signer: str,
-    session: Session,
-    as_json: bool,
+    member: str, instrument: str, qty: str, price_text: str, signer: str, session: Session, as_json: bool
 ) -> None:
     """Add QTY of INSTRUMENT at PRICE to MEMBER's position (needs initial margin)."""
     currency = session.instrument(instrument).get("currency") or instrument
@@ -362,12 +348,7 @@ def rates_show(instrument: str, session: Session, as_json: bool) -> None:
 @click.option("--maintenance-bps", type=click.IntRange(1, 10_000), required=True)
 @signing_command(default="admin")
 def rates_set(
-    instrument: str,
-    initial_bps: int,
-    maintenance_bps: int,
-    signer: str,
-    session: Session,
-    as_json: bool,
+    instrument: str, initial_bps: int, maintenance_bps: int, signer: str, session: Session, as_json: bool
 ) -> None:
     """Set INSTRUMENT's margin rates (basis points)."""
     _send(

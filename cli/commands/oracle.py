@@ -17,13 +17,7 @@ import click
 
 from chain.limits import PRICE_MAX
 from cli.amounts import parse_amount
-from cli.commands.plumbing import (
-    CliError,
-    echo_json,
-    echo_sent,
-    fields_text,
-    table,
-)
+from cli.commands.plumbing import CliError, echo_json, echo_sent, fields_text, table
 from cli.commands.session import Session, read_view, reading_command, send_call, signing_command
 
 DOCUMENT_HASH_BYTES = 32
@@ -196,12 +190,7 @@ def breaker_status(instrument: str | None, session: Session, as_json: bool) -> N
 @click.option("--move-bps", type=click.IntRange(1), required=True, help="1,000 bps = 10%.")
 @signing_command(default="admin")
 def breaker_set_rule(
-    instrument: str,
-    window_blocks: int,
-    move_bps: int,
-    signer: str,
-    session: Session,
-    as_json: bool,
+    instrument: str, window_blocks: int, move_bps: int, signer: str, session: Session, as_json: bool
 ) -> None:
     """Give INSTRUMENT its own price rule (within the parameters' bounds)."""
     status, _ = send_call(session, signer, "breakers", "set_rule", [instrument, window_blocks, move_bps])
@@ -243,20 +232,11 @@ def disclosure_register(instrument: str, issuer: str, signer: str, session: Sess
 @click.option("--grace-blocks", type=click.IntRange(0), default=0, show_default=True)
 @signing_command(default="admin")
 def disclosure_obligate(
-    instrument: str,
-    period_blocks: int,
-    grace_blocks: int,
-    signer: str,
-    session: Session,
-    as_json: bool,
+    instrument: str, period_blocks: int, grace_blocks: int, signer: str, session: Session, as_json: bool
 ) -> None:
     """Oblige INSTRUMENT's issuer to file every --period-blocks (replaces an obligation)."""
     status, events = send_call(
-        session,
-        signer,
-        "disclosure",
-        "obligate",
-        [instrument, period_blocks, grace_blocks],
+        session, signer, "disclosure", "obligate", [instrument, period_blocks, grace_blocks]
     )
     f = next(f for _, n, f in events if n == "disclosure_obligated")
     echo_sent(

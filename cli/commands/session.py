@@ -149,8 +149,7 @@ def require_committed(status: dict[str, Any]) -> dict[str, Any]:
         return status
     if state == "pending":
         raise CliError(
-            "commit_timeout",
-            f"tx {tx_hash} is still pending; look later with: clearchain tx show {tx_hash}",
+            "commit_timeout", f"tx {tx_hash} is still pending; look later with: clearchain tx show {tx_hash}"
         )
     if state == "rejected":
         raise CliError(str(status.get("code")), f"tx {tx_hash} was dropped: {status.get('message')}")

@@ -28,14 +28,7 @@ import click
 from chain.errors import ClearchainError
 from chain.limits import BATCH_TRADES_MAX, TX_BYTES_MAX
 from cli.client import segment
-from cli.commands.plumbing import (
-    CliError,
-    echo_json,
-    json_option,
-    session_options,
-    table,
-    where,
-)
+from cli.commands.plumbing import CliError, echo_json, json_option, session_options, table, where
 from cli.commands.session import Session, events_of, reading_command, receipt_of
 from cli.commands.tickets import (
     compute_trade_id,
@@ -102,8 +95,7 @@ def trade_submit(
         echo_json({"exchange": exchange, "trade_id": trade_id, "ticket": ticket, "tx": status})
     if not receipt.get("ok"):
         raise CliError(
-            str(receipt.get("code")),
-            f"trade {trade_id} failed: {receipt.get('message')} ({where(status)})",
+            str(receipt.get("code")), f"trade {trade_id} failed: {receipt.get('message')} ({where(status)})"
         )
     if not as_json:
         fields = next((f for _, name, f in events_of(receipt) if name == "trade_settled"), {})
