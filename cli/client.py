@@ -23,6 +23,11 @@ DEFAULT_NODE = "http://127.0.0.1:26601"
 NODE_ENV = "CLEARCHAIN_NODE"
 
 
+def segment(text: str) -> str:
+    """``text`` quoted as one URL path segment (an id typed with a ``/`` stays one segment)."""
+    return urllib.parse.quote(text, safe="")
+
+
 class ApiError(ClearchainError):
     """The node answered with an error, or could not be reached."""
 

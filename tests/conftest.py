@@ -16,7 +16,7 @@ from chain.solo import SoloProducer
 from chain.state import BlockState
 from chain.store import Store
 from chain.tx import SignedTx, Tx
-from cli import devnet
+from cli.localnet import devnet
 from contracts import default_registry
 from contracts.accounts import balance_in
 from tests.io_guard import pytest_runtest_call, pytest_runtest_makereport, pytest_runtest_setup  # noqa: F401

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.tx import SignedTx, Tx
-from cli import devnet
+from cli.localnet import devnet
 from node.runtime import Node
 
 

@@ -29,7 +29,7 @@ from chain.encoding import decode
 from chain.proof import verify_proof
 from chain.state import BlockState
 from chain.tx import SignedTx
-from cli.net import init_network
+from cli.localnet.network import init_network
 from contracts.accounts import balance_in
 from node import rpc
 from node.config import ConsensusSection

@@ -20,9 +20,9 @@ from chain.genesis import Genesis, parse_genesis
 from chain.history import HistoryError, HistoryRecord, Preamble
 from chain.keys import KeyPair
 from chain.store import Store
-from cli import devnet
-from cli.audit_tally import AuditTally
-from cli.history_io import ExportWriter, FileSource, HomeSource
+from cli.audit.history import ExportWriter, FileSource, HomeSource
+from cli.audit.tally import AuditTally
+from cli.localnet import devnet
 from contracts import default_registry
 from tests.conftest import Chain
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cli.localnet.network import init_network
 from cli.main import main
-from cli.net import init_network
 from tests.netutil import NodeThread
 from tests.test_cli import FAST, Net
 

@@ -46,9 +46,9 @@ from chain.limits import AMOUNT_MAX
 from chain.statetree import EMPTY_ROOT, StateTree
 from chain.store import Store
 from chain.validators import Validator, ValidatorSet
-from cli import devnet
+from cli.localnet import devnet
+from cli.localnet.network import init_network
 from cli.main import main
-from cli.net import init_network
 from node.config import ConsensusSection
 from tests.conftest import Chain
 from tests.netutil import NodeThread
@@ -724,7 +724,7 @@ class ChainApi:
 
 
 def _gather(api: ChainApi, account: str = "A-C001", asset: str = "USD") -> tuple[dict[str, Any], Any]:
-    from cli.cmd_proof import gather_proof
+    from cli.commands.proof import gather_proof
 
     return gather_proof(api, account, asset)  # type: ignore[arg-type]
 
@@ -740,7 +740,7 @@ def test_gather_reads_the_three_proofs_at_one_height(chain: Chain) -> None:
 
 
 def test_gather_gives_up_when_the_head_never_rests(chain: Chain) -> None:
-    from cli.cmd_common import CliError
+    from cli.commands.plumbing import CliError
 
     with pytest.raises(CliError) as err:
         _gather(ChainApi(chain, moves=10**6))
@@ -748,7 +748,7 @@ def test_gather_gives_up_when_the_head_never_rests(chain: Chain) -> None:
 
 
 def test_gather_refuses_a_set_other_than_genesis(chain: Chain) -> None:
-    from cli.cmd_common import CliError
+    from cli.commands.plumbing import CliError
 
     chain.run()
     api = ChainApi(chain)
@@ -770,7 +770,7 @@ def test_gather_refuses_a_set_other_than_genesis(chain: Chain) -> None:
 
 
 def test_gather_refuses_the_genesis_block(chain: Chain) -> None:
-    from cli.cmd_common import CliError
+    from cli.commands.plumbing import CliError
 
     with pytest.raises(CliError) as err:
         _gather(ChainApi(chain))
@@ -778,7 +778,7 @@ def test_gather_refuses_the_genesis_block(chain: Chain) -> None:
 
 
 def test_gather_catches_a_node_serving_bad_evidence(chain: Chain) -> None:
-    from cli.cmd_common import CliError
+    from cli.commands.plumbing import CliError
 
     chain.run()
     api = ChainApi(chain)

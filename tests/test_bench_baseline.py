@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chain.keys import KeyPair
-from cli.bench_baseline import (
+from cli.bench.baseline import (
     bench_funding,
     get_asset_totals,
     get_balance,
@@ -22,7 +22,7 @@ from cli.bench_baseline import (
     settle_ticket,
     sign_tickets,
 )
-from cli.bench_executor import batch_tickets
+from cli.bench.executor import batch_tickets
 
 USD = 10**12
 ACME = 10**9

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from chain.genesis import parse_genesis
-from cli.bench_client import sign_lane, ticket
-from cli.bench_load import _percentile, _summarize, bench_genesis
+from cli.bench.client import sign_lane, ticket
+from cli.bench.load import _percentile, _summarize, bench_genesis
 from cli.main import main
 
 

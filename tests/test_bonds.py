@@ -30,7 +30,7 @@ from chain.receipt import Receipt
 from chain.state import decode_value
 from chain.store import Store
 from chain.tx import SignedTx
-from cli import devnet
+from cli.localnet import devnet
 from contracts import accounts, bonds
 from contracts.api import Context
 from tests.conftest import Chain
@@ -605,7 +605,7 @@ def test_a_bond_comes_only_from_the_posters_own_account(genesis: Genesis, who: s
 # --- the scenario and the commands against a real node ----------------------------------------------
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from cli.net import init_network
+    from cli.localnet.network import init_network
     from tests.netutil import NodeThread
     from tests.test_cli import FAST, Net
 

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from chain.executor import CallEnv
 from chain.receipt import Receipt
 from chain.tx import SignedTx
-from cli import devnet
 from cli.client import Client
-from cli.net import init_network
+from cli.localnet import devnet
+from cli.localnet.network import init_network
 from cli.scenarios import ScenarioRun
 from contracts import breakers, default_registry, disclosure
 from contracts.accounts import BALANCE_PREFIX

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chain.store import Store
-from cli import devnet
+from cli.localnet import devnet
 from node.faults import ENV_VAR, Faults, FaultsError, faults_from_env
 from node.runtime import Node
 from tests.netutil import TxMaker

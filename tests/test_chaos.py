@@ -11,9 +11,9 @@ import pytest
 
 from chain.genesis import Genesis
 from chain.store import Store
-from cli.chaos import FAULT_KINDS, RunPlan, plan_runs, schedule, violations
-from cli.chaos_checks import check_stores
-from cli.net import PORT_POOL_LOW, _ephemeral_low, free_ports
+from cli.chaos.checks import check_stores
+from cli.chaos.harness import FAULT_KINDS, RunPlan, plan_runs, schedule, violations
+from cli.localnet.network import PORT_POOL_LOW, _ephemeral_low, free_ports
 from node.faults import BYZANTINE_MODES
 from tests.conftest import Chain
 

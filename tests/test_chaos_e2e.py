@@ -2,7 +2,7 @@
 proxy, one with a skewed clock, one with a slow disk, one lying; trades the whole time; crashes,
 pauses, partitions (one of them splitting the network in halves, so no side has a quorum),
 silent links and slow links. After each run every promise is checked from the stores (see
-cli/chaos_checks.py). The seeds are chosen so that the two runs between them inject every fault
+cli/chaos/checks.py). The seeds are chosen so that the two runs between them inject every fault
 kind; docs/RELIABILITY.md has the longer runs."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.chaos import RunPlan, run_once, schedule
+from cli.chaos.harness import RunPlan, run_once, schedule
 
 pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
 

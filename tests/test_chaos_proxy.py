@@ -1,4 +1,4 @@
-"""The chaos proxy (cli/chaos_proxy.py) over real sockets on 127.0.0.1: bytes pass intact, and cut,
+"""The chaos proxy (cli/chaos/proxy.py) over real sockets on 127.0.0.1: bytes pass intact, and cut,
 blackhole, delay, partition, heal and stop do to live connections what the fault harness relies on;
 then two real p2p transports lose and regain each other through it.
 
@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chain.keys import KeyPair
-from cli.chaos_proxy import PIPE_BYTES_HIGH, LinkProxy
+from cli.chaos.proxy import PIPE_BYTES_HIGH, LinkProxy
 from node.p2p import MSG, P2PConfig, Peer, Transport
 
 pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)

@@ -1,4 +1,4 @@
-"""The API client commands (cli/cmd_*.py) against a real single-validator node.
+"""The API client commands (cli/commands/) against a real single-validator node.
 
 The node runs in this process, on its own event loop in a background thread, with real sockets
 and a LevelDB store; every command goes through click's CliRunner and the node's HTTP API only,
@@ -24,10 +24,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chain.keys import KeyPair
-from cli import devnet
 from cli.amounts import AmountError, format_amount, parse_amount, plain_amount
+from cli.localnet import devnet
+from cli.localnet.network import init_network
 from cli.main import main
-from cli.net import init_network
 from node.config import ConsensusSection
 from tests.netutil import NodeThread
 

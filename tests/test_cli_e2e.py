@@ -23,8 +23,8 @@ from chain.solo import SoloProducer
 from chain.state import BlockState
 from chain.store import Store
 from chain.tx import Tx
-from cli import devnet
-from cli.localnet import REPO
+from cli.localnet import devnet
+from cli.localnet.process import CODE_ROOT as REPO
 from contracts import default_registry
 from contracts.accounts import balance_in
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from chain.errors import ClearchainError
-from cli.net import init_network, load_network
+from cli.localnet.network import init_network, load_network
 from node.config import ConfigError, NodeConfig, P2PSection, load_config, parse_config, render
 
 

@@ -35,7 +35,7 @@ from chain.policy import nonce_key
 from chain.state import decode_value
 from chain.store import Store
 from chain.tx import SignedTx
-from cli import devnet
+from cli.localnet import devnet
 from contracts.accounts import HOLDER_PREFIX, get_account
 from contracts.api import Context
 from contracts.custody import supply

@@ -26,7 +26,7 @@ from chain.limits import AMOUNT_MAX, BATCH_TRADES_MAX, PRICE_MAX, QUANTITY_MAX
 from chain.policy import nonce_key, policy_key
 from chain.receipt import Receipt
 from chain.tx import SignedTx, Tx
-from cli import devnet
+from cli.localnet import devnet
 from contracts import default_registry, settlement
 from contracts.accounts import get_account
 from contracts.api import Context

@@ -29,8 +29,8 @@ from chain.policy import nonce_key
 from chain.receipt import KIND_TASK, Receipt
 from chain.store import Store
 from chain.tx import SignedTx
-from cli import devnet
-from cli.net import init_network
+from cli.localnet import devnet
+from cli.localnet.network import init_network
 from contracts.accounts import BALANCE_PREFIX
 from contracts.api import Context
 from contracts.corporate_actions import Action, get_action, get_entitlement

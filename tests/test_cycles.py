@@ -30,10 +30,10 @@ from chain.policy import nonce_key
 from chain.receipt import Receipt
 from chain.store import Store
 from chain.tx import SignedTx
-from cli import devnet
 from cli.client import Client
+from cli.localnet import devnet
+from cli.localnet.network import init_network
 from cli.main import main
-from cli.net import init_network
 from cli.scenarios import ScenarioRun
 from contracts import default_registry
 from contracts.cycles import compute_close_at, compute_netting_bps

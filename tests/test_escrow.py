@@ -30,8 +30,8 @@ from chain.receipt import KIND_TASK, KIND_TX, Receipt
 from chain.store import Store
 from chain.tx import SignedTx
 from cli.client import Client
+from cli.localnet.network import init_network
 from cli.main import main
-from cli.net import init_network
 from cli.scenarios import ScenarioRun
 from contracts import default_registry
 from contracts.api import ContractError

@@ -21,9 +21,9 @@ from chain.encoding import H
 from chain.genesis import Genesis
 from chain.keys import KeyPair
 from chain.store import Store
-from cli import devnet
 from cli.client import Client
-from cli.net import init_network
+from cli.localnet import devnet
+from cli.localnet.network import init_network
 from contracts import bonds
 from node.evidence import DoubleVote, EvidencePool, evidence_tx, is_recorded, next_nonce, own_participant
 from node.messages import Vote

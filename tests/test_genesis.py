@@ -13,7 +13,7 @@ from chain.errors import ContractCodeMismatch, GenesisError
 from chain.genesis import load_genesis, parse_genesis
 from chain.ledger import Ledger
 from chain.store import Store
-from cli import devnet
+from cli.localnet import devnet
 from contracts import default_registry
 
 ROOT = Path(__file__).parent.parent

@@ -29,9 +29,9 @@ from chain.receipt import Receipt
 from chain.store import Store
 from chain.tx import SignedTx
 from chain.validators import ValidatorSet
-from cli import devnet
 from cli.client import Client
-from cli.net import init_network
+from cli.localnet import devnet
+from cli.localnet.network import init_network
 from cli.scenarios import ScenarioRun
 from cli.scenarios import governance as scenario
 from contracts import default_registry

@@ -29,9 +29,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chain.tx import SignedTx, Tx
-from cli import devnet
-from cli.localnet import NodeProcess, rss_kib, wait_until
-from cli.net import init_network
+from cli.localnet import devnet
+from cli.localnet.network import init_network
+from cli.localnet.process import NodeProcess, rss_kib, wait_until
 from contracts import default_registry
 from node.rpc import BODY_BYTES_MAX, SUBMIT_TXS_MAX
 from tests.netutil import TxMaker

@@ -35,8 +35,8 @@ from chain.encoding import decode, encode
 from chain.errors import EncodingError
 from chain.keys import KeyPair, read_key_file, verify_signature
 from chain.limits import ENCODED_BYTES_MAX
-from cli.localnet import NodeProcess, rss_kib, wait_until
-from cli.net import init_network
+from cli.localnet.network import init_network
+from cli.localnet.process import NodeProcess, rss_kib, wait_until
 from node.config import ConsensusSection
 from node.p2p import HANDSHAKE_FRAME_BYTES_MAX, MSG, PROTOCOL_VERSION, P2PConfig, auth_digest
 from tests.netutil import TxMaker

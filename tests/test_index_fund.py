@@ -29,10 +29,10 @@ from chain.policy import nonce_key
 from chain.receipt import Receipt
 from chain.store import Store
 from chain.tx import SignedTx
-from cli import devnet
 from cli.client import Client
+from cli.localnet import devnet
+from cli.localnet.network import init_network
 from cli.main import main
-from cli.net import init_network
 from cli.scenarios import ScenarioRun
 from cli.scenarios import fund as fund_scenario
 from contracts import default_registry

@@ -14,7 +14,7 @@ from chain.errors import InvalidBlock
 from chain.keys import KeyPair
 from chain.ledger import Ledger
 from chain.store import Store
-from cli import devnet
+from cli.localnet import devnet
 from contracts import default_registry
 from tests.conftest import Chain
 

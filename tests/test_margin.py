@@ -29,10 +29,10 @@ from chain.receipt import Receipt
 from chain.state import decode_value
 from chain.store import Store
 from chain.tx import SignedTx
-from cli import devnet
 from cli.client import Client
+from cli.localnet import devnet
+from cli.localnet.network import init_network
 from cli.main import main
-from cli.net import init_network
 from cli.scenarios import ScenarioRun
 from contracts import breakers, default_registry, margin
 from contracts.api import Context

@@ -18,8 +18,9 @@ import pytest
 
 from chain.errors import ClearchainError
 from chain.store import Store
-from cli.localnet import REPO, NodeProcess, wait_until
-from cli.net import init_network
+from cli.localnet.network import init_network
+from cli.localnet.process import CODE_ROOT as REPO
+from cli.localnet.process import NodeProcess, wait_until
 from node.config import ConsensusSection
 from tests.netutil import TxMaker
 

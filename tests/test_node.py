@@ -21,7 +21,7 @@ from chain.block import Block
 from chain.certificate import CommitCertificate
 from chain.keys import KeyPair, read_key_file
 from chain.tx import SignedTx
-from cli.net import init_network
+from cli.localnet.network import init_network
 from node import p2p
 from node.config import ConsensusSection, load_config
 from node.runtime import NODE_KEY_FILE, Node
@@ -444,7 +444,7 @@ def test_fresh_keys_network_runs_and_signs_with_its_key_files(tmp_path: Path) ->
     import json
 
     from chain.tx import Tx
-    from cli import devnet
+    from cli.localnet import devnet
 
     net = tmp_path / "net"
     doc = init_network(net, validators=1, base_port=0, consensus=FAST, fresh_keys=True)

@@ -17,9 +17,9 @@ from chain.genesis import parse_genesis
 from chain.ledger import Ledger
 from chain.state import BlockState
 from chain.store import Store
-from cli import devnet
 from cli.client import ApiError, Client
-from cli.net import init_network
+from cli.localnet import devnet
+from cli.localnet.network import init_network
 from contracts import accounts, default_registry, params
 from contracts.api import Context
 from tests.conftest import Chain

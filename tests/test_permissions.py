@@ -34,7 +34,7 @@ from chain.policy import nonce_key, policy_key
 from chain.receipt import Receipt
 from chain.store import Store
 from chain.tx import SignedTx, Tx
-from cli import devnet
+from cli.localnet import devnet
 from contracts import default_registry
 from tests.conftest import Chain
 

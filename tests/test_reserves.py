@@ -24,10 +24,10 @@ from chain.limits import AMOUNT_MAX
 from chain.policy import nonce_key
 from chain.store import Store
 from chain.tx import SignedTx
-from cli import devnet
 from cli.client import Client
+from cli.localnet import devnet
+from cli.localnet.network import init_network
 from cli.main import main
-from cli.net import init_network
 from contracts.reserves import AssetReserves, Attestation, compute_reserves
 from node.config import ConsensusSection
 from tests.conftest import Chain

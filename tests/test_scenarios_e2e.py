@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.localnet import REPO, NodeProcess, wait_until
-from cli.net import init_network
+from cli.localnet.network import init_network
+from cli.localnet.process import CODE_ROOT as REPO
+from cli.localnet.process import NodeProcess, wait_until
 from node.config import ConsensusSection
 
 pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)

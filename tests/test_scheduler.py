@@ -14,7 +14,7 @@ from chain.receipt import KIND_TASK
 from chain.solo import SoloProducer
 from chain.store import Store
 from chain.tx import Tx
-from cli import devnet
+from cli.localnet import devnet
 from contracts import default_registry
 from contracts.api import Context, Contract, Registry, method, task
 from contracts.schema import Int, ListOf

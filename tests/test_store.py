@@ -17,7 +17,7 @@ from chain.genesis import parse_genesis
 from chain.ledger import Ledger
 from chain.statetree import StateTree
 from chain.store import Store
-from cli import devnet
+from cli.localnet import devnet
 from contracts import default_registry
 from tests.conftest import Chain
 
@@ -93,7 +93,7 @@ from chain.ledger import Ledger
 from chain.solo import SoloProducer
 from chain.store import Store
 from chain.tx import Tx
-from cli import devnet
+from cli.localnet import devnet
 from contracts import default_registry
 
 store = Store.open_leveldb(Path(sys.argv[1]))

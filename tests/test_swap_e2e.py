@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 
 from cli.client import ApiError, Client
-from cli.localnet import NodeProcess, wait_until
-from cli.net import init_network
+from cli.localnet.network import init_network
+from cli.localnet.process import NodeProcess, wait_until
 from cli.scenarios import ScenarioRun
 from node.config import ConsensusSection
 

@@ -10,7 +10,7 @@ from chain.errors import InvalidTransaction
 from chain.keys import KeyPair
 from chain.policy import nonce_key
 from chain.tx import SignedTx, Tx
-from cli import devnet
+from cli.localnet import devnet
 from tests.conftest import Chain
 
 TRADE = ["T-1", "A-C001", "B-C001", "ACME", 10, 180_00]

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from chain.validators import Validator, ValidatorSet
-from cli import devnet
-from cli.localnet import REPO, NodeProcess, wait_until
-from cli.net import init_network
+from cli.localnet import devnet
+from cli.localnet.network import init_network
+from cli.localnet.process import CODE_ROOT as REPO
+from cli.localnet.process import NodeProcess, wait_until
 from node.config import ConsensusSection
 from tests.netutil import TxMaker
 

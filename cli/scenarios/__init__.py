@@ -18,8 +18,8 @@ from typing import Any
 from chain.errors import ClearchainError
 from chain.keys import read_key_file
 from chain.tx import SignedTx, Tx
-from cli import devnet
 from cli.client import ApiError, Client
+from cli.localnet import devnet
 
 # name -> module under cli.scenarios
 SCENARIOS: dict[str, str] = {

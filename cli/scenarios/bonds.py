@@ -17,8 +17,8 @@ from typing import Any
 
 from chain.certificate import PRECOMMIT, vote_sign_bytes
 from chain.keys import KeyPair, read_key_file
-from cli import devnet
 from cli.client import ApiError
+from cli.localnet import devnet
 from cli.scenarios import ScenarioRun
 
 TITLE = "bonds: a double sign and an out-of-band price are slashed; a clean bond returns at its term end"
