@@ -6,10 +6,13 @@ This is the check that packaging finds every package (``cli.scenarios`` was once
 checkout: the commands run from a folder outside the repository, with the virtualenv's own
 interpreter, and the test checks that the code they import is the installed copy.
 
-Dependencies come from the package index pip is configured with (here a local mirror and PyPI), as
-for any ``pip install``: that checks the wheel's dependency list too, which borrowing the project
-virtualenv's site-packages would not. The build runs on a copy of the sources, so the checkout gets
-no ``build/`` or ``*.egg-info``.
+Nothing is fetched: a test never reaches a package index (CI machines may have none). The wheel is
+built without build isolation by the setuptools already installed, installed with ``--no-deps``,
+and the third-party dependencies are the project virtualenv's, put on the fresh one's path by a
+``.pth`` file (a plain path line: the project's own editable-install hook is not run, so
+``clearchain`` itself can only come from the wheel). ``pip check`` then proves the wheel's declared
+dependencies are all satisfied. The build runs on a copy of the sources, so the checkout gets no
+``build/`` or ``*.egg-info``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
+import sysconfig
 import venv
 from pathlib import Path
 
@@ -77,18 +80,18 @@ def _kill_leftovers(work: Path, net_dir: Path) -> None:
 
 
 def test_wheel_installs_outside_the_repo_and_runs_a_network_and_the_demo(tmp_path: Path) -> None:
-    started = time.monotonic()
     env = {
         k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CLEARCHAIN_NODE", "CLEARCHAIN_KEYS")
     }
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
 
-    # Build the wheel from a copy of the sources (build isolation fetches the build backend).
+    # Build the wheel from a copy of the sources, offline.
     src = _copy_sources(tmp_path / "src")
     dist = tmp_path / "dist"
+    offline = ["--no-deps", "--no-index", "--no-build-isolation"]
     _ok(
         _run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, src],
+            [sys.executable, "-m", "pip", "wheel", "-q", *offline, "-w", dist, src],
             tmp_path,
             env,
             STEP_TIMEOUT_S,
@@ -101,7 +104,23 @@ def test_wheel_installs_outside_the_repo_and_runs_a_network_and_the_demo(tmp_pat
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True, system_site_packages=False, clear=True).create(env_dir)
     python, clearchain = env_dir / "bin" / "python", env_dir / "bin" / "clearchain"
-    _ok(_run([python, "-m", "pip", "install", "-q", wheels[0]], tmp_path, env, STEP_TIMEOUT_S))
+    _ok(
+        _run(
+            [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheels[0]],
+            tmp_path,
+            env,
+            STEP_TIMEOUT_S,
+        )
+    )
+    site = Path(
+        _ok(
+            _run(
+                [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path, env, 30
+            )
+        ).strip()
+    )
+    (site / "project-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    _ok(_run([python, "-m", "pip", "check"], tmp_path, env, STEP_TIMEOUT_S))
 
     # From a folder outside the repository, the installed copy is what runs.
     work = tmp_path / "work"
@@ -132,4 +151,3 @@ def test_wheel_installs_outside_the_repo_and_runs_a_network_and_the_demo(tmp_pat
     finally:
         _run([clearchain, "net", "down", "--dir", "net"], work, env, 60)
         _kill_leftovers(work, net_dir)
-    assert time.monotonic() - started < 90, "the wheel test should stay under 90 s"
