@@ -67,8 +67,6 @@ _LOG.addHandler(logging.NullHandler())
 _LOG.propagate = False
 _LOG.setLevel(logging.CRITICAL)  # the drivers' log lines would cost more than the simulation
 
-__all__ = ["CHAIN_ID", "MODES", "SimCrypto", "SignerDisk", "SimSigner", "is_valid_block", "NodeDriver"]
-
 
 class SimConfigError(ClearchainError):
     """A simulation config that cannot run (too many byzantine, a malformed partition ...)."""
@@ -288,13 +286,12 @@ class Simulator:
 
     def _connect(self, nodes: list[SimNode]) -> None:
         """What a (re)connection does in the node: each side sends the other its STATUS."""
-        for node in nodes:
-            for other in self.nodes:
-                if other is node or not other.alive:
-                    continue
-                for a, b in ((node, other), (other, node)):
-                    if a.driver is not None:
-                        a.driver.on_connect(self.crypto.pubkeys[b.index])
+        pairs = [(a, b) for a in nodes for b in self.nodes if a is not b and b.alive]
+        if len(nodes) == 1:  # one node restarted: the others see it connect too
+            pairs += [(b, a) for a, b in pairs]
+        for a, b in pairs:
+            if a.driver is not None:
+                a.driver.on_connect(self.crypto.pubkeys[b.index])
 
     def _crash(self, node: SimNode, restart_ms: int) -> None:
         self.trace.update(b"C%d.%d" % (self.now, node.index))
