@@ -40,6 +40,7 @@ from typing import Any, Final
 from chain.errors import ClearchainError
 from node.blocksync import SYNC_BLOCKS_MAX, SYNC_TIMEOUT_MS, BlockSync
 from node.consensus import (
+    DECIDED,
     Broadcast,
     Consensus,
     Decide,
@@ -118,7 +119,6 @@ class NodeDriver:
         self._index = ValidatorIndex()
         self._committed_at: float | None = None
         self._height_started = clock.monotonic_ms()
-        self._decided_round = -1
         self._tick_state: tuple[int, int, int] | None = None
         self._start_handle: TimerHandle | None = None
         self._tick_handle: TimerHandle | None = None
@@ -188,7 +188,6 @@ class NodeDriver:
         for m in out:
             self._send_own(m)
         for d in decided:
-            self._decided_round = d.round
             self._after_commit(self.app.commit(d), synced=False)
 
     def _send_own(self, m: Proposal | Vote) -> None:
@@ -272,7 +271,6 @@ class NodeDriver:
         self.wal.open_height(height)
         self._height_started = self.clock.monotonic_ms()
         self._tick_state = None
-        self._decided_round = -1
         self._apply(self.consensus.skip_to(height, self.app.validators()))
 
     # --- peers ----------------------------------------------------------------------------------
@@ -369,10 +367,11 @@ class NodeDriver:
         self.maybe_start()
         state = (c.height, c.round, c.step)
         stalled, self._tick_state = state == self._tick_state, state
+        relay_all = stalled and not self.waiting  # after a decision: only what a stuck peer lacks
         for pubkey in sorted(self.peer_rounds):
             peer = self.peer_rounds[pubkey]
-            if peer.height == c.height and c.started:
-                for m in lacking(c, peer, self._index, stalled, self._decided_round):
+            if peer.height == c.height and peer.step != DECIDED and c.started:
+                for m in lacking(c, peer, self._index, relay_all):
                     self.network.send(pubkey, m)
         ahead = sorted(((s[0], k) for k, s in self.peer_status.items() if s[0] > c.height), reverse=True)
         if ahead:

@@ -12,8 +12,8 @@ nothing, and its STATUS is up to a tick old: re-sending to it would mostly repea
 way.
 A node whose own (height, round, step) has not moved since its previous tick also sends what it
 holds for the rounds that may matter beyond the peer's own: its round, its valid round (the polka
-a proposer needs in order to re-propose the locked value), the proof-of-lock round of the
-proposal, and the round it decided in.
+a proposer needs in order to re-propose the locked value) and the proof-of-lock round of the
+proposal. A peer that has decided the height needs nothing more for it.
 
 STATUS is ``[5, height, round, step, has_proposal, prevotes, precommits]``; the two bitmaps have
 bit ``i`` (byte ``i // 8``, mask ``1 << (i % 8)``) set for the ``i``-th validator of the set in key
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from chain.validators import ValidatorSet
-from node.consensus import DECIDED, Consensus, VoteSet
+from node.consensus import Consensus, VoteSet
 from node.inbound import PROPOSAL, STATUS, VOTE, is_uint, need
 
 BITMAP_BYTES_MAX: Final = 1024  # 8,192 validators
@@ -112,9 +112,7 @@ def parse_status(message: list[Any]) -> PeerRound:
     return PeerRound(message[1], message[2], message[3], Holdings(bool(has_proposal), prevotes, precommits))
 
 
-def lacking(
-    c: Consensus, peer: PeerRound, index: ValidatorIndex, stalled: bool, decided_round: int
-) -> list[list[Any]]:
+def lacking(c: Consensus, peer: PeerRound, index: ValidatorIndex, stalled: bool) -> list[list[Any]]:
     """What to send a peer at our height: if it is stuck, what its STATUS says it lacks for its
     round; and if we are stalled, what we hold for the other rounds that matter. At most
     ``RELAY_MESSAGES_PER_PEER_MAX`` messages, proposals first within each round."""
@@ -126,8 +124,6 @@ def lacking(
     if stalled:
         proposal = c.proposals.get(peer.round)
         rounds = {peer.round, c.round, c.valid_round, -1 if proposal is None else proposal.pol_round}
-        if c.step == DECIDED:
-            rounds.add(decided_round)
         for r in sorted(rounds - {-1}):
             if r != peer.round or held is None:
                 _round(c, r, positions, None, out)
@@ -141,8 +137,9 @@ def _round(
     p = c.proposals.get(r)
     if p is not None and (held is None or not held.proposal):
         out.append([PROPOSAL, p.to_wire()])
-    for votes, bits in ((c.prevotes.get(r), None if held is None else held.prevotes),
-                        (c.precommits.get(r), None if held is None else held.precommits)):  # fmt: skip
+    pairs = [(c.prevotes.get(r), None if held is None else held.prevotes)]
+    pairs.append((c.precommits.get(r), None if held is None else held.precommits))
+    for votes, bits in pairs:
         if votes is None:
             continue
         for validator in sorted(votes.by_validator):

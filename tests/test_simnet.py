@@ -265,10 +265,10 @@ def test_a_stuck_peer_is_sent_what_its_status_says_it_lacks_and_nothing_it_holds
     index = ValidatorIndex()
     mine = status_message(c, index)  # what node 0 holds for its round
     full = PeerRound(c.height, c.round, c.step, Holdings(bool(mine[4]), mine[5], mine[6]), stuck=True)
-    assert lacking(c, full, index, stalled=False, decided_round=-1) == []
+    assert lacking(c, full, index, stalled=False) == []
     empty = PeerRound(c.height, c.round, c.step, Holdings(False, b"\x00", b"\x00"), stuck=True)
     votes = [v for vs in (c.prevotes.get(c.round), c.precommits.get(c.round)) if vs for v in vs.by_validator]
-    sent = lacking(c, empty, index, stalled=False, decided_round=-1)
+    sent = lacking(c, empty, index, stalled=False)
     assert votes and len(sent) == (c.round in c.proposals) + len(votes)
     moving = PeerRound(c.height, c.round, c.step, empty.holdings, stuck=False)  # it moves on: nothing
-    assert lacking(c, moving, index, stalled=False, decided_round=-1) == []
+    assert lacking(c, moving, index, stalled=False) == []
