@@ -5,6 +5,10 @@ This adapter decodes each proposed value once, executes it once (the proposer wh
 every other validator before it prevotes), and keeps the execution result by block hash so the
 commit writes exactly what was validated, with no second execution (issue 3, item 1).
 
+It is also the driver's application port (``node.ports.ChainApp``): the head, the validator set,
+writing a decided block, applying a synced one with its certificate, and serving committed
+blocks to peers that lack them.
+
 Validity is the ledger's deterministic check plus one local, timing-based one, as in
 CometBFT's proposer-based timestamps: a block whose time is more than ``clock_drift_ms`` ahead of
 this node's clock gets a nil prevote. Without it a byzantine proposer could push block time, and
@@ -23,7 +27,10 @@ from chain.errors import ClearchainError
 from chain.executor import ExecutionResult
 from chain.ledger import Ledger
 from chain.limits import BLOCK_BYTES_MAX
+from chain.validators import ValidatorSet
+from node.consensus import Decide
 from node.mempool import Mempool
+from node.ports import Committed
 
 PROPOSAL_BYTES_RESERVE = 64 * 1024  # header, certificate and framing next to the transactions
 
@@ -122,3 +129,47 @@ class LedgerApp:
         if result is None:  # decided without our prevote (we were late): execute now
             result = self.ledger.validate(block, verified=self.mempool.verified)
         return block, result
+
+    # --- the driver's port (node.ports.ChainApp) ------------------------------------------------
+    def head_height(self) -> int:
+        return self.ledger.head.height
+
+    def head_time_ms(self) -> int:
+        return self.ledger.head.time_ms
+
+    def validators(self) -> ValidatorSet:
+        return self.ledger.validators
+
+    def has_pending(self) -> bool:
+        return len(self.mempool) > 0
+
+    def halted(self) -> str | None:
+        return self.ledger.code_mismatch
+
+    def commit(self, decision: Decide) -> Committed:
+        """Write the decided block with the result computed when it was validated."""
+        block, result = self.decided(decision.block_hash)
+        self.ledger.commit(block, decision.certificate, result)
+        return self._written(block, decision.certificate, result)
+
+    def decode_synced(
+        self, block_bytes: bytes, certificate_wire: Any
+    ) -> tuple[int, Block, CommitCertificate]:
+        block = Block.decode(block_bytes)
+        return block.height, block, CommitCertificate.from_wire(certificate_wire)
+
+    def apply_synced(self, block: Block, certificate: CommitCertificate) -> Committed:
+        result = self.ledger.apply_committed(block, certificate)
+        return self._written(block, certificate, result)
+
+    def synced_block(self, height: int) -> tuple[bytes, Any] | None:
+        store = self.ledger.store
+        data, cert = store.block_bytes(height), store.certificate(height)
+        return None if data is None or cert is None else (data, cert.to_wire())
+
+    def _written(self, block: Block, cert: CommitCertificate, result: ExecutionResult) -> Committed:
+        self.mempool.update(block.txs, block.height + 1)
+        self.new_height(cert)
+        return Committed(
+            block.height, cert.round, block.hash(), len(block.txs), block, tuple(result.receipts), cert
+        )

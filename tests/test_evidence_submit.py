@@ -115,7 +115,7 @@ def test_a_node_submits_evidence_it_holds_and_evidence_it_learns(tmp_path: Path)
 
         new = double_vote(key, 2)
         assert node.node is not None
-        assert node.on_loop(lambda: node.node._new_evidence(new.first, new.second))  # type: ignore[union-attr]
+        assert node.on_loop(lambda: node.node.evidence_relay.new_evidence(new.first, new.second))  # type: ignore[union-attr]
         wait_for(lambda: len(findings(client)) == 2)
         second = findings(client)[1]
         assert second["slashed"] == 10_000_00 and second["ref"] == bonds.evidence_ref(
@@ -127,7 +127,7 @@ def test_a_node_submits_evidence_it_holds_and_evidence_it_learns(tmp_path: Path)
         reports = client.get("/participants/validator-0")["nonce"]
         assert reports == 2  # one transaction per report above
         own = double_vote(devnet.validator_key(0), 3)
-        assert node.on_loop(lambda: node.node._new_evidence(own.first, own.second))  # type: ignore[union-attr]
+        assert node.on_loop(lambda: node.node.evidence_relay.new_evidence(own.first, own.second))  # type: ignore[union-attr]
         time.sleep(1.0)
         assert client.get("/participants/validator-0")["nonce"] == reports
         assert node.on_loop(lambda: len(node.node.mempool)) == 0  # type: ignore[union-attr]

@@ -512,14 +512,18 @@ def test_gossip_copies_are_recognised_before_decoding_and_never_sent_back(
             )
             peer_a, peer_b = SimpleNamespace(pubkey=b"\x0a" * 32), SimpleNamespace(pubkey=b"\x0b" * 32)
 
-            node._on_txs(peer_a, [txs_kind, [second.encode()]])  # nonce 2 before nonce 1: a gap
+            node.txgossip.on_txs(
+                peer_a.pubkey, [txs_kind, [second.encode()]]
+            )  # nonce 2 before nonce 1: a gap
             assert second.hash not in node.mempool
-            node._on_txs(peer_a, [txs_kind, [first.encode()]])
-            node._on_txs(peer_b, [txs_kind, [first.encode()]])  # a copy: not decoded again
-            node._on_txs(peer_b, [txs_kind, [second.encode()]])  # the gap is gone: admitted now
+            node.txgossip.on_txs(peer_a.pubkey, [txs_kind, [first.encode()]])
+            node.txgossip.on_txs(peer_b.pubkey, [txs_kind, [first.encode()]])  # a copy: not decoded again
+            node.txgossip.on_txs(
+                peer_b.pubkey, [txs_kind, [second.encode()]]
+            )  # the gap is gone: admitted now
             assert first.hash in node.mempool and second.hash in node.mempool
             assert decodes == [second.encode(), first.encode(), second.encode()]
-            node._flush_txs()
+            node.txgossip.flush()
             assert sorted((m[1], exclude) for m, exclude in sent) == sorted(
                 [([first.encode()], peer_a.pubkey), ([second.encode()], peer_b.pubkey)]
             )

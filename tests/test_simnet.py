@@ -19,6 +19,9 @@ from hypothesis import strategies as st
 
 from chain.certificate import PREVOTE
 from cli.main import main
+from node.driver import NodeDriver
+from node.inbound import STATUS, Misbehaved
+from node.relay import Holdings, PeerRound, ValidatorIndex, lacking, parse_status, status_message
 from node.simnet import (
     CHAIN_ID,
     Crash,
@@ -222,3 +225,50 @@ def test_equivocating_validator_cannot_stall_honest_nodes() -> None:
     r = run(cfg)
     assert r.safety_violations == []
     assert r.reached_target
+
+
+# --- the simulator runs the node's own driver -------------------------------------------------
+EVENTS_MID_HEIGHT = 60
+
+
+def test_the_simulator_runs_the_production_node_driver() -> None:
+    sim = Simulator(SimConfig(validators=4, byzantine=1, mode="equivocate", seed=3, heights=3))
+    r = sim.run()
+    assert r.reached_target
+    for node in sim.nodes:
+        assert type(node.driver) is NodeDriver
+        assert node.consensus is node.driver.consensus
+
+
+def test_status_decodes_in_both_lengths_and_refuses_anything_else() -> None:
+    assert parse_status([STATUS, 4, 1, 2]) == PeerRound(4, 1, 2, None)
+    assert parse_status([STATUS, 4, 1, 2, 1, b"\x05", b""]) == PeerRound(
+        4, 1, 2, Holdings(True, b"\x05", b"")
+    )
+    for bad in (
+        [STATUS, 4, 1],
+        [STATUS, 4, 1, 2, 1],
+        [STATUS, 4, 1, 2, 2, b"", b""],
+        [STATUS, 4, 1, 2, 1, 5, b""],
+        [STATUS, 4, 1, 2, 1, b"", b"\x00" * 1025],
+        [STATUS, -1, 1, 2, 0, b"", b""],
+    ):
+        with pytest.raises(Misbehaved, match="bad_status"):
+            parse_status(bad)
+
+
+def test_a_stuck_peer_is_sent_what_its_status_says_it_lacks_and_nothing_it_holds() -> None:
+    sim = Simulator(SimConfig(validators=4, seed=7, heights=2, events_max=EVENTS_MID_HEIGHT))
+    sim.run()  # stopped in the middle of a height: node 0 holds a proposal and some votes
+    c = sim.nodes[0].consensus
+    assert c is not None
+    index = ValidatorIndex()
+    mine = status_message(c, index)  # what node 0 holds for its round
+    full = PeerRound(c.height, c.round, c.step, Holdings(bool(mine[4]), mine[5], mine[6]), stuck=True)
+    assert lacking(c, full, index, stalled=False) == []
+    empty = PeerRound(c.height, c.round, c.step, Holdings(False, b"\x00", b"\x00"), stuck=True)
+    votes = [v for vs in (c.prevotes.get(c.round), c.precommits.get(c.round)) if vs for v in vs.by_validator]
+    sent = lacking(c, empty, index, stalled=False)
+    assert votes and len(sent) == (c.round in c.proposals) + len(votes)
+    moving = PeerRound(c.height, c.round, c.step, empty.holdings, stuck=False)  # it moves on: nothing
+    assert lacking(c, moving, index, stalled=False) == []
