@@ -13,6 +13,7 @@ from chain.certificate import CommitCertificate, sign_certificate
 from chain.errors import InvalidBlock
 from chain.keys import KeyPair
 from chain.ledger import Ledger
+from chain.merkle import list_root
 from chain.store import Store
 from cli import devnet
 from contracts import default_registry
@@ -84,12 +85,18 @@ def test_reordered_or_dropped_txs_are_detected(chain: Chain) -> None:
     chain.run(_trade(chain, 0), _trade(chain, 1))
     ((b1, c1),) = _blocks(chain)
     replica = _replica(chain)
+    reordered = tuple(reversed(b1.txs))
     with pytest.raises(InvalidBlock) as err:
-        replica.validate(Block(b1.header, tuple(reversed(b1.txs)), None))
-    assert err.value.code == "invalid_tx"  # the nonces are now out of order
+        replica.validate(Block(b1.header, reordered, None))
+    assert err.value.code == "tx_root_mismatch"  # found before executing anything
     with pytest.raises(InvalidBlock) as err:
         replica.validate(Block(b1.header, b1.txs[:1], None))
     assert err.value.code == "tx_root_mismatch"
+    # A header that commits to the reordered txs: execution finds the nonces out of order.
+    header = dataclasses.replace(b1.header, tx_root=list_root([t.hash for t in reordered]))
+    with pytest.raises(InvalidBlock) as err:
+        replica.validate(Block(header, reordered, None))
+    assert err.value.code == "invalid_tx"
 
 
 def test_certificates(chain: Chain) -> None:
