@@ -21,6 +21,7 @@ the new code, rather than let it execute the new era with the old rules and fork
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,7 +279,7 @@ class _EmptyState:
     def get_state(self, key: bytes) -> bytes | None:
         return None
 
-    def iterate_state(self, prefix: bytes, start: bytes = b""):  # type: ignore[no-untyped-def]
+    def iterate_state(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         return iter(())
 
 

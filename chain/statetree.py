@@ -35,14 +35,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from chain.encoding import decode
+from chain.encoding import SHORT_INPUT_BYTES, decode, short_sha256
 from chain.errors import EncodingError, StoreError, invariant
 from chain.proof import TERMINAL_ABSENT_EMPTY, TERMINAL_ABSENT_OTHER_LEAF, TERMINAL_PRESENT, verify_proof
-
-try:  # CPython's own SHA-256 has less per-call overhead than OpenSSL 3 on one- or two-block inputs.
-    from _sha256 import sha256 as _short_sha256  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - Python 3.12+ or a build without it
-    _short_sha256 = hashlib.sha256
 
 EMPTY_ROOT: Final = b"\x00" * 32
 ROOT_PATH: Final = b""  # nibble path of the root node, and of the lone-leaf record
@@ -219,13 +214,13 @@ class StateTree:
             # per changed key, and two function calls per key are measurable here.
             if type(key) is not bytes:
                 invariant(False, "state keys are bytes")
-            key_hash = _short_sha256(_KEY_PREFIX + key).digest()
+            key_hash = short_sha256(_KEY_PREFIX + key).digest()
             if value is None:
                 items.append(_LEAF_HEAD + key_hash)  # a deletion: 35 bytes
             else:
                 if type(value) is not bytes:
                     invariant(False, "state values are bytes")
-                value_sha256 = _short_sha256 if len(value) < 112 else _sha256
+                value_sha256 = short_sha256 if len(value) < SHORT_INPUT_BYTES else _sha256
                 items.append(_leaf(key_hash, value_sha256(_VALUE_PREFIX + value).digest()))
         items.sort()  # by kh, since all items start with the same three bytes
         diff = _Diff()
@@ -262,7 +257,7 @@ class StateTree:
     def prove(self, key: bytes) -> Proof:
         """An inclusion proof for ``key`` if present, else an absence proof, against the
         current root. Raises StoreError when a node on the path is missing or corrupt."""
-        key_hash = _short_sha256(_KEY_PREFIX + key).digest()
+        key_hash = short_sha256(_KEY_PREFIX + key).digest()
         nibbles = key_hash.hex()
         steps: list[tuple[int, tuple[bytes, ...]]] = []
         slot, path = self._root_slot, ROOT_PATH
@@ -420,7 +415,7 @@ class StateTree:
 
 
 def _leaf(key_hash: bytes, value_hash: bytes) -> bytes:
-    leaf_hash = _short_sha256(_LEAF_PREFIX + key_hash + value_hash).digest()
+    leaf_hash = short_sha256(_LEAF_PREFIX + key_hash + value_hash).digest()
     return _LEAF_HEAD + key_hash + _BIN32 + value_hash + leaf_hash
 
 

@@ -142,7 +142,8 @@ class LevelDBBackend:
             raise StoreError("store_unavailable", f"cannot open {path}: {exc}") from exc
 
     def get(self, key: bytes) -> bytes | None:
-        return self._db.get(key)
+        value: bytes | None = self._db.get(key)  # plyvel is untyped
+        return value
 
     def scan(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         if not start:
