@@ -6,7 +6,7 @@ be able to check a balance against its ``state_root`` without running this proje
 depends on the standard library alone (no ``chain`` imports, no msgpack) and may be copied as it is. It
 re-implements the tagged hash ``H(tag, data) = SHA-256(u8(len(tag)) || tag || data)``.
 
-The tree (see docs/STATETREE.md): keys sit at ``kh = H("key", key)``, read as 64 nibbles, high
+The tree (docs/PROTOCOL.md, section 10): keys sit at ``kh = H("key", key)``, read as 64 nibbles, high
 nibble first; a leaf hashes as ``H("leaf", kh || H("value", value))``; an internal node as
 ``H("node", u16be(bitmap) || child hashes in ascending nibble order)``; the empty tree's root is 32
 zero bytes. A proof is ``[steps, terminal]``:

@@ -5,7 +5,8 @@ Why this shape: the root must depend only on the set of (key, value) pairs, neve
 writes (history independence), so every validator derives the same root; a block's update must
 cost O(k log n) hashes for k changed keys among n; and a client must be able to check one key's
 value or absence with plain SHA-256 (``chain/proof.py``). Keys sit at ``kh = H("key", key)``, so
-the trie stays balanced whatever the keys look like. docs/STATETREE.md specifies the bytes.
+the trie stays balanced whatever the keys look like. docs/PROTOCOL.md, section 10, specifies the
+bytes.
 
 Canonical shape: an internal node at nibble prefix p exists iff at least two keys' ``kh`` start
 with p; a prefix holding one key is a leaf; the empty tree's root is 32 zero bytes, and a lone
@@ -25,6 +26,14 @@ concatenated record forms, the bitmap and a mask of the leaf children. Sealing a
 record) is then two concatenations and one SHA-256, replacing one child is two splices, and the
 cache holds few Python objects. Cached nodes are never mutated (they are immutable tuples), so
 unapplied updates share them.
+
+Why one module of more than 500 lines: the update, the proofs, the loading of stored nodes and
+the node records all work on that one byte layout of slots, inlined rather than behind helpers
+because this is the hot path of execution (the state tree is 15-24 % of a block's time,
+docs/BENCHMARKS.md); split, the layout would be spelled in two places. The tree's own checking
+and measuring tools close the module: ``compute_root``, a from-scratch reference written apart
+from the incremental code, and ``bench_tree`` (``clearchain bench executor`` and
+docs/BENCHMARKS.md import it from here).
 """
 
 from __future__ import annotations
@@ -144,7 +153,7 @@ class Proof:
         return self.terminal == TERMINAL_PRESENT
 
     def to_wire(self) -> list[Any]:
-        """The plain msgpack-able form ``[steps, terminal]`` (docs/STATETREE.md)."""
+        """The plain msgpack-able form ``[steps, terminal]`` (docs/PROTOCOL.md, section 10.4)."""
         steps = [[bitmap, list(siblings)] for bitmap, siblings in self.steps]
         if self.terminal == TERMINAL_ABSENT_OTHER_LEAF:
             return [steps, [self.terminal, self.other_key_hash, self.other_value_hash]]
