@@ -255,7 +255,7 @@ def test_a_state_root_mismatch_names_the_keys(genesis: Genesis) -> None:
 
 
 # --- one definition of a valid block: the auditor and the ledger agree ------------------------
-_HEADER_VALUES = {
+_HEADER_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "height": st.integers(0, 20),
     "chain_id": st.sampled_from(["other", "clearchain-de", "x"]),
     "time_ms": st.integers(0, 2**42),
