@@ -22,7 +22,7 @@ from chain.genesis import Genesis, parse_genesis
 from chain.history import HistoryError, HistoryRecord, Preamble
 from chain.keys import KeyPair
 from chain.ledger import Ledger
-from chain.store import Store
+from chain.store import BLOCK_PREFIX, NODE_PREFIX, STATE_PREFIX, Store
 from cli import devnet
 from cli.audit_tally import AuditTally
 from cli.history_io import ExportWriter, FileSource, HomeSource
@@ -447,7 +447,7 @@ def test_home_audit_passes_and_never_writes_the_node_folder(genesis: Genesis, ho
 
 
 def test_home_audit_names_a_tampered_state_value(genesis: Genesis, home: Path) -> None:
-    _tamper_db(home, lambda db: db.put(b"st/accounts/bal/A-C001/USD", encode([1, 0])))
+    _tamper_db(home, lambda db: db.put(STATE_PREFIX + b"accounts/bal/A-C001/USD", encode([1, 0])))
     with pytest.raises(AuditFailure) as err:
         _audit_home(genesis, home)
     d = err.value.discrepancy
@@ -457,14 +457,14 @@ def test_home_audit_names_a_tampered_state_value(genesis: Genesis, home: Path) -
 
 def test_home_audit_names_a_tampered_tree_node_and_a_deleted_block(genesis: Genesis, home: Path) -> None:
     def flip_node(db: Any) -> None:
-        key, value = next(iter(db.iterator(prefix=b"tn/")))
+        key, value = next(iter(db.iterator(prefix=NODE_PREFIX)))
         db.put(key, value[:-1] + bytes([value[-1] ^ 1]))
 
     _tamper_db(home, flip_node)
     with pytest.raises(AuditFailure) as err:
         _audit_home(genesis, home)
     assert err.value.discrepancy.field.startswith("state tree node")
-    _tamper_db(home, lambda db: db.delete(b"blk/" + (6).to_bytes(8, "big")))
+    _tamper_db(home, lambda db: db.delete(BLOCK_PREFIX + (6).to_bytes(8, "big")))
     with pytest.raises(AuditFailure) as err:
         _audit_home(genesis, home)
     assert (err.value.discrepancy.height, err.value.discrepancy.check) == (6, "block_missing")
