@@ -5,18 +5,20 @@ contract code it pins. It rebuilds the genesis block, then takes the history one
 time (``HistoryRecord``: the stored bytes of a block, its commit certificate and its receipts)
 and checks, in this order:
 
-1. the record is for the next height and holds a well-formed block (canonical encoding);
-2. the header: height, chain id, the hash link to the previous block, time strictly after it,
-   the validator set in force, a proposer from that set, and ``last_commit`` (the previous
-   block's certificate, which it carries) matching ``last_commit_hash`` and verifying;
-3. ``tx_root`` against the block's transactions;
-4. the commit certificate: for this height and block hash, signatures in strictly ascending key
-   order (so distinct), each by a validator of the set in force and valid, together holding more
-   than 2/3 of its power;
-5. re-execution of every transaction (each signature against the sender's key policy as it
+1. the record is for the next height and holds a well-formed block and a well-formed commit
+   certificate (canonical encodings);
+2. the block by ``chain/validation.validate_block``, the rules every node applies (one
+   definition of a valid block): the header (height, chain id, the hash link to the previous
+   block, time strictly after it, the validator set in force, a proposer from that set), its
+   ``last_commit`` (the previous block's certificate, matching ``last_commit_hash`` and
+   verifying), ``tx_root`` against the block's transactions, and the commit certificate (for this
+   height and block hash, signatures in strictly ascending key order, so distinct, each by a
+   validator of the set in force and valid, together holding more than 2/3 of its power);
+3. re-execution of every transaction (each signature against the sender's key policy as it
    stood at that point, nonces, expiry) and every scheduled task that fell due, on the state the
    auditor built itself; then ``receipts_root``, the stored receipts one by one, ``state_root``
-   and ``next_validators_hash`` against the results.
+   and ``next_validators_hash`` against the results (``chain/validation`` again, but for the
+   stored receipts, which only a history holds).
 
 The first discrepancy stops the audit with an ``AuditFailure`` naming the height, the field, the
 expected value (what the rules, the signed header or the previous block demand) and the found
@@ -31,28 +33,40 @@ Pure: no I/O, no clock. The auditor keeps state in memory and drops history it n
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from chain.block import Block
-from chain.certificate import NO_COMMIT_HASH, PRECOMMIT, CommitCertificate, vote_sign_bytes
+from chain.certificate import CommitCertificate
 from chain.encoding import decode, encode_joined
-from chain.errors import ClearchainError, InvalidBlock
+from chain.errors import BlockRuleViolation, ClearchainError, InvalidBlock
 from chain.executor import ContractRuntime, InvalidTxInBlock
 from chain.genesis import Genesis
 from chain.history import HistoryRecord
-from chain.keys import verify_signature
 from chain.ledger import Ledger
-from chain.merkle import list_root
 from chain.receipt import Receipt
 from chain.state import StateReader, decode_value
-from chain.store import MemoryBackend, Store
+from chain.store import (
+    BLOCK_HASH_PREFIX,
+    BLOCK_PREFIX,
+    NODE_PREFIX,
+    RECEIPTS_PREFIX,
+    STATE_PREFIX,
+    TX_INDEX_PREFIX,
+    MemoryBackend,
+    Store,
+)
+from chain.validation import (
+    validate_block,
+    validate_next_validators,
+    validate_receipts_root,
+    validate_state_root,
+)
 from chain.validators import ValidatorSet
 
 DIFFERENCES_SHOWN_MAX = 20  # state keys listed in a state-root diagnosis
-_STATE = b"st/"
-_NODE = b"tn/"
-_DROPPED = (b"rcpt/", b"txi/", b"bhash/")  # history the auditor never reads back
+_DROPPED = (RECEIPTS_PREFIX, TX_INDEX_PREFIX, BLOCK_HASH_PREFIX)  # history the auditor never reads back
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +96,7 @@ class AuditFailure(ClearchainError):
 
 @dataclass(frozen=True, slots=True)
 class AuditedBlock:
-    """One verified height, for whoever tallies the audit (cli/audit_tally.py)."""
+    """One verified height, for whoever tallies the audit (cli/audit/tally.py)."""
 
     block: Block
     receipts: tuple[Receipt, ...]
@@ -135,37 +149,6 @@ class Auditor:
             block = Block.decode(record.block)
         except ClearchainError as exc:
             _fail(h, "block", "a well-formed block", f"{exc.code}: {exc.message}", "block_malformed")
-        hdr = block.header
-        _expect(h, "header.height", h, hdr.height, "header_height")
-        _expect(h, "header.chain_id", self.chain_id, hdr.chain_id, "header_chain_id")
-        _expect(h, "header.prev_block_hash", head.hash(), hdr.prev_block_hash, "hash_link")
-        if hdr.time_ms <= head.time_ms:
-            _fail(h, "header.time_ms", f"later than {head.time_ms}", str(hdr.time_ms), "header_time")
-        _expect(
-            h, "header.validators_hash", ledger.validators.hash(), hdr.validators_hash, "header_validators"
-        )
-        if ledger.validators.power_of(hdr.proposer) == 0:
-            _fail(
-                h, "header.proposer", "a validator of the set in force", hdr.proposer.hex(), "header_proposer"
-            )
-        if block.last_commit is None:
-            if h > 1:
-                _fail(h, "last_commit", f"the certificate of height {h - 1}", "none", "last_commit_missing")
-            _expect(h, "header.last_commit_hash", NO_COMMIT_HASH, hdr.last_commit_hash, "header_last_commit")
-        else:
-            _expect(
-                h,
-                "header.last_commit_hash",
-                block.last_commit.hash(),
-                hdr.last_commit_hash,
-                "header_last_commit",
-            )
-            self._check_certificate(
-                block.last_commit, ledger.head_validators, head.height, head.hash(), h, "last_commit"
-            )
-        _expect(h, "header.tx_root", list_root([t.hash for t in block.txs]), hdr.tx_root, "tx_root",
-                ("the block's transactions are not the ones its header commits to (changed, added, dropped or reordered)",))  # fmt: skip
-
         if record.certificate is None:
             _fail(h, "certificate", "the block's commit certificate", "none", "certificate_missing")
         try:
@@ -178,7 +161,12 @@ class Auditor:
                 f"{exc.code}: {exc.message}",
                 "certificate_malformed",
             )
-        signers = self._check_certificate(certificate, ledger.validators, h, block.hash(), h, "certificate")
+        hdr = block.header
+        signed_by = ledger.validators
+        with _reported():
+            signers = validate_block(
+                head, block, self.chain_id, signed_by, ledger.head_validators, certificate
+            )
         if record.receipts is None:
             _fail(h, "receipts", "the block's receipts", "none", "receipts_missing")
 
@@ -189,8 +177,8 @@ class Auditor:
             _fail(h, f"txs[{exc.index}]", "a transaction valid at this point", f"{exc.error.code}: {exc.error.message}",
                   exc.error.code, (f"tx {stx.hash.hex()} from {stx.tx.sender} nonce {stx.tx.nonce}",))  # fmt: skip
         computed = list(result.receipts_encoded)
-        _expect(h, "header.receipts_root", result.receipts_root, hdr.receipts_root, "receipts_root",
-                ("expected: the root of the re-executed receipts; found: the signed header's",))  # fmt: skip
+        with _reported():
+            validate_receipts_root(hdr, result.receipts_root)
         # Equal bytes mean equal receipts (the encoding is canonical): decode the stored ones
         # only to say where they differ.
         if encode_joined(computed) != record.receipts:
@@ -202,73 +190,14 @@ class Auditor:
             where, expected, found = _receipt_difference(computed, stored, i)
             _fail(h, f"receipts[{i}]{where}", expected, found, "stored_receipt",
                   ("expected: re-execution, which matches the signed header; found: the stored receipt",))  # fmt: skip
-        if result.state_root != hdr.state_root:
-            _fail(h, "header.state_root", hdr.state_root.hex(), f"{result.state_root.hex()} (re-executed)", "state_root",
-                  self._diagnose_state(h, result.state_diff))  # fmt: skip
-        next_hash = ledger._next_validators_hash(result)
-        _expect(
-            h, "header.next_validators_hash", next_hash, hdr.next_validators_hash, "header_next_validators"
-        )
-        signed_by = ledger.validators
+        try:
+            validate_state_root(hdr, result.state_root)
+        except BlockRuleViolation as violation:
+            raise AuditFailure(_discrepancy(violation, self._diagnose_state(h, result.state_diff))) from None
+        with _reported():
+            validate_next_validators(hdr, ledger.next_validators_hash(result))
         ledger.commit(block, certificate, result, certificate_checked=True)
         return AuditedBlock(block, result.receipts, certificate.round, signers, signed_by)
-
-    def _check_certificate(
-        self,
-        cert: CommitCertificate,
-        validators: ValidatorSet,
-        height: int,
-        block_hash: bytes,
-        at: int,
-        field: str,
-    ) -> tuple[bytes, ...]:
-        """The checks of ``CommitCertificate.verify``, each failure named by field and index."""
-        _expect(at, f"{field}.height", height, cert.height, "certificate_height")
-        _expect(at, f"{field}.block_hash", block_hash, cert.block_hash, "certificate_block")
-        digest = vote_sign_bytes(self.chain_id, PRECOMMIT, cert.height, cert.round, cert.block_hash)
-        names = {v.pubkey: v.name or v.pubkey.hex()[:16] for v in validators.validators}
-        power = 0
-        previous = b""
-        for i, (pubkey, signature) in enumerate(cert.signatures):
-            where = f"{field}.signatures[{i}]"
-            if pubkey <= previous:
-                _fail(
-                    at,
-                    where,
-                    "validator keys in strictly ascending order (each at most once)",
-                    pubkey.hex(),
-                    "certificate_order",
-                )
-            previous = pubkey
-            weight = validators.power_of(pubkey)
-            if weight == 0:
-                _fail(
-                    at,
-                    where,
-                    f"a validator of the set {validators.hash().hex()}",
-                    f"{pubkey.hex()}, not a validator",
-                    "certificate_signer",
-                )
-            if not verify_signature(pubkey, signature, digest):
-                _fail(
-                    at,
-                    where,
-                    f"a valid precommit signature by {names[pubkey]}",
-                    "an invalid signature",
-                    "certificate_signature",
-                )
-            power += weight
-        if not validators.has_quorum(power):
-            who = ", ".join(names[k] for k, _ in cert.signatures) or "nobody"
-            total = validators.total_power
-            _fail(
-                at,
-                f"{field}.power",
-                f"more than 2/3 of {total} power (at least {total * 2 // 3 + 1})",
-                f"{power} ({who})",
-                "certificate_quorum",
-            )
-        return tuple(k for k, _ in cert.signatures)
 
     def _stored_receipts(self, data: bytes | None, h: int) -> list[bytes]:
         """The stored receipts, each re-encoded (canonical, so equal bytes mean equal receipts)."""
@@ -328,7 +257,7 @@ class Auditor:
                 str(None if head is None else head.height),
                 "head_moved",
             )
-        for prefix, what in ((_STATE, "state"), (_NODE, "state tree node")):
+        for prefix, what in ((STATE_PREFIX, "state"), (NODE_PREFIX, "state tree node")):
             ours = self.store.backend.scan(prefix)
             theirs = other.backend.scan(prefix)
             differing = list(
@@ -336,7 +265,7 @@ class Auditor:
             )
             if differing:
                 key, expected, found = differing[0]
-                show = _key_text if prefix == _STATE else (lambda k: k.hex() or "(root)")
+                show = _key_text if prefix == STATE_PREFIX else (lambda k: k.hex() or "(root)")
                 notes = tuple(
                     f"{show(k)}: expected {_value_text(a)}, found {_value_text(b)}" for k, a, b in differing
                 )
@@ -350,7 +279,7 @@ class _StateOnlyBackend(MemoryBackend):
 
     def write(self, puts: dict[bytes, bytes], deletes: list[bytes]) -> None:
         kept = {k: v for k, v in puts.items() if not k.startswith(_DROPPED)}
-        old_blocks = [k for k, _ in self.scan(b"blk/")]
+        old_blocks = [k for k, _ in self.scan(BLOCK_PREFIX)]
         super().write(kept, deletes + [k for k in old_blocks if k not in kept])
 
 
@@ -445,11 +374,19 @@ def _show(value: object) -> str:
     return value.hex() if isinstance(value, bytes) else str(value)
 
 
-def _expect(
-    h: int, field: str, expected: object, found: object, check: str, notes: tuple[str, ...] = ()
-) -> None:
-    if found != expected:
-        _fail(h, field, _show(expected), _show(found), check, notes)
+def _discrepancy(violation: BlockRuleViolation, notes: tuple[str, ...] | None = None) -> Discrepancy:
+    """The report of a broken block rule (``chain/validation``): its own fields, word for word."""
+    v = violation
+    return Discrepancy(v.height, v.field, v.expected, v.found, v.check, v.notes if notes is None else notes)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Report a broken block rule raised inside the block as an AuditFailure."""
+    try:
+        yield
+    except BlockRuleViolation as violation:
+        raise AuditFailure(_discrepancy(violation)) from None
 
 
 def _fail(h: int, field: str, expected: str, found: str, check: str, notes: tuple[str, ...] = ()) -> NoReturn:

@@ -16,7 +16,7 @@ from typing import Any
 
 from chain.encoding import H, encode
 from chain.errors import InvalidBlock
-from chain.keys import PUBKEY_BYTES, SIGNATURE_BYTES, KeyPair, verify_signature
+from chain.keys import PUBKEY_BYTES, SIGNATURE_BYTES, KeyPair
 from chain.validators import ValidatorSet
 
 PREVOTE = 1
@@ -76,41 +76,15 @@ class CommitCertificate:
         return H(b"commit", encode(self.to_wire()))
 
     def verify(self, chain_id: str, validators: ValidatorSet, height: int, block_hash: bytes) -> None:
-        """Raise InvalidBlock unless this certifies ``block_hash`` at ``height`` with a quorum.
+        """Raise InvalidBlock unless this certifies ``block_hash`` at ``height`` with a quorum:
+        ``chain.validation.validate_certificate``, whose codes and fields it raises
+        (``certificate_height``, ``certificate_block``, ``certificate_order``,
+        ``certificate_signer``, ``certificate_signature``, ``certificate_quorum``)."""
+        # chain/validation builds on this module (vote_sign_bytes), so it is imported here, at
+        # the call, rather than at the top: the checks are written once, there.
+        from chain.validation import validate_certificate
 
-        Codes: ``certificate_height``, ``certificate_block``, ``certificate_order`` (keys not
-        strictly ascending, so duplicates are impossible), ``certificate_signer`` (not a
-        validator), ``certificate_signature``, ``certificate_quorum``.
-        """
-        if self.height != height:
-            raise InvalidBlock("certificate_height", f"expected {height}, found {self.height}")
-        if self.block_hash != block_hash:
-            raise InvalidBlock(
-                "certificate_block",
-                f"expected {block_hash.hex()}, found {self.block_hash.hex()} at height {height}",
-            )
-        digest = vote_sign_bytes(chain_id, PRECOMMIT, self.height, self.round, self.block_hash)
-        power = 0
-        previous = b""
-        for pubkey, sig in self.signatures:
-            if pubkey <= previous:
-                raise InvalidBlock("certificate_order", f"signatures not sorted at height {height}")
-            previous = pubkey
-            weight = validators.power_of(pubkey)
-            if weight == 0:
-                raise InvalidBlock(
-                    "certificate_signer", f"{pubkey.hex()} is not a validator at height {height}"
-                )
-            if not verify_signature(pubkey, sig, digest):
-                raise InvalidBlock(
-                    "certificate_signature", f"bad precommit by {pubkey.hex()} at height {height}"
-                )
-            power += weight
-        if not validators.has_quorum(power):
-            raise InvalidBlock(
-                "certificate_quorum",
-                f"power {power} of {validators.total_power} is not more than two thirds",
-            )
+        validate_certificate(self, chain_id, validators, height, block_hash)
 
 
 def sign_certificate(

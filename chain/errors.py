@@ -29,6 +29,35 @@ class InvalidBlock(ClearchainError):
     """A block that breaks the chain's rules (bad link, bad root, bad certificate ...)."""
 
 
+class BlockRuleViolation(InvalidBlock):
+    """A block that breaks one rule of ``chain/validation``, with the data that explains it:
+    the height, the field (``header.tx_root``, ``certificate.signatures[2]``), the expected value
+    (what the rules, the signed header or the parent demand), the found value (what the block
+    holds, or what executing it gives), and ``check``, a stable name of the rule. ``code`` is the
+    ``InvalidBlock`` code that nodes log and tests switch on; it equals ``check`` except for the
+    few rules whose codes predate the auditor's names (``hash_link`` is ``header_prev_hash``,
+    the roots are ``*_root_mismatch``). The auditor turns one into its discrepancy report."""
+
+    def __init__(
+        self,
+        height: int,
+        field: str,
+        expected: str,
+        found: str,
+        check: str,
+        *,
+        code: str | None = None,
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(code or check, f"height {height}: {field} expected {expected}, found {found}")
+        self.height = height
+        self.field = field
+        self.expected = expected
+        self.found = found
+        self.check = check
+        self.notes = notes
+
+
 class ContractError(ClearchainError):
     """A contract call that fails by the rules (insufficient cash, halted instrument ...).
 

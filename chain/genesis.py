@@ -332,11 +332,12 @@ def _field(obj: Any, name: str, kind: type, where: str) -> Any:
 
 
 def _list(obj: Any, name: str, where: str) -> list[Any]:
-    return _field(obj, name, list, where)
+    value: list[Any] = _field(obj, name, list, where)  # checked a list by _field
+    return value
 
 
 def _id(obj: Any, name: str, where: str) -> str:
-    value = _field(obj, name, str, where)
+    value: str = _field(obj, name, str, where)  # checked a str by _field
     _need(is_valid_id(value), _join(where, name), "1-64 characters of A-Z a-z 0-9 . _ : -")
     return value
 

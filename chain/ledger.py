@@ -1,9 +1,10 @@
 """The ledger: a store, its state tree and an executor, kept at one head.
 
 This is what a node, the single-process runner, sync and audit drive. ``propose`` builds a block
-on the head; ``validate`` checks a block's header against the head and re-executes it, naming the
-field, the expected and the found value on any mismatch; ``commit`` verifies the commit
-certificate and writes the block in one batch.
+on the head; ``validate`` checks a block against the head and re-executes it, naming the field,
+the expected and the found value on any mismatch; ``commit`` verifies the commit certificate and
+writes the block in one batch. The checks themselves are ``chain/validation``'s, the one
+definition of a valid block that the auditor uses too.
 
 Validator sets: the set in state after block h (``chain/validators``) signs block h+1. So a
 block's ``validators_hash`` is its parent's ``next_validators_hash``, and its ``last_commit`` is
@@ -20,12 +21,13 @@ the new code, rather than let it execute the new era with the old rules and fork
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from chain.block import ZERO_HASH, Block, Header
 from chain.certificate import NO_COMMIT_HASH, CommitCertificate
-from chain.errors import ContractCodeMismatch, InvalidBlock, StoreError
+from chain.errors import ContractCodeMismatch, StoreError
 from chain.executor import ContractRuntime, ExecutionResult, Executor
 from chain.genesis import Genesis
 from chain.merkle import EMPTY_LIST_ROOT
@@ -33,6 +35,7 @@ from chain.state import BlockState, decode_value
 from chain.statetree import EMPTY_ROOT, StateTree, TreeUpdate
 from chain.store import Store
 from chain.tx import SignedTx
+from chain.validation import validate_block, validate_certificate, validate_execution
 from chain.validators import Validator, ValidatorSet
 
 VALIDATORS_KEY = b"chain/validators"
@@ -179,7 +182,7 @@ class Ledger:
             receipts_root=result.receipts_root,
             state_root=result.state_root,
             validators_hash=self.validators.hash(),
-            next_validators_hash=self._next_validators_hash(result),
+            next_validators_hash=self.next_validators_hash(result),
             proposer=proposer,
             last_commit_hash=NO_COMMIT_HASH if last_commit is None else last_commit.hash(),
         )
@@ -188,45 +191,24 @@ class Ledger:
     def validate(
         self, block: Block, verified: frozenset[bytes] | set[bytes] = frozenset()
     ) -> ExecutionResult:
-        """Check ``block`` against the head and re-execute it. Raises InvalidBlock whose message
-        names the height, the field, and the expected and found values."""
+        """Check ``block`` against the head and re-execute it (``chain/validation``, in its
+        order). Raises InvalidBlock (a ``BlockRuleViolation`` naming the height, the field, and
+        the expected and found values, or ``invalid_tx``)."""
+        return self._validate(block, None, verified)
+
+    def _validate(
+        self,
+        block: Block,
+        certificate: CommitCertificate | None,
+        verified: frozenset[bytes] | set[bytes] = frozenset(),
+    ) -> ExecutionResult:
         self._require_pinned_code()
+        validate_block(self.head, block, self.chain_id, self.validators, self.head_validators, certificate)
         h = block.header
-        height = self.head.height + 1
-        _expect(h.height, height, "height", height, "header_height")
-        _expect(h.chain_id, self.chain_id, "chain_id", height, "header_chain_id")
-        _expect(h.prev_block_hash, self.head.hash(), "prev_block_hash", height, "header_prev_hash")
-        if h.time_ms <= self.head.time_ms:
-            raise InvalidBlock(
-                "header_time", f"height {height}: time_ms {h.time_ms} is not after {self.head.time_ms}"
-            )
-        _expect(h.validators_hash, self.validators.hash(), "validators_hash", height, "header_validators")
-        if self.validators.power_of(h.proposer) == 0:
-            raise InvalidBlock(
-                "header_proposer", f"height {height}: proposer {h.proposer.hex()} is not a validator"
-            )
-        if block.last_commit is None:
-            if height > 1:
-                raise InvalidBlock(
-                    "last_commit_missing", f"height {height}: no certificate for height {height - 1}"
-                )
-            _expect(h.last_commit_hash, NO_COMMIT_HASH, "last_commit_hash", height, "header_last_commit")
-        else:
-            _expect(
-                h.last_commit_hash, block.last_commit.hash(), "last_commit_hash", height, "header_last_commit"
-            )
-            block.last_commit.verify(self.chain_id, self.head_validators, self.head.height, self.head.hash())
-        result = self.executor.execute(self.store, self.tree, height, h.time_ms, block.txs, verified=verified)
-        _expect(h.tx_root, result.tx_root, "tx_root", height, "tx_root_mismatch")
-        _expect(h.receipts_root, result.receipts_root, "receipts_root", height, "receipts_root_mismatch")
-        _expect(h.state_root, result.state_root, "state_root", height, "state_root_mismatch")
-        _expect(
-            h.next_validators_hash,
-            self._next_validators_hash(result),
-            "next_validators_hash",
-            height,
-            "header_next_validators",
+        result = self.executor.execute(
+            self.store, self.tree, h.height, h.time_ms, block.txs, verified=verified
         )
+        validate_execution(h, result.receipts_root, result.state_root, self.next_validators_hash(result))
         return result
 
     def commit(
@@ -236,7 +218,7 @@ class Ledger:
         """Verify the certificate for ``block`` (unless the caller just did, as the auditor does)
         and write the block (one batch); advance the head."""
         if not certificate_checked:
-            certificate.verify(self.chain_id, self.validators, block.height, block.hash())
+            validate_certificate(certificate, self.chain_id, self.validators, block.height, block.hash())
         data = result.state_diff.get(VALIDATORS_KEY)
         next_set = self.validators if data is None else _set_from_wire(decode_value(data))
         self.store.write_block(
@@ -274,14 +256,15 @@ class Ledger:
             raise ContractCodeMismatch("contract_code_mismatch", self.code_mismatch)
 
     def apply_committed(self, block: Block, certificate: CommitCertificate) -> ExecutionResult:
-        """Validate, re-execute and write a block someone else committed (sync, replay). The
-        certificate is checked first: it is cheap, and a block without one is not worth executing."""
-        certificate.verify(self.chain_id, self.validators, block.height, block.hash())
-        result = self.validate(block)
-        self.commit(block, certificate, result)
+        """Validate, re-execute and write a block someone else committed (sync, replay). Its
+        certificate is checked with the header, before execution: a block without one is not
+        worth executing."""
+        result = self._validate(block, certificate)
+        self.commit(block, certificate, result, certificate_checked=True)
         return result
 
-    def _next_validators_hash(self, result: ExecutionResult) -> bytes:
+    def next_validators_hash(self, result: ExecutionResult) -> bytes:
+        """The hash of the validator set in state after ``result`` (it signs the next block)."""
         data = result.state_diff.get(VALIDATORS_KEY)
         if data is None:
             return self.validators.hash()
@@ -292,17 +275,11 @@ def _set_from_wire(wire: Any) -> ValidatorSet:
     return ValidatorSet.build([Validator(k, p, n) for k, p, n in wire])
 
 
-def _expect(found: object, expected: object, field: str, height: int, code: str) -> None:
-    if found != expected:
-        show = lambda v: v.hex() if isinstance(v, bytes) else repr(v)  # noqa: E731
-        raise InvalidBlock(code, f"height {height}: {field} expected {show(expected)}, found {show(found)}")
-
-
 class _EmptyState:
     def get_state(self, key: bytes) -> bytes | None:
         return None
 
-    def iterate_state(self, prefix: bytes, start: bytes = b""):  # type: ignore[no-untyped-def]
+    def iterate_state(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         return iter(())
 
 

@@ -3,10 +3,10 @@ state root?
 
 Why standalone: a client, auditor or regulator who holds only a validator-signed block header must
 be able to check a balance against its ``state_root`` without running this project. So this file
-depends on ``hashlib`` alone (no ``chain`` imports, no msgpack) and may be copied as it is. It
+depends on the standard library alone (no ``chain`` imports, no msgpack) and may be copied as it is. It
 re-implements the tagged hash ``H(tag, data) = SHA-256(u8(len(tag)) || tag || data)``.
 
-The tree (see docs/STATETREE.md): keys sit at ``kh = H("key", key)``, read as 64 nibbles, high
+The tree (docs/PROTOCOL.md, section 10): keys sit at ``kh = H("key", key)``, read as 64 nibbles, high
 nibble first; a leaf hashes as ``H("leaf", kh || H("value", value))``; an internal node as
 ``H("node", u16be(bitmap) || child hashes in ascending nibble order)``; the empty tree's root is 32
 zero bytes. A proof is ``[steps, terminal]``:
@@ -25,6 +25,7 @@ answers False, never raising, for any malformed input.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 EMPTY_ROOT = b"\x00" * 32
 HASH_BYTES = 32
@@ -43,7 +44,7 @@ def H(tag: bytes, data: bytes) -> bytes:
     return hashlib.sha256(bytes([len(tag)]) + tag + data).digest()
 
 
-def verify_proof(root: bytes, key: bytes, value: bytes | None, proof_wire: list) -> bool:
+def verify_proof(root: bytes, key: bytes, value: bytes | None, proof_wire: list[Any]) -> bool:
     """True iff ``proof_wire`` shows, against ``root``, that ``key`` holds ``value`` (bytes) or,
     when ``value`` is None, that ``key`` is absent. Never raises; any malformed input is False.
     """

@@ -5,7 +5,8 @@ Why this shape: the root must depend only on the set of (key, value) pairs, neve
 writes (history independence), so every validator derives the same root; a block's update must
 cost O(k log n) hashes for k changed keys among n; and a client must be able to check one key's
 value or absence with plain SHA-256 (``chain/proof.py``). Keys sit at ``kh = H("key", key)``, so
-the trie stays balanced whatever the keys look like. docs/STATETREE.md specifies the bytes.
+the trie stays balanced whatever the keys look like. docs/PROTOCOL.md, section 10, specifies the
+bytes.
 
 Canonical shape: an internal node at nibble prefix p exists iff at least two keys' ``kh`` start
 with p; a prefix holding one key is a leaf; the empty tree's root is 32 zero bytes, and a lone
@@ -25,6 +26,14 @@ concatenated record forms, the bitmap and a mask of the leaf children. Sealing a
 record) is then two concatenations and one SHA-256, replacing one child is two splices, and the
 cache holds few Python objects. Cached nodes are never mutated (they are immutable tuples), so
 unapplied updates share them.
+
+Why one module of more than 500 lines: the update, the proofs, the loading of stored nodes and
+the node records all work on that one byte layout of slots, inlined rather than behind helpers
+because this is the hot path of execution (the state tree is 15-24 % of a block's time,
+docs/BENCHMARKS.md); split, the layout would be spelled in two places. The tree's own checking
+and measuring tools close the module: ``compute_root``, a from-scratch reference written apart
+from the incremental code, and ``bench_tree`` (``clearchain bench executor`` and
+docs/BENCHMARKS.md import it from here).
 """
 
 from __future__ import annotations
@@ -35,14 +44,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from chain.encoding import decode
+from chain.encoding import SHORT_INPUT_BYTES, decode, short_sha256
 from chain.errors import EncodingError, StoreError, invariant
 from chain.proof import TERMINAL_ABSENT_EMPTY, TERMINAL_ABSENT_OTHER_LEAF, TERMINAL_PRESENT, verify_proof
-
-try:  # CPython's own SHA-256 has less per-call overhead than OpenSSL 3 on one- or two-block inputs.
-    from _sha256 import sha256 as _short_sha256  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - Python 3.12+ or a build without it
-    _short_sha256 = hashlib.sha256
 
 EMPTY_ROOT: Final = b"\x00" * 32
 ROOT_PATH: Final = b""  # nibble path of the root node, and of the lone-leaf record
@@ -149,7 +153,7 @@ class Proof:
         return self.terminal == TERMINAL_PRESENT
 
     def to_wire(self) -> list[Any]:
-        """The plain msgpack-able form ``[steps, terminal]`` (docs/STATETREE.md)."""
+        """The plain msgpack-able form ``[steps, terminal]`` (docs/PROTOCOL.md, section 10.4)."""
         steps = [[bitmap, list(siblings)] for bitmap, siblings in self.steps]
         if self.terminal == TERMINAL_ABSENT_OTHER_LEAF:
             return [steps, [self.terminal, self.other_key_hash, self.other_value_hash]]
@@ -219,13 +223,13 @@ class StateTree:
             # per changed key, and two function calls per key are measurable here.
             if type(key) is not bytes:
                 invariant(False, "state keys are bytes")
-            key_hash = _short_sha256(_KEY_PREFIX + key).digest()
+            key_hash = short_sha256(_KEY_PREFIX + key).digest()
             if value is None:
                 items.append(_LEAF_HEAD + key_hash)  # a deletion: 35 bytes
             else:
                 if type(value) is not bytes:
                     invariant(False, "state values are bytes")
-                value_sha256 = _short_sha256 if len(value) < 112 else _sha256
+                value_sha256 = short_sha256 if len(value) < SHORT_INPUT_BYTES else _sha256
                 items.append(_leaf(key_hash, value_sha256(_VALUE_PREFIX + value).digest()))
         items.sort()  # by kh, since all items start with the same three bytes
         diff = _Diff()
@@ -262,7 +266,7 @@ class StateTree:
     def prove(self, key: bytes) -> Proof:
         """An inclusion proof for ``key`` if present, else an absence proof, against the
         current root. Raises StoreError when a node on the path is missing or corrupt."""
-        key_hash = _short_sha256(_KEY_PREFIX + key).digest()
+        key_hash = short_sha256(_KEY_PREFIX + key).digest()
         nibbles = key_hash.hex()
         steps: list[tuple[int, tuple[bytes, ...]]] = []
         slot, path = self._root_slot, ROOT_PATH
@@ -420,7 +424,7 @@ class StateTree:
 
 
 def _leaf(key_hash: bytes, value_hash: bytes) -> bytes:
-    leaf_hash = _short_sha256(_LEAF_PREFIX + key_hash + value_hash).digest()
+    leaf_hash = short_sha256(_LEAF_PREFIX + key_hash + value_hash).digest()
     return _LEAF_HEAD + key_hash + _BIN32 + value_hash + leaf_hash
 
 

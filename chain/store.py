@@ -31,17 +31,18 @@ from chain.limits import STATE_CACHE_ENTRIES_MAX
 from chain.receipt import Receipt
 from chain.validators import Validator, ValidatorSet
 
-_HEAD = b"meta/head"
-_CHAIN_ID = b"meta/chain_id"
-_GENESIS = b"meta/genesis_hash"
-_BLOCK = b"blk/"
-_CERT = b"cert/"
-_RECEIPTS = b"rcpt/"
-_BLOCK_HASH = b"bhash/"
-_TX_INDEX = b"txi/"
-_STATE = b"st/"
-_NODE = b"tn/"
-_VALIDATOR_SET = b"vset/"
+# The layout above, spelled once: other modules (the auditor) use these names, never the bytes.
+HEAD_KEY = b"meta/head"
+CHAIN_ID_KEY = b"meta/chain_id"
+GENESIS_HASH_KEY = b"meta/genesis_hash"
+BLOCK_PREFIX = b"blk/"
+CERTIFICATE_PREFIX = b"cert/"
+RECEIPTS_PREFIX = b"rcpt/"
+BLOCK_HASH_PREFIX = b"bhash/"
+TX_INDEX_PREFIX = b"txi/"
+STATE_PREFIX = b"st/"
+NODE_PREFIX = b"tn/"
+VALIDATOR_SET_PREFIX = b"vset/"
 
 
 def _h(height: int) -> bytes:
@@ -141,7 +142,8 @@ class LevelDBBackend:
             raise StoreError("store_unavailable", f"cannot open {path}: {exc}") from exc
 
     def get(self, key: bytes) -> bytes | None:
-        return self._db.get(key)
+        value: bytes | None = self._db.get(key)  # plyvel is untyped
+        return value
 
     def scan(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         if not start:
@@ -197,37 +199,37 @@ class Store:
             return cache[key]
         except KeyError:
             pass
-        value = self.backend.get(_STATE + key)
+        value = self.backend.get(STATE_PREFIX + key)
         if len(cache) >= STATE_CACHE_ENTRIES_MAX:
             cache.clear()
         cache[key] = value
         return value
 
     def iterate_state(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        cut = len(_STATE)
-        for key, value in self.backend.scan(_STATE + prefix, start):
+        cut = len(STATE_PREFIX)
+        for key, value in self.backend.scan(STATE_PREFIX + prefix, start):
             yield key[cut:], value
 
     def get_node(self, path: bytes) -> bytes | None:
-        return self.backend.get(_NODE + path)
+        return self.backend.get(NODE_PREFIX + path)
 
     # --- chain ------------------------------------------------------------------------------
     def head(self) -> Head | None:
-        data = self.backend.get(_HEAD)
+        data = self.backend.get(HEAD_KEY)
         if data is None:
             return None
         height, block_hash = decode(data)
         return Head(height, block_hash)
 
     def chain_id(self) -> str | None:
-        data = self.backend.get(_CHAIN_ID)
+        data = self.backend.get(CHAIN_ID_KEY)
         return None if data is None else data.decode()
 
     def genesis_hash(self) -> bytes | None:
-        return self.backend.get(_GENESIS)
+        return self.backend.get(GENESIS_HASH_KEY)
 
     def block_bytes(self, height: int) -> bytes | None:
-        return self.backend.get(_BLOCK + _h(height))
+        return self.backend.get(BLOCK_PREFIX + _h(height))
 
     def block(self, height: int) -> Block | None:
         data = self.block_bytes(height)
@@ -238,31 +240,31 @@ class Store:
         return None if block is None else block.header
 
     def height_of(self, block_hash: bytes) -> int | None:
-        data = self.backend.get(_BLOCK_HASH + block_hash)
+        data = self.backend.get(BLOCK_HASH_PREFIX + block_hash)
         return None if data is None else int.from_bytes(data, "big")
 
     def certificate_bytes(self, height: int) -> bytes | None:
-        return self.backend.get(_CERT + _h(height))
+        return self.backend.get(CERTIFICATE_PREFIX + _h(height))
 
     def certificate(self, height: int) -> CommitCertificate | None:
         data = self.certificate_bytes(height)
         return None if data is None else CommitCertificate.from_wire(decode(data))
 
     def receipts_bytes(self, height: int) -> bytes | None:
-        return self.backend.get(_RECEIPTS + _h(height))
+        return self.backend.get(RECEIPTS_PREFIX + _h(height))
 
     def receipts(self, height: int) -> list[Receipt] | None:
         data = self.receipts_bytes(height)
         return None if data is None else [Receipt.from_wire(w) for w in decode(data)]
 
     def validator_set(self, validators_hash: bytes) -> ValidatorSet | None:
-        data = self.backend.get(_VALIDATOR_SET + validators_hash)
+        data = self.backend.get(VALIDATOR_SET_PREFIX + validators_hash)
         if data is None:
             return None
         return ValidatorSet.build([Validator(k, p, n) for k, p, n in decode(data)])
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
-        data = self.backend.get(_TX_INDEX + tx_hash)
+        data = self.backend.get(TX_INDEX_PREFIX + tx_hash)
         if data is None:
             return None
         height, index = decode(data)
@@ -296,35 +298,35 @@ class Store:
             raise StoreError("store_height", f"block {height} does not follow head {found}")
         puts: dict[bytes, bytes] = {}
         deletes: list[bytes] = []
-        puts[_BLOCK + _h(height)] = block.encode()
-        puts[_BLOCK_HASH + block_hash] = _h(height)
+        puts[BLOCK_PREFIX + _h(height)] = block.encode()
+        puts[BLOCK_HASH_PREFIX + block_hash] = _h(height)
         if certificate is not None:
-            puts[_CERT + _h(height)] = encode(certificate.to_wire())
+            puts[CERTIFICATE_PREFIX + _h(height)] = encode(certificate.to_wire())
         # Receipts hold only checked values (events are checked when emitted).
         if receipts_encoded is None:
             receipts_encoded = tuple([r.encode() for r in receipts])
         invariant(len(receipts_encoded) == len(receipts), "one encoding per receipt")
-        puts[_RECEIPTS + _h(height)] = encode_joined(receipts_encoded)
+        puts[RECEIPTS_PREFIX + _h(height)] = encode_joined(receipts_encoded)
         for index, stx in enumerate(block.txs):
-            puts[_TX_INDEX + stx.hash] = encode([height, index])
+            puts[TX_INDEX_PREFIX + stx.hash] = encode([height, index])
         for key, value in state_diff.items():
             if value is None:
-                deletes.append(_STATE + key)
+                deletes.append(STATE_PREFIX + key)
             else:
-                puts[_STATE + key] = value
+                puts[STATE_PREFIX + key] = value
         for path, node in node_writes.items():
             if node is None:
-                deletes.append(_NODE + path)
+                deletes.append(NODE_PREFIX + path)
             else:
-                puts[_NODE + path] = node
+                puts[NODE_PREFIX + path] = node
         for vset in validator_sets:
-            puts[_VALIDATOR_SET + vset.hash()] = encode(
+            puts[VALIDATOR_SET_PREFIX + vset.hash()] = encode(
                 [[v.pubkey, v.power, v.name] for v in vset.validators]
             )
         if genesis:
-            puts[_CHAIN_ID] = block.header.chain_id.encode()
-            puts[_GENESIS] = block_hash
-        puts[_HEAD] = encode([height, block_hash])
+            puts[CHAIN_ID_KEY] = block.header.chain_id.encode()
+            puts[GENESIS_HASH_KEY] = block_hash
+        puts[HEAD_KEY] = encode([height, block_hash])
         self.backend.write(puts, deletes)
         cache = self._state_cache
         if len(cache) + len(state_diff) > STATE_CACHE_ENTRIES_MAX:

@@ -9,17 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from chain.audit import AuditFailure, Auditor, Discrepancy
 from chain.block import Block
 from chain.certificate import CommitCertificate, sign_certificate
 from chain.encoding import decode, encode
+from chain.errors import BlockRuleViolation
+from chain.executor import InvalidTxInBlock
 from chain.genesis import Genesis, parse_genesis
 from chain.history import HistoryError, HistoryRecord, Preamble
 from chain.keys import KeyPair
-from chain.store import Store
+from chain.ledger import Ledger
+from chain.store import BLOCK_PREFIX, NODE_PREFIX, STATE_PREFIX, Store
 from cli.audit.history import ExportWriter, FileSource, HomeSource
 from cli.audit.tally import AuditTally
 from cli.localnet import devnet
@@ -251,6 +254,112 @@ def test_a_state_root_mismatch_names_the_keys(genesis: Genesis) -> None:
     assert d.notes[1] == "custody/forged: absent vs 1"
 
 
+# --- one definition of a valid block: the auditor and the ledger agree ------------------------
+_HEADER_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "height": st.integers(0, 20),
+    "chain_id": st.sampled_from(["other", "clearchain-de", "x"]),
+    "time_ms": st.integers(0, 2**42),
+    **{
+        name: st.binary(min_size=32, max_size=32)
+        for name in ("prev_block_hash", "tx_root", "receipts_root", "state_root", "validators_hash",
+                     "next_validators_hash", "proposer", "last_commit_hash")
+    },
+}  # fmt: skip
+
+
+def _tampered(data: st.DataObject, record: HistoryRecord) -> tuple[Block, CommitCertificate]:
+    """The record's block and certificate with one header field, one signature or the
+    certificate changed; re-signed by every validator when drawn so, so that checks after the
+    certificate's are reached too."""
+    block = Block.decode(record.block or b"")
+    cert = CommitCertificate.from_wire(decode(record.certificate or b""))
+    kind = data.draw(st.sampled_from(["header", "signature", "certificate", "last_commit"]), label="kind")
+    if kind == "header":
+        name = data.draw(st.sampled_from(sorted(_HEADER_VALUES)), label="field")
+        header = dataclasses.replace(block.header, **{name: data.draw(_HEADER_VALUES[name], label="value")})
+        block = Block(header, block.txs, block.last_commit)
+        if data.draw(st.booleans(), label="re-signed"):
+            cert = sign_certificate(header.chain_id, block.height, 0, block.hash(), VALIDATORS)
+    elif kind == "signature":
+        i = data.draw(st.integers(0, len(cert.signatures) - 1), label="signer")
+        key, sig = cert.signatures[i]
+        at = data.draw(st.integers(0, len(sig) - 1), label="byte")
+        sig = sig[:at] + bytes([sig[at] ^ data.draw(st.integers(1, 255), label="xor")]) + sig[at + 1 :]
+        cert = dataclasses.replace(
+            cert, signatures=cert.signatures[:i] + ((key, sig),) + cert.signatures[i + 1 :]
+        )
+    elif kind == "certificate":
+        change = data.draw(
+            st.sampled_from(["signers", "round", "height", "block_hash", "doubled", "outsider"])
+        )
+        chain_id = block.header.chain_id
+        if change == "signers":
+            signers = data.draw(st.lists(st.sampled_from(VALIDATORS), unique=True), label="signers")
+            cert = sign_certificate(chain_id, block.height, 0, block.hash(), signers)
+        elif change == "outsider":
+            cert = sign_certificate(
+                chain_id, block.height, 0, block.hash(), VALIDATORS[:2] + [KeyPair.dev("x")]
+            )
+        elif change == "doubled":
+            cert = dataclasses.replace(cert, signatures=(cert.signatures[0],) * 2 + cert.signatures[1:])
+        elif change == "round":
+            cert = dataclasses.replace(cert, round=cert.round + data.draw(st.integers(1, 3)))
+        elif change == "height":
+            cert = dataclasses.replace(
+                cert, height=data.draw(st.integers(0, 20).filter(lambda x: x != cert.height))
+            )
+        else:
+            cert = dataclasses.replace(cert, block_hash=data.draw(st.binary(min_size=32, max_size=32)))
+    else:  # the parent's certificate the block carries, weakened or dropped; the block re-signed
+        last = block.last_commit
+        if last is None or data.draw(st.booleans(), label="dropped"):
+            last = None
+        else:
+            signers = data.draw(st.lists(st.sampled_from(VALIDATORS), unique=True), label="signers")
+            last = sign_certificate(block.header.chain_id, last.height, last.round, last.block_hash, signers)
+        block = Block(block.header, block.txs, last)
+        cert = sign_certificate(block.header.chain_id, block.height, 0, block.hash(), VALIDATORS)
+    return block, cert
+
+
+@settings(max_examples=200)
+@given(data=st.data())
+def test_the_auditor_and_the_ledger_refuse_the_same_blocks_naming_the_same_field(
+    genesis: Genesis, built: tuple[Chain, list[HistoryRecord]], data: st.DataObject
+) -> None:
+    _, records = built
+    height = data.draw(st.integers(1, len(records)), label="height")
+    block, cert = _tampered(data, records[height - 1])
+    tampered = dataclasses.replace(
+        records[height - 1], block=block.encode(), certificate=encode(cert.to_wire())
+    )
+    auditor = _audit(genesis, records[: height - 1])
+    replica = Ledger(Store.in_memory(), genesis, default_registry())
+    for record in records[: height - 1]:
+        replica.apply_committed(
+            Block.decode(record.block or b""), CommitCertificate.from_wire(decode(record.certificate or b""))
+        )
+    found: Discrepancy | None = None
+    try:
+        auditor.audit(tampered)
+    except AuditFailure as err:
+        found = err.discrepancy
+    event(found.check if found is not None else "valid")
+    try:
+        replica.apply_committed(block, cert)
+    except BlockRuleViolation as violation:
+        assert found is not None, violation
+        v = violation
+        assert (v.height, v.field, v.expected, v.found, v.check) == (
+            found.height, found.field, found.expected, found.found, found.check,
+        )  # fmt: skip
+    except InvalidTxInBlock as exc:
+        assert found is not None and found.field == f"txs[{exc.index}]", exc
+    else:
+        assert found is None, found.text()
+        assert replica.head == auditor.ledger.head
+
+
 # --- exports ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["msgpack", "jsonl"])
 def test_export_round_trips_and_truncation_is_found(
@@ -338,7 +447,7 @@ def test_home_audit_passes_and_never_writes_the_node_folder(genesis: Genesis, ho
 
 
 def test_home_audit_names_a_tampered_state_value(genesis: Genesis, home: Path) -> None:
-    _tamper_db(home, lambda db: db.put(b"st/accounts/bal/A-C001/USD", encode([1, 0])))
+    _tamper_db(home, lambda db: db.put(STATE_PREFIX + b"accounts/bal/A-C001/USD", encode([1, 0])))
     with pytest.raises(AuditFailure) as err:
         _audit_home(genesis, home)
     d = err.value.discrepancy
@@ -348,14 +457,14 @@ def test_home_audit_names_a_tampered_state_value(genesis: Genesis, home: Path) -
 
 def test_home_audit_names_a_tampered_tree_node_and_a_deleted_block(genesis: Genesis, home: Path) -> None:
     def flip_node(db: Any) -> None:
-        key, value = next(iter(db.iterator(prefix=b"tn/")))
+        key, value = next(iter(db.iterator(prefix=NODE_PREFIX)))
         db.put(key, value[:-1] + bytes([value[-1] ^ 1]))
 
     _tamper_db(home, flip_node)
     with pytest.raises(AuditFailure) as err:
         _audit_home(genesis, home)
     assert err.value.discrepancy.field.startswith("state tree node")
-    _tamper_db(home, lambda db: db.delete(b"blk/" + (6).to_bytes(8, "big")))
+    _tamper_db(home, lambda db: db.delete(BLOCK_PREFIX + (6).to_bytes(8, "big")))
     with pytest.raises(AuditFailure) as err:
         _audit_home(genesis, home)
     assert (err.value.discrepancy.height, err.value.discrepancy.check) == (6, "block_missing")

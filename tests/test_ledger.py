@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,7 @@ from chain.certificate import CommitCertificate, sign_certificate
 from chain.errors import InvalidBlock
 from chain.keys import KeyPair
 from chain.ledger import Ledger
+from chain.merkle import list_root
 from chain.store import Store
 from cli.localnet import devnet
 from contracts import default_registry
@@ -30,8 +32,12 @@ def _replica(chain: Chain) -> Ledger:
 
 
 def _blocks(chain: Chain) -> list[tuple[Block, CommitCertificate]]:
-    h = chain.ledger.head.height
-    return [(chain.store.block(i), chain.store.certificate(i)) for i in range(1, h + 1)]
+    pairs = []
+    for i in range(1, chain.ledger.head.height + 1):
+        block, cert = chain.store.block(i), chain.store.certificate(i)
+        assert block is not None and cert is not None
+        pairs.append((block, cert))
+    return pairs
 
 
 def test_replica_replays_to_the_same_state(chain: Chain) -> None:
@@ -62,7 +68,7 @@ def test_replica_replays_to_the_same_state(chain: Chain) -> None:
         ("next_validators_hash", b"\x08" * 32, "header_next_validators"),
     ],
 )
-def test_each_tampered_header_field_is_named(chain: Chain, field: str, value: object, code: str) -> None:
+def test_each_tampered_header_field_is_named(chain: Chain, field: str, value: Any, code: str) -> None:
     chain.run(_trade(chain, 0))
     chain.run(_trade(chain, 1))
     replica = _replica(chain)
@@ -74,7 +80,7 @@ def test_each_tampered_header_field_is_named(chain: Chain, field: str, value: ob
     assert err.value.code == code
     assert "height 2" in err.value.message
     if code.endswith("_mismatch"):
-        assert field in err.value.message and value.hex() in err.value.message  # type: ignore[union-attr]
+        assert field in err.value.message and value.hex() in err.value.message
     # Nothing was written: the good block still applies.
     replica.apply_committed(b2, c2)
     assert replica.head == chain.ledger.head
@@ -84,12 +90,18 @@ def test_reordered_or_dropped_txs_are_detected(chain: Chain) -> None:
     chain.run(_trade(chain, 0), _trade(chain, 1))
     ((b1, c1),) = _blocks(chain)
     replica = _replica(chain)
+    reordered = tuple(reversed(b1.txs))
     with pytest.raises(InvalidBlock) as err:
-        replica.validate(Block(b1.header, tuple(reversed(b1.txs)), None))
-    assert err.value.code == "invalid_tx"  # the nonces are now out of order
+        replica.validate(Block(b1.header, reordered, None))
+    assert err.value.code == "tx_root_mismatch"  # found before executing anything
     with pytest.raises(InvalidBlock) as err:
         replica.validate(Block(b1.header, b1.txs[:1], None))
     assert err.value.code == "tx_root_mismatch"
+    # A header that commits to the reordered txs: execution finds the nonces out of order.
+    header = dataclasses.replace(b1.header, tx_root=list_root([t.hash for t in reordered]))
+    with pytest.raises(InvalidBlock) as err:
+        replica.validate(Block(header, reordered, None))
+    assert err.value.code == "invalid_tx"
 
 
 def test_certificates(chain: Chain) -> None:
