@@ -70,6 +70,17 @@ class ScenarioRun:
                 return int(b["available"]), int(b["locked"])
         return 0, 0
 
+    def last_price(self, instrument: str) -> int | None:
+        """The latest median the chain recorded for ``instrument``, fresh or not (None if it was
+        never priced).
+
+        A scenario opens at this price, not at the current one: once the oracles' submissions are
+        older than the staleness window the current price is None while the circuit breaker still
+        measures from the recorded history, so opening at a constant would itself be a wild move
+        that halts the instrument, and whether it does would depend on how many blocks passed."""
+        found = self.view("oracle", "price", instrument=instrument, height=self.height)["price"]
+        return None if found is None else int(found)
+
     def decimals(self, asset: str) -> int:
         if self._instruments is None:
             self._instruments = {i["id"]: i for i in self.client.get("/instruments")["instruments"]}

@@ -39,8 +39,7 @@ def _publish(s: ScenarioRun, prices: dict[str, int]) -> None:
 def _current_prices(s: ScenarioRun, ids: list[str]) -> dict[str, int]:
     out = {}
     for iid in ids:
-        price = s.view("oracle", "price", instrument=iid)["price"]
-        out[iid] = int(price) if price else DEFAULT_PRICES[iid]
+        out[iid] = s.last_price(iid) or DEFAULT_PRICES[iid]
     return out
 
 
