@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from cli.scenarios import ScenarioRun
 
@@ -27,6 +28,12 @@ def run(s: ScenarioRun) -> None:
     refunded_leg(s)
 
 
+def lock(s: ScenarioRun, sender: str, terms: list[Any], blocks: int) -> int:
+    """``escrow.lock(*terms, timeout)`` with the timeout ``blocks`` ahead of the lock's block
+    (more notice if heartbeat blocks passed it first); returns the timeout height."""
+    return s.send_ahead(sender, "escrow", "lock", lambda height: [*terms, height], blocks, "bad_timeout")[1]
+
+
 def claimed_leg(s: ScenarioRun) -> None:
     secret = secrets.token_bytes(32)
     hashlock = hashlib.sha256(secret).digest()
@@ -34,14 +41,7 @@ def claimed_leg(s: ScenarioRun) -> None:
     a0, b0 = s.balance("A-C001", "USD"), s.balance("B-C001", "USD")
     # The claim and the early refund must come before the timeout: it lies far enough ahead
     # that no run of heartbeat blocks between the three calls reaches it (nothing waits for it).
-    _, timeout = s.send_ahead(
-        "member-a",
-        "escrow",
-        "lock",
-        lambda height: [eid, "A-C001", "B-C001", "USD", CASH, hashlock, height],
-        CLAIM_BLOCKS,
-        "bad_timeout",
-    )
+    timeout = lock(s, "member-a", [eid, "A-C001", "B-C001", "USD", CASH, hashlock], CLAIM_BLOCKS)
     s.echo(
         f"member-a locked USD 2,500.00 from A-C001 for B-C001 as {eid}, hash lock {hashlock.hex()[:16]}..., timeout {timeout}"
     )
@@ -66,14 +66,7 @@ def refunded_leg(s: ScenarioRun) -> None:
     hashlock = hashlib.sha256(secrets.token_bytes(32)).digest()
     eid = f"SWAP-{s.height}-R"
     b0 = s.balance("B-C001", "ACME")
-    _, timeout = s.send_ahead(
-        "member-b",
-        "escrow",
-        "lock",
-        lambda height: [eid, "B-C001", "A-C001", "ACME", SHARES, hashlock, height],
-        REFUND_BLOCKS,
-        "bad_timeout",
-    )
+    timeout = lock(s, "member-b", [eid, "B-C001", "A-C001", "ACME", SHARES, hashlock], REFUND_BLOCKS)
     s.echo(
         f"member-b locked 10 ACME from B-C001 for A-C001 as {eid}, timeout height {timeout}; nobody claims it"
     )
