@@ -25,7 +25,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 import yarl
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chain.tx import SignedTx, Tx
@@ -355,6 +355,8 @@ VIEW_PARAMS = sorted(
         max_size=4,
     ),
 )
+@example(view=("escrow", "list"), query={"account": "A-C001", "limit": "%C2%B2"})  # found: a 500
+@example(view=("escrow", "by_hashlock"), query={"hashlock": "00" * 32, "limit": "%C2%B2"})
 def test_every_contract_view_answers_junk_queries_with_a_4xx(
     node: Node, view: tuple[str, str], query: dict[str, str]
 ) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from chain.certificate import PRECOMMIT, PREVOTE
@@ -631,6 +631,10 @@ def hostile_frames() -> st.SearchStrategy[Hostile]:
 
 @settings(HOSTILE, max_examples=300)
 @given(case=hostile_frames())
+# The CI profile once drew a non-list field beyond msgpack's integers (the test's own encoder
+# refused it); the strategy now stops at msgpack's bounds, kept here as explicit examples.
+@example(case=closed([PROPOSAL, 2**64 - 1], "bad_consensus_message"))
+@example(case=closed([VOTE, -(2**63)], "bad_consensus_message"))
 def test_hostile_frames_after_the_handshake_are_dropped_or_ignored(target: Target, case: Hostile) -> None:
     offset = target.log_size()
     with authenticated(target) as wire:

@@ -14,7 +14,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chain.certificate import PREVOTE
@@ -99,6 +99,20 @@ def test_silent_or_invalid_byzantine_faulty_network_is_safe_live_and_replays(cfg
 
 @settings(max_examples=80)
 @given(faulty_configs("equivocate", time_max_ms=20_000))
+# Found by a fresh clone's CI (issue 17): lost votes were never re-sent, and height 7 took 6 rounds.
+@example(
+    SimConfig(
+        validators=7,
+        byzantine=1,
+        mode="equivocate",
+        seed=4051,
+        heights=7,
+        drop=0.19921875,
+        dup=0.2,
+        delay_ms=(5, 69),
+        time_max_ms=20_000,
+    )
+)
 def test_equivocating_byzantine_faulty_network_is_safe_live_and_replays(cfg: SimConfig) -> None:
     r = run(cfg)
     _assert_safe(cfg, r)

@@ -137,10 +137,24 @@ def _swap(east: ScenarioRun, west: ScenarioRun) -> None:
 def _timeout(east: ScenarioRun, west: ScenarioRun) -> None:
     east0, west0 = _balances(east, "ACME"), _balances(west, "USD")
     hashlock = hashlib.sha256(secrets.token_bytes(32)).digest()
-    t_west = west.height + 12
-    west.send("member-b", "escrow", "lock", ["LATE-W", "B-C001", "A-C001", "USD", USD, hashlock, t_west])
-    t_east = east.height + 6
-    east.send("member-a", "escrow", "lock", ["LATE-E", "A-C001", "B-C001", "ACME", ACME, hashlock, t_east])
+    # A few blocks ahead of each head; if heartbeat blocks pass that height before the lock's
+    # block, the chain refuses it (bad_timeout) and send_ahead locks again with more notice.
+    _, t_west = west.send_ahead(
+        "member-b",
+        "escrow",
+        "lock",
+        lambda h: ["LATE-W", "B-C001", "A-C001", "USD", USD, hashlock, h],
+        12,
+        "bad_timeout",
+    )
+    _, t_east = east.send_ahead(
+        "member-a",
+        "escrow",
+        "lock",
+        lambda h: ["LATE-E", "A-C001", "B-C001", "ACME", ACME, hashlock, h],
+        6,
+        "bad_timeout",
+    )
     assert _balances(east, "ACME")["A-C001"] == (east0["A-C001"][0] - ACME, ACME)
     assert _balances(west, "USD")["B-C001"] == (west0["B-C001"][0] - USD, USD)
     # B never claims. Each chain refunds its own lock at its own timeout height.

@@ -34,6 +34,7 @@ SCENARIOS: dict[str, str] = {
     "fund": "cli.scenarios.fund",
 }
 WAIT_S = 60.0
+AHEAD_ATTEMPTS_MAX = 8  # send_ahead doubles the notice each time: 8 attempts span 256 times the first
 
 
 class ScenarioFailed(ClearchainError):
@@ -69,6 +70,17 @@ class ScenarioRun:
             if b["asset"] == asset:
                 return int(b["available"]), int(b["locked"])
         return 0, 0
+
+    def last_price(self, instrument: str) -> int | None:
+        """The latest median the chain recorded for ``instrument``, fresh or not (None if it was
+        never priced).
+
+        A scenario opens at this price, not at the current one: once the oracles' submissions are
+        older than the staleness window the current price is None while the circuit breaker still
+        measures from the recorded history, so opening at a constant would itself be a wild move
+        that halts the instrument, and whether it does would depend on how many blocks passed."""
+        found = self.view("oracle", "price", instrument=instrument, height=self.height)["price"]
+        return None if found is None else int(found)
 
     def decimals(self, asset: str) -> int:
         if self._instruments is None:
@@ -121,6 +133,38 @@ class ScenarioRun:
                 f"{contract}.{method} by {sender}: {receipt['code']}: {receipt['message']}",
             )
         return [(c, n, dict(f)) for c, n, f in receipt["events"]]
+
+    def send_ahead(
+        self,
+        sender: str,
+        contract: str,
+        method: str,
+        args_for: Callable[[int], list[Any]],
+        blocks: int,
+        too_late: str,
+    ) -> tuple[list[tuple[str, str, dict[str, Any]]], int]:
+        """Send a call that names a height ``blocks`` ahead of the head (a timeout, a record
+        height); it must succeed. Returns (its events, the height it named).
+
+        Heartbeat blocks may pass between reading the head and the call's block; if enough did
+        that the height is no longer ahead, the chain refuses the call with ``too_late`` and it
+        is sent again with twice the notice, so the outcome rests on the chain's answer, not on
+        how fast blocks come."""
+        for _ in range(AHEAD_ATTEMPTS_MAX):
+            target = self.height + blocks
+            receipt = self.submit(sender, contract, method, args_for(target))["receipt"]
+            if receipt["ok"]:
+                return [(c, n, dict(f)) for c, n, f in receipt["events"]], target
+            if receipt["code"] != too_late:
+                raise ScenarioFailed(
+                    "scenario_call_failed",
+                    f"{contract}.{method} by {sender}: {receipt['code']}: {receipt['message']}",
+                )
+            self.echo(f"  (height {target} had passed when the call's block came: {blocks * 2} blocks ahead)")
+            blocks *= 2
+        raise ScenarioFailed(
+            "scenario_call_failed", f"{contract}.{method} by {sender}: {too_late} {AHEAD_ATTEMPTS_MAX} times"
+        )
 
     def fails(self, code: str, sender: str, contract: str, method: str, args: list[Any]) -> str:
         """Send; the call must fail with ``code``. Returns the receipt's message."""

@@ -141,7 +141,7 @@ def _double_sign(s: ScenarioRun, rules: dict[str, Any]) -> None:
 
 def _out_of_band(s: ScenarioRun, rules: dict[str, Any]) -> None:
     bond_id, _, _ = _post(s, rules, "oracle-3", "O3-HOUSE", "oracle", OTHER_TERM_BLOCKS)
-    price = s.view("oracle", "price", instrument=OUTLIER_INSTRUMENT)["price"] or 100_00
+    price = s.last_price(OUTLIER_INSTRUMENT) or 100_00
     for oracle in ("oracle-3", "oracle-1", "oracle-2"):  # oracle-3 first: its own old outlier goes
         s.send(oracle, "oracle", "submit", [OUTLIER_INSTRUMENT, price])
     s.echo(f"oracle-1, -2 and -3 publish {OUTLIER_INSTRUMENT} at {_usd(price)}")

@@ -4,9 +4,13 @@ Then STARK's issuer owes filings every few blocks: it files once on time, misses
 deadline, and STARK halts by rule (a finding against the issuer's bond); a late filing clears the
 overdue state, and the admin resumes both instruments (resuming is a human decision).
 
-Re-runnable: prices start from HOOLI's current median; a halted instrument is resumed first and
-a leftover STARK obligation released; document hashes and trade ids carry the height; balances
-are read before and after. At the end both instruments trade again and STARK has no obligation,
+Deterministic with respect to block timing: the story halts and reopens HOOLI at its latest
+recorded median (the first median after a resume is the rule's reference), and sets HOOLI's rule
+window to its maximum for the rally, so the move is measured from that opening price however many
+heartbeat blocks pass between the oracles' transactions; the rule is restored after the halt.
+The on-time filing is judged by its own receipt. Re-runnable: a halted instrument is resumed
+first and a leftover STARK obligation released; document hashes and trade ids carry the height;
+balances are read before and after. At the end both instruments trade again and STARK has no obligation,
 so later scenarios are unaffected.
 """
 
@@ -24,6 +28,7 @@ ISSUER = "issuer-acme"
 ORACLES = ("oracle-1", "oracle-2", "oracle-3")
 FIRST_PRICE = 40_00  # USD cents per share, when HOOLI has no price yet
 ROUNDS_MAX = 6
+WINDOW_BLOCKS = 1_000_000  # the rule's maximum window: the reference stays the anchor
 PERIOD_BLOCKS = 4
 GRACE_BLOCKS = 2
 BPS = 10_000
@@ -59,27 +64,49 @@ def _refused_trade(s: ScenarioRun, iid: str, price: int) -> None:
     s.echo(f"  a trade in {iid} is refused: instrument_halted; nothing moved")
 
 
+def _publish(s: ScenarioRun, oracle: str, price: int) -> list[tuple[str, str, dict[str, Any]]]:
+    events = s.send(oracle, "oracle", "submit", [MOVER, price])
+    s.check(not any(n == "oracle_out_of_band" for _, n, _ in events), f"{oracle} out of band at {price}")
+    return events
+
+
+def _open_at(s: ScenarioRun, base: int, move_bps: int) -> tuple[int, int] | None:
+    """Make ``base`` the reference of the price rule, whatever the chain's history and however
+    many blocks the story's transactions take; returns the admin's earlier rule override.
+
+    The rule's window is set to its maximum for the story, so the reference is the anchor (the
+    first median after a resume) however many heartbeat blocks pass between the oracles'
+    transactions; with the default 60-block window a slow rally is measured from a reference
+    that rises with it and never halts. The oracles publish ``base`` while HOOLI is halted, so
+    the first median after the resume, ``base``, is the anchor."""
+    rule = s.view("breakers", "status", instrument=MOVER)
+    saved = (int(rule["window_blocks"]), int(rule["move_bps"])) if rule["rule_overridden"] else None
+    s.send("admin", "breakers", "set_rule", [MOVER, WINDOW_BLOCKS, move_bps])
+    s.send("admin", "instruments", "halt", [MOVER, "breaker scenario: reopening at a set price"])
+    for oracle in ORACLES:
+        _publish(s, oracle, base)
+    s.send("admin", "instruments", "resume", [MOVER])
+    return saved
+
+
 def _price_move(s: ScenarioRun) -> None:
     _ensure_active(s, MOVER)
     rule = s.view("breakers", "status", instrument=MOVER)
-    move_bps, window = int(rule["move_bps"]), int(rule["window_blocks"])
+    move_bps = int(rule["move_bps"])
     step_bps = min(move_bps * 6 // 10, _oracle_param(s, "band_bps") * 8 // 10)
-    base = s.view("oracle", "price", instrument=MOVER)["price"] or FIRST_PRICE
+    base = s.last_price(MOVER) or FIRST_PRICE
+    saved = _open_at(s, base, move_bps)
     s.echo(
-        f"{MOVER} halts on a move over {move_bps} bps within {window} blocks; the oracles publish {_usd(base)}"
+        f"{MOVER} halts on a move over {move_bps} bps from its reference; the oracles reopen it at {_usd(base)}"
     )
-    for oracle in ORACLES:
-        s.send(oracle, "oracle", "submit", [MOVER, base])
-    reference = s.view("breakers", "status", instrument=MOVER)["reference"]
-    s.echo(f"  moves are measured from the reference {_usd(reference)}")
+    s.echo(
+        f"  (the admin sets the rule's window to {WINDOW_BLOCKS:,} blocks for the story, so only the move counts, not how many blocks pass)"
+    )
     tripped: dict[str, Any] | None = None
     for k in range(1, ROUNDS_MAX + 1):
         price = base * (BPS + k * step_bps) // BPS
         for oracle in ORACLES:
-            events = s.send(oracle, "oracle", "submit", [MOVER, price])
-            s.check(
-                not any(n == "oracle_out_of_band" for _, n, _ in events), f"{oracle} out of band at {price}"
-            )
+            events = _publish(s, oracle, price)
             tripped = next((f for _, n, f in events if n == "breaker_tripped"), None)
             if tripped is not None:
                 break
@@ -91,8 +118,13 @@ def _price_move(s: ScenarioRun) -> None:
                 f"halted on a move within the rule: {tripped}",
             )
             break
+    if saved is None:
+        s.send("admin", "breakers", "clear_rule", [MOVER])
+    else:
+        s.send("admin", "breakers", "set_rule", [MOVER, *saved])
     s.check(tripped is not None and tripped["reason"] == "price_move", f"no halt after {ROUNDS_MAX} rounds")
     assert tripped is not None
+    s.check(tripped["reference"] == base, f"the move was measured from {tripped['reference']}, not {base}")
     s.check(_status(s, MOVER) == "halted", f"{MOVER} is not halted")
     last = s.view("breakers", "status", instrument=MOVER)["last_halt"]
     s.echo(
@@ -118,9 +150,10 @@ def _overdue_disclosure(s: ScenarioRun) -> None:
     s.fails(
         "not_issuer", "fund-mgr", "disclosure", "file", [FILER, hashlib.sha256(report).digest(), "not mine"]
     )
-    status = s.view("disclosure", "status", instrument=FILER)
-    deadline = int(status["obligation"]["deadline"])
-    s.check(not status["overdue"], f"overdue right after a filing: {status}")
+    # The filing's own receipt says whether it was on time; a status read a few (heartbeat)
+    # blocks later would depend on how many blocks passed since.
+    s.check(not filed["cured"] and filed["next_due"] is not None, f"the filing was not on time: {filed}")
+    deadline = int(filed["next_due"]) + GRACE_BLOCKS
     s.echo(f"  ... and then files nothing; waiting for the deadline at height {deadline}")
     s.wait_height(deadline + 1)
     status = s.view("disclosure", "status", instrument=FILER)

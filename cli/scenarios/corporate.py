@@ -78,8 +78,15 @@ def announced(events: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
 
 def dividend(s: ScenarioRun) -> None:
     cash0 = {a: s.balance(a, "USD") for a in ACCOUNTS}
-    record = s.height + NOTICE_BLOCKS
-    fields = announced(s.send(ISSUER, CA, "announce_dividend", ["ACME", DIVIDEND, record, PAYER]))
+    events, record = s.send_ahead(
+        ISSUER,
+        CA,
+        "announce_dividend",
+        lambda height: ["ACME", DIVIDEND, height, PAYER],
+        NOTICE_BLOCKS,
+        "bad_record_height",
+    )
+    fields = announced(events)
     aid = fields["id"]
     locked = s.balance(PAYER, "USD")[1] - cash0[PAYER][1]
     s.check(
@@ -114,8 +121,15 @@ def dividend(s: ScenarioRun) -> None:
 
 def split(s: ScenarioRun) -> None:
     shares0 = {a: s.balance(a, "ACME") for a in ACCOUNTS}
-    record = s.height + NOTICE_BLOCKS
-    aid = announced(s.send(ISSUER, CA, "announce_split", ["ACME", 2, 1, record, 0, PAYER]))["id"]
+    events, record = s.send_ahead(
+        ISSUER,
+        CA,
+        "announce_split",
+        lambda height: ["ACME", 2, 1, height, 0, PAYER],
+        NOTICE_BLOCKS,
+        "bad_record_height",
+    )
+    aid = announced(events)["id"]
     s.echo(f"issuer-acme announced split {aid}: 2 new ACME for 1, record height {record}")
     doc = wait_done(s, aid)
     s.check(doc["status"] == "completed" and doc["skipped"] == 0, f"split {aid}: {doc}")

@@ -4,7 +4,7 @@ its position is closed at the oracle price and the loss is covered by its margin
 guarantee-fund contribution, the insurance fund and the surviving members' contributions pro
 rata, each step shown and checked. An admin pays what was collected to member-a.
 
-Re-runnable: prices start from the current median (or 40.00 the first time), every oracle
+Re-runnable: prices start from the latest recorded median (or 40.00 the first time), every oracle
 publishes the same price so the median is exactly it, moves stay inside the circuit breaker's
 default band, and the price is restored at the end; the expected waterfall is computed from the
 funds as read just before the default, never from a pristine network. Margin rates on the
@@ -135,7 +135,7 @@ def _await_default(s: ScenarioRun, count_before: int, due: int) -> dict[str, Any
 
 def run(s: ScenarioRun) -> None:
     iid = _instrument(s)
-    base = int(s.view("oracle", "price", instrument=iid)["price"] or FIRST_PRICE)
+    base = s.last_price(iid) or FIRST_PRICE
     _setup(s, iid, base)
 
     # A first fall: the call is met by a top-up.

@@ -2,7 +2,7 @@
 flagged out of band (its bond is slashed) yet the median absorbs it; that oracle then goes
 quiet while the others keep publishing, and its price expires after the staleness window.
 
-Re-runnable: prices start from the current median (or 25.00 the first time), and every check
+Re-runnable: prices start from the latest recorded median (or 25.00 the first time), and every check
 is computed from what the chain shows before and after, not from a pristine network. Moves stay
 well inside the circuit breaker's default band, so UMBRELLA keeps trading.
 """
@@ -43,7 +43,7 @@ def _publish(s: ScenarioRun, oracle: str, price: int) -> list[tuple[str, str, di
 def run(s: ScenarioRun) -> None:
     staleness = _param(s, "oracle", "staleness_blocks")
     band_bps = _param(s, "oracle", "band_bps")
-    base = s.view("oracle", "price", instrument=INSTRUMENT)["price"] or FIRST_PRICE
+    base = s.last_price(INSTRUMENT) or FIRST_PRICE
     quotes = {"oracle-1": base, "oracle-2": base + base // 500, "oracle-3": base - base // 1000}
     for oracle, price in quotes.items():
         _publish(s, oracle, price)

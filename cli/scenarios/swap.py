@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from cli.scenarios import ScenarioRun
 
 TITLE = "escrow: lock under a hash lock, claim with the preimage; an unclaimed lock refunds at its timeout"
 CASH = 2_500_00  # USD 2,500.00
 SHARES = 10  # ACME
+CLAIM_BLOCKS = 1_000  # the claimed lock's timeout, blocks ahead
+REFUND_BLOCKS = 3  # the refunded lock's timeout, blocks ahead (the story waits for it)
 
 
 def run(s: ScenarioRun) -> None:
@@ -25,13 +28,20 @@ def run(s: ScenarioRun) -> None:
     refunded_leg(s)
 
 
+def lock(s: ScenarioRun, sender: str, terms: list[Any], blocks: int) -> int:
+    """``escrow.lock(*terms, timeout)`` with the timeout ``blocks`` ahead of the lock's block
+    (more notice if heartbeat blocks passed it first); returns the timeout height."""
+    return s.send_ahead(sender, "escrow", "lock", lambda height: [*terms, height], blocks, "bad_timeout")[1]
+
+
 def claimed_leg(s: ScenarioRun) -> None:
     secret = secrets.token_bytes(32)
     hashlock = hashlib.sha256(secret).digest()
     eid = f"SWAP-{s.height}-C"
     a0, b0 = s.balance("A-C001", "USD"), s.balance("B-C001", "USD")
-    timeout = s.height + 30
-    s.send("member-a", "escrow", "lock", [eid, "A-C001", "B-C001", "USD", CASH, hashlock, timeout])
+    # The claim and the early refund must come before the timeout: it lies far enough ahead
+    # that no run of heartbeat blocks between the three calls reaches it (nothing waits for it).
+    timeout = lock(s, "member-a", [eid, "A-C001", "B-C001", "USD", CASH, hashlock], CLAIM_BLOCKS)
     s.echo(
         f"member-a locked USD 2,500.00 from A-C001 for B-C001 as {eid}, hash lock {hashlock.hex()[:16]}..., timeout {timeout}"
     )
@@ -56,8 +66,7 @@ def refunded_leg(s: ScenarioRun) -> None:
     hashlock = hashlib.sha256(secrets.token_bytes(32)).digest()
     eid = f"SWAP-{s.height}-R"
     b0 = s.balance("B-C001", "ACME")
-    timeout = s.height + 3
-    s.send("member-b", "escrow", "lock", [eid, "B-C001", "A-C001", "ACME", SHARES, hashlock, timeout])
+    timeout = lock(s, "member-b", [eid, "B-C001", "A-C001", "ACME", SHARES, hashlock], REFUND_BLOCKS)
     s.echo(
         f"member-b locked 10 ACME from B-C001 for A-C001 as {eid}, timeout height {timeout}; nobody claims it"
     )
