@@ -11,6 +11,7 @@ The executor reads a sender's policy and next nonce from the state keys defined 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from chain.errors import InvalidTransaction
 from chain.keys import PUBKEY_BYTES, verify_signature
@@ -53,11 +54,11 @@ class KeyPolicy:
             raise InvalidTransaction("bad_policy", f"threshold {threshold} must be between 1 and {len(keys)}")
         return cls(threshold, tuple(sorted(keys)))
 
-    def to_wire(self) -> list:
+    def to_wire(self) -> list[Any]:
         return [self.threshold, list(self.keys)]
 
     @classmethod
-    def from_wire(cls, wire: list) -> KeyPolicy:
+    def from_wire(cls, wire: list[Any]) -> KeyPolicy:
         return cls.build(wire[0], wire[1])
 
     def check(self, signatures: list[tuple[bytes, bytes]], digest: bytes) -> None:
