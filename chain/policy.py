@@ -18,18 +18,20 @@ from chain.keys import PUBKEY_BYTES, verify_signature
 from chain.limits import POLICY_KEYS_MAX
 
 MEMBERSHIP = "membership"
-_POLICY_PREFIX = b"membership/policy/"
-_NONCE_PREFIX = b"membership/nonce/"
+# Kept by the chain, not by contracts/membership.py, because the executor checks signatures and
+# nonces before any contract runs; the membership contract writes these records with the builders.
+POLICY_PREFIX = b"membership/policy/"
+NONCE_PREFIX = b"membership/nonce/"
 
 
 def policy_key(participant: str) -> bytes:
     """State key of a participant's key policy."""
-    return _POLICY_PREFIX + participant.encode()
+    return POLICY_PREFIX + participant.encode()
 
 
 def nonce_key(participant: str) -> bytes:
     """State key of the last nonce a participant used (absent means none yet)."""
-    return _NONCE_PREFIX + participant.encode()
+    return NONCE_PREFIX + participant.encode()
 
 
 @dataclass(frozen=True, slots=True)
