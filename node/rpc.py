@@ -3,7 +3,7 @@ the node's query object (node/query.py) and serves the routes of ``node/api/`` o
 
 The API itself is the package ``node/api`` (route modules by resource, one route table); this
 module is what the runtime calls, and it holds the API's limits as module values: they are read
-at each request through ``_ModuleLimits``, so lowering ``node.rpc.BLOCKS_PAGE_MAX`` (a test, an
+at each request (``current_limits``), so lowering ``node.rpc.BLOCKS_PAGE_MAX`` (a test, an
 operator's hook) changes what a running server answers. The names the rest of the tree imports
 from here (the limits, ``header_json``, ``certificate_json``) stay here.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from node.api import limits as _defaults
 from node.api.common import certificate_json, header_json, receipt_json
+from node.api.limits import Limits
 from node.api.server import ApiServer, serve
 from node.query import NodeParts, NodeQuery
 
@@ -31,46 +32,16 @@ REPLAY_YIELD_BLOCKS = _defaults.REPLAY_YIELD_BLOCKS
 RPCServer = ApiServer
 
 
-class _ModuleLimits:
-    """``node.api.limits.Limits`` read from this module's values at each request."""
-
-    @property
-    def submit_txs_max(self) -> int:
-        return SUBMIT_TXS_MAX
-
-    @property
-    def wait_ms_default(self) -> int:
-        return WAIT_MS_DEFAULT
-
-    @property
-    def wait_ms_max(self) -> int:
-        return WAIT_MS_MAX
-
-    @property
-    def blocks_page_max(self) -> int:
-        return BLOCKS_PAGE_MAX
-
-    @property
-    def history_limit_default(self) -> int:
-        return HISTORY_LIMIT_DEFAULT
-
-    @property
-    def list_page_max(self) -> int:
-        return LIST_PAGE_MAX
-
-    @property
-    def state_key_bytes_max(self) -> int:
-        return STATE_KEY_BYTES_MAX
-
-    @property
-    def query_chars_max(self) -> int:
-        return QUERY_CHARS_MAX
-
-    @property
-    def replay_yield_blocks(self) -> int:
-        return REPLAY_YIELD_BLOCKS
+def current_limits() -> Limits:
+    """The API's limits as this module's values now (asked at each request)."""
+    return Limits(
+        submit_txs_max=SUBMIT_TXS_MAX, wait_ms_default=WAIT_MS_DEFAULT, wait_ms_max=WAIT_MS_MAX,
+        blocks_page_max=BLOCKS_PAGE_MAX, history_limit_default=HISTORY_LIMIT_DEFAULT,
+        list_page_max=LIST_PAGE_MAX, state_key_bytes_max=STATE_KEY_BYTES_MAX,
+        query_chars_max=QUERY_CHARS_MAX, replay_yield_blocks=REPLAY_YIELD_BLOCKS,
+    )  # fmt: skip
 
 
 async def start_rpc(node: NodeParts, address: tuple[str, int]) -> ApiServer:
     """Serve the API of ``node`` at ``address``; the caller stops it with ``cleanup()``."""
-    return await serve(NodeQuery(node), address, _ModuleLimits())
+    return await serve(NodeQuery(node), address, current_limits)

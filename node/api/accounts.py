@@ -40,7 +40,7 @@ async def get_history(request: web.Request) -> web.Response:
     query = request.app[QUERY]
     account = parse_id(request.match_info["id"], "account id")
     from_height = int_query(request, "from_height", 1)
-    limit = int_query(request, "limit", request.app[LIMITS].history_limit_default, HISTORY_LIMIT_MAX)
+    limit = int_query(request, "limit", request.app[LIMITS]().history_limit_default, HISTORY_LIMIT_MAX)
     if limit < 1:
         return error(400, "bad_request", f"limit must be 1..{HISTORY_LIMIT_MAX}")
     if read_account(query.state(), account) is None:

@@ -49,7 +49,7 @@ async def get_block(request: web.Request) -> web.Response:
 
 async def get_blocks(request: web.Request) -> web.Response:
     query = request.app[QUERY]
-    page_max = request.app[LIMITS].blocks_page_max
+    page_max = request.app[LIMITS]().blocks_page_max
     head = query.head().height
     start = int_query(request, "from", 1)
     end = int_query(request, "to", start + page_max - 1)

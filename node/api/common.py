@@ -19,13 +19,13 @@ from chain.certificate import CommitCertificate
 from chain.errors import ClearchainError
 from chain.ids import is_valid_id
 from chain.receipt import Receipt
-from node.api.limits import BODY_BYTES_MAX, Limits
+from node.api.limits import BODY_BYTES_MAX, LimitsSource
 from node.events import EventHub, Metrics, json_value, receipt_events_json
 from node.index import AccountIndex
 from node.query import NodeQuery
 
 QUERY: web.AppKey[NodeQuery] = web.AppKey("query")
-LIMITS: web.AppKey[Limits] = web.AppKey("limits")
+LIMITS: web.AppKey[LimitsSource] = web.AppKey("limits")
 INDEX: web.AppKey[AccountIndex | None] = web.AppKey("index")
 EVENTS: web.AppKey[EventHub] = web.AppKey("events")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

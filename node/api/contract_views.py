@@ -39,7 +39,7 @@ async def get_contracts(request: web.Request) -> web.Response:
 async def get_contract_view(request: web.Request) -> web.Response:
     """A contract's read-only view of committed state at the head (``@view`` in contracts/)."""
     query = request.app[QUERY]
-    chars_max = request.app[LIMITS].query_chars_max
+    chars_max = request.app[LIMITS]().query_chars_max
     contract = parse_id(request.match_info["contract"], "contract")
     view_name = parse_id(request.match_info["view"], "view")
     params = {}

@@ -69,7 +69,7 @@ def _page(request: web.Request, records: Any) -> tuple[list[tuple[str, Any]], st
     None."""
     after_text = request.query.get("after")
     after = None if after_text is None else parse_id(after_text, "after")
-    page_max = request.app[LIMITS].list_page_max
+    page_max = request.app[LIMITS]().list_page_max
     rows: list[tuple[str, Any]] = []
     found: Iterator[tuple[str, Any]] = records(after)
     for ident, value in found:

@@ -9,8 +9,8 @@ a running server answers).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 SUBMIT_TXS_MAX = 1_000  # transactions in one POST
 WAIT_MS_DEFAULT = 10_000
@@ -25,32 +25,9 @@ REPLAY_YIELD_BLOCKS = 64  # blocks replayed to an /events client before yielding
 SHUTDOWN_TIMEOUT_S = 2.0
 
 
-class Limits(Protocol):
-    """The per-request limits the routes apply (read when a request uses them)."""
-
-    @property
-    def submit_txs_max(self) -> int: ...
-    @property
-    def wait_ms_default(self) -> int: ...
-    @property
-    def wait_ms_max(self) -> int: ...
-    @property
-    def blocks_page_max(self) -> int: ...
-    @property
-    def history_limit_default(self) -> int: ...
-    @property
-    def list_page_max(self) -> int: ...
-    @property
-    def state_key_bytes_max(self) -> int: ...
-    @property
-    def query_chars_max(self) -> int: ...
-    @property
-    def replay_yield_blocks(self) -> int: ...
-
-
 @dataclass(frozen=True, slots=True)
-class FixedLimits:
-    """Limits fixed when the app is made (the defaults above unless given)."""
+class Limits:
+    """The per-request limits the routes apply (the defaults above unless given)."""
 
     submit_txs_max: int = SUBMIT_TXS_MAX
     wait_ms_default: int = WAIT_MS_DEFAULT
@@ -61,3 +38,10 @@ class FixedLimits:
     state_key_bytes_max: int = STATE_KEY_BYTES_MAX
     query_chars_max: int = QUERY_CHARS_MAX
     replay_yield_blocks: int = REPLAY_YIELD_BLOCKS
+
+
+LimitsSource = Callable[[], Limits]  # asked once per request that applies a limit
+
+
+def default_limits() -> Limits:
+    return Limits()

@@ -11,7 +11,7 @@ from node.api.common import LIMITS, QUERY, error, header_json, parse_hex
 
 async def get_proof(request: web.Request) -> web.Response:
     query = request.app[QUERY]
-    key_max = request.app[LIMITS].state_key_bytes_max
+    key_max = request.app[LIMITS]().state_key_bytes_max
     text = request.query.get("key")
     if text is None:
         return error(400, "bad_request", "give the state key as ?key=<hex>")

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from node.api import accounts, blocks, contract_views, directory, node_info, proofs, stream, txs
 from node.api.common import EVENTS, INDEX, LIMITS, METRICS, QUERY, errors_middleware
-from node.api.limits import BODY_BYTES_MAX, FixedLimits, Limits
+from node.api.limits import BODY_BYTES_MAX, LimitsSource, default_limits
 from node.events import EventHub, Metrics
 from node.index import AccountIndex
 from node.query import NodeQuery
@@ -54,12 +54,12 @@ ROUTES: tuple[Route, ...] = (
 
 
 def make_app(
-    query: NodeQuery, index: AccountIndex | None = None, limits: Limits | None = None
+    query: NodeQuery, index: AccountIndex | None = None, limits: LimitsSource = default_limits
 ) -> web.Application:
     """The aiohttp application serving ``ROUTES`` over ``query``."""
     app = web.Application(middlewares=[errors_middleware], client_max_size=BODY_BYTES_MAX)
     app[QUERY] = query
-    app[LIMITS] = FixedLimits() if limits is None else limits
+    app[LIMITS] = limits
     app[INDEX] = index
     app[EVENTS] = EventHub()
     app[METRICS] = Metrics()

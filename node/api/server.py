@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from node.api.common import EVENTS, INDEX, METRICS
-from node.api.limits import SHUTDOWN_TIMEOUT_S, Limits
+from node.api.limits import SHUTDOWN_TIMEOUT_S, LimitsSource, default_limits
 from node.api.routes import make_app
 from node.events import EventHub
 from node.index import INDEX_DIR, AccountIndex
@@ -50,7 +50,9 @@ def open_index(query: NodeQuery) -> AccountIndex | None:
         return None
 
 
-async def serve(query: NodeQuery, address: tuple[str, int], limits: Limits | None = None) -> ApiServer:
+async def serve(
+    query: NodeQuery, address: tuple[str, int], limits: LimitsSource = default_limits
+) -> ApiServer:
     """Start serving the API at ``address`` (port 0: any free port; ``ApiServer.address`` says
     which)."""
     index = open_index(query) if query.account_history else None

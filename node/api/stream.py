@@ -17,7 +17,7 @@ from node.query import NodeQuery
 async def get_events(request: web.Request) -> web.StreamResponse:
     query = request.app[QUERY]
     hub = request.app[EVENTS]
-    yield_blocks = request.app[LIMITS].replay_yield_blocks
+    yield_blocks = request.app[LIMITS]().replay_yield_blocks
     last_id = request.headers.get("Last-Event-ID")
     if last_id is not None:  # a reconnecting client: it has seen this block
         next_height = parse_uint(last_id.strip(), "Last-Event-ID") + 1

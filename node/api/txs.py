@@ -15,7 +15,7 @@ from node.query import NodeQuery
 
 async def post_txs(request: web.Request) -> web.Response:
     query = request.app[QUERY]
-    limits = request.app[LIMITS]
+    limits = request.app[LIMITS]()
     doc = await read_json(request)
     if not isinstance(doc, dict) or not (("tx" in doc) ^ ("txs" in doc)):
         return error(400, "bad_request", 'send {"tx": hex} or {"txs": [hex, ...]}')
