@@ -11,24 +11,27 @@ The executor reads a sender's policy and next nonce from the state keys defined 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from chain.errors import InvalidTransaction
 from chain.keys import PUBKEY_BYTES, verify_signature
 from chain.limits import POLICY_KEYS_MAX
 
 MEMBERSHIP = "membership"
-_POLICY_PREFIX = b"membership/policy/"
-_NONCE_PREFIX = b"membership/nonce/"
+# Kept by the chain, not by contracts/membership.py, because the executor checks signatures and
+# nonces before any contract runs; the membership contract writes these records with the builders.
+POLICY_PREFIX = b"membership/policy/"
+NONCE_PREFIX = b"membership/nonce/"
 
 
 def policy_key(participant: str) -> bytes:
     """State key of a participant's key policy."""
-    return _POLICY_PREFIX + participant.encode()
+    return POLICY_PREFIX + participant.encode()
 
 
 def nonce_key(participant: str) -> bytes:
     """State key of the last nonce a participant used (absent means none yet)."""
-    return _NONCE_PREFIX + participant.encode()
+    return NONCE_PREFIX + participant.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +56,11 @@ class KeyPolicy:
             raise InvalidTransaction("bad_policy", f"threshold {threshold} must be between 1 and {len(keys)}")
         return cls(threshold, tuple(sorted(keys)))
 
-    def to_wire(self) -> list:
+    def to_wire(self) -> list[Any]:
         return [self.threshold, list(self.keys)]
 
     @classmethod
-    def from_wire(cls, wire: list) -> KeyPolicy:
+    def from_wire(cls, wire: list[Any]) -> KeyPolicy:
         return cls.build(wire[0], wire[1])
 
     def check(self, signatures: list[tuple[bytes, bytes]], digest: bytes) -> None:

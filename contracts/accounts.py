@@ -24,6 +24,7 @@ cannot start a participant id, so no key can ever sign for them). A contract ope
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from chain.errors import invariant
@@ -38,13 +39,27 @@ NAME = "accounts"
 ACTIVE = "active"
 SUSPENDED = "suspended"
 CLOSED = "closed"
-ACCOUNT_PREFIX = b"accounts/acct/"  # public for readers outside a call (API, audit, reports)
+# The state layout (module docstring), spelled here once: every reader (API, proofs, reports,
+# audit) builds keys with the functions below.
+ACCOUNT_PREFIX = b"accounts/acct/"
 BALANCE_PREFIX = b"accounts/bal/"
 HOLDER_PREFIX = b"accounts/holder/"
 SYSTEM_OWNER = "@"
 _ACCT = ACCOUNT_PREFIX
 _BAL = BALANCE_PREFIX
 _HOLDER = HOLDER_PREFIX
+
+
+def account_key(account: str) -> bytes:
+    return _ACCT + account.encode()
+
+
+def balance_key(account: str, asset: str) -> bytes:
+    return _BAL + f"{account}/{asset}".encode()
+
+
+def holder_key(asset: str, account: str) -> bytes:
+    return _HOLDER + f"{asset}/{account}".encode()
 
 
 class AccountRecord(NamedTuple):
@@ -56,14 +71,42 @@ class AccountRecord(NamedTuple):
 
 
 def get_account(ctx: Context, account: str) -> AccountRecord | None:
-    value = ctx.state.get(_ACCT + account.encode())
+    value = ctx.state.get(account_key(account))
     return None if value is None else AccountRecord(*value)
 
 
 def account_in(state: StateReader, account: str) -> AccountRecord | None:
     """The account's record read from committed state (readers outside a call: API, audit)."""
-    data = state.get_state(_ACCT + account.encode())
+    data = state.get_state(account_key(account))
     return None if data is None else AccountRecord(*decode_value(data))
+
+
+def read_account(state: BlockState, account: str) -> AccountRecord | None:
+    """The account's record from a state view (committed state, or a block's overlay)."""
+    value = state.get(account_key(account))
+    return None if value is None else AccountRecord(*value)
+
+
+def balances_in(state: BlockState, account: str) -> list[tuple[str, int, int]]:
+    """(asset, available, locked) of every non-zero balance of ``account``, in asset order. Bounded
+    by the account's ``assets_held``."""
+    prefix = _BAL + account.encode() + b"/"
+    return [
+        (key[len(prefix) :].decode(), available, locked) for key, (available, locked) in state.iterate(prefix)
+    ]
+
+
+def iterate_accounts(state: BlockState) -> Iterator[tuple[str, AccountRecord]]:
+    """(id, record) of every account, in id order (reports: O(accounts))."""
+    for key, value in state.iterate(_ACCT):
+        yield key[len(_ACCT) :].decode(), AccountRecord(*value)
+
+
+def iterate_balances(state: BlockState) -> Iterator[tuple[str, str, int, int]]:
+    """(account, asset, available, locked) of every non-zero balance (reports: O(balances))."""
+    for key, (available, locked) in state.iterate(_BAL):
+        account, _, asset = key[len(_BAL) :].decode().partition("/")
+        yield account, asset, available, locked
 
 
 def require_active(ctx: Context, account: str) -> AccountRecord:
@@ -83,14 +126,15 @@ def balance(ctx: Context, account: str, asset: str) -> tuple[int, int]:
 
 def balance_in(state: BlockState, account: str, asset: str) -> tuple[int, int]:
     """The same, read from any state (readers outside a call: CLI, API, tests)."""
-    return state.get(_BAL + f"{account}/{asset}".encode()) or (0, 0)
+    found: tuple[int, int] | None = state.get(balance_key(account, asset))
+    return found or (0, 0)
 
 
 def _set(ctx: Context, account: str, asset: str, old: tuple[int, int], available: int, locked: int) -> None:
     invariant(available >= 0 and locked >= 0, f"negative balance {account}/{asset}")
     if available > AMOUNT_MAX or locked > AMOUNT_MAX:
         raise ContractError("amount_overflow", f"{account}/{asset} would exceed {AMOUNT_MAX}")
-    key = _BAL + f"{account}/{asset}".encode()
+    key = balance_key(account, asset)
     was_held = old[0] + old[1] > 0
     now_held = available + locked > 0
     if now_held:
@@ -102,12 +146,11 @@ def _set(ctx: Context, account: str, asset: str, old: tuple[int, int], available
         invariant(record is not None, f"balance on unknown account {account}")
         assert record is not None
         held = record.assets_held + (1 if now_held else -1)
-        ctx.state.put(_ACCT + account.encode(), record._replace(assets_held=held))
-        holder_key = _HOLDER + f"{asset}/{account}".encode()
+        ctx.state.put(account_key(account), record._replace(assets_held=held))
         if now_held:
-            ctx.state.put(holder_key, 1)
+            ctx.state.put(holder_key(asset, account), 1)
         else:
-            ctx.state.delete(holder_key)
+            ctx.state.delete(holder_key(asset, account))
 
 
 def holders(ctx: Context, asset: str, after: str | None, limit: int) -> list[tuple[str, int, int]]:
@@ -135,7 +178,7 @@ def open_system(ctx: Context, account: str) -> None:
     record = get_account(ctx, account)
     owner = system_owner(ctx.contract)
     if record is None:
-        ctx.state.put(_ACCT + account.encode(), [owner, "house", None, ACTIVE, 0])
+        ctx.state.put(account_key(account), [owner, "house", None, ACTIVE, 0])
     elif record.owner != owner:
         raise ContractError("account_exists", f"account {account} belongs to {record.owner}")
 
@@ -157,8 +200,8 @@ def move(ctx: Context, source: str, target: str, asset: str, amount: int, code: 
     """Move ``amount`` of available ``asset`` from ``source`` to ``target`` (one leg of a
     settlement); fail with ``code`` if ``source`` has too little. Reads each balance once."""
     state = ctx.state
-    source_key = _BAL + f"{source}/{asset}".encode()
-    target_key = _BAL + f"{target}/{asset}".encode()
+    source_key = balance_key(source, asset)
+    target_key = balance_key(target, asset)
     src = state.get(source_key) or (0, 0)
     if src[0] < amount:
         raise ContractError(code, f"{source} has {src[0]} {asset} available, needs {amount}")
@@ -199,7 +242,7 @@ class Accounts(Contract):
 
     def init_genesis(self, ctx: Context, genesis: Genesis) -> None:
         for a in genesis.accounts:
-            ctx.put("acct/" + a.id, [a.owner, a.kind, a.client, ACTIVE, 0])
+            ctx.state.put(account_key(a.id), [a.owner, a.kind, a.client, ACTIVE, 0])
 
     @method(("id", Id()), ("kind", OneOf(ACCOUNT_KINDS)), ("client", Optional(Id())))
     def open(self, ctx: Context, account: str, kind: str, client: str | None) -> None:
@@ -210,7 +253,7 @@ class Accounts(Contract):
             ctx.require(client is not None, "client_required", "a client account names its client")
         else:
             ctx.require(client is None, "client_not_allowed", "a house account names no client")
-        ctx.put("acct/" + account, [ctx.sender, kind, client, ACTIVE, 0])
+        ctx.state.put(account_key(account), [ctx.sender, kind, client, ACTIVE, 0])
         ctx.emit("account_opened", id=account, owner=ctx.sender, kind=kind, client=client)
 
     @method(("id", Id()))
@@ -219,7 +262,7 @@ class Accounts(Contract):
         ctx.require(
             record.status == ACTIVE, f"account_{record.status}", f"account {account} is {record.status}"
         )
-        ctx.put("acct/" + account, record._replace(status=SUSPENDED))
+        ctx.state.put(account_key(account), record._replace(status=SUSPENDED))
         ctx.emit("account_suspended", id=account, by=ctx.sender)
 
     @method(("id", Id()))
@@ -228,7 +271,7 @@ class Accounts(Contract):
         ctx.require(
             record.status == SUSPENDED, f"account_{record.status}", f"account {account} is {record.status}"
         )
-        ctx.put("acct/" + account, record._replace(status=ACTIVE))
+        ctx.state.put(account_key(account), record._replace(status=ACTIVE))
         ctx.emit("account_reinstated", id=account, by=ctx.sender)
 
     @method(("id", Id()))
@@ -240,7 +283,7 @@ class Accounts(Contract):
             "account_not_empty",
             f"account {account} holds {record.assets_held} assets",
         )
-        ctx.put("acct/" + account, record._replace(status=CLOSED))
+        ctx.state.put(account_key(account), record._replace(status=CLOSED))
         ctx.emit("account_closed", id=account, by=ctx.sender)
 
     @staticmethod

@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from chain.encoding import INT_MAX, INT_MIN, check_value
-from chain.errors import ContractCodeMismatch, ContractError, InvalidTransaction
+from chain.errors import ContractCodeMismatch, ContractError, GenesisError, InvalidTransaction
 from chain.executor import CallEnv
 from chain.genesis import Genesis
 from chain.limits import CALL_EVENTS_MAX
 from chain.receipt import Event
 from chain.scheduler import Task, schedule
 from chain.state import BlockState
+from contracts.params import init_params
 
 __all__ = ["Context", "Contract", "ContractError", "Registry", "method", "task", "view"]
 
@@ -194,6 +195,7 @@ _RUNTIME_MODULES = (
     "contracts.api",
     "contracts.money",
     "contracts.params",
+    "contracts.prices",
     "contracts.schema",
 )
 
@@ -318,9 +320,6 @@ class Registry:
         return ctx.events()
 
     def init_genesis(self, state: BlockState, genesis: Genesis) -> None:
-        from chain.errors import GenesisError
-        from contracts.params import init_params
-
         env = CallEnv(genesis.chain_id, 0, genesis.genesis_time_ms, b"")
         overrides: dict[str, dict[str, int]] = {}
         for full, value in genesis.params:

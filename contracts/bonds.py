@@ -78,6 +78,7 @@ from typing import Any
 from chain.certificate import vote_sign_bytes
 from chain.errors import InvalidTransaction
 from chain.keys import PUBKEY_BYTES, SIGNATURE_BYTES, verify_signature
+from chain.ledger import VALIDATORS_KEY
 from chain.limits import AMOUNT_MAX
 from chain.policy import policy_key
 from contracts import accounts
@@ -98,7 +99,6 @@ PAGE_MAX = 100  # items one view returns
 ASSETS_READ_MAX = 100  # assets a totals view reads
 KEYS_HEX = 2 * PUBKEY_BYTES
 HEIGHT_MAX = 2**63 - 1
-_VALIDATORS_KEY = b"chain/validators"  # chain.ledger.VALIDATORS_KEY (contracts do not import the ledger)
 
 PARAMS = {
     "min_bond_exchange": Param(50_000_00, 1, AMOUNT_MAX, "least bond an exchange posts (minor units)"),
@@ -248,7 +248,7 @@ def _slash_bond(view_: Context, bond_id: int, bps: int, reason: str, ref: str) -
 # --- validators' keys -------------------------------------------------------------------------------
 def _validator_keys(ctx: Context) -> dict[bytes, str]:
     """Consensus key -> the name the validator set gives it (the set is bounded by the chain)."""
-    return {bytes(k): str(n) for k, _, n in ctx.state.get(_VALIDATORS_KEY) or []}
+    return {bytes(k): str(n) for k, _, n in ctx.state.get(VALIDATORS_KEY) or []}
 
 
 def _policy_keys(ctx: Context, participant: str) -> list[bytes]:

@@ -5,7 +5,7 @@ settlement fails its trades with ``instrument_halted``):
 
 - **Price move** (``price_move``): the oracle (contracts/oracle.py) calls ``on_price`` after each
   new median. The median is compared with a *reference*: the median as of ``window_blocks``
-  blocks ago (``oracle.price_at``), or, while the instrument has been trading for less than a
+  blocks ago (``prices.price_at``), or, while the instrument has been trading for less than a
   window, its *anchor* (the first median seen since the instrument was first priced or last
   resumed). It halts when ``|price - reference| * 10,000 > move_bps * reference`` (integers: no
   rounding). Re-anchoring after a resume means the reopening price is the new reference, so an
@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts import oracle
+from contracts import prices
 from contracts.api import Context, Contract, ContractError, method, view
 from contracts.instruments import ACTIVE, HALTED, get_instrument, set_status
 from contracts.membership import require_role
@@ -78,7 +78,7 @@ def compute_reference(
     start = ctx.height - window_blocks
     if start < anchor_height:
         return anchor_price
-    found = oracle.price_at(ctx, iid, start)
+    found = prices.price_at(ctx, iid, start)
     return anchor_price if found is None else found[0]
 
 
@@ -222,7 +222,7 @@ class Breakers(Contract):
             "window_blocks": window_blocks,
             "move_bps": move_bps,
             "rule_overridden": overridden,
-            "price": oracle.current_price(ctx, iid) if ins.currency is not None else None,
+            "price": prices.current_price(ctx, iid) if ins.currency is not None else None,
             "reference": reference,
             "anchor_height": None if track is None else track[0],
             "last_halt": halt_record(ctx, iid),

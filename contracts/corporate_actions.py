@@ -165,7 +165,8 @@ def pending_action(ctx: Context, iid: str) -> int | None:
 # --- pure arithmetic --------------------------------------------------------------------------
 def compute_dividend(quantity: int, amount: int, decimals: int) -> int:
     """Cash for ``quantity`` minor units at ``amount`` per whole unit, rounded down."""
-    return quantity * amount // 10**decimals
+    scale: int = 10**decimals
+    return quantity * amount // scale
 
 
 def compute_split(quantity: int, num: int, den: int, price: int, decimals: int) -> tuple[int, int]:

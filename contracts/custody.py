@@ -24,8 +24,11 @@ Invariant (tested): for every asset, supply == sum over accounts of available + 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from chain.genesis import Genesis
 from chain.limits import AMOUNT_MAX
+from chain.state import BlockState, StateReader, decode_value
 from contracts import accounts
 from contracts.api import Context, Contract, ContractError, method
 from contracts.instruments import get_instrument
@@ -39,16 +42,68 @@ REJECTED = "rejected"
 CANCELLED = "cancelled"
 
 
+SUPPLY_PREFIX = b"custody/supply/"
+WITHDRAWAL_PREFIX = b"custody/withdrawal/"
+RESERVE_PREFIX = b"custody/reserve/"
+
+
+def supply_key(asset: str) -> bytes:
+    return SUPPLY_PREFIX + asset.encode()
+
+
+def withdrawal_key(wid: int) -> bytes:
+    return WITHDRAWAL_PREFIX + str(wid).encode()
+
+
+def reserve_key(asset: str) -> bytes:
+    return RESERVE_PREFIX + asset.encode()
+
+
+class WithdrawalRecord(NamedTuple):
+    account: str
+    asset: str
+    amount: int
+    requested_by: str
+    status: str
+    height: int
+
+
+class ReserveRecord(NamedTuple):
+    """A custodian's latest attestation of what it holds of an asset off the ledger."""
+
+    amount: int
+    reference: str
+    height: int
+    custodian: str
+
+
+def withdrawal_in(state: StateReader, wid: int) -> WithdrawalRecord | None:
+    """Withdrawal ``wid`` read from committed state (readers outside a call: the API's index)."""
+    data = state.get_state(withdrawal_key(wid))
+    return None if data is None else WithdrawalRecord(*decode_value(data))
+
+
+def read_supply(state: BlockState, asset: str) -> int:
+    """The ledger supply of ``asset`` from a state view (0 if none)."""
+    total: int | None = state.get(supply_key(asset))
+    return total or 0
+
+
+def read_reserve(state: BlockState, asset: str) -> ReserveRecord | None:
+    """The latest reserve attestation of ``asset`` from a state view, or None."""
+    record = state.get(reserve_key(asset))
+    return None if record is None else ReserveRecord(*record)
+
+
 def supply(ctx: Context, asset: str) -> int:
-    return ctx.view(NAME).get("supply/" + asset) or 0
+    return read_supply(ctx.state, asset)
 
 
 def _change_supply(ctx: Context, asset: str, delta: int) -> None:
-    view = ctx.view(NAME)
-    total = (view.get("supply/" + asset) or 0) + delta
+    total = read_supply(ctx.state, asset) + delta
     if total > AMOUNT_MAX:
         raise ContractError("amount_overflow", f"supply of {asset} would exceed {AMOUNT_MAX}")
-    view.put("supply/" + asset, total)
+    ctx.state.put(supply_key(asset), total)
 
 
 def issue(ctx: Context, account: str, asset: str, amount: int) -> None:
@@ -77,7 +132,7 @@ class Custody(Contract):
             accounts.credit(ctx, b.account, b.asset, b.amount)
             totals[b.asset] = totals.get(b.asset, 0) + b.amount
         for asset in sorted(totals):
-            ctx.put("supply/" + asset, totals[asset])
+            ctx.state.put(supply_key(asset), totals[asset])
 
     @method(("account", Id()), ("asset", Id()), ("amount", Int(1, AMOUNT_MAX)), ("reference", Id()))
     def deposit(self, ctx: Context, account: str, asset: str, amount: int, reference: str) -> None:
@@ -107,7 +162,7 @@ class Custody(Contract):
         per its statement ``reference``. Replaces the previous attestation for the asset."""
         require_role(ctx, "custodian")
         ctx.require(get_instrument(ctx, asset) is not None, "unknown_instrument", f"no instrument {asset}")
-        ctx.put("reserve/" + asset, [amount, reference, ctx.height, ctx.sender])
+        ctx.state.put(reserve_key(asset), [amount, reference, ctx.height, ctx.sender])
         ctx.emit("reserves_attested", asset=asset, amount=amount, reference=reference, custodian=ctx.sender)
 
     @method(("account", Id()), ("asset", Id()), ("amount", Int(1, AMOUNT_MAX)))
@@ -117,7 +172,7 @@ class Custody(Contract):
         accounts.lock(ctx, account, asset, amount, "insufficient_balance")
         wid = (ctx.get("withdrawal_seq") or 0) + 1
         ctx.put("withdrawal_seq", wid)
-        ctx.put(f"withdrawal/{wid}", [account, asset, amount, ctx.sender, PENDING, ctx.height])
+        ctx.state.put(withdrawal_key(wid), [account, asset, amount, ctx.sender, PENDING, ctx.height])
         ctx.emit("withdrawal_requested", id=wid, account=account, asset=asset, amount=amount)
 
     @method(("id", Int(1, 2**63 - 1)))
@@ -126,7 +181,7 @@ class Custody(Contract):
         account, asset, amount, by, _, _ = self._pending(ctx, wid)
         accounts.debit_locked(ctx, account, asset, amount)
         _change_supply(ctx, asset, -amount)
-        ctx.put(f"withdrawal/{wid}", [account, asset, amount, by, CONFIRMED, ctx.height])
+        ctx.state.put(withdrawal_key(wid), [account, asset, amount, by, CONFIRMED, ctx.height])
         ctx.emit("withdrawn", id=wid, account=account, asset=asset, amount=amount, custodian=ctx.sender)
 
     @method(("id", Int(1, 2**63 - 1)), ("reason", Text(256)))
@@ -134,7 +189,7 @@ class Custody(Contract):
         require_role(ctx, "custodian")
         account, asset, amount, by, _, _ = self._pending(ctx, wid)
         accounts.unlock(ctx, account, asset, amount)
-        ctx.put(f"withdrawal/{wid}", [account, asset, amount, by, REJECTED, ctx.height])
+        ctx.state.put(withdrawal_key(wid), [account, asset, amount, by, REJECTED, ctx.height])
         ctx.emit("withdrawal_rejected", id=wid, reason=reason)
 
     @method(("id", Int(1, 2**63 - 1)))
@@ -142,12 +197,13 @@ class Custody(Contract):
         account, asset, amount, by, _, _ = self._pending(ctx, wid)
         ctx.require(by == ctx.sender, "not_requester", f"withdrawal {wid} was requested by {by}")
         accounts.unlock(ctx, account, asset, amount)
-        ctx.put(f"withdrawal/{wid}", [account, asset, amount, by, CANCELLED, ctx.height])
+        ctx.state.put(withdrawal_key(wid), [account, asset, amount, by, CANCELLED, ctx.height])
         ctx.emit("withdrawal_cancelled", id=wid)
 
     @staticmethod
-    def _pending(ctx: Context, wid: int) -> tuple:
-        record = ctx.get(f"withdrawal/{wid}")
+    def _pending(ctx: Context, wid: int) -> WithdrawalRecord:
+        found = ctx.state.get(withdrawal_key(wid))
+        record = None if found is None else WithdrawalRecord(*found)
         if record is None:
             raise ContractError("unknown_withdrawal", f"no withdrawal {wid}")
         if record[4] != PENDING:

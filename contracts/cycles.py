@@ -188,12 +188,13 @@ def _put_item(ctx: Context, date: int, item: Item) -> None:
     # Mirror the trade's state into settlement's trade ids, which gross settlement already reads:
     # a trade id pending in a cycle or settled at a close cannot also settle gross, at no cost
     # to the gross path; a failed one frees its id.
-    gross = ctx.view(settlement.NAME)
-    key = f"trade/{item.exchange}/{item.trade_id}"
+    key = settlement.trade_key(item.exchange, item.trade_id)
     if item.status == FAILED:
-        gross.delete(key)
+        ctx.state.delete(key)
     else:
-        gross.put(key, (ctx.height, settlement.SETTLED if item.status == SETTLED else settlement.IN_CYCLE))
+        ctx.state.put(
+            key, (ctx.height, settlement.SETTLED if item.status == SETTLED else settlement.IN_CYCLE)
+        )
 
 
 def compute_close_at(date: int, day_ms: int, close_at_bps: int) -> int:

@@ -172,7 +172,8 @@ def compute_value_scaled(
 def compute_nav(quantities: Sequence[int], prices: Sequence[int], decimals: Sequence[int], cash: int) -> int:
     """Cash plus the basket's value, the exact sum of quantity x price / 10**decimals floored once."""
     value, scale = compute_value_scaled(quantities, prices, decimals, cash)
-    return value // 10**scale
+    unit: int = 10**scale
+    return value // unit
 
 
 def compute_nav_per_unit(nav: int, units: int) -> int | None:
@@ -390,7 +391,8 @@ def _trade_leg(
 
 def _affordable(cash: int, price: int, decimals: int) -> int:
     """Most of an instrument ``cash`` buys at ``price`` (its rounded consideration <= cash)."""
-    return cash * 10**decimals // price
+    scale: int = 10**decimals
+    return cash * scale // price
 
 
 def _settle_leg(

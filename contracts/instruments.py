@@ -9,10 +9,11 @@ the same status).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from chain.genesis import DECIMALS_MAX, INSTRUMENT_KINDS, Genesis
-from chain.state import StateReader, decode_value
+from chain.state import BlockState, StateReader, decode_value
 from contracts.api import Context, Contract, ContractError, method
 from contracts.membership import require_role
 from contracts.schema import Id, Int, OneOf, Optional, Text
@@ -29,13 +30,33 @@ class InstrumentRecord(NamedTuple):
     status: str
 
 
-INSTRUMENT_PREFIX = b"instruments/"  # public for readers outside a call (API, audit, reports)
+INSTRUMENT_PREFIX = b"instruments/"  # the contract's namespace: the key is the prefix and the id
+
+
+def instrument_key(iid: str) -> bytes:
+    return INSTRUMENT_PREFIX + iid.encode()
 
 
 def instrument_in(state: StateReader, iid: str) -> InstrumentRecord | None:
     """The instrument's record read from committed state (readers outside a call)."""
-    data = state.get_state(INSTRUMENT_PREFIX + iid.encode())
+    data = state.get_state(instrument_key(iid))
     return None if data is None else InstrumentRecord(*decode_value(data))
+
+
+def read_instrument(state: BlockState, iid: str) -> InstrumentRecord | None:
+    """The instrument's record from a state view (committed state, or a block's overlay)."""
+    value = state.get(instrument_key(iid))
+    return None if value is None else InstrumentRecord(*value)
+
+
+def iterate_instruments(
+    state: BlockState, after: str | None = None
+) -> Iterator[tuple[str, InstrumentRecord]]:
+    """(id, record) of every instrument in id order, after id ``after`` (None: from the first);
+    the caller bounds how many it reads."""
+    start = b"" if after is None else after.encode() + b"\x00"
+    for key, value in state.iterate(INSTRUMENT_PREFIX, start):
+        yield key[len(INSTRUMENT_PREFIX) :].decode(), InstrumentRecord(*value)
 
 
 def get_instrument(ctx: Context, iid: str) -> InstrumentRecord | None:

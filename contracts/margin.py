@@ -157,12 +157,14 @@ def ceil_div(a: int, b: int) -> int:
 def compute_pnl(quantity: int, entry_price: int, price: int, decimals: int) -> int:
     """Variation of a position at ``price`` in minor units of cash, rounded down (against the
     member: a loss rounds up, a gain down)."""
-    return (quantity * (price - entry_price)) // 10**decimals
+    scale: int = 10**decimals
+    return (quantity * (price - entry_price)) // scale
 
 
 def compute_haircut_value(amount: int, price: int, haircut_bps: int, decimals: int) -> int:
     """Value of ``amount`` minor units of a security after the haircut, rounded down."""
-    return (amount * price * (BPS - haircut_bps)) // (10**decimals * BPS)
+    scale: int = 10**decimals
+    return (amount * price * (BPS - haircut_bps)) // (scale * BPS)
 
 
 def compute_units_to_cover(target: int, price: int, haircut_bps: int, decimals: int) -> int:

@@ -13,10 +13,13 @@ rotates its own keys with a transaction signed under its current policy; that is
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from chain.genesis import ROLES, Genesis
 from chain.keys import PUBKEY_BYTES
 from chain.limits import POLICY_KEYS_MAX
-from chain.policy import KeyPolicy, policy_key
+from chain.policy import KeyPolicy, nonce_key, policy_key
+from chain.state import BlockState
 from contracts.api import Context, Contract, ContractError, method
 from contracts.schema import Bool, Bytes, Id, Int, ListOf, OneOf
 
@@ -25,14 +28,45 @@ _KEYS = ListOf(Bytes(PUBKEY_BYTES), max_items=POLICY_KEYS_MAX, min_items=1)
 _ROLES = ListOf(OneOf(ROLES), max_items=len(ROLES), min_items=1)
 
 
-def _participant_key(pid: str) -> str:
-    return "participant/" + pid
+PARTICIPANT_PREFIX = b"membership/participant/"  # the policy and nonce keys: chain/policy.py
+
+
+def participant_key(pid: str) -> bytes:
+    return PARTICIPANT_PREFIX + pid.encode()
+
+
+def read_roles(state: BlockState, pid: str) -> tuple[str, ...] | None:
+    """The participant's roles from a state view (readers outside a call), or None if unknown."""
+    roles = state.get(participant_key(pid))
+    return None if roles is None else tuple(roles)
+
+
+def read_policy(state: BlockState, pid: str) -> tuple[int, tuple[bytes, ...], bool] | None:
+    """(threshold, keys, active) of the participant's key policy from a state view, or None."""
+    record = state.get(policy_key(pid))
+    return None if record is None else (record[0], tuple(record[1]), record[2])
+
+
+def read_nonce(state: BlockState, pid: str) -> int:
+    """The last nonce the participant used (0: none yet)."""
+    nonce: int | None = state.get(nonce_key(pid))
+    return nonce or 0
+
+
+def iterate_participants(
+    state: BlockState, after: str | None = None
+) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(id, roles) of every participant in id order, after id ``after`` (None: from the first);
+    the caller bounds how many it reads."""
+    start = b"" if after is None else after.encode() + b"\x00"
+    for key, roles in state.iterate(PARTICIPANT_PREFIX, start):
+        yield key[len(PARTICIPANT_PREFIX) :].decode(), tuple(roles)
 
 
 def roles_of(ctx: Context, pid: str) -> tuple[str, ...]:
     """The roles of an active participant; () if unknown or suspended."""
     view = ctx.view(NAME)
-    roles = view.get(_participant_key(pid))
+    roles = view.state.get(participant_key(pid))
     if roles is None:
         return ()
     auth = view.state.get(policy_key(pid))
@@ -68,7 +102,7 @@ class Membership(Contract):
 
     def init_genesis(self, ctx: Context, genesis: Genesis) -> None:
         for p in genesis.participants:
-            ctx.put(_participant_key(p.id), list(p.roles))
+            ctx.state.put(participant_key(p.id), list(p.roles))
             ctx.state.put(policy_key(p.id), [p.threshold, list(p.keys), True])
 
     @method(("id", Id()), ("roles", _ROLES), ("threshold", Int(1, POLICY_KEYS_MAX)), ("keys", _KEYS))
@@ -77,10 +111,10 @@ class Membership(Contract):
     ) -> None:
         require_role(ctx, "admin")
         ctx.require(
-            ctx.get(_participant_key(pid)) is None, "participant_exists", f"{pid} is already registered"
+            ctx.state.get(participant_key(pid)) is None, "participant_exists", f"{pid} is already registered"
         )
         policy = _policy(threshold, keys)
-        ctx.put(_participant_key(pid), list(_roles(roles)))
+        ctx.state.put(participant_key(pid), list(_roles(roles)))
         ctx.state.put(policy_key(pid), [policy.threshold, list(policy.keys), True])
         ctx.emit("participant_registered", id=pid, roles=list(_roles(roles)), threshold=threshold)
 
@@ -88,14 +122,14 @@ class Membership(Contract):
     def set_roles(self, ctx: Context, pid: str, roles: tuple[str, ...]) -> None:
         require_role(ctx, "admin")
         ctx.require(
-            ctx.get(_participant_key(pid)) is not None, "unknown_participant", f"no participant {pid}"
+            ctx.state.get(participant_key(pid)) is not None, "unknown_participant", f"no participant {pid}"
         )
         ctx.require(
             pid != ctx.sender or "admin" in roles,
             "cannot_demote_self",
             "an admin cannot drop its own admin role",
         )
-        ctx.put(_participant_key(pid), list(_roles(roles)))
+        ctx.state.put(participant_key(pid), list(_roles(roles)))
         ctx.emit("roles_changed", id=pid, roles=list(_roles(roles)))
 
     @method(("id", Id()), ("active", Bool()))

@@ -14,5 +14,5 @@ from __future__ import annotations
 def consideration(quantity: int, price: int, decimals: int) -> int:
     """Cash owed for ``quantity`` at ``price``: round half up of quantity*price / 10**decimals."""
     assert quantity > 0 and price > 0 and decimals >= 0
-    scale = 10**decimals
+    scale: int = 10**decimals  # typed: int ** int is Any to mypy (a negative exponent gives a float)
     return (2 * quantity * price + scale) // (2 * scale)

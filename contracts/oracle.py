@@ -20,11 +20,8 @@ look out of band: with the others at (100, 300) their median would be 200, and a
 would be 50% off; the median of (100, 100, 300) is 100. After each submission the circuit
 breaker (contracts/breakers.py) sees the new median.
 
-State::
-
-    oracle/sub/<instrument>/<oracle>           -> [price, height]
-    oracle/hist/<instrument>/<inverted height>  -> [median, sources]   (inverted: 2**64-1-height,
-                                                   so a forward scan from h finds the latest <= h)
+State: ``oracle/sub/...`` (each oracle's latest submission) and ``oracle/hist/...`` (the median
+by height), laid out and read in contracts/prices.py.
 
 Failure codes: ``not_oracle``, ``unknown_instrument``, ``instrument_is_cash``, ``duplicate_instrument``.
 """
@@ -34,16 +31,28 @@ from __future__ import annotations
 from typing import Any
 
 from chain.limits import PRICE_MAX
+from contracts import bonds, breakers
 from contracts.api import Context, Contract, ContractError, method, view
 from contracts.instruments import get_instrument
 from contracts.membership import require_role
-from contracts.params import BPS, Param
+from contracts.params import BPS, Param, get
+from contracts.prices import (
+    _INVERT,
+    NAME,
+    ORACLES_READ_MAX,
+    current_price,
+    fresh_submissions,
+    hist_key,
+    median,
+    price_at,
+    require_price,
+    sub_key,
+)
 from contracts.schema import Id, Int, ListOf, Record
 
-NAME = "oracle"
-ORACLES_READ_MAX = 64  # submissions read per instrument: bounds a median's work
+__all__ = ["NAME", "Oracle", "current_price", "fresh_submissions", "median", "price_at", "require_price"]
+
 PRICES_PER_TX_MAX = 100
-_INVERT = 2**64 - 1
 
 PARAMS = {
     "staleness_blocks": Param(100, 1, 1_000_000, "a submission older than this many blocks no longer counts"),
@@ -55,65 +64,10 @@ PARAMS = {
 }
 
 
-def median(prices: list[int]) -> int:
-    """Median of a non-empty list; with an even count, the floor of the two middle values' mean."""
-    ordered = sorted(prices)
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[mid]
-    return (ordered[mid - 1] + ordered[mid]) // 2
-
-
-def fresh_submissions(ctx: Context, iid: str) -> list[tuple[str, int, int]]:
-    """(oracle, price, height) of each oracle's latest submission that is still fresh, by oracle."""
-    view_ = ctx.view(NAME)
-    from contracts.params import get
-
-    oldest = ctx.height - get(ctx, NAME, "staleness_blocks")
-    out = []
-    prefix = f"sub/{iid}/"
-    for i, (key, (price, height)) in enumerate(view_.iterate(prefix)):
-        if i >= ORACLES_READ_MAX:
-            break
-        if height >= oldest:
-            out.append((key[len(prefix) :], price, height))
-    return out
-
-
-def current_price(ctx: Context, iid: str) -> int | None:
-    """The instrument's price as of the current block, or None (too few fresh submissions)."""
-    from contracts.params import get
-
-    fresh = fresh_submissions(ctx, iid)
-    if not fresh or len(fresh) < get(ctx, NAME, "min_sources"):
-        return None
-    return median([p for _, p, _ in fresh])
-
-
-def require_price(ctx: Context, iid: str) -> int:
-    """``current_price`` or ContractError ``no_price``."""
-    price = current_price(ctx, iid)
-    if price is None:
-        raise ContractError("no_price", f"no fresh oracle price for {iid} at height {ctx.height}")
-    return price
-
-
-def price_at(ctx: Context, iid: str, height: int) -> tuple[int, int] | None:
-    """(median, height it was recorded) of the latest price recorded at or before ``height``."""
-    prefix = f"hist/{iid}/"
-    start = f"{_INVERT - min(max(0, height), _INVERT):020d}"
-    for key, (price, _sources) in ctx.view(NAME).iterate(prefix, start):
-        return price, _INVERT - int(key[len(prefix) :])
-    return None
-
-
 def _record(ctx: Context, iid: str, oracle: str, price: int) -> None:
-    from contracts import bonds, breakers
-    from contracts.params import get
-
     view_ = ctx.view(NAME)
     others = [p for o, p, _ in fresh_submissions(ctx, iid) if o != oracle]
-    view_.put(f"sub/{iid}/{oracle}", [price, ctx.height])
+    ctx.state.put(sub_key(iid, oracle), [price, ctx.height])
     if len(others) >= get(ctx, NAME, "band_min_sources"):
         centre = median([*others, price])
         band = get(ctx, NAME, "band_bps")
@@ -126,7 +80,7 @@ def _record(ctx: Context, iid: str, oracle: str, price: int) -> None:
     if now is None:
         return
     sources = len(fresh_submissions(ctx, iid))
-    view_.put(f"hist/{iid}/{_INVERT - ctx.height:020d}", [now, sources])
+    ctx.state.put(hist_key(iid, ctx.height), [now, sources])
     view_.emit("price", instrument=iid, price=now, sources=sources)
     breakers.on_price(ctx, iid, now)
 

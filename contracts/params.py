@@ -14,15 +14,30 @@ integers: rates are in basis points (1/10,000) or parts per million, durations i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from chain.errors import ContractError, GenesisError
 
-if TYPE_CHECKING:
-    from contracts.api import Context
-
 BPS = 10_000  # basis points in one
+_PARAM = "param/"
+
+
+class Context(Protocol):
+    """What this module needs of a call's context (``contracts.api.Context``), typed here so that
+    the contract API can write parameters at genesis without the two modules importing each other."""
+
+    @property
+    def contract(self) -> str: ...
+
+    def view(self, contract: str) -> Context: ...
+
+    def get(self, key: str) -> Any: ...
+
+    def put(self, key: str, value: Any) -> None: ...
+
+    def iterate(self, prefix: str, start: str = "") -> Iterator[tuple[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +52,7 @@ class Param:
 
 
 def _key(name: str) -> str:
-    return "param/" + name
+    return _PARAM + name
 
 
 def get(ctx: Context, contract: str, name: str) -> int:
@@ -86,4 +101,4 @@ def init_params(ctx: Context, declared: dict[str, Param], overrides: dict[str, i
 
 def all_params(ctx: Context, contract: str) -> list[tuple[str, Any]]:
     """(name, [value, min, max]) of every parameter of ``contract``, by name."""
-    return [(k[len("param/") :], v) for k, v in ctx.view(contract).iterate("param/")]
+    return [(k[len(_PARAM) :], v) for k, v in ctx.view(contract).iterate(_PARAM)]

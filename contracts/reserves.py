@@ -19,14 +19,10 @@ from dataclasses import dataclass
 
 from chain.errors import invariant
 from chain.state import BlockState, StateReader
-from contracts.accounts import ACCOUNT_PREFIX, BALANCE_PREFIX
-from contracts.instruments import INSTRUMENT_PREFIX
+from contracts.accounts import iterate_accounts, iterate_balances
+from contracts.custody import read_reserve, read_supply
+from contracts.instruments import iterate_instruments
 
-_ACCOUNT = ACCOUNT_PREFIX
-_BALANCE = BALANCE_PREFIX
-_INSTRUMENT = INSTRUMENT_PREFIX
-_SUPPLY = b"custody/supply/"
-_RESERVE = b"custody/reserve/"
 CLIENT = "client"
 HOUSE = "house"
 
@@ -65,26 +61,23 @@ def compute_reserves(state: StateReader | BlockState) -> tuple[AssetReserves, ..
     """The report for every instrument, in instrument id order, read from ``state`` (committed
     state, or a block's overlay). O(accounts): see the module docstring."""
     view = state if isinstance(state, BlockState) else BlockState(state)
-    kinds = {key[len(_ACCOUNT) :].decode(): record[1] for key, record in view.iterate(_ACCOUNT)}
+    kinds = {account: record.kind for account, record in iterate_accounts(view)}
     totals: dict[tuple[str, str], int] = {}
-    for key, (available, locked) in view.iterate(_BALANCE):
-        account, _, asset = key[len(_BALANCE) :].decode().partition("/")
+    for account, asset, available, locked in iterate_balances(view):
         kind = kinds.get(account)
         invariant(kind in (CLIENT, HOUSE), f"balance {account}/{asset} on an account of kind {kind!r}")
         assert kind is not None
         totals[(asset, kind)] = totals.get((asset, kind), 0) + available + locked
     out = []
-    for key, record in view.iterate(_INSTRUMENT):
-        asset = key[len(_INSTRUMENT) :].decode()
-        supply = view.get(_SUPPLY + asset.encode()) or 0
-        reserve = view.get(_RESERVE + asset.encode())
+    for asset, record in iterate_instruments(view):
+        reserve = read_reserve(view, asset)
         out.append(
             AssetReserves(
                 asset=asset,
-                decimals=record[1],
+                decimals=record.decimals,
                 client_total=totals.get((asset, CLIENT), 0),
                 house_total=totals.get((asset, HOUSE), 0),
-                supply=supply,
+                supply=read_supply(view, asset),
                 attested=None if reserve is None else Attestation(*reserve),
             )
         )

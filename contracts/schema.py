@@ -38,7 +38,8 @@ class Id:
     def check(self, value: Any, path: str) -> str:
         if not is_valid_id(value):
             raise InvalidTransaction("bad_arguments", f"{path}: expected an id (1-64 of A-Z a-z 0-9 . _ : -)")
-        return value
+        checked: str = value  # is_valid_id accepts only str
+        return checked
 
 
 @dataclass(frozen=True, slots=True)

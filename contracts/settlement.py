@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from chain.limits import AMOUNT_MAX, BATCH_TRADES_MAX, PRICE_MAX, QUANTITY_MAX
+from chain.state import BlockState
 from contracts import accounts
 from contracts.api import Context, Contract, ContractError, method
 from contracts.instruments import ACTIVE, get_instrument
@@ -54,8 +55,21 @@ TICKET = Record(
 )
 
 
+TRADE_PREFIX = b"settlement/trade/"
+
+
+def trade_key(exchange: str, trade_id: str) -> bytes:
+    return TRADE_PREFIX + f"{exchange}/{trade_id}".encode()
+
+
 def trade_record(ctx: Context, exchange: str, trade_id: str) -> Any:
-    return ctx.view(NAME).get(f"trade/{exchange}/{trade_id}")
+    return ctx.state.get(trade_key(exchange, trade_id))
+
+
+def read_trade(state: BlockState, exchange: str, trade_id: str) -> tuple[int, str] | None:
+    """(height, status) of a settled or in-cycle trade, from a state view; None if unknown."""
+    record = state.get(trade_key(exchange, trade_id))
+    return None if record is None else (record[0], record[1])
 
 
 class Lookups:
@@ -119,8 +133,8 @@ def _settle_one(ctx: Context, ticket: tuple[Any, ...], lookups: Lookups) -> int:
     (a call cannot change an instrument or a role while it settles trades).
     """
     trade_id, buyer, seller, iid, quantity, price = ticket
-    trade_key = f"trade/{ctx.sender}/{trade_id}"
-    record = ctx.get(trade_key)
+    key = trade_key(ctx.sender, trade_id)
+    record = ctx.state.get(key)
     if record is not None:  # settled, or pending in a settlement cycle (contracts/cycles.py)
         raise ContractError("duplicate_trade_id", f"trade {trade_id} is {record[1]} (height {record[0]})")
     ins, cash = check_terms(ctx, buyer, seller, iid, quantity, price, lookups)
@@ -136,7 +150,7 @@ def _settle_one(ctx: Context, ticket: tuple[Any, ...], lookups: Lookups) -> int:
         raise ContractError("insufficient_cash", f"{buyer} has {buyer_cash} {ins.currency}, pays {cash}")
     accounts.move(ctx, seller, buyer, iid, quantity, "insufficient_securities")
     accounts.move(ctx, buyer, seller, ins.currency, cash, "insufficient_cash")
-    ctx.put(trade_key, (ctx.height, SETTLED))
+    ctx.state.put(key, (ctx.height, SETTLED))
     return cash
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli import devnet  # noqa: E402
+from cli.localnet import devnet  # noqa: E402
 from contracts.money import consideration  # noqa: E402
 
 SEED = 20260101

@@ -9,7 +9,8 @@ between, so no block is missed or sent twice.
 
 Metrics are gauges read from the node when scraped, a counter of committed transactions kept by
 a commit listener (since the process started, as Prometheus counters are), and a histogram of
-the time from starting a height to committing it, folded in from ``node.commit_times``.
+the time from starting a height to committing it, folded in from the node's commit times. The
+node is read through its query object (node/query.py), never directly.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from chain.block import Block
 from chain.receipt import KIND_TX, Receipt
 
 if TYPE_CHECKING:
-    from node.runtime import Node
+    from node.query import NodeQuery
 
 EVENT_CLIENTS_MAX = 256  # concurrent /events streams
 EVENT_QUEUE_BLOCKS_MAX = 256  # blocks queued for one client before it is dropped
@@ -146,47 +147,38 @@ class Metrics:
                 if seconds <= bound:
                     self.latency_counts[i] += 1
 
-    def render(self, node: Node) -> str:
-        self.fold(node.commit_times)
+    def render(self, query: NodeQuery) -> str:
+        self.fold(query.commit_times())
+        g = query.gauges()
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_text: str, value: float) -> None:
             lines.extend([f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"])
 
-        metric("clearchain_height", "gauge", "Height of the last committed block.", node.ledger.head.height)
+        metric("clearchain_height", "gauge", "Height of the last committed block.", g.height)
         metric(
             "clearchain_txs_committed_total",
             "counter",
             "Transactions committed since the node started.",
             self.txs_committed_total,
         )
-        metric("clearchain_mempool_txs", "gauge", "Transactions in the mempool.", len(node.mempool))
+        metric("clearchain_mempool_txs", "gauge", "Transactions in the mempool.", g.mempool_txs)
+        metric("clearchain_mempool_bytes", "gauge", "Bytes of transactions in the mempool.", g.mempool_bytes)
         metric(
-            "clearchain_mempool_bytes",
-            "gauge",
-            "Bytes of transactions in the mempool.",
-            node.mempool.size_bytes,
+            "clearchain_consensus_round", "gauge", "Consensus round at the current height.", g.consensus_round
         )
-        metric(
-            "clearchain_consensus_round",
-            "gauge",
-            "Consensus round at the current height.",
-            node.consensus.round,
-        )
-        metric("clearchain_peers", "gauge", "Connected peers.", len(node.transport.peers))
-        metric(
-            "clearchain_evidence_total", "counter", "Double votes held as evidence.", len(node.evidence.items)
-        )
+        metric("clearchain_peers", "gauge", "Connected peers.", g.peers)
+        metric("clearchain_evidence_total", "counter", "Double votes held as evidence.", g.evidence)
         metric(
             "clearchain_unauthentic_messages_total", "counter",
-            "Consensus messages from peers dropped for a bad signature or signer.", node._unauthentic,
+            "Consensus messages from peers dropped for a bad signature or signer.", g.unauthentic_messages,
         )  # fmt: skip
         name = "clearchain_p2p_events_total"
         lines.append(
             f"# HELP {name} Transport events by kind: frames, handshakes, refusals and disconnects by reason."
         )
         lines.append(f"# TYPE {name} counter")
-        stats = node.transport.stats
+        stats = g.transport_events
         for event in sorted(k for k in stats if k not in ("peers", "inbound_pending")):
             lines.append(f'{name}{{event="{event}"}} {stats[event]}')
         name = "clearchain_commit_latency_seconds"

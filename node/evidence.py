@@ -24,7 +24,7 @@ from chain.certificate import PRECOMMIT
 from chain.encoding import decode, encode
 from chain.errors import ClearchainError
 from chain.keys import KeyPair, verify_signature
-from chain.policy import nonce_key
+from chain.policy import POLICY_PREFIX, nonce_key
 from chain.state import StateReader, decode_value
 from chain.tx import SignedTx, Tx
 from node.messages import Vote
@@ -121,19 +121,18 @@ class EvidencePool:
 
 
 # --- submitting evidence as a transaction ----------------------------------------------------
-_POLICY_PREFIX = b"membership/policy/"
 PARTICIPANTS_SCANNED_MAX = 100_000  # policies read to find the node's own participant
 
 
 def own_participant(state: StateReader, key: bytes) -> str | None:
     """The active participant whose key policy is exactly 1-of-1 ``key`` (a validator's own
     participant in the dev layout), or None. Read once per submission: evidence is rare."""
-    for i, (k, data) in enumerate(state.iterate_state(_POLICY_PREFIX)):
+    for i, (k, data) in enumerate(state.iterate_state(POLICY_PREFIX)):
         if i >= PARTICIPANTS_SCANNED_MAX:
             break
         threshold, keys, active = decode_value(data)
         if active and threshold == 1 and list(keys) == [key]:
-            return k[len(_POLICY_PREFIX) :].decode()
+            return k[len(POLICY_PREFIX) :].decode()
     return None
 
 

@@ -44,8 +44,9 @@ import plyvel
 from chain.block import Block
 from chain.encoding import decode, encode, encode_trusted
 from chain.receipt import KIND_TX, Receipt
-from chain.state import decode_value
 from chain.store import Store
+from contracts.custody import withdrawal_in
+from contracts.instruments import instrument_in
 
 INDEX_DIR = "index"
 VERSION = b"1"
@@ -56,9 +57,6 @@ _VERSION_KEY = b"meta/version"
 _HEAD_KEY = b"meta/head"
 _MOVE = b"m/"
 _WITHDRAWAL = b"w/"
-# State keys read while indexing (layouts in contracts/instruments.py and contracts/custody.py).
-_INSTRUMENT_STATE = b"instruments/"
-_WITHDRAWAL_STATE = b"custody/withdrawal/"
 
 DELTA = "delta"
 LOCKED_DELTA = "locked_delta"
@@ -75,7 +73,8 @@ class Movement(NamedTuple):
     height: int
     seq: int  # position among the block's movements: keys stay unique and in block order
     tx: bytes | None  # the transaction's hash; None for a scheduled task
-    index: int  # the receipt's position in the block (a transaction's index in the block)
+    # A field named like tuple.index: mypy flags it, the runtime does not care; callers read m.index.
+    index: int  # type: ignore[assignment]  # the receipt's position in the block
     event: str
     asset: str
     field: str  # DELTA or LOCKED_DELTA
@@ -301,8 +300,8 @@ class AccountIndex:
         # An instrument's currency never changes once listed, so the head's state answers for
         # any height, and the answer can be kept.
         if instrument not in self._currencies:
-            data = self.store.get_state(_INSTRUMENT_STATE + instrument.encode())
-            self._currencies[instrument] = None if data is None else decode_value(data)[2]
+            record = instrument_in(self.store, instrument)
+            self._currencies[instrument] = None if record is None else record.currency
         return self._currencies[instrument]
 
     def _withdrawal_of(self, wid: int) -> WithdrawalInfo | None:
@@ -312,11 +311,10 @@ class AccountIndex:
             return account, asset, amount
         # Not remembered (an index older than the request?): the custody record never changes
         # its account, asset or amount, so the head's state answers.
-        record = self.store.get_state(_WITHDRAWAL_STATE + str(wid).encode())
+        record = withdrawal_in(self.store, wid)
         if record is None:
             return None
-        account, asset, amount = decode_value(record)[:3]
-        return account, asset, amount
+        return record.account, record.asset, record.amount
 
     # --- reading --------------------------------------------------------------------------
     def history(self, account: str, from_height: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:

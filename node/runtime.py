@@ -209,7 +209,7 @@ class Node:
         return self.driver.commit_times
 
     @property
-    def _unauthentic(self) -> int:
+    def unauthentic_messages(self) -> int:
         return self.driver.unauthentic
 
     # --- life ---------------------------------------------------------------------------------

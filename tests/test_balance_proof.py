@@ -1,5 +1,5 @@
-"""Offline balance proofs (chain/balance_proof.py, docs/PROOFS.md) and the commands that make and
-check them (``clearchain account prove``, ``clearchain verify-proof``).
+"""Offline balance proofs (contracts/proofs.py over chain/proof_file.py, docs/PROOFS.md) and the
+commands that make and check them (``clearchain account prove``, ``clearchain verify-proof``).
 
 The proofs are built from real ledgers (dev genesis, solo-produced blocks with certificates from
 the four dev validators) over random histories, and from synthetic states (a state tree built
@@ -23,7 +23,19 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.balance_proof import (
+from chain.block import ZERO_HASH, Header
+from chain.certificate import CommitCertificate, sign_certificate
+from chain.encoding import encode
+from chain.genesis import Genesis, parse_genesis
+from chain.keys import KeyPair
+from chain.limits import AMOUNT_MAX
+from chain.statetree import EMPTY_ROOT, StateTree
+from chain.store import Store
+from chain.validators import Validator, ValidatorSet
+from cli.localnet import devnet
+from cli.localnet.network import init_network
+from cli.main import main
+from contracts.proofs import (
     FORMAT,
     PathStep,
     ProofError,
@@ -37,18 +49,6 @@ from chain.balance_proof import (
     parse_proof_json,
     verify_balance_proof,
 )
-from chain.block import ZERO_HASH, Header
-from chain.certificate import CommitCertificate, sign_certificate
-from chain.encoding import encode
-from chain.genesis import Genesis, parse_genesis
-from chain.keys import KeyPair
-from chain.limits import AMOUNT_MAX
-from chain.statetree import EMPTY_ROOT, StateTree
-from chain.store import Store
-from chain.validators import Validator, ValidatorSet
-from cli.localnet import devnet
-from cli.localnet.network import init_network
-from cli.main import main
 from node.config import ConsensusSection
 from tests.conftest import Chain
 from tests.netutil import NodeThread

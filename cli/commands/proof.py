@@ -2,7 +2,7 @@
 report.
 
 ``account prove`` gathers, from a node's API, everything a third party needs to check a balance
-with nothing but the genesis document (chain/balance_proof.py builds and checks the file;
+with nothing but the genesis document (contracts/proofs.py builds and checks the file;
 docs/PROOFS.md specifies it). It is race-free: the node proves against its head, which may move
 between calls, so the three state proofs must come from one height (else they are fetched
 again) and the block is then fetched by that exact height. ``verify-proof`` needs no node.
@@ -20,19 +20,6 @@ from typing import Any
 
 import click
 
-from chain.balance_proof import (
-    PROOF_FILE_BYTES_MAX,
-    BalanceProofResult,
-    ProofError,
-    StateEntry,
-    TrustAnchor,
-    account_key,
-    balance_key,
-    build_balance_proof,
-    instrument_key,
-    parse_proof_json,
-    verify_balance_proof,
-)
 from chain.block import Block
 from chain.certificate import CommitCertificate
 from chain.encoding import encode
@@ -53,6 +40,19 @@ from cli.commands.plumbing import (
     where,
 )
 from cli.commands.session import Session, require_ok, signing_command
+from contracts.proofs import (
+    PROOF_FILE_BYTES_MAX,
+    BalanceProofResult,
+    ProofError,
+    StateEntry,
+    TrustAnchor,
+    account_key,
+    balance_key,
+    build_balance_proof,
+    instrument_key,
+    parse_proof_json,
+    verify_balance_proof,
+)
 
 PROVE_ATTEMPTS_MAX = 10  # tries to read the three state proofs at one height while blocks commit
 _ZERO = re.compile(r"0+(?:\.0+)?")
