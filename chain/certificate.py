@@ -17,7 +17,6 @@ from typing import Any
 from chain.encoding import H, encode
 from chain.errors import InvalidBlock
 from chain.keys import PUBKEY_BYTES, SIGNATURE_BYTES, KeyPair
-from chain.validators import ValidatorSet
 
 PREVOTE = 1
 PRECOMMIT = 2
@@ -74,17 +73,6 @@ class CommitCertificate:
 
     def hash(self) -> bytes:
         return H(b"commit", encode(self.to_wire()))
-
-    def verify(self, chain_id: str, validators: ValidatorSet, height: int, block_hash: bytes) -> None:
-        """Raise InvalidBlock unless this certifies ``block_hash`` at ``height`` with a quorum:
-        ``chain.validation.validate_certificate``, whose codes and fields it raises
-        (``certificate_height``, ``certificate_block``, ``certificate_order``,
-        ``certificate_signer``, ``certificate_signature``, ``certificate_quorum``)."""
-        # chain/validation builds on this module (vote_sign_bytes), so it is imported here, at
-        # the call, rather than at the top: the checks are written once, there.
-        from chain.validation import validate_certificate
-
-        validate_certificate(self, chain_id, validators, height, block_hash)
 
 
 def sign_certificate(

@@ -28,6 +28,7 @@ from chain.errors import ClearchainError, EncodingError, InvalidBlock
 from chain.genesis import Genesis
 from chain.limits import ENCODED_BYTES_MAX
 from chain.proof import verify_proof
+from chain.validation import validate_certificate
 from chain.validators import Validator, ValidatorSet
 
 PROOF_FILE_BYTES_MAX = 16 * 1024 * 1024  # a proof file, read whole
@@ -116,7 +117,7 @@ def verify_signed_header(
     cert = decode_certificate(certificate, "certificate")
     block_hash = h.hash()
     try:
-        cert.verify(anchor.chain_id, trusted, h.height, block_hash)
+        validate_certificate(cert, anchor.chain_id, trusted, h.height, block_hash)
     except InvalidBlock as exc:
         raise ProofError("proof_certificate", f"{exc.code}: {exc.message}") from None
     return SignedHeader(h, block_hash, cert, trusted)
@@ -229,7 +230,7 @@ def walk_validator_path(anchor: TrustAnchor, path: tuple[PathStep, ...], height:
             raise ProofError("proof_validator_path", f"{where}: height {h.height} changes no validator")
         cert = decode_certificate(step.certificate, f"{where}.certificate")
         try:
-            cert.verify(anchor.chain_id, trusted, h.height, h.hash())
+            validate_certificate(cert, anchor.chain_id, trusted, h.height, h.hash())
         except InvalidBlock as exc:
             raise ProofError("proof_validator_path", f"{where}: {exc.code}: {exc.message}") from None
         new = decode_validator_set(step.validators, f"{where}.validators")

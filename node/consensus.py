@@ -15,6 +15,10 @@ the same code.
 
 Names follow the paper: ``locked_*``, ``valid_*``, ``start_round``; the rule numbers in comments
 are the line numbers of Algorithm 1.
+
+Why one module of more than 500 lines: it is Algorithm 1 of the paper, whose rules read each
+other's state (locked and valid value and round, the vote sets); one module keeps them side by
+side in the paper's order, so a reader can check it line against line.
 """
 
 from __future__ import annotations

@@ -47,6 +47,10 @@ the older is stale). The survivor takes over the other's unsent messages (frames
 on the closed one may be lost); ``on_connect`` and ``on_disconnect`` are called once each per
 period in which a key is connected, whichever socket carries it. A dialer that has learnt the key
 at its address does not redial while that key is connected either way.
+
+Why one module of more than 500 lines: framing, the signed handshake, per-peer queues and the
+dial and accept loops share one connection life cycle (pending, authenticated, closed) and its
+bounds; split, each part would need the others' private state.
 """
 
 from __future__ import annotations

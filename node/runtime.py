@@ -48,7 +48,6 @@ from node.inbound import EVIDENCE, TXS
 from node.mempool import Mempool
 from node.ports import Committed
 from node.privval import FileSigner
-from node.status import status_document
 from node.txgossip import TxGossip
 from node.wal import WAL
 
@@ -338,7 +337,37 @@ class Node:
         self.log.info("peer %s disconnected: %s", peer.pubkey.hex()[:16], reason)
 
     def status(self) -> dict[str, Any]:
-        return status_document(self)
+        """The status document (``GET /status``, ``clearchain node status``): the head, the
+        consensus state, the peers and their heights, the mempool, evidence held, messages dropped
+        as unauthentic, test faults, uptime."""
+        head = self.ledger.head
+        driver = self.driver
+        return {
+            "chain_id": self.chain_id,
+            "moniker": self.config.node.moniker,
+            "role": self.config.node.role,
+            "node_key": self.key.key_id,
+            "height": head.height,
+            "head_hash": head.hash().hex(),
+            "head_time_ms": head.time_ms,
+            "state_root": head.state_root.hex(),
+            "consensus": self.consensus.describe(),
+            "waiting_for_transactions": driver.waiting,
+            "peers": [
+                {
+                    "node_key": k.hex(),
+                    "address": p.address,
+                    "outbound": p.outbound,
+                    "height": driver.peer_status.get(k, (None,))[0],
+                }
+                for k, p in sorted(self.transport.peers.items())
+            ],
+            "mempool": {"txs": len(self.mempool), "bytes": self.mempool.size_bytes},
+            "evidence": len(self.evidence.items),
+            "unauthentic_messages": driver.unauthentic,
+            **({"test_faults": self.faults.to_json()} if self.faults.active else {}),
+            "uptime_s": round(time.monotonic() - self.started_at, 3),
+        }
 
 
 def _addr(address: tuple[str, int] | None) -> str | None:

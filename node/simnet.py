@@ -32,7 +32,6 @@ import heapq
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from chain.certificate import CommitCertificate, proposal_sign_bytes, vote_sign_bytes
@@ -61,6 +60,7 @@ from node.simports import (
     SimCrypto,
     SimLife,
     SimNetwork,
+    SimNode,
     SimSigner,
     SimTimer,
     certificate_ok,
@@ -89,28 +89,6 @@ __all__ = [  # what the command line and the tests take from here
     "parse_partition",
     "run",
 ]
-
-
-@dataclass
-class SimNode:
-    index: int
-    mode: str | None  # None for an honest node
-    disk: SignerDisk  # survives crashes, like the WAL and the decided blocks
-    wal: list[Proposal | Vote] = field(default_factory=list)
-    decided: list[tuple[bytes, bytes, CommitCertificate]] = field(default_factory=list)
-    driver: NodeDriver | None = None  # the production driver of this life (None: down, or silent)
-    alive: bool = True
-    incarnation: int = 0  # ports of an earlier life do nothing
-    armed: Crash | None = None  # a before-send crash waiting for its batch
-
-    @property
-    def consensus(self) -> Consensus | None:
-        return None if self.driver is None else self.driver.consensus
-
-    @property
-    def height(self) -> int:
-        """The height this node is deciding (genesis is 0)."""
-        return len(self.decided) + 1
 
 
 # --- the simulator ------------------------------------------------------------------------------

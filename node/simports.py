@@ -14,18 +14,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from chain.certificate import PRECOMMIT, CommitCertificate, proposal_sign_bytes, vote_sign_bytes
 from chain.errors import ClearchainError
 from chain.keys import KeyPair, verify_signature
 from chain.validators import ValidatorSet
-from node.consensus import Decide
+from node.consensus import Consensus, Decide
+from node.driver import NodeDriver
 from node.messages import Proposal, Vote
 from node.ports import Committed
-
-if TYPE_CHECKING:
-    from node.simnet import SimNode, Simulator
+from node.simconfig import Crash
 
 
 class SimCrypto:
@@ -114,7 +113,7 @@ class SimSyncError(ClearchainError):
 class SimLife:
     """One life of one node: its ports act only while it lasts."""
 
-    def __init__(self, sim: Simulator, node: SimNode) -> None:
+    def __init__(self, sim: SimWorld, node: SimNode) -> None:
         self.sim, self.node, self.incarnation = sim, node, node.incarnation
 
     @property
@@ -256,3 +255,43 @@ class MemoryWAL:
 
     def read(self, height: int) -> list[Proposal | Vote]:
         return [m for m in self.life.node.wal if m.height == height]
+
+
+class SimWorld(Protocol):
+    """What the ports need of the simulator that owns them (``node.simnet.Simulator``): its
+    virtual clock, its network, its record of decisions, the validator set and the crypto."""
+
+    chain_id: str
+    crypto: SimCrypto
+    validators: ValidatorSet
+    now: int
+
+    def schedule(self, delay_ms: int, node: int, timer: SimTimer) -> None: ...
+
+    def send(self, src: int, dst: int, m: list[Any]) -> None: ...
+
+    def decided(
+        self, node: SimNode, height: int, block_hash: bytes, block: Any, cert: CommitCertificate, synced: bool
+    ) -> None: ...
+
+
+@dataclass
+class SimNode:
+    index: int
+    mode: str | None  # None for an honest node
+    disk: SignerDisk  # survives crashes, like the WAL and the decided blocks
+    wal: list[Proposal | Vote] = field(default_factory=list)
+    decided: list[tuple[bytes, bytes, CommitCertificate]] = field(default_factory=list)
+    driver: NodeDriver | None = None  # the production driver of this life (None: down, or silent)
+    alive: bool = True
+    incarnation: int = 0  # ports of an earlier life do nothing
+    armed: Crash | None = None  # a before-send crash waiting for its batch
+
+    @property
+    def consensus(self) -> Consensus | None:
+        return None if self.driver is None else self.driver.consensus
+
+    @property
+    def height(self) -> int:
+        """The height this node is deciding (genesis is 0)."""
+        return len(self.decided) + 1

@@ -8,6 +8,7 @@ from typing import Any
 
 from chain.certificate import PRECOMMIT, PREVOTE, proposal_sign_bytes, vote_sign_bytes
 from chain.keys import KeyPair, verify_signature
+from chain.validation import validate_certificate
 from chain.validators import Validator, ValidatorSet
 from node.consensus import (
     PRECOMMIT_STEP,
@@ -78,7 +79,7 @@ def _network(n_heights: int) -> dict[int, list[bytes]]:
             if isinstance(e, Broadcast):
                 queue.extend((j, e.message) for j in range(4) if j != i)
             elif isinstance(e, Decide):
-                e.certificate.verify(CHAIN, VALIDATORS, e.height, e.block_hash)
+                validate_certificate(e.certificate, CHAIN, VALIDATORS, e.height, e.block_hash)
                 decided[i].append(e.block)
                 handle(i, nodes[i].advance(VALIDATORS))
 

@@ -350,11 +350,11 @@ def test_removal_shows_in_next_validators_hash_at_h_plus_1_and_signs_from_h_plus
     cert = chain.store.certificate(h + 2)
     assert cert is not None and VKEYS[3].public not in [k for k, _ in cert.signatures]
     from chain.certificate import sign_certificate
+    from chain.validation import validate_certificate
 
     with pytest.raises(Exception) as err:
-        sign_certificate(chain.genesis.chain_id, h + 2, 0, block_h2.hash(), VKEYS).verify(
-            chain.genesis.chain_id, after, h + 2, block_h2.hash()
-        )
+        cert = sign_certificate(chain.genesis.chain_id, h + 2, 0, block_h2.hash(), VKEYS)
+        validate_certificate(cert, chain.genesis.chain_id, after, h + 2, block_h2.hash())
     assert getattr(err.value, "code", "") == "certificate_signer"
     chain.run()
     audit(chain.genesis, chain.store)  # the auditor follows the change

@@ -16,6 +16,7 @@ from chain.keys import KeyPair
 from chain.ledger import Ledger
 from chain.merkle import list_root
 from chain.store import Store
+from chain.validation import validate_certificate
 from cli.localnet import devnet
 from contracts import default_registry
 from tests.conftest import Chain
@@ -109,7 +110,7 @@ def test_certificates(chain: Chain) -> None:
     vset = chain.ledger.head_validators
     cid = chain.genesis.chain_id
     good = sign_certificate(cid, 1, 0, block.hash(), VALIDATORS[:3])
-    good.verify(cid, vset, 1, block.hash())
+    validate_certificate(good, cid, vset, 1, block.hash())
     cases = [
         (sign_certificate(cid, 1, 0, block.hash(), VALIDATORS[:2]), "certificate_quorum"),
         (
@@ -128,7 +129,7 @@ def test_certificates(chain: Chain) -> None:
     ]
     for cert, code in cases:
         with pytest.raises(InvalidBlock) as err:
-            cert.verify(cid, vset, 1, block.hash())
+            validate_certificate(cert, cid, vset, 1, block.hash())
         assert err.value.code == code, cert
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from chain.errors import ClearchainError
 from chain.store import Store
+from chain.validation import validate_certificate
 from cli.localnet.network import init_network
 from cli.localnet.process import CODE_ROOT as REPO
 from cli.localnet.process import NodeProcess, wait_until
@@ -151,7 +152,7 @@ def _compare_stores(homes: list[Path], min_height: int, trades: int) -> None:
                 cert = s.certificate(height)
                 assert cert is not None
                 try:
-                    cert.verify(chain_id, vset, height, header.hash())
+                    validate_certificate(cert, chain_id, vset, height, header.hash())
                 except ClearchainError as exc:  # pragma: no cover - the assertion below reports it
                     raise AssertionError(f"certificate at height {height} does not verify: {exc}") from exc
             for receipt in stores[0].receipts(height) or []:

@@ -18,6 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chain.certificate import PREVOTE
+from chain.validation import validate_certificate
 from cli.main import main
 from node.driver import NodeDriver
 from node.inbound import STATUS, Misbehaved
@@ -160,7 +161,7 @@ def test_real_ed25519_four_validators_decide_blocks_whose_certificates_verify() 
     assert r.reached_target
     for node in sim.honest:  # the chain's own certificate check, with the chain's Ed25519 verifier
         for height, (block_hash, _block, cert) in enumerate(node.decided, start=1):
-            cert.verify(CHAIN_ID, sim.validators, height, block_hash)
+            validate_certificate(cert, CHAIN_ID, sim.validators, height, block_hash)
 
 
 def test_node_cut_off_alone_catches_up_by_block_sync_after_the_partition_heals() -> None:
