@@ -479,17 +479,25 @@ def _raw(node: Node, data: bytes, close_early: bool = False) -> bytes:
         (b"GET /status HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(2_000)) + b"\r\n", False),
         (b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", False),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64), False),  # a TLS client hello
+        (b"GET /accounts/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n", False),
+        (b"POST /txs HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", False),
     ],
     ids=["garbage", "cut-and-closed", "cut", "negative-length", "huge-length", "bad-chunk", "long-header",
-         "many-headers", "long-path", "tls"],
+         "many-headers", "long-path", "tls", "high-bytes-path", "cl-and-te"],
 )  # fmt: skip
 def test_broken_http_framing_never_hurts_the_node(node: Node, raw: bytes, close_early: bool) -> None:
-    """HTTP the server cannot parse never reaches the API (aiohttp answers 400 itself, in plain
-    text, or closes): no 5xx, and the node serves on."""
+    """HTTP the server cannot parse never reaches the API: it is answered with a 4xx in the
+    documented error shape (code ``bad_http``, a fixed message that never quotes the request), or
+    the connection is closed; no 5xx, and the node serves on."""
     answer = _raw(node, raw, close_early)
     if answer:
-        status = int(answer.split(b" ", 2)[1])
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
         assert 400 <= status < 500 or status == 431, answer[:200]
+        doc = json.loads(body)
+        assert doc["error"]["code"] == "bad_http", doc
+        assert doc["error"]["message"].isascii() and b"aaaa" not in body and b"GARBAGE" not in body
+        assert b"application/json" in head
     assert node.status()["height"] >= 0
 
 

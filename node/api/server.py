@@ -8,6 +8,7 @@ from aiohttp import web
 
 from node.api.common import EVENTS, INDEX, METRICS
 from node.api.limits import SHUTDOWN_TIMEOUT_S, LimitsSource, default_limits
+from node.api.malformed import ApiRunner
 from node.api.routes import make_app
 from node.events import EventHub
 from node.index import INDEX_DIR, AccountIndex
@@ -60,9 +61,7 @@ async def serve(
     listeners: list[CommitListener] = [app[EVENTS].on_commit, app[METRICS].on_commit]
     if index is not None:
         listeners.insert(0, index.on_commit)
-    runner = web.AppRunner(
-        app, access_log=None, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT_S
-    )
+    runner = ApiRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     try:
         await runner.setup()
         site = web.TCPSite(runner, address[0], address[1])
