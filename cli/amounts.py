@@ -15,7 +15,7 @@ import re
 from chain.display import format_amount  # noqa: F401 (re-exported for the CLI)
 from chain.errors import ClearchainError
 
-_DECIMAL = re.compile(r"(\d+)(?:\.(\d+))?")
+_DECIMAL = re.compile(r"([0-9]+)(?:\.([0-9]+))?")  # ASCII digits only (cli/inputs.py)
 AMOUNT_CHARS_MAX = 40  # longer than any amount below 2**62 minor units, with decimals
 
 

@@ -29,6 +29,7 @@ from cli.commands.plumbing import (
 )
 from cli.commands.session import Session, read_view, reading_command
 from cli.commands.tickets import compute_trade_id, exchange_option, submit_to_cycle, ticket_options
+from cli.inputs import is_ascii_decimal
 
 CONTRACT = "cycles"
 
@@ -36,7 +37,7 @@ CONTRACT = "cycles"
 def resolve_date(session: Session, text: str) -> int:
     """A cycle date from ``D``, ``today`` or ``T+N`` (relative to the node's head time)."""
     spec = text.strip().lower()
-    if spec.isdigit():
+    if is_ascii_decimal(spec):
         return int(spec)
     if spec == "today" or spec.startswith("t+"):
         offset = 0 if spec == "today" else _digits(spec[2:], text)
@@ -45,7 +46,7 @@ def resolve_date(session: Session, text: str) -> int:
 
 
 def _digits(text: str, original: str) -> int:
-    if not text.isdigit():
+    if not is_ascii_decimal(text):
         raise CliError("bad_date", f"date {original!r}: expected T+N with N a whole number")
     return int(text)
 

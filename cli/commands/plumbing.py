@@ -85,9 +85,10 @@ def as_option(default: str | None = None, required: bool = False, help_text: str
         text = help_text or "The participant that signs."
         if default:
             text += f" [default: {default}]"
-        return click.option(
-            "--as", "signer", default=default, required=required, metavar="PARTICIPANT", help=text
-        )(f)
+        # Passing default=None explicitly stops this click from enforcing required=True (the
+        # command then ran with signer None and failed deep inside): give a default only if set.
+        extra: dict[str, Any] = {"default": default} if default is not None else {}
+        return click.option("--as", "signer", required=required, metavar="PARTICIPANT", help=text, **extra)(f)
 
     return decorate
 

@@ -23,6 +23,14 @@ DEFAULT_EXCHANGE = "xchg-alpha"
 CYCLES = "cycles"
 
 
+def _given_trade_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A ``--trade-id`` that was given must be a valid id: an empty one (an unset shell variable
+    in a retry script) must not silently become a generated id and turn off retry safety."""
+    if value is not None and not is_valid_id(value):
+        raise click.BadParameter(f"{value!r} is not an id (1-64 of A-Z a-z 0-9 . _ : -)")
+    return value
+
+
 def exchange_option(f: F) -> F:
     return click.option(
         "--exchange", default=DEFAULT_EXCHANGE, show_default=True, metavar="PARTICIPANT",
@@ -40,7 +48,10 @@ def ticket_options(settles: Callable[[F], F]) -> Callable[[F], F]:
         click.option("--qty", required=True, help="Quantity in units of the instrument, e.g. 1.5."),
         click.option("--price", required=True, help="Cash per one unit of the instrument, e.g. 182.50."),
         settles,
-        click.option("--trade-id", default=None, help="Default: T- and a hash of the ticket and the current time."),
+        click.option(
+            "--trade-id", callback=_given_trade_id,
+            help="Default: T- and a hash of the ticket and the current time. Given, it must be a valid id.",
+        ),
         exchange_option,
     ]  # fmt: skip
 

@@ -37,6 +37,7 @@ from cli.commands.tickets import (
     submit_to_cycle,
     ticket_options,
 )
+from cli.inputs import is_ascii_decimal
 
 CSV_COLUMNS = ("trade_id", "buyer", "seller", "instrument", "quantity", "price")
 TPLUS_MAX = 30  # --settlement T+N: N up to this (the cycles contract bounds it too)
@@ -113,7 +114,7 @@ def _tplus(text: str) -> int:
     spec = text.strip().upper().replace(" ", "")
     if spec == "T":
         return 0
-    if spec.startswith("T+") and spec[2:].isdigit() and int(spec[2:]) <= TPLUS_MAX:
+    if spec.startswith("T+") and is_ascii_decimal(spec[2:]) and int(spec[2:]) <= TPLUS_MAX:
         return int(spec[2:])
     raise CliError("bad_settlement", f"settlement {text!r}: expected T+0 .. T+{TPLUS_MAX}")
 
