@@ -25,7 +25,7 @@ from chain.receipt import KIND_TASK, KIND_TX, OK, Event, Receipt
 from chain.scheduler import Task, due_tasks
 from chain.state import BlockState, StateReader
 from chain.statetree import StateTree, TreeUpdate
-from chain.tx import SignedTx
+from chain.tx import SignedTx, compute_tx_root
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +220,7 @@ class Executor:
             receipts=tuple(receipts),
             state_diff=diff,
             tree_update=update,
-            tx_root=list_root([t.hash for t in included]),
+            tx_root=compute_tx_root(included),
             receipts_root=list_root(list(receipts_encoded)),
             rejected=tuple(rejected),
             receipts_encoded=receipts_encoded,

@@ -2,7 +2,7 @@
 
 The rule is RFC 6962's: the root of an empty list is 32 zero bytes; of one item,
 ``H("list_leaf", item)``; of n > 1 items, ``H("list_node", root(first k) || root(rest))`` where k is
-the largest power of two below n. Items are byte strings (a tx hash; an encoded receipt).
+the largest power of two below n. Items are byte strings (an encoded signed tx; an encoded receipt).
 """
 
 from __future__ import annotations

@@ -8,11 +8,15 @@ Wire form of a signed transaction (one msgpack array)::
 The tx hash is ``H("tx", encode(body))``; every signature signs that hash. ``valid_until_height``
 0 means the transaction does not expire (replay is still impossible: nonces are per sender and
 strictly sequential).
+
+The tx hash leaves the signatures out (it is what they sign, and the tx's id), so a block commits
+to them through its ``tx_root`` instead: ``compute_tx_root`` is over the whole signed encodings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from chain.encoding import H, decode, encode, encode_trusted, is_plain_list, unpack_unchecked
@@ -26,6 +30,7 @@ from chain.limits import (
     TX_BYTES_MAX,
     TX_SIGNATURES_MAX,
 )
+from chain.merkle import list_root
 
 NONCE_MAX = 2**63 - 1
 
@@ -71,12 +76,20 @@ class SignedTx:
     tx: Tx
     signatures: tuple[tuple[bytes, bytes], ...]
     hash: bytes
+    # The canonical encoding, once known (decoded from it, or encoded once): the tx root, the
+    # mempool and the block's bytes all need it. Not an init field, so a changed copy starts
+    # without it.
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_wire(self) -> list[Any]:
         return [self.tx.to_wire(), [[p, s] for p, s in self.signatures]]
 
     def encode(self) -> bytes:
-        return encode_trusted(self.to_wire())
+        encoded = self._encoded
+        if encoded is None:
+            encoded = encode_trusted(self.to_wire())
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
 
     @classmethod
     def decode(cls, data: bytes) -> SignedTx:
@@ -109,6 +122,17 @@ class SignedTx:
         return cls(Tx(*body), pairs, digest)
 
 
+def compute_tx_root(txs: Sequence[SignedTx]) -> bytes:
+    """A block header's ``tx_root``: the list root (``chain/merkle``) of each signed tx's
+    encoding, body and signatures, in block order.
+
+    Why the signed bytes and not the tx hashes: a tx hash leaves the signatures out, so a root of
+    hashes would let a history carry another valid signature set (another 2 of a 3-key policy)
+    under the same block hash. Over the signed bytes, the block hash commits to who signed.
+    """
+    return list_root([t.encode() for t in txs])
+
+
 # A signed tx's encoding starts with these two bytes: an array of 2, then its body, an array of 7.
 _SIGNED_TX_HEAD: Final = b"\x92\x97"
 # The body is at depth 1 of the signed tx and its arguments at depth 2, so the lists inside the
@@ -138,7 +162,9 @@ def _decode_canonical(data: bytes) -> SignedTx | None:
     body_bytes = encode_trusted(body)
     if data != b"\x92" + body_bytes + encode_trusted(wire[1]):
         return None
-    return SignedTx(Tx(*body), pairs, H(b"tx", body_bytes))
+    stx = SignedTx(Tx(*body), pairs, H(b"tx", body_bytes))
+    object.__setattr__(stx, "_encoded", data)
+    return stx
 
 
 def _checked_fields(wire: Any) -> tuple[list[Any], tuple[tuple[bytes, bytes], ...]]:

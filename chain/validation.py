@@ -17,7 +17,8 @@ one reported; the cheap checks come before execution, which is the expensive one
 2. ``validate_last_commit``: the parent's certificate that the block carries, matching
    ``last_commit_hash`` and verifying against the parent's set (none, and the empty hash, at
    height 1, whose parent is genesis);
-3. ``validate_tx_root``: ``tx_root`` against the block's transactions;
+3. ``validate_tx_root``: ``tx_root`` against the block's transactions, signatures included (so a
+   transaction carrying another valid signature set makes another block);
 4. ``validate_certificate``, when the block arrives with its own commit certificate: for height h
    and this block's hash, signatures in strictly ascending key order (so distinct), each by a
    validator of the set in force and valid, together more than 2/3 of its power;
@@ -34,7 +35,7 @@ from chain.block import Block, Header
 from chain.certificate import NO_COMMIT_HASH, PRECOMMIT, CommitCertificate, vote_sign_bytes
 from chain.errors import BlockRuleViolation
 from chain.keys import verify_signature
-from chain.merkle import list_root
+from chain.tx import compute_tx_root
 from chain.validators import ValidatorSet
 
 
@@ -99,19 +100,20 @@ def validate_last_commit(
 
 
 def validate_tx_root(block: Block) -> None:
-    """The header's ``tx_root`` must be the root of the block's transaction hashes.
+    """The header's ``tx_root`` must be the root of the block's signed transactions, each one's
+    whole encoding (body and signatures; ``chain.tx.compute_tx_root``).
 
     Raises BlockRuleViolation ``tx_root`` (code ``tx_root_mismatch``).
     """
     _expect(
         block.height,
         "header.tx_root",
-        list_root([t.hash for t in block.txs]),
+        compute_tx_root(block.txs),
         block.header.tx_root,
         "tx_root",
         code="tx_root_mismatch",
         notes=(
-            "the block's transactions are not the ones its header commits to (changed, added, dropped or reordered)",
+            "the block's transactions are not the ones its header commits to (changed, re-signed, added, dropped or reordered)",
         ),
     )
 

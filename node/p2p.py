@@ -72,7 +72,9 @@ from chain.errors import ClearchainError, EncodingError
 from chain.keys import PUBKEY_BYTES, KeyPair, verify_signature
 from chain.limits import ENCODED_BYTES_MAX
 
-PROTOCOL_VERSION: Final = 1
+# 2: a block's tx_root is over the signed txs, signatures included (issue 18); a node of
+# version 1 computes another root for the same block, so the two must not peer.
+PROTOCOL_VERSION: Final = 2
 CHALLENGE_BYTES: Final = 32
 HEADER_BYTES: Final = 4
 HANDSHAKE_FRAME_BYTES_MAX: Final = 1024  # HELLO and AUTH are small: unauthenticated peers get no more

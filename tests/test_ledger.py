@@ -14,8 +14,8 @@ from chain.certificate import CommitCertificate, sign_certificate
 from chain.errors import InvalidBlock
 from chain.keys import KeyPair
 from chain.ledger import Ledger
-from chain.merkle import list_root
 from chain.store import Store
+from chain.tx import compute_tx_root
 from chain.validation import validate_certificate
 from cli.localnet import devnet
 from contracts import default_registry
@@ -99,7 +99,7 @@ def test_reordered_or_dropped_txs_are_detected(chain: Chain) -> None:
         replica.validate(Block(b1.header, b1.txs[:1], None))
     assert err.value.code == "tx_root_mismatch"
     # A header that commits to the reordered txs: execution finds the nonces out of order.
-    header = dataclasses.replace(b1.header, tx_root=list_root([t.hash for t in reordered]))
+    header = dataclasses.replace(b1.header, tx_root=compute_tx_root(reordered))
     with pytest.raises(InvalidBlock) as err:
         replica.validate(Block(header, reordered, None))
     assert err.value.code == "invalid_tx"

@@ -39,6 +39,7 @@ def test_block_of_trades_recomputed_from_the_spec(chain: Chain) -> None:
         chain.tx("xchg-alpha", "settlement", "settle", ["V-1", "A-C001", "B-C001", "ACME", 10, 180_00]),
         chain.tx("xchg-alpha", "settlement", "settle", ["V-2", "A-C001", "B-C001", "ACME", 10**9, 1]),
         chain.tx("custodian", "custody", "deposit", ["B-C002", "USD", 5, "vec-1"]),
+        chain.tx("member-b", "custody", "request_withdrawal", ["B-C002", "USD", 1]),  # 2 of 3 keys
     ]
     chain.run(*txs)
     raw = chain.store.block_bytes(2)
@@ -50,18 +51,20 @@ def test_block_of_trades_recomputed_from_the_spec(chain: Chain) -> None:
     # Hash link and block hash
     assert prev == h(b"block", pack(msgpack.unpackb(chain.store.block_bytes(1), raw=False)[0]))
     assert h(b"block", pack(header)) == chain.ledger.head.hash()
-    # Transactions: tx hash, signatures, tx root
-    hashes = []
-    for body, sigs in wire_txs:
+    # Transactions: tx hash (the body only), signatures over it, and the tx root over each
+    # whole signed tx, [body, signatures], so that the block hash commits to the signatures
+    for (body, sigs), stx in zip(wire_txs, txs, strict=True):
         digest = h(b"tx", pack(body))
+        assert digest == stx.hash
         for pub, sig in sigs:
             crypto_sign_open(sig + digest, pub)  # raises if invalid
-        hashes.append(digest)
-    assert tx_root == list_root(hashes)
+    assert [len(sigs) for _, sigs in wire_txs] == [1, 1, 1, 2]
+    assert tx_root == list_root([pack([body, sigs]) for body, sigs in wire_txs])
+    assert tx_root != list_root([h(b"tx", pack(body)) for body, _ in wire_txs])  # the old rule
     # Receipts root over the stored receipts
     receipts = msgpack.unpackb(chain.store.backend.get(b"rcpt/" + (2).to_bytes(8, "big")), raw=False)
     assert receipts_root == list_root([pack(r) for r in receipts])
-    assert [r[2] for r in receipts] == ["ok", "insufficient_securities", "ok"]
+    assert [r[2] for r in receipts] == ["ok", "insufficient_securities", "ok", "ok"]
     # Validators hash from the genesis document's validators
     vals = sorted((bytes.fromhex(v.pubkey.hex()), v.power) for v in chain.genesis.validators.validators)
     assert vhash == next_vhash == h(b"validators", pack([list(v) for v in vals]))
