@@ -235,7 +235,8 @@ def test_trade_submit_failure_shows_code(net: Net) -> None:
     assert "trade CLI-F1 failed: B-C002 has 0 ACME, delivers 10" in r.stderr
     net.fails("unknown_trade", "trade status CLI-F1")
     net.fails(
-        "same_account", "trade submit --buyer A-HOUSE --seller A-HOUSE --instrument ACME --qty 1 --price 1"
+        "same_account",
+        "trade submit --buyer A-HOUSE --seller A-HOUSE --instrument ACME --qty 1 --price 1 --trade-id CLI-F2",
     )
     net.fails(
         "duplicate_trade_id",

@@ -27,7 +27,7 @@ import click
 
 from chain.errors import ClearchainError
 from chain.limits import BATCH_TRADES_MAX, TX_BYTES_MAX
-from cli.client import segment
+from cli.client import ApiError, segment
 from cli.commands.plumbing import CliError, echo_json, json_option, session_options, table, where
 from cli.commands.session import Session, events_of, reading_command, receipt_of
 from cli.commands.tickets import (
@@ -38,6 +38,7 @@ from cli.commands.tickets import (
     ticket_options,
 )
 from cli.inputs import is_ascii_decimal
+from cli.submissions import Journal, compute_ticket_digest, has_no_outcome, journal_path
 
 CSV_COLUMNS = ("trade_id", "buyer", "seller", "instrument", "quantity", "price")
 TPLUS_MAX = 30  # --settlement T+N: N up to this (the cycles contract bounds it too)
@@ -82,16 +83,50 @@ def trade_submit(
     as_json: bool,
 ) -> None:
     """Settle one trade now (delivery versus payment, T+0), or report it for its T+N netting cycle;
-    wait for the outcome."""
+    wait for the outcome.
+
+    Safe to run again after a timeout: the ticket is journalled before it is sent
+    (cli/submissions.py), and the same ticket without ``--trade-id`` reuses the trade id of an
+    earlier submission of no known outcome, so it settles at most once."""
     tplus = _tplus(settlement)
     session = Session(node_url, keys_dir)
+    journal = Journal(journal_path(keys_dir))
+    digest = compute_ticket_digest(session.chain_id, exchange, buyer, seller, instrument, qty, price, tplus)
+    generated = trade_id is None
+    earlier = journal.unresolved(digest) if generated else None
+    _warn(journal)
+    if earlier is not None:
+        trade_id = earlier.trade_id
+        click.echo(f"retrying {trade_id} from an earlier submission with no known outcome", err=True)
     trade_id = trade_id or compute_trade_id(exchange, buyer, seller, instrument, qty, price, time.time_ns())
-    if tplus > 0:
-        submit_to_cycle(session, exchange, trade_id, buyer, seller, instrument, qty, price, tplus, as_json)
+    ticket = make_ticket(session, trade_id, buyer, seller, instrument, qty, price)  # bad input: nothing sent
+    prior = earlier or journal.entry(trade_id)
+    retry = prior is not None and prior.digest == digest  # this very ticket was sent before
+    if retry and _report_recorded(session, journal, exchange, ticket, as_json):
         return
-    ticket = make_ticket(session, trade_id, buyer, seller, instrument, qty, price)
-    status = session.send(session.signer(exchange).sign("settlement", "settle", ticket))
-    receipt = receipt_of(status)
+    journal.record(trade_id, digest)
+    _warn(journal)
+    if generated and earlier is None:  # a typed --trade-id is known already
+        click.echo(f"submitting trade {trade_id} (retry with --trade-id {trade_id} to be safe)", err=True)
+    try:
+        if tplus > 0:
+            submit_to_cycle(
+                session, exchange, trade_id, buyer, seller, instrument, qty, price, tplus, as_json
+            )
+            journal.resolve(trade_id, "accepted")
+            return
+        status = session.send(session.signer(exchange).sign("settlement", "settle", ticket))
+        receipt = receipt_of(status)
+    except ClearchainError as exc:
+        _settle_journal_after(session, journal, exchange, ticket, exc, retry, as_json)
+        return
+    finally:
+        _warn(journal)
+    journal.resolve(trade_id, "settled" if receipt.get("ok") else f"failed:{receipt.get('code')}")
+    _warn(journal)
+    if not receipt.get("ok") and receipt.get("code") == "duplicate_trade_id" and retry:
+        if _report_recorded(session, journal, exchange, ticket, as_json):
+            return
     if as_json:
         echo_json({"exchange": exchange, "trade_id": trade_id, "ticket": ticket, "tx": status})
     if not receipt.get("ok"):
@@ -107,6 +142,69 @@ def trade_submit(
             f"at {currency} {session.display(ticket[5], currency)}, pays {currency} {cash} "
             f"({where(status)})"
         )
+
+
+def _warn(journal: Journal) -> None:
+    """Print the journal's one-line warnings on stderr (once each)."""
+    for line in journal.warnings:
+        click.echo(f"warning: {line}", err=True)
+    journal.warnings.clear()
+
+
+def _recorded_trade(session: Session, exchange: str, trade_id: str) -> dict[str, Any] | None:
+    """The node's record of a settled (or in-cycle) trade, ``GET /trades/{exchange}/{id}``; None
+    if it has none (``unknown_trade``)."""
+    try:
+        doc: dict[str, Any] = session.get(f"/trades/{segment(exchange)}/{segment(trade_id)}")
+    except ApiError as exc:
+        if exc.code == "unknown_trade":
+            return None
+        raise
+    return doc
+
+
+def _report_recorded(
+    session: Session, journal: Journal, exchange: str, ticket: list[Any], as_json: bool
+) -> bool:
+    """If the chain already records trade ``ticket[0]``, report that first outcome, resolve the
+    journal's intent, and return True."""
+    record = _recorded_trade(session, exchange, ticket[0])
+    if record is None:
+        return False
+    journal.resolve(ticket[0], str(record["status"]))
+    _warn(journal)
+    if as_json:
+        echo_json({"exchange": exchange, "trade_id": ticket[0], "ticket": ticket, "already": record})
+    else:
+        click.echo(
+            f"already {record['status']} {ticket[0]} at height {record['height']} (by the earlier submission; "
+            "nothing sent again)"
+        )
+    return True
+
+
+def _settle_journal_after(
+    session: Session, journal: Journal, exchange: str, ticket: list[Any], exc: ClearchainError, retry: bool,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """After sending raised ``exc``: a definitive failure (a receipt's code, a node's refusal)
+    resolves the intent; no known outcome (a timeout, an unreachable node) leaves it for a retry.
+    Always raises, with the trade id in the message."""
+    trade_id = ticket[0]
+    if (
+        retry
+        and exc.code == "duplicate_trade_id"
+        and _report_recorded(session, journal, exchange, ticket, as_json)
+    ):
+        return
+    if has_no_outcome(exc):
+        raise CliError(
+            exc.code,
+            f"trade {trade_id}: {exc.message}; its outcome is not known: run the same command again "
+            f"(it reuses {trade_id}) or look with: clearchain trade status {trade_id}",
+        ) from exc
+    journal.resolve(trade_id, f"failed:{exc.code}")
+    raise CliError(exc.code, f"trade {trade_id} failed: {exc.message}") from exc
 
 
 def _tplus(text: str) -> int:
