@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from cli.commands.genesis import DEFAULT_GENESIS, write_dev_genesis
+from cli.commands.plumbing import json_flag
 from cli.localnet.commands import NET_DIR_OPTION
 
 
@@ -46,11 +48,15 @@ def scenario(home: Path, genesis_path: Path, reset: bool) -> None:
     metavar="NAME",
     help="Run one contract's scenario instead (netting, swap, oracle, breaker, margin, bonds, governance, corporate, fund; or all).",
 )
-def demo(directory: Path, scenario_name: str | None) -> None:
+@json_flag("Print one JSON document of what the demo did (the story goes to stderr).")
+def demo(directory: Path, scenario_name: str | None, as_json: bool) -> None:
     """Tell the clearing story on the local network (started first if it is not up)."""
     from cli.scenarios.demo import run_demo, run_demo_scenario
 
+    echo = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     if scenario_name is None:
-        run_demo(directory)
+        doc = run_demo(directory, echo)
     else:
-        run_demo_scenario(directory, scenario_name)
+        doc = run_demo_scenario(directory, scenario_name, echo)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
+from chain.errors import ClearchainError
 from cli.commands.plumbing import json_flag
 
+DEFAULT_NET_DIR = Path(".devnet/net")
 NET_DIR_OPTION = click.option(
-    "--dir", "directory", type=click.Path(path_type=Path), default=Path(".devnet/net"), show_default=True
+    "--dir", "directory", type=click.Path(path_type=Path), default=DEFAULT_NET_DIR, show_default=True
 )
 
 
@@ -57,6 +61,17 @@ def net_init(
     click.echo(f"start a node: clearchain node run --home {directory / network['nodes'][0]['home']}")
 
 
+def _progress(as_json: bool) -> Any:
+    """Where progress lines go: stdout, or stderr when stdout carries the one JSON document."""
+    return (lambda line: click.echo(line, err=True)) if as_json else click.echo
+
+
+def _refuse(exc: ClearchainError) -> NoReturn:
+    """A refusal before anything started (bad input, a port held): one line, exit 2."""
+    click.echo(f"error: {exc.code}: {exc.message}", err=True)
+    sys.exit(2)
+
+
 @net.command("up")
 @NET_DIR_OPTION
 @click.option(
@@ -66,24 +81,39 @@ def net_init(
     show_default=True,
     help="Seconds to wait for the first block.",
 )
-def net_up(directory: Path, timeout: float) -> None:
-    """Start every node in the background; return once the chain commits (initialises the
-    default network first if --dir holds none)."""
+@json_flag("Print one JSON document: the network and its nodes.")
+def net_up(directory: Path, timeout: float, as_json: bool) -> None:
+    """Start every node in the background; return once each node answers as this folder's node
+    and the chain commits (initialises the default network first if --dir holds none). Refuses
+    with port_in_use (exit 2) if a port is held; node_failed or wrong_network (exit 1) stop what
+    was started."""
     from cli.localnet.control import up
     from cli.localnet.network import NETWORK_FILE, init_network
 
+    echo = _progress(as_json)
     if not (directory / NETWORK_FILE).exists():
         init_network(directory)
-        click.echo(f"initialised {directory}: 4 validators (INSECURE dev keys)")
-    up(directory, click.echo, timeout)
+        echo(f"initialised {directory}: 4 validators (INSECURE dev keys)")
+    try:
+        up(directory, echo, timeout)
+    except ClearchainError as exc:
+        if exc.code == "port_in_use":
+            _refuse(exc)
+        raise
+    if as_json:
+        from cli.localnet.control import status
+
+        click.echo(json.dumps({"network": str(directory), "up": True, "nodes": status(directory)}, indent=2))
+        return
     click.echo(f"network up: {directory} (clearchain net status | net logs node0 | net down)")
 
 
 @net.command("status")
 @NET_DIR_OPTION
-@json_flag(None)
+@json_flag("Print one JSON document: a row per node.")
 def net_status(directory: Path, as_json: bool) -> None:
-    """Each node: process, height, peers, age of its last block, mempool."""
+    """Each node: process, height, peers, age of its last block, mempool. A node whose API is
+    answered by anything but this folder's node shows as wrong_network, with none of its numbers."""
     from cli.localnet.control import status
 
     rows = status(directory)
@@ -96,10 +126,13 @@ def net_status(directory: Path, as_json: bool) -> None:
     )
     for r in rows:
         age = "-" if r["last_block_age_ms"] is None else f"{r['last_block_age_ms'] / 1000:.1f} s"
-        state = show(r["pid"]) if r["pid"] else "down"
+        state = "wrong" if r["state"] == "wrong_network" else show(r["pid"]) if r["pid"] else "down"
         click.echo(
             f"{r['node']:<11}{r['role']:<10}{state:>8}{show(r['height']):>8}{show(r['round']):>6}{show(r['peers']):>6}{age:>12}{show(r['mempool_txs']):>9}  {r['api']}"
         )
+    for r in rows:
+        if r["state"] == "wrong_network":
+            click.echo(f"wrong_network: {r['node']}: {r['api']} {r['problem']}")
 
 
 @net.command("logs")
@@ -132,12 +165,16 @@ def net_logs(directory: Path, node_name: str, lines: int, follow: bool) -> None:
 
 @net.command("down")
 @NET_DIR_OPTION
-def net_down(directory: Path) -> None:
+@json_flag("Print one JSON document: the nodes stopped.")
+def net_down(directory: Path, as_json: bool) -> None:
     """Stop every node (SIGTERM: a clean shutdown; SIGKILL after 15 s)."""
     from cli.localnet.control import down
 
-    count = down(directory, click.echo)
-    click.echo(f"stopped {count} node(s)" if count else "no node was running")
+    stopped = down(directory, _progress(as_json))
+    if as_json:
+        click.echo(json.dumps({"network": str(directory), "stopped": stopped}, indent=2))
+        return
+    click.echo(f"stopped {len(stopped)} node(s)" if stopped else "no node was running")
 
 
 @net.command("reset")

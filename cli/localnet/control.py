@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cli.localnet import identity
 from cli.localnet.network import NetworkError, load_network
 from cli.localnet.process import NodeProcess
 
@@ -45,18 +46,34 @@ def running_pid(directory: Path, node: dict[str, Any]) -> int | None:
     pid = _pids(directory).get(node["name"])
     if pid is None:
         return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    home = str(directory / node["home"]).encode()
-    return pid if home in cmdline and b"run" in cmdline else None
+    return pid if identity.runs_home(pid, directory / node["home"]) else None
+
+
+def check_ports(directory: Path, network: dict[str, Any]) -> None:
+    """Refuse (``port_in_use``) if a port of a node that is not running is held by anything."""
+    for node in network["nodes"]:
+        if running_pid(directory, node) is not None:
+            continue
+        for kind in ("p2p", "rpc"):
+            port = identity.port_of(node[kind])
+            if not identity.port_free(port):
+                what = "API" if kind == "rpc" else "p2p"
+                raise NetworkError(
+                    "port_in_use",
+                    f"{node['name']}'s {what} port {port} on 127.0.0.1 is in use{identity.holder(port)}: "
+                    f"another network may be running (stop it, or `net init --force --base-port N`)",
+                )
 
 
 def up(directory: Path, echo: Any, timeout: float = UP_TIMEOUT_S) -> list[NodeProcess]:
+    """Start the nodes that are not running and wait until every node answers as this folder's
+    node and the chain has committed a block. On failure stop what this call started."""
     network = load_network(directory)
+    expected = identity.genesis_hash(directory)
+    check_ports(directory, network)
     pids = _pids(directory)
-    procs = []
+    procs: list[NodeProcess] = []
+    started: list[NodeProcess] = []
     for node in network["nodes"]:
         proc = NodeProcess(directory, node)
         procs.append(proc)
@@ -66,20 +83,44 @@ def up(directory: Path, echo: Any, timeout: float = UP_TIMEOUT_S) -> list[NodePr
             continue
         proc.start()
         assert proc.proc is not None
+        started.append(proc)
         pids[node["name"]] = proc.proc.pid
         echo(f"  {node['name']:<10} started (pid {proc.proc.pid}), api {proc.rpc}")
     _write_pids(directory, pids)
+    try:
+        _wait_up(directory, network, procs, expected, timeout)
+    except NetworkError:
+        for proc in started:
+            proc.terminate()
+        _write_pids(directory, {k: v for k, v in pids.items() if k not in {p.name for p in started}})
+        raise
+    return procs
+
+
+def _wait_up(
+    directory: Path, network: dict[str, Any], procs: list[NodeProcess], expected: str, timeout: float
+) -> None:
+    nodes = {n["name"]: n for n in network["nodes"]}
     deadline = time.monotonic() + timeout
     while True:
+        heights = []
         for proc in procs:
             if proc.proc is not None and proc.proc.poll() is not None:
                 raise NetworkError(
                     "node_failed",
                     f"{proc.name} exited with status {proc.proc.returncode}:\n{proc.log_tail(15)}",
                 )
-        heights = [p.height() for p in procs]
+            doc = proc.status()
+            if doc is not None:
+                pid = proc.proc.pid if proc.proc is not None else running_pid(directory, nodes[proc.name])
+                why = identity.mismatch(doc, nodes[proc.name], proc.home, network["chain_id"], expected, pid)
+                if why is not None:
+                    raise NetworkError(
+                        "wrong_network", f"{proc.name} at {proc.rpc} {why}:\n{proc.log_tail(15)}"
+                    )
+            heights.append(-1 if doc is None else int(doc["height"]))
         if min(heights) >= 1:
-            return procs
+            return
         if time.monotonic() > deadline:
             slow = [p.name for p, h in zip(procs, heights, strict=True) if h < 1]
             raise NetworkError(
@@ -89,22 +130,25 @@ def up(directory: Path, echo: Any, timeout: float = UP_TIMEOUT_S) -> list[NodePr
         time.sleep(0.2)
 
 
-def down(directory: Path, echo: Any, timeout: float = DOWN_TIMEOUT_S) -> int:
-    """Stop every running node; returns how many were running."""
+def down(directory: Path, echo: Any, timeout: float = DOWN_TIMEOUT_S) -> list[dict[str, Any]]:
+    """Stop every running node; returns one record per node that was running."""
     network = load_network(directory)
     running = [(n, pid) for n in network["nodes"] if (pid := running_pid(directory, n)) is not None]
     for node, pid in running:
         os.kill(pid, signal.SIGTERM)
         echo(f"  {node['name']:<10} SIGTERM (pid {pid})")
     deadline = time.monotonic() + timeout
+    stopped = []
     for node, pid in running:
         while running_pid(directory, node) is not None and time.monotonic() < deadline:
             time.sleep(0.05)
-        if running_pid(directory, node) is not None:
+        killed = running_pid(directory, node) is not None
+        if killed:
             os.killpg(pid, signal.SIGKILL)
             echo(f"  {node['name']:<10} did not stop in {timeout:.0f} s: SIGKILL")
+        stopped.append({"node": node["name"], "pid": pid, "killed": killed})
     (directory / PIDS_FILE).unlink(missing_ok=True)
-    return len(running)
+    return stopped
 
 
 def reset(directory: Path, echo: Any) -> None:
@@ -121,13 +165,25 @@ def reset(directory: Path, echo: Any) -> None:
 
 
 def status(directory: Path) -> list[dict[str, Any]]:
+    """One row per node. ``state`` is ``up``, ``down`` (nothing answers) or ``wrong_network``
+    (something answers on its API that is not this folder's node: ``problem`` says why, and none
+    of its numbers are shown as this network's)."""
+    network = load_network(directory)
+    expected = identity.genesis_hash(directory)
     rows = []
     now_ms = time.time_ns() // 1_000_000
-    for node in load_network(directory)["nodes"]:
+    for node in network["nodes"]:
         proc = NodeProcess(directory, node)
+        pid = running_pid(directory, node)
         s = proc.status()
+        why = None if s is None else identity.mismatch(s, node, proc.home, network["chain_id"], expected, pid)
+        if why is not None:
+            s = None
         rows.append({
-            "node": node["name"], "role": node["role"], "pid": running_pid(directory, node), "api": proc.rpc,
+            "node": node["name"], "role": node["role"], "pid": pid, "api": proc.rpc,
+            "state": "wrong_network" if why is not None else "down" if s is None else "up",
+            "problem": why,
+            "chain_id": None if s is None else s["chain_id"],
             "height": None if s is None else s["height"],
             "peers": None if s is None else len(s["peers"]),
             "last_block_age_ms": None if s is None else max(0, now_ms - s["head_time_ms"]),

@@ -17,7 +17,7 @@ from chain.display import format_amount
 from chain.errors import ClearchainError
 from chain.keys import read_key_file
 from chain.tx import SignedTx, Tx
-from cli.client import ApiError, Client
+from cli.client import Client
 from cli.localnet import devnet
 
 WATCHED = ["A-C001", "A-C002", "B-C001", "B-HOUSE"]
@@ -48,48 +48,38 @@ class DemoSigner:
 
 
 def _ensure_up(net_dir: Path, echo: Any) -> Client:
-    """Initialise and start the default network unless it runs; node0's API client."""
-    from cli.localnet.control import up
+    """Initialise and start the default network unless this folder's nodes run; node0's API
+    client. A node that answers but is not this folder's (another network on its ports) does not
+    count: ``up`` then refuses with ``port_in_use``."""
+    from cli.localnet.control import status, up
     from cli.localnet.network import NETWORK_FILE, init_network, load_network
 
     if not (net_dir / NETWORK_FILE).exists():
         init_network(net_dir)
         echo(f"Initialised the default network in {net_dir} (4 validators, INSECURE dev keys).")
     nodes = load_network(net_dir)["nodes"]
-    client = Client(f"http://{nodes[0]['rpc']}")
-    try:
-        client.get("/status")
-    except ApiError:
+    if any(row["state"] != "up" for row in status(net_dir)):
         echo("Starting the network ...")
         up(net_dir, lambda line: None)
-    return client
+    return Client(f"http://{nodes[0]['rpc']}")
 
 
-def run_demo_scenario(net_dir: Path, name: str, echo: Any = click.echo) -> None:
+def run_demo_scenario(net_dir: Path, name: str, echo: Any = click.echo) -> dict[str, Any]:
     """``demo --scenario NAME`` (or ``all``): contract scenarios on the running network."""
     from cli.scenarios import SCENARIOS, ScenarioRun, run_scenario
 
     client = _ensure_up(net_dir, echo)
     run = ScenarioRun(client, net_dir / "keys", net_dir, echo)
-    for each in sorted(SCENARIOS) if name == "all" else [name]:
+    names = sorted(SCENARIOS) if name == "all" else [name]
+    for each in names:
         run_scenario(each, run)
         echo("")
+    return {"network": str(net_dir), "node": client.url, "scenarios": names, "ok": True}
 
 
-def run_demo(net_dir: Path, echo: Any = click.echo) -> None:
-    from cli.localnet.control import up
-    from cli.localnet.network import NETWORK_FILE, init_network, load_network
-
-    if not (net_dir / NETWORK_FILE).exists():
-        init_network(net_dir)
-        echo(f"Initialised the default network in {net_dir} (4 validators, INSECURE dev keys).")
-    nodes = load_network(net_dir)["nodes"]
-    client = Client(f"http://{nodes[0]['rpc']}")
-    try:
-        client.get("/status")
-    except ApiError:
-        echo("Starting the network ...")
-        up(net_dir, lambda line: None)
+def run_demo(net_dir: Path, echo: Any = click.echo) -> dict[str, Any]:
+    """The clearing story; returns what it showed as one document (``demo --json``)."""
+    client = _ensure_up(net_dir, echo)
     status = client.get("/status")
     validators = client.get("/validators")
     names = {v["pub_key"]: v["name"] for v in validators["validators"]}
@@ -107,7 +97,8 @@ def run_demo(net_dir: Path, echo: Any = click.echo) -> None:
     echo("2. The custodian attests a USD 250,000.00 wire into client account A-C001")
     reference = f"demo-wire-{status['height']}-{status['head_time_ms']}"
     st = signer.send(signer.tx("custodian", "custody", "deposit", ["A-C001", "USD", 250_000_00, reference]))
-    echo(f"   committed at height {st['height']}: {st['receipt']['code']}\n")
+    deposit_height, deposit_code = st["height"], st["receipt"]["code"]
+    echo(f"   committed at height {deposit_height}: {deposit_code}\n")
 
     echo("3. The exchange sends one batch of six trade tickets; each settles or fails on its own (DvP)")
     tag = f"D{st['height']}"
@@ -121,8 +112,11 @@ def run_demo(net_dir: Path, echo: Any = click.echo) -> None:
     ]
     st = signer.send(signer.tx("xchg-alpha", "settlement", "settle_batch", [batch]))
     block_height = st["height"]
+    outcomes: list[dict[str, Any]] = []
     for _contract, name, fields in st["receipt"]["events"]:
         f = dict(fields)
+        if name in ("trade_settled", "trade_failed"):
+            outcomes.append({"event": name, **f})
         if name == "trade_settled":
             qty = format_amount(f["quantity"], decimals[f["instrument"]])
             echo(
@@ -134,7 +128,7 @@ def run_demo(net_dir: Path, echo: Any = click.echo) -> None:
             echo(f"   batch in block {block_height}: {f['settled']} settled, {f['failed']} failed\n")
 
     echo("4. Balances after (changes marked)")
-    _balances(client, decimals, echo, before)
+    after = _balances(client, decimals, echo, before)
 
     echo(f"5. Block {block_height}, and the validators who signed it")
     block = client.get(f"/blocks/{block_height}")
@@ -151,15 +145,58 @@ def run_demo(net_dir: Path, echo: Any = click.echo) -> None:
     )
 
     echo("6. Audit: the whole history re-verified here from genesis")
-    _audit(client, net_dir, echo)
+    audit = _audit(client, net_dir, echo)
+    _try_next(net_dir, client.url, block_height, echo)
+    return {
+        "network": str(net_dir),
+        "node": client.url,
+        "chain_id": status["chain_id"],
+        "validators": len(names),
+        "deposit": {"height": deposit_height, "code": deposit_code},
+        "batch": {"height": block_height, "trades": outcomes},
+        "balances": {
+            "before": _nested(before),
+            "after": _nested(after),
+        },
+        "block": {
+            "height": block_height,
+            "hash": block["hash"],
+            "state_root": block["header"]["state_root"],
+            "proposer": block["header"]["proposer"],
+            "round": cert["round"],
+            "signed_by": [names.get(sig["validator"], sig["validator"]) for sig in cert["signatures"]],
+        },
+        "audit": audit,
+    }
+
+
+def _nested(amounts: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    """``{account: {asset: minor units}}`` (amounts in JSON are minor units, as in the API)."""
+    out: dict[str, dict[str, int]] = {}
+    for (account, asset), units in sorted(amounts.items()):
+        out.setdefault(account, {})[asset] = units
+    return out
+
+
+def _try_next(net_dir: Path, url: str, block_height: int, echo: Any) -> None:
+    """Commands to try next, for this network: its node's real URL, and ``--dir``/``--node``
+    where the network is not the default folder."""
+    from cli.localnet.commands import DEFAULT_NET_DIR
+
+    default = net_dir == DEFAULT_NET_DIR
+    d = "" if default else f" --dir {net_dir}"
+    n = "" if default else f" --node {url}"
+    k = "" if default else f" --keys-dir {net_dir / 'keys'}"
+    cmd = ".venv/bin/clearchain"
+    row = lambda line, note: echo(f"  {line}".ljust(49) + f" # {note}")  # noqa: E731
     echo("\nTry next:")
-    echo("  .venv/bin/clearchain net status                 # the nodes, heights, peers")
-    echo("  .venv/bin/clearchain account show A-C001        # balances (add --json)")
-    echo("  .venv/bin/clearchain trade import examples/trades.csv")
-    echo(f"  .venv/bin/clearchain block show {block_height}")
-    echo("  .venv/bin/clearchain audit                      # re-verify the whole history (docs/AUDIT.md)")
-    echo("  curl -s localhost:26601/status                  # the API (docs/API.md)")
-    echo("Stop the network: .venv/bin/clearchain net down   (make stop)")
+    row(f"{cmd} net status{d}", "the nodes, heights, peers")
+    row(f"{cmd} account show A-C001{n}", "balances (add --json)")
+    echo(f"  {cmd} trade import examples/trades.csv{n}{k}")
+    echo(f"  {cmd} block show {block_height}{n}")
+    row(f"{cmd} audit{n}", "re-verify the whole history (docs/AUDIT.md)")
+    row(f"curl -s {url}/status", "the API (docs/API.md)")
+    echo(f"Stop the network: {cmd} net down{d}" + ("   (make stop)" if default else ""))
 
 
 def _balances(
@@ -180,7 +217,7 @@ def _balances(
     return now
 
 
-def _audit(client: Client, net_dir: Path, echo: Any) -> None:
+def _audit(client: Client, net_dir: Path, echo: Any) -> dict[str, Any]:
     """The full audit (chain/audit.py) of the node's history from genesis, in this process."""
     from chain.genesis import load_genesis
     from cli.audit.history import NodeSource
@@ -203,3 +240,4 @@ def _audit(client: Client, net_dir: Path, echo: Any) -> None:
         f"   every tx signature, and every tx re-executed: {doc['trades_settled']} trades settled, {doc['trades_failed']} failed,"
     )
     echo(f"   state root {doc['state_root'][:16]}... matches the signed header (clearchain audit --help)")
+    return doc  # type: ignore[no-any-return]

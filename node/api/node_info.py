@@ -9,7 +9,13 @@ from node.api.common import METRICS, QUERY
 
 
 async def get_status(request: web.Request) -> web.Response:
-    return web.json_response(request.app[QUERY].status())
+    query = request.app[QUERY]
+    doc = query.status()
+    # The height-0 block's hash: with chain_id, which chain this node serves (``net up`` and
+    # ``net status`` check it against their folder's genesis.json).
+    genesis = query.genesis_hash()
+    doc["genesis_hash"] = None if genesis is None else genesis.hex()
+    return web.json_response(doc)
 
 
 async def get_evidence(request: web.Request) -> web.Response:
