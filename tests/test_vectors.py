@@ -5,10 +5,13 @@ trades, and check them against the implementation. A third party's verifier can 
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import Path
 
 import msgpack
 from nacl.bindings import crypto_sign_open
 
+from chain.genesis import DEFAULT_CONSENSUS
 from tests.conftest import Chain
 
 
@@ -85,3 +88,11 @@ def test_genesis_header_from_the_spec(chain: Chain) -> None:
     assert header[1] == 0 and header[3] == b"\x00" * 32 and header[4] == header[5] == b"\x00" * 32
     assert header[9] == header[10] == b"\x00" * 32
     assert h(b"block", pack(header)) == chain.store.genesis_hash()
+
+
+def test_the_spec_gives_the_genesis_consensus_defaults() -> None:
+    """PROTOCOL section 11's table of consensus parameters is the code's (chain/genesis.py)."""
+    text = (Path(__file__).parent.parent / "docs" / "PROTOCOL.md").read_text()
+    section = text.split("## 11. Genesis state", 1)[1].split("\n## 12.", 1)[0]
+    table = dict(re.findall(r"^\| `(\w+)` \| (\d+) \|", section, re.MULTILINE))
+    assert {k: int(v) for k, v in table.items()} == DEFAULT_CONSENSUS
