@@ -8,8 +8,12 @@ one whole unit of the instrument) with its currency's decimals, from ``GET /inst
 ``trade import`` checks every row of the file before it sends anything, then sends
 ``settlement.settle_batch`` transactions of up to ``--batch-size`` tickets, several in flight at
 once (posted without waiting, then awaited oldest first), and sums up the receipts: trades
-settled, and failures grouped by code. Trade ids are final once settled, so importing the same
-file again settles nothing twice: those rows fail with ``duplicate_trade_id``.
+settled, and failures grouped by code, and writes the outcome of every line to a report CSV
+(cli/reconcile.py). Trade ids are final once settled, so importing the same file again settles
+nothing twice: those rows are reported as already settled.
+
+``trade submit`` journals each ticket before sending it (cli/submissions.py), so running it
+again after a timeout reuses the trade id instead of settling a second trade.
 """
 
 from __future__ import annotations
