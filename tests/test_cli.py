@@ -274,7 +274,7 @@ def test_trade_import(net: Net, tmp_path: Path) -> None:
     assert [t["trades"] for t in summary["txs"]] == [2, 2, 2, 1]
     assert net.json("trade status IMP-2")["status"] == "settled"
     again = net.ok(f"trade import {path}").stdout  # settled trade ids are final
-    assert "settled  0" in again and "failed   7" in again and "duplicate_trade_id" in again
+    assert "settled  0" in again and "failed   4" in again and "already settled 3" in again
 
 
 @pytest.mark.io

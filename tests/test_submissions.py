@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chain.errors import ClearchainError
 from cli import submissions
 from cli.commands.plumbing import CliError
 from cli.commands.session import Session
@@ -205,3 +206,80 @@ def test_a_timed_out_submit_run_again_settles_once(
     third = cli.run(SUBMIT.format(qty=qty))  # the outcome is known: a new trade, on purpose
     assert third.exit_code == 0 and "retrying" not in third.stderr and trade_id not in third.stdout
     assert cli.available("A-C001", "ACME") == before + 2 * qty
+
+
+# --- end to end: trade import, interrupted and run again --------------------------------------
+IMPORT_CSV = "trade_id,buyer,seller,instrument,quantity,price\n" + "".join(
+    f"RIMP-{i},A-C001,B-C001,ACME,1,182.50\n" for i in range(1, 7)
+)
+
+
+def read_report(path: Path) -> list[list[str]]:
+    return [line.split(",") for line in path.read_text().splitlines()[1:]]
+
+
+@pytest.mark.io
+def test_an_interrupted_import_lists_its_lines_and_settles_the_rest_once(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "trades.csv"
+    path.write_text(IMPORT_CSV)
+    before = cli.available("A-C001", "ACME")
+    real_wait = Session.wait_committed
+    waited: list[str] = []
+
+    def wait_then_time_out(self: Session, tx_hash: str, wait_ms: int = 0) -> dict[str, Any]:
+        waited.append(tx_hash)
+        if len(waited) > 1:  # the first batch commits; the reply of the second is lost
+            raise CliError("commit_timeout", f"tx {tx_hash} is still pending")
+        return real_wait(self, tx_hash)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(Session, "wait_committed", wait_then_time_out)
+        first = cli.run(f"trade import {path} --batch-size 2 --in-flight 1")
+    assert first.exit_code == 1 and "error: commit_timeout: import stopped after 2 of 6" in first.stderr
+    report = tmp_path / "trades.report.csv"
+    assert f"{report} lists the lines of no outcome" in first.stderr
+    assert read_report(report) == [
+        ["2", "RIMP-1", "settled", ""],
+        ["3", "RIMP-2", "settled", ""],
+        *([str(i + 1), f"RIMP-{i}", "no_outcome", ""] for i in range(3, 7)),
+    ]
+    again = cli.run(f"trade import {path} --batch-size 2 --report {tmp_path / 'again.csv'}")
+    assert again.exit_code == 0, again.output
+    outcomes = [row[2] for row in read_report(tmp_path / "again.csv")]
+    # RIMP-3 and -4 were sent before the lost reply and settled then; -5 and -6 settle now.
+    assert outcomes == ["already_settled"] * 4 + ["settled"] * 2
+    assert "already settled 4" in again.stdout and "failed   0" in again.stdout
+    assert cli.available("A-C001", "ACME") == before + 6  # each trade settled exactly once
+
+
+@pytest.mark.io
+def test_import_takes_a_fresh_nonce_when_another_signer_used_it(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "trades.csv"
+    path.write_text(IMPORT_CSV.replace("RIMP-", "NIMP-"))
+    real_signer = Session.signer
+
+    def stale_signer(self: Session, participant: str) -> Any:
+        signer = real_signer(self, participant)
+        signer.next_nonce -= 1  # as if another import had just committed a transaction
+        return signer
+
+    real_post = Session.post_async
+    refused: list[str] = []
+
+    def post(self: Session, stx: Any) -> str:
+        try:
+            return real_post(self, stx)
+        except ClearchainError as exc:
+            refused.append(exc.code)
+            raise
+
+    assert cli.run(SUBMIT.format(qty=1) + " --trade-id NIMP-0").exit_code == 0  # a nonce to replay
+    monkeypatch.setattr(Session, "signer", stale_signer)
+    monkeypatch.setattr(Session, "post_async", post)
+    summary = cli.json(f"trade import {path} --batch-size 2")
+    assert refused == ["nonce_replayed"]  # the first batch, then signed again with a fresh nonce
+    assert (summary["settled"], summary["failed"], summary["no_outcome"]) == (6, 0, 0)

@@ -8,8 +8,12 @@ one whole unit of the instrument) with its currency's decimals, from ``GET /inst
 ``trade import`` checks every row of the file before it sends anything, then sends
 ``settlement.settle_batch`` transactions of up to ``--batch-size`` tickets, several in flight at
 once (posted without waiting, then awaited oldest first), and sums up the receipts: trades
-settled, and failures grouped by code. Trade ids are final once settled, so importing the same
-file again settles nothing twice: those rows fail with ``duplicate_trade_id``.
+settled, and failures grouped by code, and writes the outcome of every line to a report CSV
+(cli/reconcile.py). Trade ids are final once settled, so importing the same file again settles
+nothing twice: those rows are reported as already settled.
+
+``trade submit`` journals each ticket before sending it (cli/submissions.py), so running it
+again after a timeout reuses the trade id instead of settling a second trade.
 """
 
 from __future__ import annotations
@@ -38,6 +42,15 @@ from cli.commands.tickets import (
     ticket_options,
 )
 from cli.inputs import is_ascii_decimal
+from cli.reconcile import (
+    ALREADY_SETTLED,
+    FAILED,
+    SETTLED,
+    Outcome,
+    default_report_path,
+    report_rows,
+    write_report,
+)
 from cli.submissions import Journal, compute_ticket_digest, has_no_outcome, journal_path
 
 CSV_COLUMNS = ("trade_id", "buyer", "seller", "instrument", "quantity", "price")
@@ -50,6 +63,10 @@ IN_FLIGHT_MAX = 64
 # the body and signatures.
 TICKET_OVERHEAD_BYTES = 32
 BATCH_BYTES_MAX = TX_BYTES_MAX - 8 * 1024
+# A batch refused (or dropped) because another signer of the exchange took its nonce is signed
+# again with the node's next nonce, at most this many times in one import.
+NONCE_RETRIES_MAX = 8
+NONCE_CODES = frozenset({"nonce_replayed", "nonce_gap"})
 
 
 @click.group()
@@ -332,11 +349,15 @@ class ImportSummary:
     settled: int = 0
     failed: int = 0
     no_outcome: int = 0
+    already_settled: int = 0
     failures: dict[str, dict[str, Any]] = field(default_factory=dict)
     txs: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)  # trade id -> its row's outcome
+    report: str | None = None
 
     def fail(self, code: str, trade_id: str, line: int | None, message: str) -> None:
         self.failed += 1
+        self.outcomes[trade_id] = (FAILED, code)
         entry = self.failures.setdefault(
             code,
             {"code": code, "count": 0, "example": {"trade_id": trade_id, "line": line, "message": message}},
@@ -362,15 +383,28 @@ class ImportSummary:
         for _, name, fields in events_of(receipt):
             if name == "trade_settled":
                 self.settled += 1
+                self.outcomes[str(fields.get("trade_id"))] = (SETTLED, "")
             elif name == "trade_failed":
                 tid = str(fields.get("trade_id"))
                 self.fail(str(fields.get("code")), tid, lines.get(tid), str(fields.get("message")))
 
+    def mark_already_settled(self, trade_id: str) -> None:
+        """A ``duplicate_trade_id`` failure whose id the chain records as settled: a row an
+        earlier run settled, not a failure of this one."""
+        self.failed -= 1
+        self.already_settled += 1
+        self.outcomes[trade_id] = (ALREADY_SETTLED, "")
+        entry = self.failures["duplicate_trade_id"]
+        entry["count"] -= 1
+        if entry["count"] == 0:
+            del self.failures["duplicate_trade_id"]
+
     def to_json(self) -> dict[str, Any]:
         failures = sorted(self.failures.values(), key=lambda f: (-f["count"], f["code"]))
         return {"file": self.file, "exchange": self.exchange, "trades": self.trades, "batches": self.batches,
-                "settled": self.settled, "failed": self.failed, "no_outcome": self.no_outcome,
-                "failures": failures, "txs": self.txs}  # fmt: skip
+                "settled": self.settled, "already_settled": self.already_settled, "failed": self.failed,
+                "no_outcome": self.no_outcome, "failures": failures, "txs": self.txs,
+                "report": self.report}  # fmt: skip
 
     def text(self) -> str:
         heights = [t["height"] for t in self.txs]
@@ -380,8 +414,14 @@ class ImportSummary:
             f"settled  {self.settled:,}",
             f"failed   {self.failed:,}",
         ]
+        if self.already_settled:
+            lines.insert(
+                2, f"already settled {self.already_settled:,} (by an earlier submission of the same trade id)"
+            )
         if self.no_outcome:
             lines.append(f"no outcome {self.no_outcome:,} (not sent, or not committed in time)")
+        if self.report:
+            lines.append(f"report   {self.report} (the outcome of every line)")
         if self.failures:
             rows = []
             for f in self.to_json()["failures"]:
@@ -408,6 +448,13 @@ class ImportSummary:
     show_default=True,
     help="Batches sent before waiting for the oldest to commit.",
 )
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Where to write the outcome of every line (default: FILE.report.csv next to FILE.csv).",
+)
 @exchange_option
 @session_options
 @json_option
@@ -415,12 +462,16 @@ def trade_import(
     path: Path,
     batch_size: int,
     in_flight: int,
+    report_path: Path | None,
     exchange: str,
     node_url: str | None,
     keys_dir: Path,
     as_json: bool,
 ) -> None:
-    """Settle every trade in FILE.csv (columns: trade_id,buyer,seller,instrument,quantity,price)."""
+    """Settle every trade in FILE.csv (columns: trade_id,buyer,seller,instrument,quantity,price).
+
+    Safe to run again: trade ids settle once, and a row an earlier run settled is reported as
+    already settled. The outcome of every line is written to a report CSV."""
     session = Session(node_url, keys_dir)
     rows = read_trades_csv(path, session)
     batches = plan_batches(rows, batch_size)
@@ -434,16 +485,40 @@ def trade_import(
                 bar.update(len(batch))
         except ClearchainError as exc:
             aborted = exc
-    counted = summary.settled + summary.failed
+    if "duplicate_trade_id" in summary.failures:
+        aborted = _find_already_settled(session, summary) or aborted
+    counted = summary.settled + summary.failed + summary.already_settled
     summary.no_outcome = len(rows) - counted
+    report = report_path or default_report_path(path)
+    try:
+        write_report(report, report_rows([(r.line, r.ticket[0]) for r in rows], summary.outcomes))
+        summary.report = str(report)
+    except OSError as exc:
+        click.echo(f"warning: cannot write the report {report}: {exc.strerror or exc}", err=True)
     if as_json:
         echo_json(summary.to_json())
     else:
         click.echo(summary.text())
     if aborted is not None:
+        listed = f"; {summary.report} lists the lines of no outcome" if summary.report else ""
         raise CliError(
-            aborted.code, f"import stopped after {counted:,} of {len(rows):,} trades: {aborted.message}"
+            aborted.code,
+            f"import stopped after {counted:,} of {len(rows):,} trades: {aborted.message}{listed}; "
+            "run it again to settle the rest (a trade id settles at most once)",
         )
+
+
+def _find_already_settled(session: Session, summary: ImportSummary) -> ClearchainError | None:
+    """Ask the node about every ``duplicate_trade_id`` failure: a recorded trade was settled by an
+    earlier run. Returns the error that stopped the asking, if any (the rest stay failures)."""
+    duplicates = [tid for tid, (outcome, code) in summary.outcomes.items() if code == "duplicate_trade_id"]
+    for trade_id in duplicates:
+        try:
+            if _recorded_trade(session, summary.exchange, trade_id) is not None:
+                summary.mark_already_settled(trade_id)
+        except ClearchainError as exc:
+            return exc
+    return None
 
 
 def _send_pipelined(
@@ -452,24 +527,68 @@ def _send_pipelined(
     """Post the batches in nonce order, keeping up to ``in_flight`` uncommitted, and yield each
     one's committed status, oldest first. A refusal stops the posting (later nonces would only
     leave gaps); the batches already posted will still commit, so they are awaited and yielded
-    before the refusal is raised."""
+    before the refusal is raised.
+
+    Another signer of the same exchange (a second import, a ``trade submit``) takes nonces this
+    one counted on: a batch refused for its nonce at posting, or dropped for it while pending, is
+    signed again with the node's ``next_nonce`` and posted again, at most ``NONCE_RETRIES_MAX``
+    times in all; a dropped transaction can never commit, so nothing settles twice."""
     pending: deque[tuple[str, list[Row]]] = deque()
     refusal: ClearchainError | None = None
-    for batch in batches:
-        if len(pending) >= in_flight:
-            tx_hash, done = pending.popleft()
-            yield session.wait_committed(tx_hash), done
-        stx = signer.sign("settlement", "settle_batch", [[row.ticket for row in batch]])
+    retries = [0]
+
+    def post(batch: list[Row]) -> str:
+        while True:
+            stx = signer.sign("settlement", "settle_batch", [[row.ticket for row in batch]])
+            try:
+                return session.post_async(stx)
+            except ClearchainError as exc:
+                _renew_nonce(session, signer, exc, retries)
+
+    def wait(tx_hash: str, batch: list[Row]) -> dict[str, Any] | None:
+        """The committed status, or None if the batch was dropped for its nonce and posted again."""
         try:
-            pending.append((session.post_async(stx), batch))
+            return session.wait_committed(tx_hash)
+        except CliError as exc:
+            if exc.code not in NONCE_CODES:
+                raise
+            _renew_nonce(session, signer, exc, retries)
+            pending.append((post(batch), batch))
+            return None
+
+    for batch in batches:
+        while len(pending) >= in_flight:
+            tx_hash, done = pending.popleft()
+            status = wait(tx_hash, done)
+            if status is not None:
+                yield status, done
+        try:
+            pending.append((post(batch), batch))
         except ClearchainError as exc:
             refusal = exc
             break
     while pending:
         tx_hash, done = pending.popleft()
-        yield session.wait_committed(tx_hash), done
+        status = wait(tx_hash, done)
+        if status is not None:
+            yield status, done
     if refusal is not None:
         raise refusal
+
+
+def _renew_nonce(session: Session, signer: Any, exc: ClearchainError, retries: list[int]) -> None:
+    """After ``exc``: if it is a nonce conflict and retries are left, set the signer's next nonce
+    to the node's; otherwise raise it (a conflict past the bound says another signer is active)."""
+    if exc.code not in NONCE_CODES:
+        raise exc
+    if retries[0] >= NONCE_RETRIES_MAX:
+        raise CliError(
+            exc.code,
+            f"{exc.message}; another signer of {signer.participant} is active (a second import or "
+            f"submit?), {NONCE_RETRIES_MAX} fresh nonces were taken too: run this import again when it is done",
+        ) from exc
+    retries[0] += 1
+    signer.next_nonce = int(session.get(f"/participants/{segment(signer.participant)}")["next_nonce"])
 
 
 def register(main: click.Group) -> None:
