@@ -1,7 +1,9 @@
 """Amounts for people: integer minor units as decimal strings, exactly (no floats).
 
-Display only: nothing hashed, signed or compared goes through here. One function so the API,
-the CLI and the demo print the same thing.
+Nothing signed or compared goes through here, but contracts format the amounts in their failure
+messages with it, and those messages are in receipts (hashed into receipts_root): it is pinned with
+the contract runtime (contracts/api.py), so changing it changes genesis code hashes. One function
+so the API, the CLI, the demo and the chain's own messages print the same thing.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from chain.genesis import ACCOUNT_KINDS, Genesis
 from chain.limits import AMOUNT_MAX
 from chain.state import BlockState, StateReader, decode_value
 from contracts.api import Context, Contract, ContractError, method
+from contracts.instruments import units_text
 from contracts.membership import has_role, require_role
 from contracts.schema import Id, OneOf, Optional
 
@@ -133,7 +134,9 @@ def balance_in(state: BlockState, account: str, asset: str) -> tuple[int, int]:
 def _set(ctx: Context, account: str, asset: str, old: tuple[int, int], available: int, locked: int) -> None:
     invariant(available >= 0 and locked >= 0, f"negative balance {account}/{asset}")
     if available > AMOUNT_MAX or locked > AMOUNT_MAX:
-        raise ContractError("amount_overflow", f"{account}/{asset} would exceed {AMOUNT_MAX}")
+        raise ContractError(
+            "amount_overflow", f"{account}/{asset} would exceed {units_text(ctx, AMOUNT_MAX, asset)}"
+        )
     key = balance_key(account, asset)
     was_held = old[0] + old[1] > 0
     now_held = available + locked > 0
@@ -192,7 +195,10 @@ def debit(ctx: Context, account: str, asset: str, amount: int, code: str) -> Non
     """Take ``amount`` of available ``asset``; fail with ``code`` if there is not enough."""
     old = balance(ctx, account, asset)
     if old[0] < amount:
-        raise ContractError(code, f"{account} has {old[0]} {asset} available, needs {amount}")
+        raise ContractError(
+            code,
+            f"{account} has {units_text(ctx, old[0], asset)} available, needs {units_text(ctx, amount, asset)}",
+        )
     _set(ctx, account, asset, old, old[0] - amount, old[1])
 
 
@@ -204,10 +210,15 @@ def move(ctx: Context, source: str, target: str, asset: str, amount: int, code: 
     target_key = balance_key(target, asset)
     src = state.get(source_key) or (0, 0)
     if src[0] < amount:
-        raise ContractError(code, f"{source} has {src[0]} {asset} available, needs {amount}")
+        raise ContractError(
+            code,
+            f"{source} has {units_text(ctx, src[0], asset)} available, needs {units_text(ctx, amount, asset)}",
+        )
     dst = state.get(target_key) or (0, 0)
     if dst[0] + amount > AMOUNT_MAX:
-        raise ContractError("amount_overflow", f"{target}/{asset} would exceed {AMOUNT_MAX}")
+        raise ContractError(
+            "amount_overflow", f"{target}/{asset} would exceed {units_text(ctx, AMOUNT_MAX, asset)}"
+        )
     if src[0] == amount and src[1] == 0:
         _set(ctx, source, asset, src, 0, 0)  # the position closes: keep assets_held true
     else:
@@ -221,7 +232,10 @@ def move(ctx: Context, source: str, target: str, asset: str, amount: int, code: 
 def lock(ctx: Context, account: str, asset: str, amount: int, code: str) -> None:
     old = balance(ctx, account, asset)
     if old[0] < amount:
-        raise ContractError(code, f"{account} has {old[0]} {asset} available, needs {amount}")
+        raise ContractError(
+            code,
+            f"{account} has {units_text(ctx, old[0], asset)} available, needs {units_text(ctx, amount, asset)}",
+        )
     _set(ctx, account, asset, old, old[0] - amount, old[1] + amount)
 
 

@@ -155,6 +155,15 @@ def task(fn: Callable[..., None]) -> Callable[..., None]:
     return fn
 
 
+def required_query(query: dict[str, str], name: str) -> str:
+    """The view parameter ``name``; ContractError ``bad_query`` "<name> is required" if it is
+    absent or empty (so a missing key never reads as an unknown id '')."""
+    text = query.get(name, "")
+    if not text:
+        raise ContractError("bad_query", f"{name} is required")
+    return text
+
+
 def view(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Mark a read-only query served by the API (``GET /contracts/<contract>/<view>``):
     ``fn(self, ctx, query) -> JSON-able``, where ``query`` maps the request's parameters to
@@ -188,6 +197,7 @@ class Contract:
 
 RUNTIME_PIN = "contract-runtime"
 _RUNTIME_MODULES = (
+    "chain.display",  # failure messages in receipts format amounts with it
     "chain.executor",
     "chain.policy",
     "chain.scheduler",

@@ -90,6 +90,7 @@ from contracts import accounts
 from contracts.api import Context, Contract, ContractError, method, task, view
 from contracts.instruments import get_instrument
 from contracts.membership import has_role
+from contracts.money import amount_text
 from contracts.params import BPS, Param, get
 from contracts.schema import Bytes, Id, Int, Optional, Record
 
@@ -358,11 +359,12 @@ class Bonds(Contract):
             raise ContractError("unknown_instrument", f"no instrument {asset}")
         ctx.require(ins.kind == "cash", "bond_not_cash", f"a bond is posted in cash; {asset} is {ins.kind}")
         minimum = max(get(ctx, NAME, f"min_bond_{r}") for r in roles)
-        ctx.require(
-            amount >= minimum,
-            "bond_below_minimum",
-            f"a {'/'.join(roles)} bond is at least {minimum}, got {amount}",
-        )
+        if amount < minimum:
+            raise ContractError(
+                "bond_below_minimum",
+                f"a {'/'.join(roles)} bond is at least {amount_text(minimum, ins.decimals, asset)}, "
+                f"got {amount_text(amount, ins.decimals, asset)}",
+            )
         term = term_blocks if term_blocks is not None else get(ctx, NAME, "term_default_blocks")
         low, high = get(ctx, NAME, "term_min_blocks"), get(ctx, NAME, "term_max_blocks")
         ctx.require(low <= term <= high, "bad_term", f"term {term} blocks must be {low}..{high}")
@@ -372,11 +374,12 @@ class Bonds(Contract):
         )
         keys = _bind_consensus_keys(ctx) if "validator" in roles else []
         available = accounts.balance(ctx, account, asset)[0]
-        ctx.require(
-            available >= amount,
-            "insufficient_funds",
-            f"{account} has {available} {asset} available, bonds {amount}",
-        )
+        if available < amount:
+            raise ContractError(
+                "insufficient_funds",
+                f"{account} has {amount_text(available, ins.decimals, asset)} available, "
+                f"bonds {amount_text(amount, ins.decimals, asset)}",
+            )
         # Every check passed: now write.
         _ensure_system(ctx, POOL)
         accounts.move(ctx, account, POOL, asset, amount, "insufficient_funds")

@@ -44,7 +44,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import prices
-from contracts.api import Context, Contract, ContractError, method, view
+from contracts.api import Context, Contract, ContractError, method, required_query, view
 from contracts.instruments import ACTIVE, HALTED, get_instrument, set_status
 from contracts.membership import require_role
 from contracts.params import BPS, Param, bounds, get
@@ -207,7 +207,7 @@ class Breakers(Contract):
     def status(self, ctx: Context, query: dict[str, str]) -> Any:
         """``?instrument=ID``: its status, the rule that applies, the reference a move is
         measured from, and the latest halt by rule."""
-        iid = query.get("instrument", "")
+        iid = required_query(query, "instrument")
         ins = get_instrument(ctx, iid)
         if ins is None:
             raise ContractError("unknown_instrument", f"no instrument {iid!r}")

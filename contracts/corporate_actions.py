@@ -85,8 +85,9 @@ from chain.limits import AMOUNT_MAX, PRICE_MAX
 from contracts import accounts, custody, params
 from contracts.api import Context, Contract, ContractError, method, task, view
 from contracts.disclosure import issuer_of
-from contracts.instruments import ACTIVE, HALTED, InstrumentRecord, get_instrument, set_status
+from contracts.instruments import ACTIVE, HALTED, InstrumentRecord, get_instrument, set_status, units_text
 from contracts.membership import has_role
+from contracts.money import amount_text
 from contracts.params import Param
 from contracts.schema import Id, Int
 
@@ -269,8 +270,16 @@ def _record_page(ctx: Context, action_id: int, action: Action, page: list[tuple[
             new_quantity, cash = compute_split(quantity, a.num, a.den, a.rate, a.decimals)
             a = a._replace(eligible=a.eligible + quantity)
         a = a._replace(holders=a.holders + 1, entitled=a.entitled + cash)
-        if new_quantity > AMOUNT_MAX or a.entitled > AMOUNT_MAX:
-            raise ContractError("amount_overflow", f"{account}'s entitlement exceeds {AMOUNT_MAX}")
+        if new_quantity > AMOUNT_MAX:
+            raise ContractError(
+                "amount_overflow",
+                f"{account}'s entitlement exceeds {amount_text(AMOUNT_MAX, a.decimals, a.instrument)}",
+            )
+        if a.entitled > AMOUNT_MAX:
+            raise ContractError(
+                "amount_overflow",
+                f"the cash entitled in action {action_id} exceeds {units_text(ctx, AMOUNT_MAX, a.currency)}",
+            )
         ctx.put(f"ent/{_id_key(action_id)}/{account}", [quantity, cash, new_quantity, status, ""])
         ctx.put(f"held/{account}/{_id_key(action_id)}", 1)
     return a._replace(cursor=page[-1][0] if page else a.cursor)
@@ -461,9 +470,11 @@ class CorporateActions(Contract):
         _require_record_height(ctx, record_height)
         _require_payer(ctx, payer)
         funded = compute_dividend(custody.supply(ctx, iid), amount, ins.decimals)
-        ctx.require(
-            funded <= AMOUNT_MAX, "amount_overflow", f"the dividend on the supply exceeds {AMOUNT_MAX}"
-        )
+        if funded > AMOUNT_MAX:
+            raise ContractError(
+                "amount_overflow",
+                f"the dividend on the supply exceeds {units_text(ctx, AMOUNT_MAX, str(ins.currency))}",
+            )
         _announce(ctx, _new_action(ctx, DIVIDEND, iid, ins, payer, record_height, amount, 1, 1, funded))
 
     @method(

@@ -31,7 +31,7 @@ from chain.limits import AMOUNT_MAX
 from chain.state import BlockState, StateReader, decode_value
 from contracts import accounts
 from contracts.api import Context, Contract, ContractError, method
-from contracts.instruments import get_instrument
+from contracts.instruments import get_instrument, units_text
 from contracts.membership import require_role
 from contracts.schema import Id, Int, Text
 
@@ -102,7 +102,9 @@ def supply(ctx: Context, asset: str) -> int:
 def _change_supply(ctx: Context, asset: str, delta: int) -> None:
     total = read_supply(ctx.state, asset) + delta
     if total > AMOUNT_MAX:
-        raise ContractError("amount_overflow", f"supply of {asset} would exceed {AMOUNT_MAX}")
+        raise ContractError(
+            "amount_overflow", f"supply of {asset} would exceed {units_text(ctx, AMOUNT_MAX, asset)}"
+        )
     ctx.state.put(supply_key(asset), total)
 
 

@@ -101,8 +101,8 @@ from typing import Any, NamedTuple
 from chain.errors import invariant
 from chain.limits import AMOUNT_MAX, BATCH_TRADES_MAX
 from contracts import accounts, params, settlement
-from contracts.api import Context, Contract, ContractError, method, task, view
-from contracts.instruments import ACTIVE, InstrumentRecord, get_instrument
+from contracts.api import Context, Contract, ContractError, method, required_query, task, view
+from contracts.instruments import ACTIVE, InstrumentRecord, get_instrument, units_text
 from contracts.membership import require_role
 from contracts.params import BPS, Param
 from contracts.schema import Int, ListOf, Record
@@ -259,7 +259,7 @@ def _add_gross(ctx: Context, date: int, asset: str, amount: int) -> None:
     total = (ctx.get(_gross_key(date, asset)) or 0) + amount
     if total > AMOUNT_MAX:
         raise ContractError(
-            "amount_overflow", f"cycle {date} would move more than {AMOUNT_MAX} {asset} gross"
+            "amount_overflow", f"cycle {date} would move more than {units_text(ctx, AMOUNT_MAX, asset)} gross"
         )
     ctx.put(_gross_key(date, asset), total)
 
@@ -630,7 +630,7 @@ class SettlementCycles(Contract):
     def pending(self, ctx: Context, query: dict[str, str]) -> Any:
         """``?account=A[&after=KEY][&limit=N]``: the account's trades in open cycles and its net
         obligation per (date, asset) over the trades listed (all of them unless ``next``)."""
-        account = query.get("account", "")
+        account = required_query(query, "account")
         if accounts.get_account(ctx, account) is None:
             raise ContractError("unknown_account", f"no account {account!r}")
         after = query.get("after", "")
@@ -658,7 +658,7 @@ class SettlementCycles(Contract):
     @view
     def trade(self, ctx: Context, query: dict[str, str]) -> Any:
         """``?exchange=X&trade_id=T``: where a T+N trade is and how it ended."""
-        exchange, trade_id = query.get("exchange", ""), query.get("trade_id", "")
+        exchange, trade_id = required_query(query, "exchange"), required_query(query, "trade_id")
         found = ctx.get(f"trade/{exchange}/{trade_id}")
         if found is None:
             raise ContractError("not_found", f"no cycle trade {trade_id!r} of {exchange!r}")

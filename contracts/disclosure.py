@@ -49,7 +49,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import breakers
-from contracts.api import Context, Contract, ContractError, method, task, view
+from contracts.api import Context, Contract, ContractError, method, required_query, task, view
 from contracts.instruments import get_instrument
 from contracts.membership import has_role, require_role
 from contracts.schema import Bytes, Id, Int, Text
@@ -275,7 +275,7 @@ class Disclosure(Contract):
     @view
     def status(self, ctx: Context, query: dict[str, str]) -> Any:
         """``?instrument=ID``: its issuer, obligation, whether it is overdue, the latest filing."""
-        iid = query.get("instrument", "")
+        iid = required_query(query, "instrument")
         ins = get_instrument(ctx, iid)
         if ins is None:
             raise ContractError("unknown_instrument", f"no instrument {iid!r}")
@@ -296,7 +296,7 @@ class Disclosure(Contract):
     @view
     def filings(self, ctx: Context, query: dict[str, str]) -> Any:
         """``?instrument=ID&after=SEQ&limit=N``: filings in order, a page of at most 100."""
-        iid = query.get("instrument", "")
+        iid = required_query(query, "instrument")
         if get_instrument(ctx, iid) is None:
             raise ContractError("unknown_instrument", f"no instrument {iid!r}")
         try:

@@ -58,7 +58,7 @@ from typing import Any, NamedTuple
 
 from chain.limits import AMOUNT_MAX
 from contracts import accounts, params
-from contracts.api import Context, Contract, ContractError, method, task, view
+from contracts.api import Context, Contract, ContractError, method, required_query, task, view
 from contracts.instruments import ACTIVE as INSTRUMENT_ACTIVE
 from contracts.instruments import get_instrument
 from contracts.params import Param
@@ -313,7 +313,7 @@ class Escrow(Contract):
     @view
     def get(self, ctx: Context, query: dict[str, str]) -> Any:
         """``?id=ID``: the escrow, with its preimage once claimed."""
-        escrow_id = query.get("id", "")
+        escrow_id = required_query(query, "id")
         record = get_escrow(ctx, escrow_id)
         if record is None:
             raise ContractError("unknown_escrow", f"no escrow {escrow_id!r}")
@@ -322,7 +322,7 @@ class Escrow(Contract):
     @view
     def list(self, ctx: Context, query: dict[str, str]) -> Any:
         """``?account=ID[&after=ESCROW][&limit=N]``: escrows from or to the account, by id."""
-        account = query.get("account", "")
+        account = required_query(query, "account")
         if accounts.get_account(ctx, account) is None:
             raise ContractError("unknown_account", f"no account {account!r}")
         return {"account": account, **_page(ctx, f"acct/{account}/", query)}
@@ -330,7 +330,7 @@ class Escrow(Contract):
     @view
     def by_hashlock(self, ctx: Context, query: dict[str, str]) -> Any:
         """``?hashlock=HEX[&after=ESCROW][&limit=N]``: escrows under that hash lock, by id."""
-        text = query.get("hashlock", "").lower()
+        text = required_query(query, "hashlock").lower()
         try:
             ok = len(bytes.fromhex(text)) == HASHLOCK_BYTES
         except ValueError:

@@ -91,10 +91,10 @@ from typing import Any, NamedTuple
 
 from chain.limits import AMOUNT_MAX, ID_CHARS_MAX, PRICE_MAX
 from contracts import accounts, custody, oracle, params
-from contracts.api import Context, Contract, ContractError, method, task, view
-from contracts.instruments import ACTIVE, get_instrument, list_by_rule
+from contracts.api import Context, Contract, ContractError, method, required_query, task, view
+from contracts.instruments import ACTIVE, get_instrument, list_by_rule, units_text
 from contracts.membership import require_role
-from contracts.money import consideration
+from contracts.money import amount_text, consideration
 from contracts.params import BPS, Param
 from contracts.schema import Id, Int, ListOf
 
@@ -285,7 +285,10 @@ def _record_nav(
     quantities, cash = _basket(ctx, fund)
     nav = compute_nav(quantities, prices, decimals, cash)
     if nav > AMOUNT_MAX:
-        raise ContractError("amount_overflow", f"NAV of {fund.fund_id} would exceed {AMOUNT_MAX}")
+        raise ContractError(
+            "amount_overflow",
+            f"NAV of {fund.fund_id} would exceed {units_text(ctx, AMOUNT_MAX, fund.currency)}",
+        )
     units = custody.supply(ctx, fund.unit)
     per_unit = compute_nav_per_unit(nav, units)
     ctx.view(NAME).put(
@@ -344,7 +347,8 @@ def _require_modest_premium(
     if delivered * fair[1] * BPS > fair[0] * (BPS + most):
         raise ContractError(
             "creation_too_small",
-            f"rounding to whole holdings makes {units} units of {fund.fund_id} cost more than "
+            f"rounding to whole holdings makes {amount_text(units, UNIT_DECIMALS, fund.unit)} of fund "
+            f"{fund.fund_id} cost more than "
             f"{most} bps above NAV; create more units",
         )
 
@@ -353,11 +357,16 @@ def _check_holds(ctx: Context, account: str, fund: Fund, quantities: list[int], 
     for iid, qty in zip(fund.constituents, quantities, strict=True):
         held = accounts.balance(ctx, account, iid)[0]
         if held < qty:
-            raise ContractError("insufficient_securities", f"{account} has {held} {iid}, delivers {qty}")
+            raise ContractError(
+                "insufficient_securities",
+                f"{account} has {units_text(ctx, held, iid)}, delivers {units_text(ctx, qty, iid)}",
+            )
     held_cash = accounts.balance(ctx, account, fund.currency)[0]
     if held_cash < cash:
         raise ContractError(
-            "insufficient_cash", f"{account} has {held_cash} {fund.currency}, delivers {cash}"
+            "insufficient_cash",
+            f"{account} has {units_text(ctx, held_cash, fund.currency)}, "
+            f"delivers {units_text(ctx, cash, fund.currency)}",
         )
 
 
@@ -381,14 +390,23 @@ def _trade_leg(
     accounts.require_active(ctx, fund.counterparty)
     cash = consideration(quantity, price, decimals)
     if cash == 0:
-        raise ContractError("zero_consideration", f"{quantity} {iid} at {price} rounds to no cash")
+        raise ContractError(
+            "zero_consideration",
+            f"{amount_text(quantity, decimals, iid)} at {units_text(ctx, price, fund.currency)} rounds to no cash",
+        )
     seller, buyer = (fund.basket, fund.counterparty) if side == "sell" else (fund.counterparty, fund.basket)
     held = accounts.balance(ctx, seller, iid)[0]
     if held < quantity:
-        raise ContractError("insufficient_securities", f"{seller} has {held} {iid}, delivers {quantity}")
+        raise ContractError(
+            "insufficient_securities",
+            f"{seller} has {amount_text(held, decimals, iid)}, delivers {amount_text(quantity, decimals, iid)}",
+        )
     paid = accounts.balance(ctx, buyer, fund.currency)[0]
     if paid < cash:
-        raise ContractError("insufficient_cash", f"{buyer} has {paid} {fund.currency}, pays {cash}")
+        raise ContractError(
+            "insufficient_cash",
+            f"{buyer} has {units_text(ctx, paid, fund.currency)}, pays {units_text(ctx, cash, fund.currency)}",
+        )
     accounts.move(ctx, seller, buyer, iid, quantity, "insufficient_securities")
     accounts.move(ctx, buyer, seller, fund.currency, cash, "insufficient_cash")
     return cash
@@ -618,7 +636,12 @@ class IndexFund(Contract):
         prices = _prices(ctx, fund)
         decimals = _decimals(ctx, fund)
         held = accounts.balance(ctx, account, fund.unit)[0]
-        ctx.require(held >= units, "insufficient_units", f"{account} has {held} {fund.unit}, redeems {units}")
+        if held < units:
+            raise ContractError(
+                "insufficient_units",
+                f"{account} has {amount_text(held, UNIT_DECIMALS, fund.unit)}, "
+                f"redeems {amount_text(units, UNIT_DECIMALS, fund.unit)}",
+            )
         outstanding = custody.supply(ctx, fund.unit)
         basket, basket_cash = _basket(ctx, fund)
         quantities = [q * units // outstanding for q in basket]
@@ -626,7 +649,8 @@ class IndexFund(Contract):
         ctx.require(
             any(quantities) or cash > 0,
             "redemption_too_small",
-            f"{units} units of {fund_id} are worth less than one minor unit of each holding",
+            f"{amount_text(units, UNIT_DECIMALS, fund.unit)} of fund {fund_id} are worth less than one "
+            "minor unit of each holding",
         )
         custody.retire(ctx, account, fund.unit, units, "insufficient_units")
         _move_basket(ctx, fund, fund.basket, account, quantities, cash)
@@ -802,7 +826,7 @@ def _nav_doc(
 
 
 def _query_fund(ctx: Context, query: dict[str, str]) -> Fund:
-    fund_id = query.get("fund", "")
+    fund_id = required_query(query, "fund")
     fund = get_fund(ctx, fund_id)
     if fund is None:
         raise ContractError("unknown_fund", f"no fund {fund_id!r}")

@@ -16,6 +16,7 @@ from chain.genesis import DECIMALS_MAX, INSTRUMENT_KINDS, Genesis
 from chain.state import BlockState, StateReader, decode_value
 from contracts.api import Context, Contract, ContractError, method
 from contracts.membership import require_role
+from contracts.money import amount_text, price_text
 from contracts.schema import Id, Int, OneOf, Optional, Text
 
 NAME = "instruments"
@@ -62,6 +63,21 @@ def iterate_instruments(
 def get_instrument(ctx: Context, iid: str) -> InstrumentRecord | None:
     value = ctx.view(NAME).get(iid)
     return None if value is None else InstrumentRecord(*value)
+
+
+def units_text(ctx: Context, units: int, asset: str) -> str:
+    """``units`` minor units of ``asset`` for a failure message, at the asset's listed decimals
+    ("201,300.01 USD"); an asset that is not listed reads in minor units."""
+    ins = get_instrument(ctx, asset)
+    return amount_text(units, 0 if ins is None else ins.decimals, asset)
+
+
+def price_text_of(ctx: Context, price: int, ins: InstrumentRecord) -> str:
+    """``price`` of a security ``ins`` (minor units of its currency per whole unit) for a failure
+    message ("182.50 USD")."""
+    assert ins.currency is not None
+    cash = get_instrument(ctx, ins.currency)
+    return price_text(price, 0 if cash is None else cash.decimals, ins.currency)
 
 
 def list_by_rule(ctx: Context, iid: str, kind: str, decimals: int, currency: str) -> None:

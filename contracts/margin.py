@@ -104,11 +104,11 @@ from chain.errors import invariant
 from chain.genesis import Genesis
 from chain.limits import AMOUNT_MAX, CALL_EVENTS_MAX, PRICE_MAX, QUANTITY_MAX
 from contracts import accounts, oracle
-from contracts.api import Context, Contract, ContractError, method, task, view
+from contracts.api import Context, Contract, ContractError, method, required_query, task, view
 from contracts.instruments import ACTIVE as INSTRUMENT_ACTIVE
-from contracts.instruments import InstrumentRecord, get_instrument
+from contracts.instruments import InstrumentRecord, get_instrument, units_text
 from contracts.membership import has_role, require_role
-from contracts.money import consideration
+from contracts.money import amount_text, consideration
 from contracts.params import BPS, Param, get
 from contracts.schema import Id, Int
 
@@ -203,6 +203,12 @@ def margin_currency(ctx: Context) -> str:
     if currency is None:
         raise ContractError("no_margin_currency", "genesis lists no cash instrument to margin in")
     return str(currency)
+
+
+def _cash_text(ctx: Context, units: int) -> str:
+    """``units`` of the margin currency for a failure message ("1,250.00 USD")."""
+    currency = ctx.view(NAME).get("currency")
+    return str(units) if currency is None else units_text(ctx, units, str(currency))
 
 
 def positions(ctx: Context, member: str) -> list[Position]:
@@ -645,18 +651,19 @@ class Margin(Contract):
         ctx.require(call is None, "margin_call_open", f"{ctx.sender} has margin call {call and call[0]} open")
         posted = collateral(ctx, ctx.sender)
         held = posted.get(asset, 0)
-        ctx.require(
-            held >= amount,
-            "insufficient_collateral",
-            f"{ctx.sender} posts {held} {asset}, withdraws {amount}",
-        )
+        if held < amount:
+            raise ContractError(
+                "insufficient_collateral",
+                f"{ctx.sender} posts {units_text(ctx, held, asset)}, withdraws {units_text(ctx, amount, asset)}",
+            )
         posted[asset] = held - amount
         a = assess(ctx, positions(ctx, ctx.sender), posted)
-        ctx.require(
-            a.collateral >= a.initial,
-            "insufficient_margin",
-            f"collateral would be {a.collateral}, initial margin is {a.initial}",
-        )
+        if a.collateral < a.initial:
+            raise ContractError(
+                "insufficient_margin",
+                f"collateral would be {_cash_text(ctx, a.collateral)}, "
+                f"initial margin is {_cash_text(ctx, a.initial)}",
+            )
         accounts.move(ctx, COLLATERAL_ACCOUNT, account, asset, amount, "insufficient_collateral")
         _add_collateral(ctx, ctx.sender, asset, -amount)
         ctx.emit(
@@ -732,29 +739,29 @@ class Margin(Contract):
             )
             new = Position(iid, quantity, price)
         else:
-            ctx.require(
-                (old.quantity > 0) == (quantity > 0),
-                "opposite_direction",
-                f"{member} holds {old.quantity} {iid}; close it first",
-            )
+            if (old.quantity > 0) != (quantity > 0):
+                raise ContractError(
+                    "opposite_direction",
+                    f"{member} holds {amount_text(old.quantity, ins.decimals, iid)}; close it first",
+                )
             new = Position(iid, old.quantity + quantity, compute_entry_price(old, quantity, price))
-        ctx.require(
-            abs(new.quantity) <= QUANTITY_MAX,
-            "amount_overflow",
-            f"position in {iid} would exceed {QUANTITY_MAX}",
-        )
-        ctx.require(
-            consideration(abs(new.quantity), new.entry_price, ins.decimals) <= AMOUNT_MAX,
-            "amount_overflow",
-            f"position in {iid} is worth more than {AMOUNT_MAX}",
-        )
+        if abs(new.quantity) > QUANTITY_MAX:
+            raise ContractError(
+                "amount_overflow",
+                f"position in {iid} would exceed {amount_text(QUANTITY_MAX, ins.decimals, iid)}",
+            )
+        if consideration(abs(new.quantity), new.entry_price, ins.decimals) > AMOUNT_MAX:
+            raise ContractError(
+                "amount_overflow", f"position in {iid} is worth more than {_cash_text(ctx, AMOUNT_MAX)}"
+            )
         after = [p for p in held if p.instrument != iid] + [new]
         a = assess(ctx, after, collateral(ctx, member))
-        ctx.require(
-            a.collateral >= a.initial,
-            "insufficient_margin",
-            f"{member} has collateral {a.collateral}, initial margin would be {a.initial}",
-        )
+        if a.collateral < a.initial:
+            raise ContractError(
+                "insufficient_margin",
+                f"{member} has collateral {_cash_text(ctx, a.collateral)}, "
+                f"initial margin would be {_cash_text(ctx, a.initial)}",
+            )
         ctx.put(f"pos/{member}/{iid}", [new.quantity, new.entry_price])
         if old is None:
             ctx.put("open/" + member, int(ctx.get("open/" + member) or 0) + 1)
@@ -954,7 +961,7 @@ class Margin(Contract):
     @view
     def rates(self, ctx: Context, query: dict[str, str]) -> Any:
         """``?instrument=ID``: its margin rates and, as collateral, its haircut (None: ineligible)."""
-        iid = query.get("instrument", "")
+        iid = required_query(query, "instrument")
         if get_instrument(ctx, iid) is None:
             raise ContractError("unknown_instrument", f"no instrument {iid!r}")
         im_bps, mm_bps = margin_rates(ctx, iid)

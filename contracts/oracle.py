@@ -32,7 +32,7 @@ from typing import Any
 
 from chain.limits import PRICE_MAX
 from contracts import bonds, breakers
-from contracts.api import Context, Contract, ContractError, method, view
+from contracts.api import Context, Contract, ContractError, method, required_query, view
 from contracts.instruments import get_instrument
 from contracts.membership import require_role
 from contracts.params import BPS, Param, get
@@ -129,7 +129,7 @@ class Oracle(Contract):
     def price(self, ctx: Context, query: dict[str, str]) -> Any:
         """``?instrument=ID[&height=H]``: the current price with its fresh submissions, or the
         recorded price at height H."""
-        iid = query.get("instrument", "")
+        iid = required_query(query, "instrument")
         if get_instrument(ctx, iid) is None:
             raise ContractError("unknown_instrument", f"no instrument {iid!r}")
         if "height" in query:

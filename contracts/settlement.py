@@ -34,9 +34,9 @@ from chain.limits import AMOUNT_MAX, BATCH_TRADES_MAX, PRICE_MAX, QUANTITY_MAX
 from chain.state import BlockState
 from contracts import accounts
 from contracts.api import Context, Contract, ContractError, method
-from contracts.instruments import ACTIVE, get_instrument
+from contracts.instruments import ACTIVE, get_instrument, price_text_of, units_text
 from contracts.membership import has_role, require_role
-from contracts.money import consideration
+from contracts.money import amount_text, consideration
 from contracts.schema import Id, Int, ListOf, Record
 
 NAME = "settlement"
@@ -101,9 +101,11 @@ def check_terms(
     """A ticket's terms, checked without reading balances (shared with settlement cycles);
     returns (instrument record, consideration). Raises ContractError; writes nothing."""
     if quantity <= 0:
-        raise ContractError("bad_quantity", f"quantity {quantity} must be positive")
+        raise ContractError("bad_quantity", f"quantity {units_text(ctx, quantity, iid)} must be positive")
     if price <= 0:
-        raise ContractError("bad_price", f"price {price} must be positive")
+        listed = get_instrument(ctx, iid)
+        shown = str(price) if listed is None or listed.currency is None else price_text_of(ctx, price, listed)
+        raise ContractError("bad_price", f"price {shown} must be positive")
     instruments = lookups.instruments
     ins = instruments.get(iid)
     if ins is None:
@@ -120,9 +122,16 @@ def check_terms(
     _require_clearing_account(ctx, seller, lookups)
     cash = consideration(quantity, price, ins.decimals)
     if cash > AMOUNT_MAX:
-        raise ContractError("amount_overflow", f"consideration {cash} exceeds {AMOUNT_MAX}")
+        raise ContractError(
+            "amount_overflow",
+            f"consideration {units_text(ctx, cash, ins.currency)} exceeds "
+            f"{units_text(ctx, AMOUNT_MAX, ins.currency)}",
+        )
     if cash == 0:
-        raise ContractError("zero_consideration", f"{quantity} {iid} at {price} rounds to no cash")
+        raise ContractError(
+            "zero_consideration",
+            f"{amount_text(quantity, ins.decimals, iid)} at {price_text_of(ctx, price, ins)} rounds to no cash",
+        )
     return ins, cash
 
 
@@ -144,10 +153,15 @@ def _settle_one(ctx: Context, ticket: tuple[Any, ...], lookups: Lookups) -> int:
     seller_sec = accounts.balance(ctx, seller, iid)[0]
     if seller_sec < quantity:
         raise ContractError(
-            "insufficient_securities", f"{seller} has {seller_sec} {iid}, delivers {quantity}"
+            "insufficient_securities",
+            f"{seller} has {amount_text(seller_sec, ins.decimals, iid)}, "
+            f"delivers {amount_text(quantity, ins.decimals, iid)}",
         )
     if buyer_cash < cash:
-        raise ContractError("insufficient_cash", f"{buyer} has {buyer_cash} {ins.currency}, pays {cash}")
+        raise ContractError(
+            "insufficient_cash",
+            f"{buyer} has {units_text(ctx, buyer_cash, ins.currency)}, pays {units_text(ctx, cash, ins.currency)}",
+        )
     accounts.move(ctx, seller, buyer, iid, quantity, "insufficient_securities")
     accounts.move(ctx, buyer, seller, ins.currency, cash, "insufficient_cash")
     ctx.state.put(key, (ctx.height, SETTLED))

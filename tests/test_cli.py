@@ -232,7 +232,7 @@ def test_trade_submit_failure_shows_code(net: Net) -> None:
         "insufficient_securities",
         "trade submit --buyer A-HOUSE --seller B-C002 --instrument ACME --qty 10 --price 182.50 --trade-id CLI-F1",
     )
-    assert "trade CLI-F1 failed: B-C002 has 0 ACME, delivers 10" in r.stderr
+    assert "trade CLI-F1 failed: B-C002 has 0 ACME, delivers 10 ACME" in r.stderr
     net.fails("unknown_trade", "trade status CLI-F1")
     net.fails(
         "same_account",

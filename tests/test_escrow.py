@@ -337,7 +337,7 @@ def test_views(chain: Chain) -> None:
     assert [e["id"] for e in found["escrows"]] == ["V1", "V3"]
     for name, query, code in [
         ("get", {"id": "NOPE"}, "unknown_escrow"),
-        ("get", {}, "unknown_escrow"),
+        ("get", {}, "bad_query"),  # a missing key is not an unknown id
         ("list", {"account": "NOPE"}, "unknown_account"),
         ("list", {"account": "A-C001", "limit": "0"}, "bad_query"),
         ("list", {"account": "A-C001", "limit": "101"}, "bad_query"),
