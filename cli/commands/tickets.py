@@ -17,6 +17,7 @@ from chain.limits import PRICE_MAX, QUANTITY_MAX
 from cli.amounts import parse_amount
 from cli.commands.plumbing import CliError, echo_json, time_text
 from cli.commands.session import Session, send_call
+from cli.inputs import parse_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_EXCHANGE = "xchg-alpha"
@@ -50,6 +51,14 @@ def ticket_options(settles: Callable[[F], F]) -> Callable[[F], F]:
         return f
 
     return decorate
+
+
+def given_trade_id(text: str | None) -> str | None:
+    """``--trade-id`` as typed: None when the option was not given (the command makes one up),
+    else a valid id. An empty or invalid id given explicitly (an unset shell variable in a retry
+    script) is refused with InputError ``bad_id``: silently generating one would turn off the
+    retry safety the id exists for."""
+    return None if text is None else parse_id(text, "trade id")
 
 
 def make_ticket(
