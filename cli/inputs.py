@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from typing import Any
+
+import click
 
 from chain.display import format_amount
 from chain.errors import ClearchainError
@@ -27,6 +30,8 @@ INT_CHARS_MAX = 20  # digits of a whole number typed on a command line (2**63 ha
 URL_CHARS_MAX = 2048
 _DECIMAL = re.compile(r"([0-9]+)(?:\.([0-9]+))?", re.ASCII)
 _INT = re.compile(r"[0-9]+", re.ASCII)
+_INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)  # what a number option takes: no "1_000", no "١٠"
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)  # no "1e3", "inf", "nan"
 _TENOR = re.compile(r"T(?:\+([0-9]+))?", re.ASCII)
 ID_RULE = f"1 to {ID_CHARS_MAX} of A-Z a-z 0-9 . _ : -, not only dots"
 
@@ -145,3 +150,48 @@ def parse_node_url(text: str) -> str:
     if parts.query or parts.fragment or port == 0:
         raise InputError("bad_node_url", f"{what}: expected http://HOST:PORT (no query, no port 0)")
     return text.rstrip("/")
+
+
+# --- click's number types, ASCII only ------------------------------------------------------------
+class _AsciiNumber(click.ParamType):
+    """Refuses what click's number types would take through ``int()``/``float()`` but a person
+    did not mean as a plain number ("١٠", "1_000", "1e3", "nan"), then converts as click does."""
+
+    pattern: re.Pattern[str] = _INT_TEXT
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and self.pattern.fullmatch(value.strip(" \t")) is None:
+            self.fail(f"{quoted(value)} is not a number in digits 0-9", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class AsciiInt(_AsciiNumber, click.types.IntParamType):
+    pattern = _INT_TEXT
+
+
+class AsciiIntRange(_AsciiNumber, click.IntRange):
+    pattern = _INT_TEXT
+
+
+class AsciiFloat(_AsciiNumber, click.types.FloatParamType):
+    pattern = _FLOAT_TEXT
+
+
+class AsciiFloatRange(_AsciiNumber, click.FloatRange):
+    pattern = _FLOAT_TEXT
+
+
+def ascii_number_type(kind: click.ParamType) -> click.ParamType:
+    """The ASCII-only equivalent of click number type ``kind`` (same range, same help); any
+    other type as it is."""
+    if isinstance(kind, _AsciiNumber):
+        return kind
+    if isinstance(kind, click.IntRange):
+        return AsciiIntRange(kind.min, kind.max, kind.min_open, kind.max_open, kind.clamp)
+    if isinstance(kind, click.FloatRange):
+        return AsciiFloatRange(kind.min, kind.max, kind.min_open, kind.max_open, kind.clamp)
+    if isinstance(kind, click.types.IntParamType):
+        return AsciiInt()
+    if isinstance(kind, click.types.FloatParamType):
+        return AsciiFloat()
+    return kind

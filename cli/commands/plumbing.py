@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import click
 
 from chain.errors import ClearchainError
-from cli.inputs import parse_node_url
+from cli.inputs import ascii_number_type, parse_node_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 KEYS_ENV = "CLEARCHAIN_KEYS"
@@ -43,6 +43,10 @@ class ClearchainGroup(click.Group):
     """Turns expected errors into one line and a non-zero exit: 2 for input refused before
     anything was sent (``cli.inputs.InputError``, as click's usage errors), else 1."""
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        ascii_numbers(self)
+        return super().main(*args, **kwargs)
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
@@ -51,8 +55,18 @@ class ClearchainGroup(click.Group):
             sys.exit(getattr(exc, "exit_status", 1))
 
 
+def ascii_numbers(command: click.Command) -> None:
+    """Every number option and argument under ``command`` takes ASCII digits only: click converts
+    with ``int()``, which reads "١٠" and "1_000" as 10 and 1000 (cli.inputs.ascii_number_type)."""
+    for param in command.params:
+        param.type = ascii_number_type(param.type)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            ascii_numbers(sub)
+
+
 # --- options ----------------------------------------------------------------------------------
-def _node_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def node_url_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``--node`` checked once, as it is parsed (InputError ``bad_node_url``)."""
     return None if value is None else parse_node_url(value)
 
@@ -62,7 +76,7 @@ def node_option(f: F) -> F:
         "--node",
         "node_url",
         default=None,
-        callback=_node_url,
+        callback=node_url_callback,
         metavar="URL",
         help="The node's API (default: $CLEARCHAIN_NODE, else node0 of .devnet/net, else http://127.0.0.1:26601).",
     )(f)
