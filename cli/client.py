@@ -3,7 +3,8 @@
 The CLI talks to nodes only through the API. Standard library only (``urllib``): the commands
 are synchronous and short-lived. An API error becomes ``ApiError`` with the node's own stable
 code, so the command line prints ``error: <code>: <message>`` like any other failure; a node
-that cannot be reached is ``node_unreachable``.
+that cannot be reached is ``node_unreachable``, a malformed URL (``--node``, ``$CLEARCHAIN_NODE``)
+``bad_node_url``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.errors import ClearchainError
+from cli.inputs import parse_node_url
 
 DEFAULT_NET_DIR = Path(".devnet/net")
 DEFAULT_NODE = "http://127.0.0.1:26601"
@@ -52,7 +54,9 @@ def default_node_url(net_dir: Path = DEFAULT_NET_DIR) -> str:
 
 class Client:
     def __init__(self, url: str, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
+        """Raises InputError ``bad_node_url`` for anything but an http(s)://HOST[:PORT] URL, before
+        any connection (urllib would raise ValueError, or try ftp:// for 45 s)."""
+        self.url = parse_node_url(url)
         self.timeout = timeout
 
     def get(self, path: str, **query: Any) -> Any:

@@ -34,10 +34,7 @@ from cli.commands.genesis import genesis
 from cli.commands.node import node
 from cli.commands.plumbing import ClearchainGroup
 from cli.commands.sim import sim
-from cli.inputs import install_click_integers
 from cli.localnet.commands import net
-
-install_click_integers()  # every integer option reads ASCII digits only (cli/inputs.py)
 
 
 @click.group(cls=ClearchainGroup)

@@ -1,102 +1,236 @@
-"""What a person types is read one way: ASCII digits only, required options enforced, a given
-trade id valid. Every refusal is a one-line usage error with exit 2, never a traceback."""
+"""The one parser of user input (cli/inputs.py) and the CSV import that uses it.
+
+Properties: anything with a non-ASCII character is refused as an amount, a tenor, an id, a node
+URL; amounts round-trip through ``plain_amount``; ``printable`` leaves nothing a terminal would
+act on. Then ``read_trades_csv`` on small files, with a stand-in for the node's instrument list
+(no network).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-import click
 import pytest
-from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chain.errors import ClearchainError
-from cli.amounts import parse_amount, plain_amount
+from chain.ids import is_valid_id
+from chain.limits import ID_CHARS_MAX
 from cli.commands.plumbing import CliError
-from cli.commands.trade import _tplus
-from cli.inputs import ascii_int
-from cli.main import main
+from cli.commands.trade import CSV_FIELD_CHARS_MAX, read_trades_csv
+from cli.inputs import (
+    AmountError,
+    InputError,
+    parse_amount,
+    parse_id,
+    parse_int,
+    parse_node_url,
+    parse_tenor,
+    plain_amount,
+    printable,
+)
 
-NON_ASCII_DIGITS = ["١٠", "１０", "²", "৩", "߁", "𝟙"]
-
-
-def commands(
-    group: click.Group, path: tuple[str, ...] = ()
-) -> Iterator[tuple[tuple[str, ...], click.Command]]:
-    for name, command in sorted(group.commands.items()):
-        if isinstance(command, click.Group):
-            yield from commands(command, (*path, name))
-        else:
-            yield (*path, name), command
-
-
-@given(st.text(min_size=1, max_size=12).filter(lambda t: not t.isascii()))
-def test_an_amount_with_any_non_ascii_character_is_refused(text: str) -> None:
-    with pytest.raises(ClearchainError) as info:
-        parse_amount(text, 2, 10**15)
-    assert info.value.code == "bad_amount"
+# Text with at least one non-ASCII character somewhere (digits of other scripts included).
+non_ascii = st.tuples(st.text(max_size=5), st.characters(min_codepoint=128), st.text(max_size=5)).map("".join)
+UNICODE_DIGITS = ["١٠", "１０", "１٠", "²", "٣", "۵", "߁", "𝟙"]
 
 
-@given(st.integers(1, 10**15), st.integers(0, 8))
-def test_amounts_round_trip(units: int, decimals: int) -> None:
-    assert parse_amount(plain_amount(units, decimals), decimals, 10**15) == units
+# --- amounts ----------------------------------------------------------------------------------
+@given(non_ascii)
+def test_amount_with_a_non_ascii_char_is_refused(text: str) -> None:
+    with pytest.raises(AmountError) as err:
+        parse_amount(text, 8, 10**18)
+    assert err.value.code == "bad_amount"
 
 
-@pytest.mark.parametrize("digits", NON_ASCII_DIGITS)
-def test_non_ascii_digits_are_not_numbers(digits: str) -> None:
-    with pytest.raises(ValueError):
-        ascii_int(digits)
-    with pytest.raises(CliError) as info:
-        _tplus(f"T+{digits}")
-    assert info.value.code == "bad_settlement"
+@pytest.mark.parametrize("text", UNICODE_DIGITS + ["1.٥", "٠.5", "1\u00a0000"])
+def test_unicode_digits_are_not_numbers(text: str) -> None:
+    with pytest.raises(AmountError):
+        parse_amount(text, 2, 10**9)
+    with pytest.raises(InputError) as err:
+        parse_int(text, "count")
+    assert err.value.code == "bad_number"
 
 
-@given(st.integers(-(10**20), 10**20))
-def test_ascii_int_reads_what_int_writes(n: int) -> None:
-    assert ascii_int(str(n)) == n and ascii_int(f" {n} ") == n and ascii_int(n) == n
+@given(st.integers(0, 18), st.integers(1, 10**18))
+def test_amount_round_trip(decimals: int, units: int) -> None:
+    assert parse_amount(plain_amount(units, decimals), decimals, 10**18) == units
 
 
-@pytest.mark.parametrize("digits", ["１０", "٣"])
-def test_integer_options_refuse_non_ascii_digits(digits: str) -> None:
-    result = CliRunner().invoke(main, ["net", "logs", "-n", digits])
-    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
+def test_parse_int() -> None:
+    assert parse_int(" 42 ", "n") == 42
+    assert parse_int("-3", "n", minimum=-5) == -3
+    for bad in ("", "-3", "1e3", "1_000", "0x10", "+1", "4" * 30):
+        with pytest.raises(InputError):
+            parse_int(bad, "n")
+    with pytest.raises(InputError):
+        parse_int("31", "n", maximum=30)
 
 
-SIGNED = [
-    (path, cmd) for path, cmd in commands(main) if any(p.name == "signer" and p.required for p in cmd.params)
-]
+# --- tenors -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("text", "n"), [("T", 0), ("T+0", 0), ("t+3", 3), (" T + 2 ", 2), ("T+30", 30)])
+def test_tenor(text: str, n: int) -> None:
+    assert parse_tenor(text, 30) == n
 
 
-def test_there_are_commands_that_require_a_signer() -> None:
-    assert len(SIGNED) >= 10, [p for p, _ in SIGNED]
+@pytest.mark.parametrize("text", ["T+٣", "T+²", "T+３", "T+31", "T-1", "T+", "", "3", "T+1.5", "T++1"])
+def test_bad_tenor(text: str) -> None:
+    with pytest.raises(InputError) as err:
+        parse_tenor(text, 30)
+    assert err.value.code == "bad_tenor"
 
 
-@pytest.mark.parametrize(("path", "command"), SIGNED, ids=[" ".join(p) for p, _ in SIGNED])
-def test_a_missing_required_signer_is_a_usage_error(path: tuple[str, ...], command: click.Command) -> None:
-    """Every other required argument and option is filled with junk; leaving out ``--as`` must
-    stop the command with click's usage error before it reads or sends anything."""
-
-    def junk(param: click.Parameter) -> str:
-        if isinstance(param.type, click.Choice):
-            return str(param.type.choices[0])
-        return "1" if isinstance(param.type, click.types.IntParamType) else "x"
-
-    args: list[str] = []
-    for param in command.params:
-        if isinstance(param, click.Argument) and param.required:
-            args += [junk(param)] * (param.nargs if param.nargs > 0 else 1)
-        elif isinstance(param, click.Option) and param.required and param.name != "signer":
-            args += [param.opts[0], junk(param)]
-    result = CliRunner().invoke(main, [*path, *args, "--node", "http://127.0.0.1:9"])
-    assert result.exit_code == 2, (result.output, result.exception)
-    assert isinstance(result.exception, SystemExit)
-    assert "Missing option '--as'" in result.output, result.output
+@given(non_ascii)
+def test_tenor_with_a_non_ascii_char_is_refused(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_tenor("T+" + text, 30)
+    with pytest.raises(InputError):
+        parse_tenor(text, 30)
 
 
-@pytest.mark.parametrize("trade_id", ["", " ", "a/b", "x" * 65])
-def test_a_given_trade_id_must_be_an_id(trade_id: str) -> None:
-    args = ["trade", "submit", "--buyer", "A", "--seller", "B", "--instrument", "ACME"]
-    result = CliRunner().invoke(main, [*args, "--qty", "1", "--price", "1", "--trade-id", trade_id])
-    assert result.exit_code == 2 and "--trade-id" in result.output, result.output
+# --- ids --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", [".", "..", "...", "." * ID_CHARS_MAX, "", "a/b", "a b", "x" * 65, "é"])
+def test_bad_ids(text: str) -> None:
+    assert not is_valid_id(text)
+    with pytest.raises(InputError) as err:
+        parse_id(text, "trade id")
+    assert err.value.code == "bad_id"
+
+
+@pytest.mark.parametrize("text", ["A-C001", "a.", ".a", "x" * 64, "T-1:2_3"])
+def test_good_ids(text: str) -> None:
+    assert parse_id(text) == text
+
+
+@given(non_ascii)
+def test_id_with_a_non_ascii_char_is_refused(text: str) -> None:
+    assert not is_valid_id(text)
+
+
+# --- node URLs --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "url"),
+    [("http://127.0.0.1:26601", "http://127.0.0.1:26601"), ("https://node.example/api/", "https://node.example/api"),
+     ("http://[::1]:80", "http://[::1]:80")],
+)  # fmt: skip
+def test_node_url(text: str, url: str) -> None:
+    assert parse_node_url(text) == url
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["not a url", "http://[::1", "ftp://127.0.0.1:21", "127.0.0.1:29401", "http://", "http://h:99999",
+     "http://h:x", "http://u:p@h:1", "http://h:1/?q", "http://h:0", "", "http://h\x1b:1", "http://é:1"],
+)  # fmt: skip
+def test_bad_node_url(text: str) -> None:
+    with pytest.raises(InputError) as err:
+        parse_node_url(text)
+    assert err.value.code == "bad_node_url"
+    assert "\n" not in err.value.message and "\x1b" not in err.value.message
+
+
+def test_bare_host_port_gets_a_hint() -> None:
+    with pytest.raises(InputError) as err:
+        parse_node_url("127.0.0.1:29401")
+    assert "did you mean http://127.0.0.1:29401" in err.value.message
+
+
+@given(st.text(max_size=40))
+def test_node_url_never_raises_anything_else(text: str) -> None:
+    try:
+        url = parse_node_url(text)
+    except InputError:
+        return
+    assert url.startswith(("http://", "https://")) and url.isascii()
+
+
+# --- printable --------------------------------------------------------------------------------
+@given(st.text())
+def test_printable_leaves_no_control_characters(text: str) -> None:
+    out = printable(text)
+    assert out.isprintable()
+    assert printable(out) == out
+    if text.isprintable():
+        assert out == text
+
+
+def test_printable_escapes_like_repr() -> None:
+    assert printable("a\x1b[2Jb\x00\u202e") == "a\\x1b[2Jb\\x00\\u202e"
+
+
+# --- CSV import -------------------------------------------------------------------------------
+class Instruments:
+    """What read_trades_csv asks of a Session: the instruments, from no node."""
+
+    known = {"ACME": {"id": "ACME", "decimals": 0, "currency": "USD"}, "USD": {"id": "USD", "decimals": 2}}
+
+    def instrument(self, iid: str) -> dict[str, Any]:
+        if iid not in self.known:
+            raise CliError("unknown_instrument", f"no instrument {iid}")
+        return self.known[iid]
+
+    def decimals(self, asset: str) -> int:
+        return int(self.instrument(asset)["decimals"])
+
+
+HEADER = "trade_id,buyer,seller,instrument,quantity,price\n"
+
+
+def read(tmp_path: Path, text: str | bytes) -> list[list[Any]]:
+    path = tmp_path / "t.csv"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return [row.ticket for row in read_trades_csv(path, Instruments())]  # type: ignore[arg-type]
+
+
+def refused(tmp_path: Path, text: str | bytes, code: str = "bad_csv") -> str:
+    with pytest.raises(CliError) as err:
+        read(tmp_path, text)
+    assert err.value.code == code, err.value.message
+    assert err.value.message.isprintable(), err.value.message
+    return err.value.message
+
+
+def test_csv_reads_tickets(tmp_path: Path) -> None:
+    assert read(tmp_path, HEADER + 'T-1,A-C001,B-HOUSE,ACME,2,"182.50"\n\nT-2, A, B, ACME, 1, "1.5"\n') == [
+        ["T-1", "A-C001", "B-HOUSE", "ACME", 2, 18250],
+        ["T-2", "A", "B", "ACME", 1, 150],
+    ]
+
+
+def test_csv_columns_in_any_order(tmp_path: Path) -> None:
+    text = "price,quantity,instrument,seller,buyer,trade_id\n1,2,ACME,B,A,T-1\n"
+    assert read(tmp_path, text) == [["T-1", "A", "B", "ACME", 2, 100]]
+
+
+def test_csv_duplicated_column_is_refused(tmp_path: Path) -> None:
+    text = "trade_id,buyer,seller,instrument,quantity,price,price\nT-1,A,B,ACME,1,1,2\n"
+    assert "column price appears more than once" in refused(tmp_path, text)
+
+
+def test_csv_field_too_long(tmp_path: Path) -> None:
+    message = refused(
+        tmp_path, HEADER + "T-1,A,B,ACME,1,1\nT-2,A,B,ACME,1," + "9" * (CSV_FIELD_CHARS_MAX + 1) + "\n"
+    )
+    assert "field too long on line 3" in message
+
+
+def test_csv_not_utf8(tmp_path: Path) -> None:
+    assert "not a UTF-8 CSV file" in refused(tmp_path, HEADER.encode() + b"T-1,A,B,ACME,1,\xff\n")
+
+
+def test_csv_control_characters_are_escaped(tmp_path: Path) -> None:
+    message = refused(tmp_path, HEADER + "T-1,A,B,\x1b[2JACME\x00,1,1\n", "unknown_instrument")
+    assert "\\x1b[2JACME\\x00" in message
+    message = refused(tmp_path, HEADER + "T\x07,A,B,ACME,1,1\nT\x07,A,B,ACME,1,1\n", "bad_id")
+    assert "\\x07" in message
+
+
+def test_csv_unicode_digits_are_refused(tmp_path: Path) -> None:
+    assert "line 2" in refused(tmp_path, HEADER + "T-1,A,B,ACME,١٠,1\n", "bad_amount")
+
+
+def test_csv_wrong_field_count(tmp_path: Path) -> None:
+    refused(tmp_path, HEADER + "T-1,A,B,ACME,1\n")
+    refused(tmp_path, HEADER + "T-1,A,B,ACME,1,1,1\n")
+    refused(tmp_path, HEADER)

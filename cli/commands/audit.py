@@ -22,6 +22,7 @@ from chain.history import HistoryError, Preamble
 from cli.audit.history import ExportWriter, FileSource, HistorySource, source
 from cli.audit.tally import AuditTally
 from cli.client import default_node_url
+from cli.commands.plumbing import node_url_callback
 
 EXPORT_FORMATS = ("msgpack", "jsonl")
 
@@ -48,6 +49,7 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
         "--node",
         "node_url",
         default=None,
+        callback=node_url_callback,
         metavar="URL",
         help="A node's API (default when no FILE or --home: $CLEARCHAIN_NODE, else node0 of .devnet/net).",
     )(f)

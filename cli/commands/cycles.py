@@ -28,8 +28,13 @@ from cli.commands.plumbing import (
     time_text,
 )
 from cli.commands.session import Session, read_view, reading_command
-from cli.commands.tickets import compute_trade_id, exchange_option, submit_to_cycle, ticket_options
-from cli.inputs import is_ascii_decimal
+from cli.commands.tickets import (
+    compute_trade_id,
+    exchange_option,
+    given_trade_id,
+    submit_to_cycle,
+    ticket_options,
+)
 
 CONTRACT = "cycles"
 
@@ -37,7 +42,7 @@ CONTRACT = "cycles"
 def resolve_date(session: Session, text: str) -> int:
     """A cycle date from ``D``, ``today`` or ``T+N`` (relative to the node's head time)."""
     spec = text.strip().lower()
-    if is_ascii_decimal(spec):
+    if spec.isascii() and spec.isdigit():  # str.isdigit alone takes "²" and "٣"
         return int(spec)
     if spec == "today" or spec.startswith("t+"):
         offset = 0 if spec == "today" else _digits(spec[2:], text)
@@ -46,7 +51,7 @@ def resolve_date(session: Session, text: str) -> int:
 
 
 def _digits(text: str, original: str) -> int:
-    if not is_ascii_decimal(text):
+    if not (text.isascii() and text.isdigit()):
         raise CliError("bad_date", f"date {original!r}: expected T+N with N a whole number")
     return int(text)
 
@@ -85,7 +90,9 @@ def cycle_submit(
 ) -> None:  # fmt: skip
     """Report one trade for settlement on T+N; it joins the cycle of its settlement date."""
     session = Session(node_url, keys_dir)
-    trade_id = trade_id or compute_trade_id(exchange, buyer, seller, instrument, qty, price, time.time_ns())
+    trade_id = given_trade_id(trade_id) or compute_trade_id(
+        exchange, buyer, seller, instrument, qty, price, time.time_ns()
+    )
     submit_to_cycle(session, exchange, trade_id, buyer, seller, instrument, qty, price, tplus, as_json)
 
 

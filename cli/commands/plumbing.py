@@ -3,7 +3,8 @@ and the plain-text and JSON output.
 
 - **Errors.** ``ClearchainGroup`` turns every expected failure (``ClearchainError``: a node's
   refusal, a failed transaction, bad input) into one line, ``error: <code>: <message>``, on
-  stderr and exit status 1; a traceback is a bug.
+  stderr and exit status 1, or 2 for a malformed command line (``cli.inputs.InputError``);
+  a traceback is a bug.
 - **Options.** ``--node URL`` (the node's API; ``cli.client.default_node_url`` when absent),
   ``--keys-dir`` (the participant key files), ``--as PARTICIPANT`` (who signs) and ``--json``.
   ``reading_options`` is what a reading command takes, ``signing_options`` what a signing one
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 import click
 
 from chain.errors import ClearchainError
+from cli.inputs import ascii_number_type, parse_node_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 KEYS_ENV = "CLEARCHAIN_KEYS"
@@ -38,22 +40,43 @@ class CliError(ClearchainError):
 
 # --- the error boundary -----------------------------------------------------------------------
 class ClearchainGroup(click.Group):
-    """Turns expected errors into one line and a non-zero exit."""
+    """Turns expected errors into one line and a non-zero exit: 2 for input refused before
+    anything was sent (``cli.inputs.InputError``, as click's usage errors), else 1."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        ascii_numbers(self)
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except ClearchainError as exc:
             click.echo(f"error: {exc.code}: {exc.message}", err=True)
-            sys.exit(1)
+            sys.exit(getattr(exc, "exit_status", 1))
+
+
+def ascii_numbers(command: click.Command) -> None:
+    """Every number option and argument under ``command`` takes ASCII digits only: click converts
+    with ``int()``, which reads "١٠" and "1_000" as 10 and 1000 (cli.inputs.ascii_number_type)."""
+    for param in command.params:
+        param.type = ascii_number_type(param.type)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            ascii_numbers(sub)
 
 
 # --- options ----------------------------------------------------------------------------------
+def node_url_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--node`` checked once, as it is parsed (InputError ``bad_node_url``)."""
+    return None if value is None else parse_node_url(value)
+
+
 def node_option(f: F) -> F:
     return click.option(
         "--node",
         "node_url",
         default=None,
+        callback=node_url_callback,
         metavar="URL",
         help="The node's API (default: $CLEARCHAIN_NODE, else node0 of .devnet/net, else http://127.0.0.1:26601).",
     )(f)
@@ -85,8 +108,7 @@ def as_option(default: str | None = None, required: bool = False, help_text: str
         text = help_text or "The participant that signs."
         if default:
             text += f" [default: {default}]"
-        # Passing default=None explicitly stops this click from enforcing required=True (the
-        # command then ran with signer None and failed deep inside): give a default only if set.
+        # An explicit default=None makes click skip the required check: pass it only when set.
         extra: dict[str, Any] = {"default": default} if default is not None else {}
         return click.option("--as", "signer", required=required, metavar="PARTICIPANT", help=text, **extra)(f)
 

@@ -17,18 +17,11 @@ from chain.limits import PRICE_MAX, QUANTITY_MAX
 from cli.amounts import parse_amount
 from cli.commands.plumbing import CliError, echo_json, time_text
 from cli.commands.session import Session, send_call
+from cli.inputs import parse_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_EXCHANGE = "xchg-alpha"
 CYCLES = "cycles"
-
-
-def _given_trade_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A ``--trade-id`` that was given must be a valid id: an empty one (an unset shell variable
-    in a retry script) must not silently become a generated id and turn off retry safety."""
-    if value is not None and not is_valid_id(value):
-        raise click.BadParameter(f"{value!r} is not an id (1-64 of A-Z a-z 0-9 . _ : -)")
-    return value
 
 
 def exchange_option(f: F) -> F:
@@ -49,7 +42,7 @@ def ticket_options(settles: Callable[[F], F]) -> Callable[[F], F]:
         click.option("--price", required=True, help="Cash per one unit of the instrument, e.g. 182.50."),
         settles,
         click.option(
-            "--trade-id", callback=_given_trade_id,
+            "--trade-id", default=None,
             help="Default: T- and a hash of the ticket and the current time. Given, it must be a valid id.",
         ),
         exchange_option,
@@ -61,6 +54,14 @@ def ticket_options(settles: Callable[[F], F]) -> Callable[[F], F]:
         return f
 
     return decorate
+
+
+def given_trade_id(text: str | None) -> str | None:
+    """``--trade-id`` as typed: None when the option was not given (the command makes one up),
+    else a valid id. An empty or invalid id given explicitly (an unset shell variable in a retry
+    script) is refused with InputError ``bad_id``: silently generating one would turn off the
+    retry safety the id exists for."""
+    return None if text is None else parse_id(text, "trade id")
 
 
 def make_ticket(

@@ -37,11 +37,12 @@ from cli.commands.session import Session, events_of, reading_command, receipt_of
 from cli.commands.tickets import (
     compute_trade_id,
     exchange_option,
+    given_trade_id,
     make_ticket,
     submit_to_cycle,
     ticket_options,
 )
-from cli.inputs import is_ascii_decimal
+from cli.inputs import parse_tenor, printable
 from cli.reconcile import (
     ALREADY_SETTLED,
     FAILED,
@@ -56,6 +57,7 @@ from cli.submissions import Journal, compute_ticket_digest, has_no_outcome, jour
 CSV_COLUMNS = ("trade_id", "buyer", "seller", "instrument", "quantity", "price")
 TPLUS_MAX = 30  # --settlement T+N: N up to this (the cycles contract bounds it too)
 IMPORT_TRADES_MAX = 1_000_000  # rows in one imported file
+CSV_FIELD_CHARS_MAX = 1_000  # any cell longer than this is a broken file, not a trade
 IN_FLIGHT_DEFAULT = 4  # batch transactions sent before waiting for the oldest
 IN_FLIGHT_MAX = 64
 # A batch is cut before its encoded size could pass the transaction limit: each ticket costs its
@@ -106,6 +108,7 @@ def trade_submit(
     (cli/submissions.py), and the same ticket without ``--trade-id`` reuses the trade id of an
     earlier submission of no known outcome, so it settles at most once."""
     tplus = _tplus(settlement)
+    trade_id = given_trade_id(trade_id)  # a given id is checked before anything is read or sent
     session = Session(node_url, keys_dir)
     journal = Journal(journal_path(keys_dir))
     digest = compute_ticket_digest(session.chain_id, exchange, buyer, seller, instrument, qty, price, tplus)
@@ -115,7 +118,9 @@ def trade_submit(
     if earlier is not None:
         trade_id = earlier.trade_id
         click.echo(f"retrying {trade_id} from an earlier submission with no known outcome", err=True)
-    trade_id = trade_id or compute_trade_id(exchange, buyer, seller, instrument, qty, price, time.time_ns())
+    trade_id = given_trade_id(trade_id) or compute_trade_id(
+        exchange, buyer, seller, instrument, qty, price, time.time_ns()
+    )
     ticket = make_ticket(session, trade_id, buyer, seller, instrument, qty, price)  # bad input: nothing sent
     prior = earlier or journal.entry(trade_id)
     retry = prior is not None and prior.digest == digest  # this very ticket was sent before
@@ -225,13 +230,8 @@ def _settle_journal_after(
 
 
 def _tplus(text: str) -> int:
-    """N of ``T+N`` (``T`` alone is T+0); CliError ``bad_settlement`` otherwise."""
-    spec = text.strip().upper().replace(" ", "")
-    if spec == "T":
-        return 0
-    if spec.startswith("T+") and is_ascii_decimal(spec[2:]) and int(spec[2:]) <= TPLUS_MAX:
-        return int(spec[2:])
-    raise CliError("bad_settlement", f"settlement {text!r}: expected T+0 .. T+{TPLUS_MAX}")
+    """N of ``T+N`` (``T`` alone is T+0); InputError ``bad_tenor`` otherwise."""
+    return parse_tenor(text, TPLUS_MAX, "settlement")
 
 
 # --- status -----------------------------------------------------------------------------------
@@ -258,51 +258,74 @@ class Row:
 def read_trades_csv(path: Path, session: Session) -> list[Row]:
     """Every row of the file as a ticket, checked before anything is sent. Raises CliError
     (``bad_csv``, ``bad_id``, ``unknown_instrument``, ``bad_amount``, ``duplicate_trade_id``)
-    naming the file and line."""
+    naming the file and line; cells are echoed ``printable``."""
     rows: list[Row] = []
     first_line: dict[str, int] = {}
+    line = 1
+    limit = csv.field_size_limit(CSV_FIELD_CHARS_MAX)  # process-wide: restored below
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:  # a BOM (Excel) is not a column
-            reader = csv.DictReader(handle)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            missing = [c for c in CSV_COLUMNS if c not in columns]
-            extra = [c for c in columns if c not in CSV_COLUMNS]
-            if missing or extra:
-                raise CliError(
-                    "bad_csv",
-                    f"{path} line 1: the header must name the columns {','.join(CSV_COLUMNS)}"
-                    + (f"; missing {','.join(missing)}" if missing else "")
-                    + (f"; unknown {','.join(extra)}" if extra else ""),
-                )
-            reader.fieldnames = columns
-            for record in reader:
-                rows.append(_read_row(path, reader.line_num, record, session, first_line))
+            reader = csv.reader(handle, skipinitialspace=True)  # `a, "b"` is a quoted "b"
+            columns = _header(path, next(reader, []))
+            for cells in reader:
+                line = reader.line_num
+                if not cells:
+                    continue  # a blank line, as csv.DictReader skips it
+                rows.append(_read_row(path, line, columns, cells, session, first_line))
                 if len(rows) > IMPORT_TRADES_MAX:
                     raise CliError(
                         "bad_csv", f"{path}: more than {IMPORT_TRADES_MAX:,} trades; split the file"
                     )
     except OSError as exc:
         raise CliError("bad_csv", f"cannot read {path}: {exc.strerror or exc}") from exc
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise CliError("bad_csv", f"{path}: not a UTF-8 CSV file ({exc})") from exc
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise CliError(
+                "bad_csv",
+                f"{path}: field too long on line {line + 1} (at most {CSV_FIELD_CHARS_MAX:,} characters)",
+            ) from None
+        raise CliError("bad_csv", f"{path} line {line + 1}: not a CSV row ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            "bad_csv", f"{path}: not a UTF-8 CSV file ({exc.reason} at byte {exc.start:,})"
+        ) from None
+    finally:
+        csv.field_size_limit(limit)
     if not rows:
         raise CliError("bad_csv", f"{path} holds no trades")
     return rows
 
 
+def _header(path: Path, cells: list[str]) -> list[str]:
+    """The column names of header ``cells``: each of CSV_COLUMNS once, in any order."""
+    columns = [c.strip() for c in cells]
+    missing = [c for c in CSV_COLUMNS if c not in columns]
+    extra = [printable(c) for c in columns if c not in CSV_COLUMNS]
+    twice = sorted({c for c in columns if c in CSV_COLUMNS and columns.count(c) > 1})
+    if missing or extra or twice:
+        raise CliError(
+            "bad_csv",
+            f"{path} line 1: the header must name the columns {','.join(CSV_COLUMNS)} once each"
+            + (f"; column {','.join(twice)} appears more than once" if twice else "")
+            + (f"; missing {','.join(missing)}" if missing else "")
+            + (f"; unknown {','.join(extra)}" if extra else ""),
+        )
+    return columns
+
+
 def _read_row(
-    path: Path, line: int, record: dict[str, Any], session: Session, first_line: dict[str, int]
+    path: Path, line: int, columns: list[str], cells: list[str], session: Session, first_line: dict[str, int]
 ) -> Row:
-    if None in record or any(record.get(c) is None for c in CSV_COLUMNS):
+    if len(cells) != len(columns):
         raise CliError(
             "bad_csv", f"{path} line {line}: expected {len(CSV_COLUMNS)} fields ({','.join(CSV_COLUMNS)})"
         )
-    values = {c: str(record[c]).strip() for c in CSV_COLUMNS}
+    values = {c: v.strip() for c, v in zip(columns, cells, strict=True)}
     trade_id = values["trade_id"]
     if trade_id in first_line:
         raise CliError(
             "duplicate_trade_id",
-            f"{path} line {line}: trade id {trade_id} is also on line {first_line[trade_id]}",
+            f"{path} line {line}: trade id {printable(trade_id)} is also on line {first_line[trade_id]}",
         )
     try:
         ticket = make_ticket(
@@ -315,7 +338,7 @@ def _read_row(
             values["price"],
         )
     except ClearchainError as exc:
-        raise CliError(exc.code, f"{path} line {line}: {exc.message}") from exc
+        raise CliError(exc.code, f"{path} line {line}: {printable(exc.message)}") from exc
     first_line[trade_id] = line
     return Row(line, ticket)
 
