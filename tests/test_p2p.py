@@ -20,7 +20,7 @@ import msgpack
 import pytest
 
 from chain.keys import KeyPair, verify_signature
-from node.p2p import MSG, Garbage, P2PConfig, Peer, Transport, parse_message
+from node.p2p import MSG, PROTOCOL_VERSION, Garbage, P2PConfig, Peer, Transport, parse_message
 
 CHAIN = "clearchain-p2p-test"
 GENESIS = hashlib.sha256(b"p2p-test-genesis").digest()
@@ -140,9 +140,9 @@ class RawPeer:
     async def handshake(self, node: Node, *, bad_signature: bool = False) -> None:
         key = KEYS["raw"]
         challenge = os.urandom(32)
-        await self.send(frame([MSG.HELLO.value, 1, CHAIN, GENESIS, key.public, challenge]))
+        await self.send(frame([MSG.HELLO.value, PROTOCOL_VERSION, CHAIN, GENESIS, key.public, challenge]))
         hello = await read_frame(self.reader)
-        assert hello[:5] == [0, 1, CHAIN, GENESIS, node.key.public] and len(hello[5]) == 32
+        assert hello[:5] == [0, PROTOCOL_VERSION, CHAIN, GENESIS, node.key.public] and len(hello[5]) == 32
         signature = key.sign(documented_digest(hello[5], key.public, node.key.public))
         if bad_signature:
             signature = bytes(64)
@@ -291,7 +291,7 @@ async def unknown_type(raw: RawPeer, node: Node) -> None:
 
 async def hello_again(raw: RawPeer, node: Node) -> None:
     await raw.handshake(node)
-    await raw.send(frame([0, 1, CHAIN, GENESIS, KEYS["raw"].public, bytes(32)]))
+    await raw.send(frame([0, PROTOCOL_VERSION, CHAIN, GENESIS, KEYS["raw"].public, bytes(32)]))
 
 
 GARBAGE = [
