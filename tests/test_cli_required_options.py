@@ -3,28 +3,14 @@ refusal is a one-line usage error with exit 2, never a traceback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import click
 import pytest
 from click.testing import CliRunner
 
 from cli.main import main
+from tests.test_cli_garbage import COMMANDS
 
-
-def commands(
-    group: click.Group, path: tuple[str, ...] = ()
-) -> Iterator[tuple[tuple[str, ...], click.Command]]:
-    for name, command in sorted(group.commands.items()):
-        if isinstance(command, click.Group):
-            yield from commands(command, (*path, name))
-        else:
-            yield (*path, name), command
-
-
-SIGNED = [
-    (path, cmd) for path, cmd in commands(main) if any(p.name == "signer" and p.required for p in cmd.params)
-]
+SIGNED = [(path, cmd) for path, cmd in COMMANDS if any(p.name == "signer" and p.required for p in cmd.params)]
 
 
 def test_there_are_commands_that_require_a_signer() -> None:
