@@ -129,3 +129,33 @@ def test_the_tree_is_walked() -> None:
     assert len(COMMANDS) > 50 and len(GARBAGE) > 50
     required_as = [p for p, c in COMMANDS if any(o.name == "signer" and o.required for o in c.params)]
     assert len(required_as) >= 16, required_as
+
+
+def plausible(param: click.Parameter) -> str:
+    """A value of the right form for a required ``param`` (the stand-in callback never uses it)."""
+    kind = param.type
+    if isinstance(kind, click.Choice):
+        return str(kind.choices[0])
+    if isinstance(kind, (click.types.IntParamType, click.types.FloatParamType)):
+        return str(getattr(kind, "min", None) or 1)
+    if isinstance(kind, click.Path):
+        return "."
+    return "X-1"
+
+
+REQUIRED_AS = [(p, c) for p, c in COMMANDS if any(o.name == "signer" and o.required for o in c.params)]
+
+
+@pytest.mark.parametrize(("path", "command"), REQUIRED_AS, ids=[" ".join(p) for p, _ in REQUIRED_AS])
+def test_missing_as_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, path: tuple[str, ...], command: click.Command
+) -> None:
+    """Everything else the command requires is given; only ``--as`` is missing."""
+    args = list(path)
+    for param in command.params:
+        if param.required and param.name != "signer":
+            value = plausible(param)
+            args += [value] if isinstance(param, click.Argument) else [param.opts[0], value]
+    result = invoke(monkeypatch, command, args)
+    assert_refused(result, args)
+    assert "Missing option '--as'" in result.stderr, result.stderr

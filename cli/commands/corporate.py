@@ -21,7 +21,7 @@ from cli.commands.session import Session, read_view, reading_command, send_call,
 
 CONTRACT = "corporate_actions"
 IN_BLOCKS_DEFAULT = 5
-_RATIO = re.compile(r"(\d{1,4}):(\d{1,4})")
+_RATIO = re.compile(r"([0-9]{1,4}):([0-9]{1,4})", re.ASCII)
 _CASH_FIELDS = ("rate", "funded", "locked", "entitled", "paid", "returned", "dust")
 
 
