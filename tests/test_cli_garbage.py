@@ -159,3 +159,12 @@ def test_missing_as_is_a_usage_error(
     result = invoke(monkeypatch, command, args)
     assert_refused(result, args)
     assert "Missing option '--as'" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("trade_id", ["", " ", "a/b", "x" * 65])
+def test_a_given_trade_id_must_be_an_id(trade_id: str) -> None:
+    """The real command, not a stand-in: the id is checked before the node is asked."""
+    args = ["trade", "submit", "--buyer", "A", "--seller", "B", "--instrument", "ACME"]
+    result = CliRunner().invoke(main, [*args, "--qty", "1", "--price", "1", "--trade-id", trade_id])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.strip().count("\n") == 0 and "bad_id" in result.output, result.output
