@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run stop test test-fast bench genesis lint clean
+.PHONY: run stop test test-fast bench genesis vectors lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: $(STAMP)
 # Rewrite genesis.json after a contract changes (its code hash is pinned there).
 genesis: $(STAMP)
 	$(BIN)/clearchain genesis dev --out genesis.json
+
+# Rewrite docs/vectors/ after a rule changes (tests/test_conformance.py checks them against the code).
+vectors: $(STAMP)
+	$(BIN)/clearchain vectors --out docs/vectors
 
 LINT_STAMP := $(VENV)/.lint-stamp
 $(LINT_STAMP): $(STAMP)

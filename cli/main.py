@@ -35,6 +35,7 @@ from cli.commands.node import node
 from cli.commands.plumbing import ClearchainGroup
 from cli.commands.sim import sim
 from cli.localnet.commands import net
+from cli.vectors.command import vectors
 
 
 @click.group(cls=ClearchainGroup)
@@ -42,7 +43,7 @@ def main() -> None:
     """clearchain: a permissioned clearing chain."""
 
 
-for command in (scenario, genesis, bench, sim, net, demo, node, chaos):
+for command in (scenario, genesis, bench, sim, net, demo, node, chaos, vectors):
     main.add_command(command)
 for family in (contracts, oracle, bonds, cycles, escrow, margin, governance, corporate, fund, keys, ledger,
                trade, chain, audit, proof):  # fmt: skip
