@@ -42,10 +42,9 @@ class InputError(ClearchainError):
     exit_status = 2
 
 
-class AmountError(ClearchainError):
-    """A display amount that is not a positive decimal exactly representable in minor units.
-
-    Not an InputError: ``bad_amount`` has always exited 1 and scripts may depend on it."""
+class AmountError(InputError):
+    """A display amount that is not a positive decimal exactly representable in minor units
+    (refused before anything is sent, so the CLI exits 2 like every other input error)."""
 
 
 def printable(text: str) -> str:

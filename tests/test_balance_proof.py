@@ -51,6 +51,7 @@ from contracts.proofs import (
 )
 from node.config import ConsensusSection
 from tests.conftest import Chain
+from tests.exits import exit_status
 from tests.netutil import NodeThread
 
 ACCOUNTS = [a["id"] for a in devnet.all_accounts()]
@@ -591,7 +592,7 @@ class Cli:
 
     def fails(self, code: str, *args: str, client: bool = True) -> Result:
         result = self.run(*args, client=client)
-        assert result.exit_code == 1, f"{args}: {result.output}"
+        assert result.exit_code == exit_status(code), f"{args}: {result.output}"
         assert result.stderr.startswith(f"error: {code}:"), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         return result

@@ -29,6 +29,7 @@ from cli.localnet import devnet
 from cli.localnet.network import init_network
 from cli.main import main
 from node.config import ConsensusSection
+from tests.exits import exit_status
 from tests.netutil import NodeThread
 
 FAST = ConsensusSection(commit_wait_ms=10)
@@ -86,10 +87,10 @@ class Net:
     def json(self, command: str) -> Any:
         return json.loads(self.ok(command + " --json").stdout)
 
-    def fails(self, code: str, command: str, keys: Path | None = None, exit_code: int = 1) -> Result:
+    def fails(self, code: str, command: str, keys: Path | None = None) -> Result:
         """The command exits 1 (2: bad input) with one line on stderr: ``error: CODE: ...``."""
         result = self.run(command, keys=keys)
-        assert result.exit_code == exit_code, f"{command}: {result.output}"
+        assert result.exit_code == exit_status(code), f"{command}: {result.output}"
         assert result.stderr.startswith(f"error: {code}:"), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         return result
@@ -308,7 +309,6 @@ def test_one_line_errors(net: Net, tmp_path: Path) -> None:
     net.fails(
         "bad_tenor",
         "trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 1 --price 1 --settlement T-2",
-        exit_code=2,
     )
     accepted = net.json(
         "trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 1 --price 1 --settlement T+2 --trade-id TP2-1"

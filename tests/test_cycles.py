@@ -649,7 +649,7 @@ def node_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeNet]:
 def test_cli_submit_and_read_an_open_cycle(node_net: NodeNet) -> None:
     code, _, err = node_net.cli("cycle", "submit", "--buyer", "B-C002", "--seller", "A-C002", "--instrument", "GLOBEX",
                                 "--qty", "3", "--price", "50.125", "--tplus", "1", "--trade-id", "CLI-1")  # fmt: skip
-    assert code == 1 and err.startswith("error: bad_amount:")
+    assert code == 2 and err.startswith("error: bad_amount:")
     out = node_net.ok("cycle", "submit", "--buyer", "B-C002", "--seller", "A-C002", "--instrument", "GLOBEX",
                       "--qty", "3", "--price", "50.25", "--tplus", "1", "--trade-id", "CLI-1")  # fmt: skip
     assert "accepted CLI-1: B-C002 buys 3 GLOBEX from A-C002 for USD 150.75 on T+1: cycle" in out
@@ -673,7 +673,7 @@ def test_cli_submit_and_read_an_open_cycle(node_net: NodeNet) -> None:
     assert "status     open" in shown and "projected at current balances:" in shown and "GLOBEX" in shown
     assert node_net.json("cycle", "show", "T+1")["date"] in (date, date + 1)
     code, _, err = node_net.cli("cycle", "show", "yesterday")
-    assert code == 1 and err.startswith("error: bad_date:")
+    assert code == 2 and err.startswith("error: bad_date:")
     assert "pending in cycle" in node_net.ok("cycle", "status", "CLI-1")
 
 

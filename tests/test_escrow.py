@@ -37,6 +37,7 @@ from contracts import default_registry
 from contracts.api import ContractError
 from node.config import ConsensusSection
 from tests.conftest import Chain
+from tests.exits import exit_status
 from tests.netutil import NodeThread
 
 SECRET = bytes(range(32))
@@ -507,7 +508,7 @@ class Cli:
 
     def fails(self, code: str, command: str) -> Result:
         result = self.run(command)
-        assert result.exit_code == 1, f"{command}: {result.output}"
+        assert result.exit_code == exit_status(code), f"{command}: {result.output}"
         assert result.stderr.startswith(f"error: {code}:"), result.stderr
         return result
 

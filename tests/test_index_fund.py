@@ -696,6 +696,6 @@ def test_fund_cli(node: tuple[Path, str]) -> None:
     code, out, err = cli(node, ["fund", "redeem", fund, "--account", "A-HOUSE", "--units", "100.5"])
     assert code == 0 and "redeemed 100.5000" in out, out + err
     code, out, err = cli(node, ["fund", "redeem", fund, "--account", "A-HOUSE", "--units", "0.00001"])
-    assert code == 1 and err.startswith("error: bad_amount:")
+    assert code == 2 and err.startswith("error: bad_amount:")
     code, out, err = cli(node, ["fund", "show", "NOPE"])
     assert code == 1 and err.startswith("error: unknown_fund:")

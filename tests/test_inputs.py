@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chain.errors import ClearchainError
 from chain.ids import is_valid_id
 from chain.limits import ID_CHARS_MAX
 from cli.commands.plumbing import CliError
@@ -184,7 +185,7 @@ def read(tmp_path: Path, text: str | bytes) -> list[list[Any]]:
 
 
 def refused(tmp_path: Path, text: str | bytes, code: str = "bad_csv") -> str:
-    with pytest.raises(CliError) as err:
+    with pytest.raises(ClearchainError) as err:
         read(tmp_path, text)
     assert err.value.code == code, err.value.message
     assert err.value.message.isprintable(), err.value.message

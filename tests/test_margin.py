@@ -832,7 +832,7 @@ def test_cli_commands(node: tuple[Path, NodeThread]) -> None:
     r = cli(
         "margin", "post", "--account", "B-HOUSE", "--asset", "USD", "--amount", "1000.001", "--as", "member-b"
     )
-    assert r.exit_code == 1 and r.stderr.startswith("error: bad_amount:")
+    assert r.exit_code == 2 and r.stderr.startswith("error: bad_amount:")
     out = good(
         "margin", "post", "--account", "B-HOUSE", "--asset", "USD", "--amount", "30000.00", "--as", "member-b"
     )

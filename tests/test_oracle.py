@@ -400,7 +400,7 @@ def test_oracle_cli(node_net: NodeNet) -> None:
     code, out, err = node_net.cli("oracle", "price", "GLOBEX", "--height", "0", keys=False)
     assert code == 0 and "GLOBEX at height 0: none" in out
     code, out, err = node_net.cli("oracle", "submit", "GLOBEX", "40.001", "--as", "oracle-1")
-    assert code == 1 and err.startswith("error: bad_amount:")
+    assert code == 2 and err.startswith("error: bad_amount:")
     code, out, err = node_net.cli("oracle", "submit", "GLOBEX", "40.00", "--as", "member-a")
     assert code == 1 and err.startswith("error: not_oracle:")
     code, out, err = node_net.cli("oracle", "submit", "USD", "1", "--as", "oracle-1")

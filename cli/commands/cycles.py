@@ -19,7 +19,6 @@ from typing import Any
 import click
 
 from cli.commands.plumbing import (
-    CliError,
     echo_json,
     fields_text,
     json_option,
@@ -35,6 +34,7 @@ from cli.commands.tickets import (
     submit_to_cycle,
     ticket_options,
 )
+from cli.inputs import InputError, quoted
 
 CONTRACT = "cycles"
 
@@ -47,12 +47,12 @@ def resolve_date(session: Session, text: str) -> int:
     if spec == "today" or spec.startswith("t+"):
         offset = 0 if spec == "today" else _digits(spec[2:], text)
         return int(read_view(session, CONTRACT, "cycles", limit=1)["today"]) + offset
-    raise CliError("bad_date", f"date {text!r}: expected a day number, today or T+N")
+    raise InputError("bad_date", f"date {quoted(text)}: expected a day number, today or T+N")
 
 
 def _digits(text: str, original: str) -> int:
     if not (text.isascii() and text.isdigit()):
-        raise CliError("bad_date", f"date {original!r}: expected T+N with N a whole number")
+        raise InputError("bad_date", f"date {quoted(original)}: expected T+N with N a whole number")
     return int(text)
 
 

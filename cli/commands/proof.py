@@ -24,7 +24,6 @@ from chain.block import Block
 from chain.certificate import CommitCertificate
 from chain.encoding import encode
 from chain.genesis import load_genesis
-from chain.ids import is_valid_id
 from chain.limits import AMOUNT_MAX
 from chain.validators import Validator, ValidatorSet
 from cli.amounts import format_amount, parse_amount
@@ -40,6 +39,7 @@ from cli.commands.plumbing import (
     where,
 )
 from cli.commands.session import Session, require_ok, signing_command
+from cli.inputs import parse_id
 from contracts.proofs import (
     PROOF_FILE_BYTES_MAX,
     BalanceProofResult,
@@ -72,8 +72,7 @@ _ZERO = re.compile(r"0+(?:\.0+)?")
 def account_prove(account_id: str, asset: str, out: Path | None, node_url: str | None) -> None:
     """Write a proof of ID's ASSET balance that anyone can check offline with the genesis
     document (clearchain verify-proof)."""
-    if not is_valid_id(account_id):
-        raise CliError("bad_id", f"{account_id!r} is not an account id (1-64 of A-Z a-z 0-9 . _ : -)")
+    parse_id(account_id, "account id")
     session = Session(node_url)
     session.instrument(asset)  # unknown_instrument before anything else
     session.get(f"/accounts/{segment(account_id)}")  # unknown_account

@@ -12,10 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
-from chain.ids import is_valid_id
 from chain.limits import PRICE_MAX, QUANTITY_MAX
 from cli.amounts import parse_amount
-from cli.commands.plumbing import CliError, echo_json, time_text
+from cli.commands.plumbing import echo_json, time_text
 from cli.commands.session import Session, send_call
 from cli.inputs import parse_id
 
@@ -67,15 +66,14 @@ def given_trade_id(text: str | None) -> str | None:
 def make_ticket(
     session: Session, trade_id: str, buyer: str, seller: str, instrument: str, qty: str, price: str
 ) -> list[Any]:
-    """A ticket in minor units from display strings. Raises CliError ``bad_id``,
+    """A ticket in minor units from display strings. Raises InputError ``bad_id``, CliError
     ``unknown_instrument``, AmountError ``bad_amount``.
 
     A cash instrument is not refused here (the chain fails it with ``instrument_is_cash``); its
     price is read with its own decimals.
     """
     for what, value in (("trade id", trade_id), ("buyer", buyer), ("seller", seller)):
-        if not is_valid_id(value):
-            raise CliError("bad_id", f"{what} {value!r} is not an id (1 to 64 of A-Z a-z 0-9 . _ : -)")
+        parse_id(value, what)
     ins = session.instrument(instrument)
     quantity = parse_amount(qty, int(ins["decimals"]), QUANTITY_MAX, "quantity")
     price_decimals = session.decimals(ins["currency"]) if ins.get("currency") else int(ins["decimals"])

@@ -42,7 +42,7 @@ from cli.commands.tickets import (
     submit_to_cycle,
     ticket_options,
 )
-from cli.inputs import parse_tenor, printable
+from cli.inputs import InputError, parse_tenor, printable
 from cli.reconcile import (
     ALREADY_SETTLED,
     FAILED,
@@ -338,7 +338,8 @@ def _read_row(
             values["price"],
         )
     except ClearchainError as exc:
-        raise CliError(exc.code, f"{path} line {line}: {printable(exc.message)}") from exc
+        refused = InputError if isinstance(exc, InputError) else CliError  # keeps the exit status
+        raise refused(exc.code, f"{path} line {line}: {printable(exc.message)}") from exc
     first_line[trade_id] = line
     return Row(line, ticket)
 
