@@ -10,6 +10,7 @@ Figures are printed; nothing here is asserted.
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import shutil
@@ -182,6 +183,11 @@ def run_bench(
             f"(batches of {batch_size:,}, one batch per block); {trades / cpu:,.0f} trades per CPU second"
         )
         store.close()
+        # What phases 1 and 2 built (tens of thousands of signed txs) would otherwise stay alive
+        # and make every garbage collection in phase 3 walk it: the tree's figures would then
+        # depend on how much the earlier phases kept, not on the tree.
+        del signed, blocks, batch_blocks, ledger, producer, store
+        gc.collect()
 
         # 3. The state tree alone.
         figures["tree"] = []
