@@ -232,6 +232,22 @@ class Recorder:
         if to_time_ms is not None and chain.time_ms + BLOCK_STEP_MS < to_time_ms:
             self._empty(to_time_ms - BLOCK_STEP_MS)
 
+    def run_until(self, height: int, label: str) -> list[dict[str, Any]]:
+        """Empty blocks until the head is at ``height``; each block in which tasks fall due is
+        recorded as a ``tasks`` case (named ``label`` and the tasks), whatever their codes."""
+        chain = self.chain
+        recorded = []
+        while chain.height < height:
+            due = chain.due(chain.height + 1, chain.time_ms + BLOCK_STEP_MS)
+            if not due:
+                self._empty(chain.time_ms + BLOCK_STEP_MS)
+                continue
+            names = ", ".join(f"{t['contract']}.{t['task']}" for t in due)
+            case = self._block(f"{label}: {names} at height {chain.height + 1}", None, [])
+            case["kind"] = "tasks"
+            recorded.append(self._keep(case))
+        return recorded
+
     def _empty(self, time_ms: int) -> None:
         chain = self.chain
         if chain.due(chain.height + 1, time_ms):
