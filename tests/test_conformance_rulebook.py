@@ -14,16 +14,6 @@ from cli.vectors.rulebook_script import replay
 from contracts import default_registry
 
 CONTRACTS = Path(__file__).resolve().parent.parent / "docs" / "vectors" / "contracts"
-NOT_YET = {
-    "bonds",
-    "corporate_actions",
-    "cycles",
-    "disclosure",
-    "escrow",
-    "governance",
-    "index_fund",
-    "margin",
-}  # contracts whose script is still to come (empty when complete)
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -51,14 +41,14 @@ def _covered() -> tuple[set[tuple[str, str]], set[tuple[str, str]], set[tuple[st
 
 def test_every_method_has_an_ok_and_a_failing_case_and_every_task_runs() -> None:
     registry = default_registry()
-    methods = {(c, m) for c, m, _ in registry.methods() if c not in NOT_YET}
-    tasks = {t for t in registry.tasks() if t[0] not in NOT_YET}
+    methods = {(c, m) for c, m, _ in registry.methods()}
+    tasks = set(registry.tasks())
     ok, failed, ran = _covered()
     assert sorted(methods - ok) == [], "methods without an ok case"
     assert sorted(methods - failed) == [], "methods without a failure case"
     assert sorted(tasks - ran) == [], "tasks no case runs"
     assert ok | failed <= {(c, m) for c, m, _ in registry.methods()}, "cases of methods that do not exist"
-    assert set(_contract_files()) | NOT_YET == {c.name for c in registry.contracts}
+    assert set(_contract_files()) == {c.name for c in registry.contracts}
 
 
 @pytest.mark.parametrize("name", _contract_files())

@@ -19,10 +19,24 @@ Script = Callable[[], Recorder]
 
 def scripts() -> dict[str, tuple[Script, str]]:
     """Contract name -> (its script, what the file covers)."""
-    from cli.vectors import rulebook_flows, rulebook_issuers, rulebook_margin, rulebook_registry
+    from cli.vectors import (
+        rulebook_flows,
+        rulebook_funds,
+        rulebook_governance,
+        rulebook_issuers,
+        rulebook_margin,
+        rulebook_registry,
+    )
 
     found: dict[str, tuple[Script, str]] = {}
-    for module in (rulebook_registry, rulebook_flows, rulebook_margin, rulebook_issuers):
+    for module in (
+        rulebook_registry,
+        rulebook_flows,
+        rulebook_margin,
+        rulebook_issuers,
+        rulebook_funds,
+        rulebook_governance,
+    ):
         clash = found.keys() & module.SCRIPTS.keys()
         if clash:
             raise ValueError(f"two scripts for {sorted(clash)}")
