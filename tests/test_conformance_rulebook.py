@@ -64,7 +64,10 @@ def test_roots_chain_from_genesis(name: str) -> None:
     genesis = _load("genesis")
     root = genesis["state_root"]
     height = 0
-    for case in _load(name)["cases"]:
+    cases = _load(name)["cases"]
+    names = [case["name"] for case in cases]
+    assert len(set(names)) == len(names), "case names are unique within a file"
+    for case in cases:
         assert case["pre_state_root"] == root, case["name"]
         assert case["height"] > height or case["kind"] == "rejected", case["name"]
         if case["kind"] == "rejected":

@@ -7,7 +7,6 @@ from __future__ import annotations
 from cli.vectors.rulebook_script import Recorder
 
 EX = "xchg-alpha"
-STALENESS_BLOCKS = 100  # oracle.staleness_blocks in the dev genesis
 
 
 def margin() -> Recorder:
@@ -123,7 +122,7 @@ def margin() -> Recorder:
         "open_position",
         ["member-b", "UMBRELLA", -100, 85_00],
     )
-    assert sweep_at < due
+    r.expect(sweep_at < due, "the first sweep runs before the call falls due")
     r.run_until(due, "the sweep, then the unmet call's deadline defaults member-a")
     r.call(
         "disburse: more than the defaults collected",
@@ -134,7 +133,9 @@ def margin() -> Recorder:
         "insufficient_default_funds",
     )
     r.call("disburse 1,000.00 to B-HOUSE", "admin", "margin", "disburse", ["B-HOUSE", "USD", 1_000_00])
-    r.run_until(price_height + STALENESS_BLOCKS, "sweeps while member-b holds a position")
+    r.run_until(
+        price_height + r.param("oracle", "staleness_blocks"), "sweeps while member-b holds a position"
+    )
     r.call("check: the price is stale", "oracle-2", "margin", "check", ["member-b"], "no_price")
     return r
 

@@ -133,6 +133,18 @@ class Recorder:
         self.chain = Chain()
         self.cases: list[dict[str, Any]] = []
 
+    def param(self, contract: str, name: str) -> int:
+        """A contract parameter's current value (``<contract>/param/<name>``, contracts/params.py)."""
+        record = self.chain.state().get(f"{contract}/param/{name}".encode())
+        if record is None:
+            raise RecordingError(f"{contract} has no parameter {name}")
+        return int(record[0])
+
+    def expect(self, condition: bool, message: str) -> None:
+        """A script's assumption about the history it records (RecordingError if it fails)."""
+        if not condition:
+            raise RecordingError(message)
+
     # --- signing ----------------------------------------------------------------------------
     def sign(
         self,
