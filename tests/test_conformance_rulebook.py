@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chain.statetree import EMPTY_ROOT, MemoryNodeSource, StateTree
-from cli.vectors.rulebook_script import replay
+from cli.vectors.rulebook_script import Recorder, RecordingError, replay
 from contracts import default_registry
 
 CONTRACTS = Path(__file__).resolve().parent.parent / "docs" / "vectors" / "contracts"
@@ -129,3 +129,14 @@ def test_replay_reports_a_receipt_the_code_does_not_give() -> None:
     case = next(c for c in doc["cases"] if c["kind"] == "call")
     case["receipts"][0]["message"] += "!"
     assert replay(doc) == [f"{case['name']}: receipts differ"]
+
+
+def test_a_script_whose_case_turns_out_otherwise_stops_the_build() -> None:
+    """A rule change cannot silently rewrite a vector: the recorder checks each expectation."""
+    recorder = Recorder()
+    with pytest.raises(RecordingError, match="code not_admin"):
+        recorder.call(
+            "a member lists", "member-a", "instruments", "list_instrument", ["SOL", "crypto", 9, "USD"]
+        )
+    with pytest.raises(RecordingError, match="admission gives ok"):
+        recorder.reject("a valid tx", "admin", "instruments", "resume", ["STARK"], "bad_arguments")
