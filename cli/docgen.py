@@ -1,6 +1,7 @@
-"""The generated parts of docs/: every method's argument schema (docs/CONTRACTS.md) and every
-contract parameter with its default and bounds (docs/PROTOCOL.md section 11), rendered from the
-registry the node runs, so the rulebook an outsider implements from cannot drift from the code.
+"""The generated parts of docs/: every method's argument schema and every event's fields in
+emission order (docs/CONTRACTS.md), and every contract parameter with its default and bounds
+(docs/PROTOCOL.md section 11), rendered from the registry the node runs and from the contracts'
+source, so the rulebook an outsider implements from cannot drift from the code.
 
 Each part lives between two markers, ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``; the text
 between them is exactly what this module renders. ``python -m cli.docgen --write`` (``make docs``)
@@ -12,6 +13,7 @@ contracts/schema.py (or a contract's own) must be described here before the docs
 
 from __future__ import annotations
 
+import ast
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,6 +118,40 @@ def render_params(registry: Registry) -> str:
     return "\n".join(out) + "\n"
 
 
+def event_signatures(source: str, where: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(event name, field names in emission order) of every ``.emit("name", field=...)`` call in
+    ``source``, in source order, each distinct signature once. Raises ValueError for an emit
+    whose name or fields are not literal (docs could not say what it emits)."""
+    found: list[tuple[int, str, tuple[str, ...]]] = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if node.func.attr != "emit":
+            continue
+        first = node.args[0] if len(node.args) == 1 else None
+        if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+            raise ValueError(f"{where}:{node.lineno}: an emit whose event name is not a literal")
+        if any(k.arg is None for k in node.keywords):
+            raise ValueError(f"{where}:{node.lineno}: an emit with **fields")
+        found.append((node.lineno, first.value, tuple(str(k.arg) for k in node.keywords)))
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for _, name, fields in sorted(found):
+        if (name, fields) not in out:
+            out.append((name, fields))
+    return sorted(out, key=lambda s: s[0])  # stable: variants of one event in source order
+
+
+def render_events(registry: Registry) -> str:
+    """Per contract module (registry order), each event it emits with its fields in order."""
+    out = ["| module | event | fields, in order |", "|---|---|---|"]
+    for contract in registry.contracts:
+        path = type(contract).source_path()
+        for name, fields in event_signatures(path.read_text(), path.name):
+            shown = ", ".join(f"`{f}`" for f in fields) or "(none)"
+            out.append(f"| {path.stem} | `{name}` | {shown} |")
+    return "\n".join(out) + "\n"
+
+
 @dataclass(frozen=True, slots=True)
 class Part:
     marker: str
@@ -125,6 +161,7 @@ class Part:
 
 PARTS = (
     Part("schemas", "CONTRACTS.md", render_schemas),
+    Part("events", "CONTRACTS.md", render_events),
     Part("params", "PROTOCOL.md", render_params),
 )
 

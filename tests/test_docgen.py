@@ -33,10 +33,12 @@ def test_every_method_and_parameter_is_in_the_docs() -> None:
 
 def test_a_stale_part_is_found_and_rewritten(tmp_path: Path) -> None:
     for part in docgen.PARTS:
-        text = (docgen.DOCS / part.doc).read_text()
-        (tmp_path / part.doc).write_text(docgen.replaced(text, part.marker, "stale\n"))
-    assert docgen.differences(tmp_path) == ["CONTRACTS.md:schemas", "PROTOCOL.md:params"]
-    assert docgen.write(tmp_path) == ["CONTRACTS.md:schemas", "PROTOCOL.md:params"]
+        path = tmp_path / part.doc
+        text = path.read_text() if path.exists() else (docgen.DOCS / part.doc).read_text()
+        path.write_text(docgen.replaced(text, part.marker, "stale\n"))
+    every = [f"{p.doc}:{p.marker}" for p in docgen.PARTS]
+    assert docgen.differences(tmp_path) == every
+    assert docgen.write(tmp_path) == every
     assert docgen.differences(tmp_path) == []
     assert docgen.write(tmp_path) == []
 
@@ -71,3 +73,40 @@ def test_an_unknown_schema_type_is_refused_not_guessed() -> None:
 def test_markers_missing_is_an_error() -> None:
     with pytest.raises(ValueError, match="markers"):
         docgen.committed("no markers here", "schemas")
+
+
+def test_event_fields_come_in_emission_order() -> None:
+    source = """
+def f(ctx):
+    ctx.emit("b_event", z=1, a=2)
+    ctx.view("x").emit("a_event", only=1)
+    ctx.emit("b_event", z=1, a=2)
+    ctx.emit("b_event", a=2)
+"""
+    assert docgen.event_signatures(source, "m.py") == [
+        ("a_event", ("only",)),
+        ("b_event", ("z", "a")),
+        ("b_event", ("a",)),
+    ]
+
+
+@pytest.mark.parametrize("call", ["ctx.emit(name, a=1)", 'ctx.emit("e", **fields)'])
+def test_an_emit_the_docs_cannot_describe_is_refused(call: str) -> None:
+    with pytest.raises(ValueError, match="m.py:2"):
+        docgen.event_signatures(f"def f(ctx, name, fields):\n    {call}\n", "m.py")
+
+
+def test_every_documented_event_signature_is_the_codes() -> None:
+    """Event signatures written by hand elsewhere in CONTRACTS.md, ``name(field, ...)``, agree
+    with the generated table (the code's emission order)."""
+    import re
+
+    text = (docgen.DOCS / "CONTRACTS.md").read_text()
+    table = docgen.committed(text, "events")
+    code: dict[str, set[tuple[str, ...]]] = {}
+    for line in table.splitlines()[2:]:
+        _, event, fields = (c.strip() for c in line.strip("|").split("|"))
+        code.setdefault(event.strip("`"), set()).add(tuple(f.strip("` ") for f in fields.split(",")))
+    for name, fields in re.findall(r"`([a-z_]+)\(([a-z_, ]*)\)`", text):
+        if name in code:
+            assert tuple(f.strip() for f in fields.split(",")) in code[name], name
