@@ -110,3 +110,12 @@ def test_every_documented_event_signature_is_the_codes() -> None:
     for name, fields in re.findall(r"`([a-z_]+)\(([a-z_, ]*)\)`", text):
         if name in code:
             assert tuple(f.strip() for f in fields.split(",")) in code[name], name
+
+
+def test_the_task_table_lists_every_task() -> None:
+    """docs/PROTOCOL.md section 12 names every task of the registry, with its payload."""
+    table = docgen.committed((docgen.DOCS / "PROTOCOL.md").read_text(), "tasks")
+    rows = {
+        tuple(c.strip().strip("`") for c in line.strip("|").split("|")[:2]) for line in table.splitlines()[2:]
+    }
+    assert rows == set(default_registry().tasks())
