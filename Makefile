@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run stop test test-fast bench genesis vectors lint clean
+.PHONY: run stop test test-fast bench genesis vectors docs lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ genesis: $(STAMP)
 # Rewrite docs/vectors/ after a rule changes (tests/test_conformance.py checks them against the code).
 vectors: $(STAMP)
 	$(BIN)/clearchain vectors --out docs/vectors
+
+# Rewrite the generated parts of docs/ (argument schemas, contract parameters) after a schema or a
+# parameter changes (tests/test_docgen.py checks them against the code).
+docs: $(STAMP)
+	$(BIN)/python -m cli.docgen --write
 
 LINT_STAMP := $(VENV)/.lint-stamp
 $(LINT_STAMP): $(STAMP)

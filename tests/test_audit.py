@@ -395,6 +395,34 @@ def test_export_round_trips_and_truncation_is_found(
         src.close()
 
 
+@pytest.mark.parametrize("fmt", ["msgpack", "jsonl"])
+def test_the_commit_round_travels_in_the_exported_certificate(
+    genesis: Genesis, built: tuple[Chain, list[HistoryRecord]], tmp_path: Path, fmt: str
+) -> None:
+    """docs/PROTOCOL.md section 16: the round of each commit is the certificate's second field,
+    so an export carries it and the audit reports it (here block 3 committed at round 2)."""
+    chain, records = built
+    records = _replace(records, 3, certificate=_recertify(records[2], VALIDATORS, round_=2).certificate)
+    path = tmp_path / f"history.{fmt}"
+    with path.open("wb") as out:
+        writer = ExportWriter(
+            out, fmt, Preamble(genesis.chain_id, chain.store.genesis_hash() or b"", 1, len(records))
+        )
+        for record in records:
+            writer.record(record)
+        writer.finish()
+    src = FileSource(path)
+    try:
+        read = list(src.records(1, src.head))
+    finally:
+        src.close()
+    assert [CommitCertificate.from_wire(decode(r.certificate or b"")).round for r in read] == [0, 0, 2] + [
+        0
+    ] * 5
+    auditor = Auditor(genesis, default_registry())
+    assert [auditor.audit(r).round for r in read] == [0, 0, 2] + [0] * 5
+
+
 def test_a_file_that_is_not_an_export_is_refused(tmp_path: Path) -> None:
     for name, content in (("empty", b""), ("text", b'{"hello": 1}\n'), ("bytes", b"\x00\x00\x00\x03abc")):
         path = tmp_path / name

@@ -149,6 +149,18 @@ def test_no_rule_while_halted_and_a_new_anchor_after_a_resume(chain: Chain) -> N
     assert status_of(chain, "STARK") == "active"
 
 
+def test_an_unseen_admin_halt_keeps_the_anchor(chain: Chain) -> None:
+    """The reference resets only through a halt the breaker saw (docs/CONTRACTS.md, tracking):
+    an admin halt and resume with no median in between leaves the anchor as it was."""
+    run_ok(chain, submit(chain, "oracle-1", "STARK", 10_000))  # the anchor
+    assert chain.state().get(b"breakers/track/STARK")[1:] == (10_000, False)
+    run_ok(chain, chain.tx("admin", "instruments", "halt", ["STARK", "news pending"]))
+    run_ok(chain, chain.tx("admin", "instruments", "resume", ["STARK"]))
+    (halt,) = tripped(run_ok(chain, submit(chain, "oracle-1", "STARK", 11_001)))  # tested at once
+    assert halt["reference"] == 10_000
+    assert chain.state().get(b"breakers/track/STARK")[1:] == (10_000, True)  # the trip was seen
+
+
 def test_per_instrument_rules(chain: Chain) -> None:
     run_fails(chain, chain.tx("member-a", "breakers", "set_rule", ["HOOLI", 10, 500]), "not_admin")
     run_fails(chain, chain.tx("admin", "breakers", "set_rule", ["NOPE", 10, 500]), "unknown_instrument")

@@ -369,6 +369,22 @@ def test_a_failed_trade_id_may_join_a_later_cycle(chain: Chain) -> None:
     fails(chain, submit(chain, *ticket("G-1", "A-C001", "B-C001", "ACME", 1, 1_00)), "duplicate_trade_id")
 
 
+def test_gross_settlement_refuses_an_id_pending_in_a_cycle_and_takes_it_once_failed(chain: Chain) -> None:
+    """Both directions of the shared trade ids (docs/CONTRACTS.md): the cycle mirrors its trade
+    into settlement's record, ``in_cycle`` while pending and deleted when the trade fails."""
+    open_account(chain, "A-C9")
+    gross = ["P-1", "A-C9", "B-C001", "ACME", 1, 5_00]
+    run_ok(chain, submit(chain, *ticket("P-1", "A-C9", "B-C001", "ACME", 1, 5_00)))
+    assert chain.state().get(b"settlement/trade/xchg-alpha/P-1")[1] == "in_cycle"
+    fails(chain, chain.tx("xchg-alpha", "settlement", "settle", gross), "duplicate_trade_id")
+    advance_to(chain, close_of(today(chain)))  # A-C9 has no cash: the trade fails at the close
+    assert view(chain, "trade", exchange="xchg-alpha", trade_id="P-1")["status"] == "failed"
+    assert chain.state().get(b"settlement/trade/xchg-alpha/P-1") is None
+    run_ok(chain, chain.tx("custodian", "custody", "deposit", ["A-C9", "USD", 5_00, "wire-p1"]))
+    run_ok(chain, chain.tx("xchg-alpha", "settlement", "settle", gross))
+    assert chain.state().get(b"settlement/trade/xchg-alpha/P-1")[1] == "settled"
+
+
 def test_what_changed_before_the_close_fails_first(chain: Chain) -> None:
     run_ok(chain, batch(chain, [
         ticket("H-1", "A-C001", "B-C001", "GLOBEX", 1, 1_00),
