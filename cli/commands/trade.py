@@ -42,7 +42,7 @@ from cli.commands.tickets import (
     submit_to_cycle,
     ticket_options,
 )
-from cli.inputs import InputError, parse_tenor, printable
+from cli.inputs import InputError, parse_id, parse_tenor, printable
 from cli.reconcile import (
     ALREADY_SETTLED,
     FAILED,
@@ -69,6 +69,7 @@ BATCH_BYTES_MAX = TX_BYTES_MAX - 8 * 1024
 # again with the node's next nonce, at most this many times in one import.
 NONCE_RETRIES_MAX = 8
 NONCE_CODES = frozenset({"nonce_replayed", "nonce_gap"})
+FAILED_STATUS = "failed"  # GET /trades/...: the trade failed on chain (no record in state)
 
 
 @click.group()
@@ -175,14 +176,14 @@ def _warn(journal: Journal) -> None:
 
 def _recorded_trade(session: Session, exchange: str, trade_id: str) -> dict[str, Any] | None:
     """The node's record of a settled (or in-cycle) trade, ``GET /trades/{exchange}/{id}``; None
-    if it has none (``unknown_trade``)."""
+    if it has none (``unknown_trade``, or only a failure: a failed trade id is free to send again)."""
     try:
         doc: dict[str, Any] = session.get(f"/trades/{segment(exchange)}/{segment(trade_id)}")
     except ApiError as exc:
         if exc.code == "unknown_trade":
             return None
         raise
-    return doc
+    return None if doc.get("status") == FAILED_STATUS else doc
 
 
 def _report_recorded(
@@ -240,12 +241,15 @@ def _tplus(text: str) -> int:
 @exchange_option
 @reading_command
 def trade_status(trade_id: str, exchange: str, session: Session, as_json: bool) -> None:
-    """Whether trade ID settled (a failed trade has no record: unknown_trade)."""
-    doc = session.get(f"/trades/{segment(exchange)}/{segment(trade_id)}")
+    """Whether trade ID settled, or failed on chain and why (unknown_trade: neither)."""
+    doc = session.get(f"/trades/{segment(exchange)}/{segment(parse_id(trade_id, 'trade id'))}")
     if as_json:
         echo_json(doc)
-    else:
-        click.echo(f"trade {doc['trade_id']} ({doc['exchange']}): {doc['status']} at height {doc['height']}")
+        return
+    line = f"trade {doc['trade_id']} ({doc['exchange']}): {doc['status']} at height {doc['height']}"
+    if doc["status"] == FAILED_STATUS:
+        line += f": {doc['code']}: {printable(str(doc['message']))} (tx {doc['tx']})"
+    click.echo(line)
 
 
 # --- import -----------------------------------------------------------------------------------
