@@ -343,6 +343,25 @@ def test_trade_import(net: Net, tmp_path: Path) -> None:
 
 
 @pytest.mark.io
+def test_trade_import_shows_progress_and_refuses_a_large_file_at_once(
+    net: Net, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli.commands import trade as trade_commands
+
+    path = tmp_path / "progress.csv"
+    header = "trade_id,buyer,seller,instrument,quantity,price\n"
+    path.write_text(header + "".join(f"PRG-{i},A-C001,B-HOUSE,ACME,1,182.50\n" for i in range(5)))
+    monkeypatch.setattr(trade_commands, "PROGRESS_ROWS", 2)
+    shown = net.ok(f"trade import {path}")
+    assert "read 2 of 5 rows\nread 4 of 5 rows\n" in shown.stderr and "settled  5" in shown.stdout
+    quiet = net.run(f"trade import {path} --json")  # JSON output: no progress lines
+    assert quiet.exit_code == 0 and "read " not in quiet.stderr, quiet.stderr
+    monkeypatch.setattr(trade_commands, "IMPORT_BYTES_MAX", 64)
+    refused = net.fails("bad_csv", f"trade import {path}")
+    assert "more than 64 (what 1,000,000 trades" in refused.stderr
+
+
+@pytest.mark.io
 def test_trade_import_refuses_a_bad_row_before_sending(net: Net, tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     header = "trade_id,buyer,seller,instrument,quantity,price\n"
