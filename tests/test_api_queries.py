@@ -10,6 +10,7 @@ page function behind ``GET /accounts`` is checked over random account sets (hypo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -312,3 +313,36 @@ def test_failed_trades_from_a_block() -> None:
         ("xchg-alpha", "T-2", 1, "not_exchange"),
         ("xchg-alpha", "T-3", 2, "same_account"),
     ]
+
+
+@pytest.mark.io
+def test_no_settled_record_and_an_index_behind_the_head_is_catching_up(world: World) -> None:
+    """Runs last: holds the index back (its catching up stopped), then lets it catch up."""
+    server = world.node.rpc
+    assert server is not None and server.index is not None
+    index = server.index
+
+    def hold_back() -> None:
+        index.start_catch_up = lambda: None  # type: ignore[method-assign]
+        index.height -= 1
+
+    world.nt.on_loop(hold_back)
+    try:
+        status, body = get(world, "/trades/xchg-alpha/NEVER")
+        assert (status, body["error"]["code"]) == (503, "index_catching_up"), body
+        assert get(world, "/trades/xchg-alpha/F-1")[1]["status"] == "failed"  # indexed before
+        assert get(world, "/trades/xchg-alpha/R-1")[1]["status"] == "settled"  # state needs no index
+    finally:
+
+        def release() -> None:
+            del index.start_catch_up
+            index.start_catch_up()
+
+        world.nt.on_loop(release)
+    for _ in range(500):
+        status, body = get(world, "/trades/xchg-alpha/NEVER")
+        if status == 404:
+            break
+        assert body["error"]["code"] == "index_catching_up", body
+        time.sleep(0.02)
+    assert body["error"]["code"] == "unknown_trade"

@@ -183,11 +183,12 @@ def _warn(journal: Journal) -> None:
 
 def _recorded_trade(session: Session, exchange: str, trade_id: str) -> dict[str, Any] | None:
     """The node's record of a settled (or in-cycle) trade, ``GET /trades/{exchange}/{id}``; None
-    if it has none (``unknown_trade``, or only a failure: a failed trade id is free to send again)."""
+    if it has none (``unknown_trade``, or only a failure: a failed trade id is free to send again).
+    The node reads state before its index, so ``index_catching_up`` also means no record."""
     try:
         doc: dict[str, Any] = session.get(f"/trades/{segment(exchange)}/{segment(trade_id)}")
     except ApiError as exc:
-        if exc.code == "unknown_trade":
+        if exc.code in ("unknown_trade", "index_catching_up"):
             return None
         raise
     return None if doc.get("status") == FAILED_STATUS else doc
