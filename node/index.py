@@ -22,12 +22,26 @@ Movements come from receipts of successful transactions and tasks, in block orde
   Their events carry only the withdrawal id, so the index remembers each pending withdrawal's
   account, asset and amount from its ``withdrawal_requested`` event.
 
-Layout (integers big-endian, so keys sort by height)::
+It also keeps what state does not: the trades that *failed* on chain (a failed trade leaves no
+record in the settlement contract, so that the exchange may send it again), so that "did T-1
+fail, and why?" has an answer (``GET /trades/{exchange}/{trade_id}``). A failed ``settle``
+transaction names its trade in the transaction's arguments, a failed ``settle_batch`` every
+ticket of its arguments, and a successful batch each failed ticket in a ``trade_failed`` event;
+the exchange is the transaction's sender. The latest failure of an id is kept; a settled record
+in state wins over it (the API reads state first). The pending withdrawals (``w/``), in id
+order, are the queue ``GET /withdrawals?status=pending`` pages through; ``wr/`` remembers each
+withdrawal's request height, which custody state overwrites when the withdrawal is final.
 
-    meta/version -> b"1"                 meta/head -> [height, block hash]
+Layout (integers big-endian, so keys sort by height or id)::
+
+    meta/version -> b"2"                 meta/head -> [height, block hash]
     m/<account>/<height u64><seq u32>    -> [tx hash or nil, receipt index, event, asset,
                                              "delta" | "locked_delta", amount, ref, counterparty]
     w/<withdrawal id u64>                -> [account, asset, amount]   (while pending)
+    wr/<withdrawal id u64>               -> height of the request
+    f/<exchange>/<trade id>              -> [height, tx hash, receipt index, code, message]
+
+Version 2 added ``wr/`` and ``f/``: an index of version 1 is wiped and rebuilt from the store.
 """
 
 from __future__ import annotations
@@ -35,7 +49,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,13 +57,16 @@ import plyvel
 
 from chain.block import Block
 from chain.encoding import decode, encode, encode_trusted
+from chain.ids import is_valid_id
+from chain.limits import BATCH_TRADES_MAX
 from chain.receipt import KIND_TX, Receipt
 from chain.store import Store
+from chain.tx import SignedTx
 from contracts.custody import withdrawal_in
 from contracts.instruments import instrument_in
 
 INDEX_DIR = "index"
-VERSION = b"1"
+VERSION = b"2"
 CATCH_UP_BLOCKS_PER_TURN = 256  # blocks indexed before yielding to the event loop
 HISTORY_LIMIT_MAX = 1_000
 
@@ -57,11 +74,24 @@ _VERSION_KEY = b"meta/version"
 _HEAD_KEY = b"meta/head"
 _MOVE = b"m/"
 _WITHDRAWAL = b"w/"
+_REQUESTED = b"wr/"
+_FAILED_TRADE = b"f/"
 
 DELTA = "delta"
 LOCKED_DELTA = "locked_delta"
 
 WithdrawalInfo = tuple[str, str, int]  # account, asset, amount
+
+
+class FailedTrade(NamedTuple):
+    """A trade ticket that failed on chain: where, and why."""
+
+    exchange: str
+    trade_id: str
+    tx: bytes
+    index: int  # type: ignore[assignment]  # the receipt's position in the block (as Movement)
+    code: str
+    message: str
 
 
 class Movement(NamedTuple):
@@ -161,6 +191,41 @@ def compute_movements(
     return out, withdrawals
 
 
+def compute_failed_trades(txs: Iterable[SignedTx], receipts: Iterable[Receipt]) -> list[FailedTrade]:
+    """The trade tickets of one block that failed, in block order (a later entry for the same
+    id is the later failure). Pure. Transactions pair with their receipts by position (tx
+    receipts come first, in block order) and are checked by hash; a ticket whose trade id is not
+    an id (a call refused by the schema) names no trade and is skipped."""
+    out: list[FailedTrade] = []
+    for index, (stx, receipt) in enumerate(zip(txs, receipts, strict=False)):
+        tx = stx.tx
+        if tx.contract != "settlement" or receipt.kind != KIND_TX or receipt.ref != stx.hash:
+            continue
+        exchange = tx.sender
+        if not receipt.ok:
+            tickets: list[Any] = []
+            if tx.method == "settle":
+                tickets = [tx.args]
+            elif tx.method == "settle_batch" and tx.args and isinstance(tx.args[0], (list, tuple)):
+                tickets = list(tx.args[0][:BATCH_TRADES_MAX])
+            for ticket in tickets:
+                if isinstance(ticket, (list, tuple)) and ticket and is_valid_id(ticket[0]):
+                    out.append(
+                        FailedTrade(exchange, ticket[0], stx.hash, index, receipt.code, receipt.message)
+                    )
+        elif tx.method == "settle_batch":
+            for contract, name, field_pairs in receipt.events:
+                if contract == "settlement" and name == "trade_failed":
+                    f = dict(field_pairs)
+                    out.append(FailedTrade(exchange, f["trade_id"], stx.hash, index, f["code"], f["message"]))
+    return out
+
+
+def _failed_key(exchange: str, trade_id: str) -> bytes:
+    # Ids never hold "/" (chain/ids.py), so the key names one (exchange, trade id) pair.
+    return _FAILED_TRADE + f"{exchange}/{trade_id}".encode()
+
+
 def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
 
@@ -244,7 +309,7 @@ class AccountIndex:
         if self.closed:
             return
         if block.height == self.height + 1:
-            self._index_block(block.height, block.hash(), receipts)
+            self._index_block(block.height, block.hash(), block.txs, receipts)
         elif block.height > self.height + 1:
             self.start_catch_up()
 
@@ -278,10 +343,13 @@ class AccountIndex:
             receipts = self.store.receipts(height)
             if block is None or receipts is None:
                 return
-            self._index_block(height, block.hash(), receipts)
+            self._index_block(height, block.hash(), block.txs, receipts)
 
-    def _index_block(self, height: int, block_hash: bytes, receipts: Iterable[Receipt]) -> None:
+    def _index_block(
+        self, height: int, block_hash: bytes, txs: Sequence[SignedTx], receipts: Sequence[Receipt]
+    ) -> None:
         movements, withdrawals = compute_movements(height, receipts, self._currency_of, self._withdrawal_of)
+        failed = compute_failed_trades(txs, receipts)
         at = _u64(height)
         with self._db.write_batch() as batch:  # no fsync: a lost tail is re-indexed at start
             for m in movements:
@@ -293,6 +361,13 @@ class AccountIndex:
                     batch.delete(_WITHDRAWAL + _u64(wid))
                 else:
                     batch.put(_WITHDRAWAL + _u64(wid), encode(list(info)))
+            for m in movements:
+                if m.event == "withdrawal_requested" and m.field == DELTA:
+                    batch.put(_REQUESTED + _u64(int(m.ref)), encode(height))
+            for t in failed:
+                batch.put(
+                    _failed_key(t.exchange, t.trade_id), encode([height, t.tx, t.index, t.code, t.message])
+                )
             batch.put(_HEAD_KEY, encode([height, block_hash]))
         self.height = height
 
@@ -352,3 +427,30 @@ class AccountIndex:
             else:
                 out.extend(group)
         return out, next_from
+
+    def failed_trade(self, exchange: str, trade_id: str) -> dict[str, Any] | None:
+        """The latest on-chain failure of ``trade_id`` from ``exchange``, or None."""
+        assert not self.closed
+        data = self._db.get(_failed_key(exchange, trade_id))
+        if data is None:
+            return None
+        height, tx, index, code, message = decode(data)
+        return {"height": height, "tx": tx.hex(), "index": index, "code": code, "message": message}
+
+    def pending_withdrawals(self, after: int, limit: int) -> list[int]:
+        """Up to ``limit`` ids of pending withdrawals after id ``after``, in id order."""
+        assert not self.closed
+        out: list[int] = []
+        start = _WITHDRAWAL + _u64(after + 1)
+        with self._db.iterator(start=start, stop=_WITHDRAWAL[:-1] + b"0", include_value=False) as keys:
+            for key in keys:
+                out.append(int.from_bytes(key[len(_WITHDRAWAL) :], "big"))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def requested_height(self, wid: int) -> int | None:
+        """The height withdrawal ``wid`` was requested at, if this index saw the request."""
+        assert not self.closed
+        data = self._db.get(_REQUESTED + _u64(wid))
+        return None if data is None else int(decode(data))

@@ -412,8 +412,13 @@ def test_participants_instruments_validators_and_trades(world: World) -> None:
             }
             _, trade = await fetch(http, "GET", f"{world.url}/trades/xchg-alpha/B-1")
             assert trade["height"] == world.heights["batch"]
+            _, failed = await fetch(http, "GET", f"{world.url}/trades/xchg-alpha/B-2")  # no record in state
+            assert (failed["status"], failed["code"], failed["height"]) == (
+                "failed",
+                "insufficient_securities",
+                world.heights["batch"],
+            )
             for path, code in [
-                ("/trades/xchg-alpha/B-2", "unknown_trade"),  # it failed: no record
                 ("/trades/other-exchange/T1", "unknown_trade"),
                 ("/participants/nobody", "unknown_participant"),
                 ("/accounts/NOPE", "unknown_account"),

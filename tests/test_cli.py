@@ -198,6 +198,64 @@ def test_account_open(net: Net) -> None:
     net.fails("bad_arguments", "account open A-C901 --kind house --client x --as member-a")
 
 
+@pytest.mark.io
+def test_account_list_pages(net: Net) -> None:
+    every = net.json("account list --limit 1000")
+    ids = [a["id"] for a in every["accounts"]]
+    assert ids == sorted(ids) and {"A-C001", "B-HOUSE"} <= set(ids) and every["next"] is None
+    walked: list[str] = []
+    after = ""
+    for _ in range(100):
+        page = net.json("account list --limit 2" + (f" --after {after}" if after else ""))
+        walked += [a["id"] for a in page["accounts"]]
+        if page["next"] is None:
+            break
+        after = page["next"]
+    assert walked == ids
+    text = net.ok("account list --limit 2").stdout
+    assert text.splitlines()[0].split() == ["account", "owner", "kind", "client", "status", "assets"]
+    assert f"more: clearchain account list --after {ids[1]} --limit 2" in text
+    b_accounts = [a["id"] for a in every["accounts"] if a["owner"] == "member-b"]
+    assert [a["id"] for a in net.json("account list --owner member-b")["accounts"]] == b_accounts
+    assert "B-C001   member-b  client  client-101  active" in net.ok("account list --owner member-b").stdout
+    assert net.ok("account list --owner nobody").stdout.strip() == "no accounts of nobody"
+    net.fails("bad_id", "account list --after 'a b'")
+    net.fails("bad_id", "account list --owner @")
+
+
+@pytest.mark.io
+def test_withdraw_show_and_the_pending_list(net: Net) -> None:
+    first = int(net.ok("withdraw request --account B-C001 --asset USD --amount 12.34").stdout.split()[1])
+    second = int(net.ok("withdraw request --account B-C001 --asset USD --amount 0.5").stdout.split()[1])
+    shown = net.ok(f"withdraw show {first}").stdout.strip()
+    assert shown.startswith(
+        f"withdrawal {first}: USD 12.34 from B-C001, pending (requested by member-b at height "
+    )
+    pending = [w["id"] for w in net.json("withdraw list")["withdrawals"]]
+    assert {first, second} <= set(pending) and pending == sorted(pending)
+    page = net.json(f"withdraw list --after {first - 1} --limit 1")
+    assert [w["id"] for w in page["withdrawals"]] == [first] and page["next"] == first
+    assert (
+        f"more: clearchain withdraw list --after {first} --limit 1"
+        in net.ok(f"withdraw list --after {first - 1} --limit 1").stdout
+    )
+    net.ok(f"withdraw confirm {first}")
+    net.ok(f"withdraw cancel {second} --as member-b")
+    doc = net.json(f"withdraw show {first}")
+    assert (doc["status"], doc["amount"], doc["requested_by"]) == ("confirmed", 1234, "member-b")
+    assert doc["requested_height"] < doc["height"]
+    assert (
+        f", confirmed at height {doc['height']} (requested by member-b"
+        in net.ok(f"withdraw show {first}").stdout
+    )
+    after = [w["id"] for w in net.json("withdraw list")["withdrawals"]]
+    assert first not in after and second not in after
+    assert (
+        net.ok(f"withdraw list --after {second}").stdout.strip() == f"no pending withdrawals after {second}"
+    )
+    net.fails("unknown_withdrawal", "withdraw show 999999")
+
+
 # --- trades -----------------------------------------------------------------------------------
 @pytest.mark.io
 def test_trade_submit_settles_then_status_tx_and_block(net: Net) -> None:
@@ -234,7 +292,13 @@ def test_trade_submit_failure_shows_code(net: Net) -> None:
         "trade submit --buyer A-HOUSE --seller B-C002 --instrument ACME --qty 10 --price 182.50 --trade-id CLI-F1",
     )
     assert "trade CLI-F1 failed: B-C002 has 0 ACME, delivers 10 ACME" in r.stderr
-    net.fails("unknown_trade", "trade status CLI-F1")
+    shown = net.ok("trade status CLI-F1").stdout  # it failed on chain: the node says so, and why
+    assert shown.startswith("trade CLI-F1 (xchg-alpha): failed at height ") and (
+        ": insufficient_securities: B-C002 has 0 ACME, delivers 10 ACME (tx " in shown
+    ), shown
+    doc = net.json("trade status CLI-F1")
+    assert (doc["status"], doc["code"]) == ("failed", "insufficient_securities") and len(doc["tx"]) == 64
+    net.fails("bad_id", "trade status 'a b'")
     net.fails(
         "same_account",
         "trade submit --buyer A-HOUSE --seller A-HOUSE --instrument ACME --qty 1 --price 1 --trade-id CLI-F2",
@@ -276,6 +340,25 @@ def test_trade_import(net: Net, tmp_path: Path) -> None:
     assert net.json("trade status IMP-2")["status"] == "settled"
     again = net.ok(f"trade import {path}").stdout  # settled trade ids are final
     assert "settled  0" in again and "failed   4" in again and "already settled 3" in again
+
+
+@pytest.mark.io
+def test_trade_import_shows_progress_and_refuses_a_large_file_at_once(
+    net: Net, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli.commands import trade as trade_commands
+
+    path = tmp_path / "progress.csv"
+    header = "trade_id,buyer,seller,instrument,quantity,price\n"
+    path.write_text(header + "".join(f"PRG-{i},A-C001,B-HOUSE,ACME,1,182.50\n" for i in range(5)))
+    monkeypatch.setattr(trade_commands, "PROGRESS_ROWS", 2)
+    shown = net.ok(f"trade import {path}")
+    assert "read 2 of 5 rows\nread 4 of 5 rows\n" in shown.stderr and "settled  5" in shown.stdout
+    quiet = net.run(f"trade import {path} --json")  # JSON output: no progress lines
+    assert quiet.exit_code == 0 and "read " not in quiet.stderr, quiet.stderr
+    monkeypatch.setattr(trade_commands, "IMPORT_BYTES_MAX", 64)
+    refused = net.fails("bad_csv", f"trade import {path}")
+    assert "more than 64 (what 1,000,000 trades" in refused.stderr
 
 
 @pytest.mark.io

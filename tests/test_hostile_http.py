@@ -56,7 +56,7 @@ REFUSAL_CODES = documented("Refusal codes:")
 REQUEST_CODES = documented("Request errors:") | {"bad_request"}
 GET_CODES = {
     "bad_request", "not_found", "method_not_allowed", "block_not_found", "unknown_account",
-    "unknown_participant", "unknown_trade", "unknown_view",
+    "unknown_participant", "unknown_trade", "unknown_view", "unknown_withdrawal",
 }  # fmt: skip
 UNAVAILABLE = {
     "index_catching_up",
@@ -310,7 +310,8 @@ TEMPLATES = [
     "/txs/{}", "/blocks/{}", "/blocks?from={}&to={}", "/history?from={}&to={}", "/accounts/{}",
     "/accounts/{}/history?from_height={}&limit={}", "/state/proof?key={}", "/participants/{}",
     "/participants?after={}", "/instruments?after={}", "/trades/{}/{}", "/contracts/{}/{}",
-    "/events?from_height={}", "/{}",
+    "/events?from_height={}", "/accounts?after={}&limit={}&owner={}", "/withdrawals/{}",
+    "/withdrawals?status={}&after={}&limit={}", "/{}",
 ]  # fmt: skip
 
 

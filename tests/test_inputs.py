@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from chain.errors import ClearchainError
 from chain.ids import is_valid_id
 from chain.limits import ID_CHARS_MAX
+from cli.commands import trade as trade_commands
 from cli.commands.plumbing import CliError
 from cli.commands.trade import CSV_FIELD_CHARS_MAX, read_trades_csv
 from cli.inputs import (
@@ -235,3 +236,45 @@ def test_csv_wrong_field_count(tmp_path: Path) -> None:
     refused(tmp_path, HEADER + "T-1,A,B,ACME,1\n")
     refused(tmp_path, HEADER + "T-1,A,B,ACME,1,1,1\n")
     refused(tmp_path, HEADER)
+
+
+class Untouchable(Instruments):
+    """A session that must not be asked: the file is refused before any row is parsed."""
+
+    def instrument(self, iid: str) -> dict[str, Any]:
+        raise AssertionError("a row was parsed")
+
+
+def test_csv_larger_than_the_byte_bound_is_refused_from_its_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trade_commands, "IMPORT_BYTES_MAX", 100)
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + "".join(f"T-{i},A,B,ACME,1,1\n" for i in range(4)))  # 48 + 4 * 17 bytes
+    with pytest.raises(ClearchainError) as err:
+        read_trades_csv(path, Untouchable())  # type: ignore[arg-type]
+    assert err.value.code == "bad_csv" and "116 bytes, more than 100" in err.value.message
+    path.write_text(HEADER + "".join(f"T-{i},A,B,ACME,1,1\n" for i in range(3)))  # 99 bytes: within the bound
+    assert len(read(tmp_path, path.read_text())) == 3
+
+
+def test_csv_over_the_row_limit_is_refused_before_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trade_commands, "IMPORT_TRADES_MAX", 5)
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + "".join(f"T-{i},A,B,ACME,1,1\n" for i in range(6)) + "\n")
+    with pytest.raises(ClearchainError) as err:
+        read_trades_csv(path, Untouchable())  # type: ignore[arg-type]
+    assert err.value.code == "bad_csv" and "more than 5 trades (line 7)" in err.value.message
+    path.write_text(HEADER + "".join(f"T-{i},A,B,ACME,1,1\n\n" for i in range(5)))  # blank lines don't count
+    assert len(read(tmp_path, path.read_text())) == 5
+
+
+def test_csv_progress_every_n_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trade_commands, "PROGRESS_ROWS", 2)
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + "".join(f"T-{i},A,B,ACME,1,1\n" for i in range(5)))
+    calls: list[tuple[int, int]] = []
+    rows = read_trades_csv(path, Instruments(), lambda done, total: calls.append((done, total)))  # type: ignore[arg-type]
+    assert len(rows) == 5 and calls == [(2, 5), (4, 5)]

@@ -1,20 +1,27 @@
 """``clearchain deposit | withdraw | account``: custody and clearing accounts, through a node's API.
 
 Amounts are typed as display decimals ("250000.00") and converted exactly
-with the asset's decimals from ``GET /instruments`` (cli/amounts.py).
+with the asset's decimals from ``GET /instruments`` (cli/amounts.py), and shown the same way.
+The lists (``account list``, ``withdraw list``) print one page and, when more remain, the
+command for the next one.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from chain.limits import AMOUNT_MAX
-from cli.amounts import parse_amount
+from cli.amounts import format_amount, parse_amount
 from cli.client import segment
 from cli.commands.plumbing import CliError, echo_json, echo_sent, event_named, table
 from cli.commands.session import Session, owner_of, reading_command, send_call, signing_command
+from cli.inputs import parse_id
 
 HISTORY_LIMIT_MAX = 1_000  # GET /accounts/{id}/history's own bound
+LIST_LIMIT_MAX = 1_000  # GET /accounts and GET /withdrawals: items in one page
+SYSTEM_OWNER = "@"  # a contract's system accounts are owned by "@<contract>" (contracts/accounts.py)
 
 
 # --- deposit ----------------------------------------------------------------------------------
@@ -91,10 +98,61 @@ def withdraw_cancel(wid: int, signer: str, session: Session, as_json: bool) -> N
     echo_sent(status, as_json, f"withdrawal {wid} cancelled")
 
 
+@withdraw.command("show")
+@click.argument("wid", metavar="ID", type=click.IntRange(1))
+@reading_command
+def withdraw_show(wid: int, session: Session, as_json: bool) -> None:
+    """Withdrawal ID: account, amount, status and who requested it when."""
+    doc = session.get(f"/withdrawals/{wid}")
+    if as_json:
+        echo_json(doc)
+        return
+    amount = format_amount(int(doc["amount"]), int(doc["decimals"]))
+    line = f"withdrawal {doc['id']}: {doc['asset']} {amount} from {doc['account']}, {doc['status']}"
+    if doc["status"] != "pending":
+        line += f" at height {doc['height']}"
+    requested = doc.get("requested_height")
+    line += f" (requested by {doc['requested_by']}" + (f" at height {requested})" if requested else ")")
+    click.echo(line)
+
+
+@withdraw.command("list")
+@click.option("--after", type=click.IntRange(0), default=None, help="Start after this withdrawal id.")
+@click.option(
+    "--limit", type=click.IntRange(1, LIST_LIMIT_MAX), default=None, help="Withdrawals at most (default 100)."
+)
+@reading_command
+def withdraw_list(after: int | None, limit: int | None, session: Session, as_json: bool) -> None:
+    """The pending withdrawals in id order (one page): what a custodian has to confirm or reject."""
+    doc = session.get("/withdrawals", status="pending", after=after, limit=limit)
+    if as_json:
+        echo_json(doc)
+        return
+    rows = [
+        (w["id"], w["account"], w["asset"], format_amount(int(w["amount"]), int(w["decimals"])),
+         w["requested_by"], w["requested_height"])
+        for w in doc["withdrawals"]
+    ]  # fmt: skip
+    if rows:
+        headers = ["id", "account", "asset", "amount", "requested by", "height"]
+        click.echo(table(headers, rows, right=(0, 3, 5)))
+    else:
+        click.echo("no pending withdrawals" + (f" after {after}" if after else ""))
+    _echo_more(doc, "clearchain withdraw list", limit)
+
+
+def _echo_more(doc: dict[str, Any], command: str, limit: int | None, *options: str) -> None:
+    """The command for the next page, when the reply says more remain."""
+    if doc.get("next") is None:
+        return
+    more = [command, *options, f"--after {doc['next']}"] + ([f"--limit {limit}"] if limit else [])
+    click.echo("more: " + " ".join(more))
+
+
 # --- account ----------------------------------------------------------------------------------
 @click.group()
 def account() -> None:
-    """Clearing accounts: open one, show its balances and its history."""
+    """Clearing accounts: list them, open one, show its balances and its history."""
 
 
 @account.command("open")
@@ -113,6 +171,36 @@ def account_open(
     status, _ = send_call(session, signer, "accounts", "open", [account_id, kind, client_name])
     whose = f" of client {client_name}" if client_name else ""
     echo_sent(status, as_json, f"opened {kind} account {account_id}{whose}, owned by {signer}")
+
+
+@account.command("list")
+@click.option("--owner", default=None, help="Only the accounts of this participant (or @CONTRACT).")
+@click.option("--after", default=None, metavar="ID", help="Start after this account id.")
+@click.option(
+    "--limit", type=click.IntRange(1, LIST_LIMIT_MAX), default=None, help="Accounts at most (default 100)."
+)
+@reading_command
+def account_list(
+    owner: str | None, after: str | None, limit: int | None, session: Session, as_json: bool
+) -> None:
+    """The clearing accounts in id order (one page): owner, kind, client, status."""
+    if owner is not None:
+        parse_id(owner[len(SYSTEM_OWNER) :] if owner.startswith(SYSTEM_OWNER) else owner, "owner")
+    if after is not None:
+        parse_id(after, "after")
+    doc = session.get("/accounts", owner=owner, after=after, limit=limit)
+    if as_json:
+        echo_json(doc)
+        return
+    rows = [
+        (a["id"], a["owner"], a["kind"], a["client"] or "", a["status"], a["assets_held"])
+        for a in doc["accounts"]
+    ]
+    if rows:
+        click.echo(table(["account", "owner", "kind", "client", "status", "assets"], rows, right=(5,)))
+    else:
+        click.echo("no accounts" + (f" of {owner}" if owner else "") + (f" after {after}" if after else ""))
+    _echo_more(doc, "clearchain account list", limit, *([f"--owner {owner}"] if owner else []))
 
 
 @account.command("show")

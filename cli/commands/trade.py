@@ -22,7 +22,7 @@ import csv
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 import click
 
 from chain.errors import ClearchainError
-from chain.limits import BATCH_TRADES_MAX, TX_BYTES_MAX
+from chain.limits import BATCH_TRADES_MAX, ID_CHARS_MAX, TX_BYTES_MAX
 from cli.client import ApiError, segment
 from cli.commands.plumbing import CliError, echo_json, json_option, session_options, table, where
 from cli.commands.session import Session, events_of, reading_command, receipt_of
@@ -42,7 +42,7 @@ from cli.commands.tickets import (
     submit_to_cycle,
     ticket_options,
 )
-from cli.inputs import InputError, parse_tenor, printable
+from cli.inputs import AMOUNT_CHARS_MAX, InputError, parse_id, parse_tenor, printable
 from cli.reconcile import (
     ALREADY_SETTLED,
     FAILED,
@@ -57,6 +57,13 @@ from cli.submissions import Journal, compute_ticket_digest, has_no_outcome, jour
 CSV_COLUMNS = ("trade_id", "buyer", "seller", "instrument", "quantity", "price")
 TPLUS_MAX = 30  # --settlement T+N: N up to this (the cycles contract bounds it too)
 IMPORT_TRADES_MAX = 1_000_000  # rows in one imported file
+# The longest row a trade can take: four ids of 64 characters, two amounts of 40, five commas,
+# CRLF, and room for quotes and spaces. A file larger than the limit times this cannot hold the
+# limit of trades, so its size alone refuses it, before a byte is parsed.
+ROW_BYTES_MAX = 384
+assert 4 * ID_CHARS_MAX + 2 * AMOUNT_CHARS_MAX + 5 + 2 <= ROW_BYTES_MAX
+IMPORT_BYTES_MAX = IMPORT_TRADES_MAX * ROW_BYTES_MAX
+PROGRESS_ROWS = 100_000  # rows read between two progress lines on stderr
 CSV_FIELD_CHARS_MAX = 1_000  # any cell longer than this is a broken file, not a trade
 IN_FLIGHT_DEFAULT = 4  # batch transactions sent before waiting for the oldest
 IN_FLIGHT_MAX = 64
@@ -69,6 +76,7 @@ BATCH_BYTES_MAX = TX_BYTES_MAX - 8 * 1024
 # again with the node's next nonce, at most this many times in one import.
 NONCE_RETRIES_MAX = 8
 NONCE_CODES = frozenset({"nonce_replayed", "nonce_gap"})
+FAILED_STATUS = "failed"  # GET /trades/...: the trade failed on chain (no record in state)
 
 
 @click.group()
@@ -175,14 +183,15 @@ def _warn(journal: Journal) -> None:
 
 def _recorded_trade(session: Session, exchange: str, trade_id: str) -> dict[str, Any] | None:
     """The node's record of a settled (or in-cycle) trade, ``GET /trades/{exchange}/{id}``; None
-    if it has none (``unknown_trade``)."""
+    if it has none (``unknown_trade``, or only a failure: a failed trade id is free to send again).
+    The node reads state before its index, so ``index_catching_up`` also means no record."""
     try:
         doc: dict[str, Any] = session.get(f"/trades/{segment(exchange)}/{segment(trade_id)}")
     except ApiError as exc:
-        if exc.code == "unknown_trade":
+        if exc.code in ("unknown_trade", "index_catching_up"):
             return None
         raise
-    return doc
+    return None if doc.get("status") == FAILED_STATUS else doc
 
 
 def _report_recorded(
@@ -240,12 +249,15 @@ def _tplus(text: str) -> int:
 @exchange_option
 @reading_command
 def trade_status(trade_id: str, exchange: str, session: Session, as_json: bool) -> None:
-    """Whether trade ID settled (a failed trade has no record: unknown_trade)."""
-    doc = session.get(f"/trades/{segment(exchange)}/{segment(trade_id)}")
+    """Whether trade ID settled, or failed on chain and why (unknown_trade: neither)."""
+    doc = session.get(f"/trades/{segment(exchange)}/{segment(parse_id(trade_id, 'trade id'))}")
     if as_json:
         echo_json(doc)
-    else:
-        click.echo(f"trade {doc['trade_id']} ({doc['exchange']}): {doc['status']} at height {doc['height']}")
+        return
+    line = f"trade {doc['trade_id']} ({doc['exchange']}): {doc['status']} at height {doc['height']}"
+    if doc["status"] == FAILED_STATUS:
+        line += f": {doc['code']}: {printable(str(doc['message']))} (tx {doc['tx']})"
+    click.echo(line)
 
 
 # --- import -----------------------------------------------------------------------------------
@@ -255,15 +267,46 @@ class Row:
     ticket: list[Any]
 
 
-def read_trades_csv(path: Path, session: Session) -> list[Row]:
+def read_trades_csv(
+    path: Path, session: Session, progress: Callable[[int, int], None] | None = None
+) -> list[Row]:
     """Every row of the file as a ticket, checked before anything is sent. Raises CliError
     (``bad_csv``, ``bad_id``, ``unknown_instrument``, ``bad_amount``, ``duplicate_trade_id``)
-    naming the file and line; cells are echoed ``printable``."""
+    naming the file and line; cells are echoed ``printable``.
+
+    Sized up before anything is parsed into memory: a file over ``IMPORT_BYTES_MAX`` is refused
+    at once (from its size), one over ``IMPORT_TRADES_MAX`` rows as soon as a first pass that
+    only counts rows (csv's C reader, ~1.5 M rows/s, constant memory) crosses the limit. Then
+    ``progress(rows read, rows in all)`` is called every ``PROGRESS_ROWS`` rows of the real read."""
     rows: list[Row] = []
     first_line: dict[str, int] = {}
     line = 1
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CliError("bad_csv", f"cannot read {path}: {exc.strerror or exc}") from exc
+    if size > IMPORT_BYTES_MAX:
+        raise CliError(
+            "bad_csv",
+            f"{path}: {size:,} bytes, more than {IMPORT_BYTES_MAX:,} (what {IMPORT_TRADES_MAX:,} trades "
+            "of the longest ids and amounts take); split the file",
+        )
     limit = csv.field_size_limit(CSV_FIELD_CHARS_MAX)  # process-wide: restored below
     try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, skipinitialspace=True)
+            next(reader, [])
+            total = 0
+            for cells in reader:
+                line = reader.line_num
+                if cells:
+                    total += 1
+                    if total > IMPORT_TRADES_MAX:
+                        raise CliError(
+                            "bad_csv",
+                            f"{path}: more than {IMPORT_TRADES_MAX:,} trades (line {line:,}); split the file",
+                        )
+        line = 1
         with path.open(newline="", encoding="utf-8-sig") as handle:  # a BOM (Excel) is not a column
             reader = csv.reader(handle, skipinitialspace=True)  # `a, "b"` is a quoted "b"
             columns = _header(path, next(reader, []))
@@ -272,10 +315,12 @@ def read_trades_csv(path: Path, session: Session) -> list[Row]:
                 if not cells:
                     continue  # a blank line, as csv.DictReader skips it
                 rows.append(_read_row(path, line, columns, cells, session, first_line))
-                if len(rows) > IMPORT_TRADES_MAX:
+                if len(rows) > IMPORT_TRADES_MAX:  # the file grew since it was counted
                     raise CliError(
                         "bad_csv", f"{path}: more than {IMPORT_TRADES_MAX:,} trades; split the file"
                     )
+                if progress is not None and len(rows) % PROGRESS_ROWS == 0:
+                    progress(len(rows), max(total, len(rows)))
     except OSError as exc:
         raise CliError("bad_csv", f"cannot read {path}: {exc.strerror or exc}") from exc
     except csv.Error as exc:
@@ -497,7 +542,7 @@ def trade_import(
     Safe to run again: trade ids settle once, and a row an earlier run settled is reported as
     already settled. The outcome of every line is written to a report CSV."""
     session = Session(node_url, keys_dir)
-    rows = read_trades_csv(path, session)
+    rows = read_trades_csv(path, session, None if as_json else _echo_progress)
     batches = plan_batches(rows, batch_size)
     signer = session.signer(exchange)
     summary = ImportSummary(str(path), exchange, len(rows), len(batches))
@@ -530,6 +575,10 @@ def trade_import(
             f"import stopped after {counted:,} of {len(rows):,} trades: {aborted.message}{listed}; "
             "run it again to settle the rest (a trade id settles at most once)",
         )
+
+
+def _echo_progress(read: int, total: int) -> None:
+    click.echo(f"read {read:,} of {total:,} rows", err=True)
 
 
 def _find_already_settled(session: Session, summary: ImportSummary) -> ClearchainError | None:

@@ -12,11 +12,14 @@ bounded by a page size. ``node/rpc.py`` is the node's entry point (``start_rpc``
     GET  /blocks/{height|hash|latest}   header, tx hashes, certificates; ?raw=1
     GET  /blocks?from=H&to=H        a page of block summaries
     GET  /history?from=H&to=H       stored blocks, certificates, receipts (msgpack) for audit/export
+    GET  /accounts?after=&limit=&owner=   the accounts in id order, a page at a time
     GET  /accounts/{id}             owner, status, balances
     GET  /accounts/{id}/history     movements from the account-history index (node/index.py)
     GET  /state/proof?key=hex       inclusion or absence proof against the head's state root
     GET  /participants[/{id}]       roles, key policy, nonces
-    GET  /instruments, /validators, /trades/{exchange}/{trade_id}
+    GET  /instruments, /validators
+    GET  /trades/{exchange}/{trade_id}   settled (contract state) or failed (the index)
+    GET  /withdrawals/{id}, /withdrawals?status=pending   a withdrawal; the pending queue
     GET  /reserves                  client balances vs custodian-attested reserves, per asset
     GET  /contracts[/{contract}/{view}]  contracts, their parameters, and their read-only views
     GET  /status, /evidence, /events (SSE), /metrics (Prometheus)

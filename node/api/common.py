@@ -58,6 +58,30 @@ def _http_code(status: int) -> str:
     return {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(status, "http_error")
 
 
+def ready_index(request: web.Request) -> AccountIndex | web.Response:
+    """The node's account-history index when it has indexed the head; otherwise the 503 reply
+    that says why (none kept, not opened, or catching up: then catching up is started)."""
+    query = request.app[QUERY]
+    index = request.app[INDEX]
+    if index is None or index.closed:
+        if not query.account_history:
+            return error(
+                503, "index_unavailable", "this node keeps no account history (rpc.account_history = false)"
+            )
+        return error(
+            503, "index_unavailable", "this node's account-history index could not be opened; see its log"
+        )
+    head = query.head().height
+    if index.height < head:
+        index.start_catch_up()
+        return error(
+            503,
+            "index_catching_up",
+            f"the account-history index is at height {index.height} of {head}; try again shortly",
+        )
+    return index
+
+
 # --- JSON forms -------------------------------------------------------------------------------
 def header_json(h: Header) -> dict[str, Any]:
     return {f.name: json_value(getattr(h, f.name)) for f in fields(h)}

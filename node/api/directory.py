@@ -1,6 +1,8 @@
 """Directory routes: who and what the chain knows (participants with their roles, key policies
-and nonces; instruments; the validator set; a settled trade). Records come from the contracts
-that own them (contracts/membership.py, instruments.py, settlement.py) and chain/policy.py."""
+and nonces; instruments; the validator set; a trade, settled or failed). Records come from the
+contracts that own them (contracts/membership.py, instruments.py, settlement.py) and
+chain/policy.py; a failed trade, which leaves no record in state, from the node's index
+(node/index.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from chain.state import BlockState
 from contracts.instruments import iterate_instruments
 from contracts.membership import iterate_participants, read_nonce, read_policy, read_roles
 from contracts.settlement import read_trade
-from node.api.common import LIMITS, QUERY, error, parse_id
+from node.api.common import INDEX, LIMITS, QUERY, error, parse_id, ready_index
 
 T = TypeVar("T")
 
@@ -90,13 +92,28 @@ async def get_validators(request: web.Request) -> web.Response:
 
 
 async def get_trade(request: web.Request) -> web.Response:
+    """A settled (or in-cycle) trade from settlement state; else its latest failure from the
+    index. State first: a settled trade id is final, so a later success wins over any failure."""
     query = request.app[QUERY]
     exchange = parse_id(request.match_info["exchange"], "exchange")
     trade_id = parse_id(request.match_info["trade_id"], "trade id")
     record = read_trade(query.state(), exchange, trade_id)
-    if record is None:
-        return error(404, "unknown_trade", f"{exchange} has no settled trade {trade_id}")
-    height, trade_status = record
-    return web.json_response(
-        {"exchange": exchange, "trade_id": trade_id, "status": trade_status, "height": height}
-    )
+    if record is not None:
+        height, trade_status = record
+        return web.json_response(
+            {"exchange": exchange, "trade_id": trade_id, "status": trade_status, "height": height}
+        )
+    kept = request.app[INDEX]
+    failed = None if kept is None or kept.closed else kept.failed_trade(exchange, trade_id)
+    if failed is not None:
+        return web.json_response({"exchange": exchange, "trade_id": trade_id, "status": "failed", **failed})
+    if kept is None or kept.closed:
+        return error(
+            404,
+            "unknown_trade",
+            f"{exchange} has no settled trade {trade_id} (this node keeps no index of failed trades)",
+        )
+    index = ready_index(request)  # behind the head: a failure may not be indexed yet
+    if isinstance(index, web.Response):
+        return index
+    return error(404, "unknown_trade", f"{exchange} has no settled or failed trade {trade_id}")

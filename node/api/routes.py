@@ -12,7 +12,17 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from node.api import accounts, blocks, contract_views, directory, node_info, proofs, stream, txs
+from node.api import (
+    accounts,
+    blocks,
+    contract_views,
+    directory,
+    node_info,
+    proofs,
+    stream,
+    txs,
+    withdrawals,
+)
 from node.api.common import EVENTS, INDEX, LIMITS, METRICS, QUERY, errors_middleware
 from node.api.limits import BODY_BYTES_MAX, LimitsSource, default_limits
 from node.events import EventHub, Metrics
@@ -36,6 +46,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/blocks", blocks.get_blocks),
     Route("GET", "/blocks/{ref}", blocks.get_block),
     Route("GET", "/history", blocks.get_history_page),
+    Route("GET", "/accounts", accounts.get_accounts),
     Route("GET", "/accounts/{id}", accounts.get_account),
     Route("GET", "/accounts/{id}/history", accounts.get_history),
     Route("GET", "/state/proof", proofs.get_proof),
@@ -44,6 +55,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/instruments", directory.get_instruments),
     Route("GET", "/validators", directory.get_validators),
     Route("GET", "/trades/{exchange}/{trade_id}", directory.get_trade),
+    Route("GET", "/withdrawals", withdrawals.get_withdrawals),
+    Route("GET", "/withdrawals/{id}", withdrawals.get_withdrawal),
     Route("GET", "/reserves", accounts.get_reserves),
     Route("GET", "/contracts", contract_views.get_contracts),
     Route("GET", "/contracts/{contract}/{view}", contract_views.get_contract_view),
