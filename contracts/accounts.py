@@ -20,6 +20,11 @@ balance; it changes only when a position opens or closes.
 System accounts belong to a contract, not a participant: their owner is ``@<contract>`` (``@``
 cannot start a participant id, so no key can ever sign for them). A contract opens them with
 ``open_system`` to hold what its rules hold: collateral, an insurance fund, a fund's basket.
+The fixed ones are reserved (``SYSTEM_ACCOUNT_IDS``): a member who opened
+``BOND-POOL`` first would otherwise receive every posted bond, and one who opened
+``MARGIN-COLLATERAL`` would make every margin post fail. A fund's basket ``FUND-<id>`` is not:
+``index_fund.create`` refuses a fund whose basket id is taken, so a member holding it only
+keeps that one fund id from being used.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from chain.errors import invariant
+from chain.errors import GenesisError, invariant
 from chain.genesis import ACCOUNT_KINDS, Genesis
 from chain.limits import AMOUNT_MAX
 from chain.state import BlockState, StateReader, decode_value
@@ -46,6 +51,9 @@ ACCOUNT_PREFIX = b"accounts/acct/"
 BALANCE_PREFIX = b"accounts/bal/"
 HOLDER_PREFIX = b"accounts/holder/"
 SYSTEM_OWNER = "@"
+# The fixed ids bonds and margin open with ``open_system``, which no participant may hold:
+# ``open`` refuses them (``account_reserved``) and so does a genesis document.
+SYSTEM_ACCOUNT_IDS = ("BOND-POOL", "CCP-INSURANCE", "MARGIN-COLLATERAL", "MARGIN-DEFAULTS", "MARGIN-GF")
 _ACCT = ACCOUNT_PREFIX
 _BAL = BALANCE_PREFIX
 _HOLDER = HOLDER_PREFIX
@@ -171,6 +179,11 @@ def holders(ctx: Context, asset: str, after: str | None, limit: int) -> list[tup
     return out
 
 
+def is_system_account_id(account: str) -> bool:
+    """Whether ``account`` is reserved for a contract's system account."""
+    return account in SYSTEM_ACCOUNT_IDS
+
+
 def system_owner(contract: str) -> str:
     return SYSTEM_OWNER + contract
 
@@ -256,12 +269,21 @@ class Accounts(Contract):
 
     def init_genesis(self, ctx: Context, genesis: Genesis) -> None:
         for a in genesis.accounts:
+            if is_system_account_id(a.id):
+                raise GenesisError(
+                    "genesis_invalid", f"accounts: {a.id} is reserved for a contract's system account"
+                )
             ctx.state.put(account_key(a.id), [a.owner, a.kind, a.client, ACTIVE, 0])
 
     @method(("id", Id()), ("kind", OneOf(ACCOUNT_KINDS)), ("client", Optional(Id())))
     def open(self, ctx: Context, account: str, kind: str, client: str | None) -> None:
         """A clearing member opens an account it owns."""
         require_role(ctx, "member")
+        ctx.require(
+            not is_system_account_id(account),
+            "account_reserved",
+            f"account id {account} is reserved for a contract's system account",
+        )
         ctx.require(get_account(ctx, account) is None, "account_exists", f"account {account} exists")
         if kind == "client":
             ctx.require(client is not None, "client_required", "a client account names its client")

@@ -27,7 +27,7 @@ from chain.policy import nonce_key, policy_key
 from chain.receipt import Receipt
 from chain.tx import SignedTx, Tx
 from cli.localnet import devnet
-from contracts import default_registry, settlement
+from contracts import accounts, default_registry, settlement
 from contracts.accounts import get_account
 from contracts.api import Context
 from contracts.custody import supply
@@ -426,6 +426,25 @@ def test_open_rules(chain: Chain) -> None:
     fails(chain, chain.tx("member-a", "accounts", "open", ["A-H", "house", "client-9"]), "client_not_allowed")
     fails(chain, chain.tx("member-a", "accounts", "open", ["B-HOUSE", "house", None]), "account_exists")
     rejected(chain, chain.tx("member-a", "accounts", "open", ["A-X", "omnibus", None]), "bad_arguments")
+
+
+@pytest.mark.parametrize("account", accounts.SYSTEM_ACCOUNT_IDS)
+def test_a_member_cannot_take_a_system_account_id(chain: Chain, account: str) -> None:
+    """Else a member opening BOND-POOL first would be paid every posted bond, and one opening
+    MARGIN-COLLATERAL would make every margin post fail."""
+    before = get_account(ctx_of(chain), account)  # CCP-INSURANCE is opened at genesis
+    fails(chain, chain.tx("member-a", "accounts", "open", [account, "house", None]), "account_reserved")
+    after = get_account(ctx_of(chain), account)
+    assert after == before and (after is None or after.owner.startswith("@"))
+
+
+def test_every_system_account_a_contract_opens_is_reserved() -> None:
+    from contracts import bonds, margin
+
+    opened = [bonds.POOL, bonds.INSURANCE, margin.COLLATERAL_ACCOUNT, margin.GUARANTEE_FUND_ACCOUNT]
+    opened += [margin.INSURANCE_ACCOUNT, margin.DEFAULTS_ACCOUNT]
+    assert all(accounts.is_system_account_id(a) for a in opened)
+    assert not accounts.is_system_account_id("A-C001") and not accounts.is_system_account_id("BOND")
 
 
 @pytest.mark.parametrize("actor", ["member-a", "admin"])

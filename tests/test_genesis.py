@@ -110,6 +110,14 @@ def test_node_refuses_code_that_differs_from_the_pins() -> None:
         Ledger(Store.in_memory(), parse_genesis(doc), default_registry())
 
 
+def test_genesis_refuses_a_participant_account_with_a_system_account_id() -> None:
+    doc = devnet.dev_genesis_doc()
+    doc["accounts"].append({"id": "BOND-POOL", "owner": "member-a", "kind": "house"})
+    with pytest.raises(GenesisError) as err:
+        Ledger(Store.in_memory(), parse_genesis(doc), default_registry())
+    assert err.value.code == "genesis_invalid" and "BOND-POOL" in err.value.message
+
+
 def test_genesis_block_is_deterministic_and_matches_the_store() -> None:
     g = parse_genesis(devnet.dev_genesis_doc())
     a = Ledger(Store.in_memory(), g, default_registry())

@@ -146,6 +146,14 @@ def accounts() -> Recorder:
         "open: exists", "member-a", "accounts", "open", ["A-C003", "client", "client-003"], "account_exists"
     )
     r.call(
+        "open: a system account id",
+        "member-a",
+        "accounts",
+        "open",
+        ["BOND-POOL", "house", None],
+        "account_reserved",
+    )
+    r.call(
         "open: a client account names its client",
         "member-a",
         "accounts",
