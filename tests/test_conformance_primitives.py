@@ -58,7 +58,7 @@ def test_canonical_encodings() -> None:
 def test_refused_encodings_give_the_codes_of_section_1() -> None:
     doc = load("encoding.json")
     codes = set()
-    for case in doc["refused"]:
+    for case in doc["non_canonical"]:
         with pytest.raises(spec.Refused) as refused:
             spec.decode(b(case["encoded"]))
         assert refused.value.code == case["error"], case["name"]
@@ -392,6 +392,15 @@ def test_state_roots_records_and_proofs() -> None:
             assert spec.verify_proof(root, key, value, proof) is case["valid"] is True
             # The same proof never also proves another value, or the opposite claim
             assert not spec.verify_proof(root, key, b"other" if value is None else None, proof)
+
+
+def test_the_vectors_of_protocol_section_10_5_are_in_the_file() -> None:
+    """Every full hex string section 10.5 prints (roots, a record, proofs) is one of the file's."""
+    section = (ROOT / "docs" / "PROTOCOL.md").read_text().split("### 10.5", 1)[1].split("\n## 11.", 1)[0]
+    printed = re.findall(r"`([0-9a-f]{64,})`", section)
+    assert len(printed) >= 7
+    text = (VECTORS / "proofs.json").read_text()
+    assert all(f'"{h}"' in text for h in printed)
 
 
 def test_updates_are_history_independent() -> None:

@@ -52,7 +52,7 @@ def test_encoding_through_chain_encoding() -> None:
     for case in doc["canonical"]:
         assert encode(from_json(case["value"])).hex() == case["encoded"]
         assert decode(b(case["encoded"])) == from_json(case["value"])
-    for case in doc["refused"]:
+    for case in doc["non_canonical"]:
         with pytest.raises(EncodingError) as err:
             decode(b(case["encoded"]))
         assert err.value.code == case["error"], case["name"]

@@ -3,8 +3,9 @@ domain-tagged hash (section 2), each case computed by ``chain.encoding`` itself.
 
 The canonical cases sit on every width boundary of msgpack (fixint/uint8/.../uint64, the negative
 forms, fixstr/str8/str16, bin8/bin16, fixarray/array16), because an implementation that picks a
-form by a wrong bound still agrees on every value away from it. The refused cases record the
-error code ``chain.encoding.decode`` (or ``encode``) gives, read from the code, not assumed.
+form by a wrong bound still agrees on every value away from it. The non-canonical cases (every
+input a decoder must refuse) and the unencodable values record the error code that
+``chain.encoding.decode`` or ``encode`` gives, read from the code, not assumed.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def encoding_doc() -> dict[str, Any]:
     return {
         "about": (
             "docs/PROTOCOL.md section 1: canonical MessagePack. `canonical`: a value (typed notation, "
-            "README.md) and its only encoding; decoding the hex gives the value back. `refused`: hex "
+            "README.md) and its only encoding; decoding the hex gives the value back. `non_canonical`: hex "
             "that a decoder must refuse, with the error code (encoding_malformed, encoding_type, "
             "encoding_not_canonical). `unencodable`: values an encoder must refuse."
         ),
@@ -147,7 +148,7 @@ def encoding_doc() -> dict[str, Any]:
             {"name": name, "value": to_json(value), "encoded": encode(value).hex()}
             for name, value in _CANONICAL
         ],
-        "refused": [
+        "non_canonical": [
             {"name": name, "encoded": data, "error": _decode_error(bytes.fromhex(data))}
             for name, data in _REFUSED
         ],
