@@ -9,6 +9,7 @@ gets wrong.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from chain.encoding import encode
@@ -202,28 +203,21 @@ def _decode_error(data: bytes) -> str:
 
 
 def _admission(genesis_state: StateReader) -> list[dict[str, Any]]:
-    def tx(sender: str = "xchg-alpha", nonce: int = 1, **change: Any) -> Tx:
-        fields = dict(
-            zip(
-                _FIELDS,
-                Tx(
-                    CHAIN_ID,
-                    sender,
-                    nonce,
-                    "settlement",
-                    "settle",
-                    ["V-9", "A-C001", "B-C001", "ACME", 1, 1],
-                    0,
-                ).to_wire(),
-                strict=True,
-            )
-        )
-        fields.update(change)
-        return Tx(*(fields[f] for f in _FIELDS))
+    base = Tx(CHAIN_ID, "xchg-alpha", 1, "settlement", "settle", ["V-9", "A-C001", "B-C001", "ACME", 1, 1], 0)
+
+    def tx(**change: Any) -> Tx:
+        return replace(base, **change)
 
     user, wallet, recovery = (f"member-b/{k}" for k in ("user", "wallet", "recovery"))
-    withdraw = tx("member-b", contract="custody", method="request_withdrawal", args=["B-C002", "USD", 1])
-    other = withdraw.sign([KeyPair.dev(wallet)]).signatures[0][1]
+    withdraw = tx(
+        sender="member-b", contract="custody", method="request_withdrawal", args=["B-C002", "USD", 1]
+    )
+    # The user's key with the wallet's signature: a signature that does not verify for its key.
+    _, wallet_signature = _signed(withdraw, [wallet]).signatures[0]
+    mismatched = (
+        (KeyPair.dev(user).public, wallet_signature),
+        (KeyPair.dev(wallet).public, wallet_signature),
+    )
     cases: list[tuple[str, int, SignedTx]] = [
         ("valid", 1, _signed(tx(), ["xchg-alpha"])),
         ("valid, 2 of 3", 1, _signed(withdraw, [recovery, user])),
@@ -233,19 +227,11 @@ def _admission(genesis_state: StateReader) -> list[dict[str, Any]]:
         ("unknown contract", 1, _signed(tx(contract="casino"), ["xchg-alpha"])),
         ("unknown method", 1, _signed(tx(method="steal"), ["xchg-alpha"])),
         ("bad arguments", 1, _signed(tx(args=["V-9"]), ["xchg-alpha"])),
-        ("unknown sender", 1, _signed(tx("nobody"), ["xchg-alpha"])),
+        ("unknown sender", 1, _signed(tx(sender="nobody"), ["xchg-alpha"])),
         ("signer not in the policy", 1, _signed(tx(), ["custodian"])),
         ("duplicate signer", 1, _signed(withdraw, [user, user])),
         ("insufficient signatures", 1, _signed(withdraw, [user])),
-        (
-            "bad signature",
-            1,
-            SignedTx(
-                withdraw,
-                ((KeyPair.dev(user).public, other), _signed(withdraw, [wallet]).signatures[0]),
-                withdraw.digest(),
-            ),
-        ),
+        ("bad signature", 1, SignedTx(withdraw, mismatched, withdraw.digest())),
         ("nonce gap", 1, _signed(tx(nonce=2), ["xchg-alpha"])),
         (
             "wrong chain and expired: the first check wins",
