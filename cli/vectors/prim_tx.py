@@ -68,7 +68,7 @@ def transactions_doc(genesis_state: StateReader) -> dict[str, Any]:
     by_name = {name: stx for (name, _, _), stx in zip(cases, signed, strict=True)}
     return {
         "about": (
-            "docs/PROTOCOL.md sections 4-6: `transactions`: body fields, encode(Tx), tx_hash = "
+            "docs/PROTOCOL.md sections 4-6 and 15: `transactions`: body fields, encode(Tx), tx_hash = "
             "H('tx', encode(Tx)), the signers' keys and encode(SignedTx). `tx_roots`: the list root "
             "of encode(SignedTx) of the named transactions, in order. `receipts_roots`: receipts, "
             "each encode(Receipt), and their list root. `malformed`: encodings a node refuses before "
