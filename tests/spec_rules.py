@@ -57,7 +57,7 @@ def decode(data: bytes) -> Any:
         value = msgpack.unpackb(
             data, raw=False, max_array_len=ITEMS_MAX, object_hook=_no_map, ext_hook=_no_ext
         )
-    except Exception as exc:  # any parse failure is malformed input
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:  # any parse failure
         raise Refused("encoding_malformed") from exc
     check_types(value, 0)
     if pack(value) != data:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chain.block import Block
 from chain.certificate import CommitCertificate
@@ -26,7 +28,7 @@ from chain.ledger import Ledger
 from chain.merkle import list_root
 from chain.policy import KeyPolicy
 from chain.proof import verify_proof
-from chain.statetree import compute_root
+from chain.statetree import EMPTY_ROOT, MemoryNodeSource, StateTree, compute_root
 from chain.store import Store
 from chain.tx import SignedTx, compute_tx_root
 from chain.validation import validate_certificate
@@ -34,6 +36,7 @@ from chain.validators import Validator, ValidatorSet
 from cli.vectors.notation import from_json
 from contracts import default_registry
 from node.consensus import proposer_for
+from tests import spec_rules as spec
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "docs" / "vectors"
@@ -156,3 +159,56 @@ def test_proofs_through_chain_statetree() -> None:
             verify_proof(b(case["root"]), b(case["key"]), value, decode(b(case["proof_encoded"])))
             is case["valid"]
         )
+
+
+# The page's rules (tests/spec_rules.py) and the code agree beyond the vectors, too.
+msgpack_ish = st.one_of(
+    st.binary(max_size=40),
+    st.lists(
+        st.sampled_from(
+            [
+                b"\x91",
+                b"\x92",
+                b"\xcc\x05",
+                b"\xd0\xff",
+                b"\xc4\x00",
+                b"\xa1a",
+                b"\x80",
+                b"\xc7\x00\x01",
+                b"\xca\x00\x00\x00\x00",
+                b"\x01",
+                b"\xc0",
+            ]
+        ),
+        max_size=12,
+    ).map(b"".join),
+)
+
+
+@given(msgpack_ish)
+def test_the_page_and_the_code_refuse_the_same_bytes_with_the_same_code(data: bytes) -> None:
+    try:
+        expected: object = ("ok", spec.decode(data))
+    except spec.Refused as refused:
+        expected = refused.code
+    try:
+        found: object = ("ok", decode(data))
+    except EncodingError as exc:
+        found = exc.code
+    assert found == expected
+
+
+@given(st.dictionaries(st.binary(max_size=6), st.binary(max_size=4), max_size=24), st.binary(max_size=6))
+def test_the_page_and_the_code_build_the_same_tree_and_proofs(
+    items: dict[bytes, bytes], probe: bytes
+) -> None:
+    root, records = spec.tree(items)
+    source = MemoryNodeSource()
+    tree = StateTree(source, EMPTY_ROOT)
+    update = tree.compute_update(dict(items))
+    tree.apply(update)
+    assert update.root == root
+    assert {p: r for p, r in update.node_writes.items() if r is not None} == records
+    proof = tree.prove(probe).to_wire()
+    assert spec.verify_proof(root, probe, items.get(probe), proof)
+    assert not spec.verify_proof(root, probe, None if probe in items else b"x", proof)
