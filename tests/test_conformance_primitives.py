@@ -6,6 +6,7 @@ policies, contract names)."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -428,3 +429,14 @@ def test_tampered_proofs_are_refused() -> None:
         assert got is case["valid"], case["name"]
         outcomes.append(got)
     assert outcomes.count(False) >= 20 and outcomes.count(True) == 2
+
+
+def test_this_verifier_imports_no_clearchain_code() -> None:
+    """What makes it a spec-only verifier: neither this file nor its rules import the project."""
+    for path in (Path(__file__), Path(spec.__file__)):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert name.split(".")[0] not in {"chain", "contracts", "node", "cli"}, (path.name, name)
