@@ -176,12 +176,24 @@ def unpack_unchecked(data: bytes | bytearray | memoryview, max_bytes: int) -> An
             max_array_len=ENCODED_ITEMS_MAX,
             max_map_len=0,
             max_ext_len=0,
+            # The length bounds above still let through an empty map and an empty ext type; the
+            # hooks refuse those too, so every map and every ext is malformed, whatever its size.
+            object_hook=_refuse_map,
+            ext_hook=_refuse_ext,
         )
     except msgpack.ExtraData as exc:
         raise EncodingError("encoding_malformed", "trailing bytes after the value") from exc
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
         raise EncodingError("encoding_malformed", f"not canonical msgpack: {exc}") from exc
     return value
+
+
+def _refuse_map(_: object) -> None:
+    raise ValueError("maps are not allowed")
+
+
+def _refuse_ext(code: int, _: bytes) -> None:
+    raise ValueError(f"extension type {code} is not allowed")
 
 
 def is_plain_list(value: list[Any], levels: int = ENCODED_DEPTH_MAX) -> bool:
@@ -221,7 +233,7 @@ def _check(value: Any, depth: int) -> None:
             raise EncodingError("encoding_type", f"integer {value} outside the 64-bit range")
     elif kind is bytes or kind is str or value is None or kind is bool:
         return
-    elif kind is list or isinstance(value, tuple):
+    elif kind is list or (isinstance(value, tuple) and kind is not msgpack.ExtType):
         if depth >= ENCODED_DEPTH_MAX:
             raise EncodingError("encoding_type", f"nesting deeper than {ENCODED_DEPTH_MAX}")
         for item in value:

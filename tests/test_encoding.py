@@ -31,7 +31,19 @@ def test_encode_inverts_decode(value: object) -> None:
     assert encode(decode(data)) == data
 
 
-@pytest.mark.parametrize("value", [1.5, [1, 2.0], {"a": 1}, {1, 2}, [[[0.0]]], object()])
+@pytest.mark.parametrize(
+    "value",
+    [
+        1.5,
+        [1, 2.0],
+        {"a": 1},
+        {1, 2},
+        [[[0.0]]],
+        object(),
+        msgpack.ExtType(1, b""),
+        [msgpack.ExtType(1, b"")],
+    ],
+)
 def test_encode_refuses_floats_maps_and_other_types(value: object) -> None:
     with pytest.raises(EncodingError) as err:
         encode(value)
@@ -48,6 +60,8 @@ def test_encode_refuses_floats_maps_and_other_types(value: object) -> None:
         (b"\x92\x01", "encoding_malformed"),  # truncated array
         (b"\xd9\x01\xff", "encoding_malformed"),  # invalid UTF-8
         (b"\xd4\x01\x00", "encoding_malformed"),  # ext type
+        (b"\xc7\x00\x0a", "encoding_malformed"),  # ext type of zero length (once accepted)
+        (b"\x80", "encoding_malformed"),  # the empty map (once encoding_type)
         (b"\xcd\x00\x05", "encoding_not_canonical"),  # 5 as uint16
         (b"\xd9\x01a", "encoding_not_canonical"),  # "a" as str8
         (b"\xdc\x00\x01\x01", "encoding_not_canonical"),  # [1] as array16
