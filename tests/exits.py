@@ -3,7 +3,9 @@ anything was sent (cli/inputs.py InputError), 1 for every other failure."""
 
 from __future__ import annotations
 
-INPUT_CODES = frozenset({"bad_amount", "bad_date", "bad_id", "bad_node_url", "bad_number", "bad_tenor"})
+INPUT_CODES = frozenset(
+    {"bad_amount", "bad_csv", "bad_date", "bad_id", "bad_node_url", "bad_number", "bad_tenor"}
+)
 
 
 def exit_status(code: str) -> int:

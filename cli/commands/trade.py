@@ -284,9 +284,9 @@ def read_trades_csv(
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise CliError("bad_csv", f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise InputError("bad_csv", f"cannot read {path}: {exc.strerror or exc}") from exc
     if size > IMPORT_BYTES_MAX:
-        raise CliError(
+        raise InputError(
             "bad_csv",
             f"{path}: {size:,} bytes, more than {IMPORT_BYTES_MAX:,} (what {IMPORT_TRADES_MAX:,} trades "
             "of the longest ids and amounts take); split the file",
@@ -302,7 +302,7 @@ def read_trades_csv(
                 if cells:
                     total += 1
                     if total > IMPORT_TRADES_MAX:
-                        raise CliError(
+                        raise InputError(
                             "bad_csv",
                             f"{path}: more than {IMPORT_TRADES_MAX:,} trades (line {line:,}); split the file",
                         )
@@ -316,28 +316,28 @@ def read_trades_csv(
                     continue  # a blank line, as csv.DictReader skips it
                 rows.append(_read_row(path, line, columns, cells, session, first_line))
                 if len(rows) > IMPORT_TRADES_MAX:  # the file grew since it was counted
-                    raise CliError(
+                    raise InputError(
                         "bad_csv", f"{path}: more than {IMPORT_TRADES_MAX:,} trades; split the file"
                     )
                 if progress is not None and len(rows) % PROGRESS_ROWS == 0:
                     progress(len(rows), max(total, len(rows)))
     except OSError as exc:
-        raise CliError("bad_csv", f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise InputError("bad_csv", f"cannot read {path}: {exc.strerror or exc}") from exc
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
-            raise CliError(
+            raise InputError(
                 "bad_csv",
                 f"{path}: field too long on line {line + 1} (at most {CSV_FIELD_CHARS_MAX:,} characters)",
             ) from None
-        raise CliError("bad_csv", f"{path} line {line + 1}: not a CSV row ({exc})") from None
+        raise InputError("bad_csv", f"{path} line {line + 1}: not a CSV row ({exc})") from None
     except UnicodeDecodeError as exc:
-        raise CliError(
+        raise InputError(
             "bad_csv", f"{path}: not a UTF-8 CSV file ({exc.reason} at byte {exc.start:,})"
         ) from None
     finally:
         csv.field_size_limit(limit)
     if not rows:
-        raise CliError("bad_csv", f"{path} holds no trades")
+        raise InputError("bad_csv", f"{path} holds no trades")
     return rows
 
 
@@ -348,7 +348,7 @@ def _header(path: Path, cells: list[str]) -> list[str]:
     extra = [printable(c) for c in columns if c not in CSV_COLUMNS]
     twice = sorted({c for c in columns if c in CSV_COLUMNS and columns.count(c) > 1})
     if missing or extra or twice:
-        raise CliError(
+        raise InputError(
             "bad_csv",
             f"{path} line 1: the header must name the columns {','.join(CSV_COLUMNS)} once each"
             + (f"; column {','.join(twice)} appears more than once" if twice else "")
@@ -362,7 +362,7 @@ def _read_row(
     path: Path, line: int, columns: list[str], cells: list[str], session: Session, first_line: dict[str, int]
 ) -> Row:
     if len(cells) != len(columns):
-        raise CliError(
+        raise InputError(
             "bad_csv", f"{path} line {line}: expected {len(CSV_COLUMNS)} fields ({','.join(CSV_COLUMNS)})"
         )
     values = {c: v.strip() for c, v in zip(columns, cells, strict=True)}
