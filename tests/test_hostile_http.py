@@ -317,9 +317,14 @@ TEMPLATES = [
 
 @HOSTILE
 @given(template=st.sampled_from(TEMPLATES), parts=st.lists(SEGMENT, min_size=3, max_size=3))
+@example(template="/txs/{}", parts=["00" * 32, "", ""])  # drawn in about one run in twelve
 def test_junk_paths_and_ids_get_documented_answers(node: Node, template: str, parts: list[str]) -> None:
     code, body = node.call("GET", template.format(*parts))
     if code == 200:
+        return
+    if template == "/txs/{}" and code == 404 and isinstance(body, dict) and body.get("status") == "unknown":
+        # A well-formed hash the node has never seen: API.md's tx document, not an error.
+        assert body == {"hash": parts[0], "status": "unknown"}, body
         return
     if template == "/contracts/{}/{}":  # a view's own codes: any stable code, 400 or 404
         assert_view_error(code, body)
