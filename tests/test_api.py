@@ -188,18 +188,25 @@ def _make_history(world: World) -> None:
     run(go())
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    directory = tmp_path_factory.mktemp("api") / "net"
+def one_node_world(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make_history: Callable[[World], None]
+) -> Iterator[World]:
+    """A one-validator network in a thread, with ``make_history`` run on it, until closed."""
+    directory = tmp_path_factory.mktemp(name) / "net"
     doc = init_network(directory, 1, 0, base_port=0, consensus=FAST)
     nt = NodeThread(directory / doc["nodes"][0]["home"])
     try:
         nt.start()
         w = World(nt)
-        _make_history(w)
+        make_history(w)
         yield w
     finally:
         nt.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    yield from one_node_world(tmp_path_factory, "api", _make_history)
 
 
 # --- expected values --------------------------------------------------------------------------

@@ -22,12 +22,11 @@ from hypothesis import strategies as st
 from chain.encoding import encode
 from chain.receipt import KIND_TX, Receipt
 from chain.state import BlockState
-from cli.localnet.network import init_network
 from contracts.accounts import account_key
 from node.api.accounts import iterate_accounts_after, page_accounts
 from node.index import compute_failed_trades
 from tests.netutil import TxMaker
-from tests.test_api import FAST, NodeThread, World, fetch, run, submit
+from tests.test_api import World, fetch, one_node_world, run, submit
 
 OPENED = [f"Q-{i:03d}" for i in range(12)]  # accounts member-a opens
 
@@ -91,16 +90,7 @@ def _make_history(world: World) -> None:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    directory = tmp_path_factory.mktemp("queries") / "net"
-    doc = init_network(directory, 1, 0, base_port=0, consensus=FAST)
-    nt = NodeThread(directory / doc["nodes"][0]["home"])
-    try:
-        nt.start()
-        w = World(nt)
-        _make_history(w)
-        yield w
-    finally:
-        nt.close()
+    yield from one_node_world(tmp_path_factory, "queries", _make_history)
 
 
 async def _get(world: World, path: str) -> tuple[int, Any]:

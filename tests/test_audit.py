@@ -361,12 +361,8 @@ def test_the_auditor_and_the_ledger_refuse_the_same_blocks_naming_the_same_field
 
 
 # --- exports ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("fmt", ["msgpack", "jsonl"])
-def test_export_round_trips_and_truncation_is_found(
-    genesis: Genesis, built: tuple[Chain, list[HistoryRecord]], tmp_path: Path, fmt: str
-) -> None:
-    chain, records = built
-    path = tmp_path / f"history.{fmt}"
+def _export(path: Path, fmt: str, genesis: Genesis, chain: Chain, records: list[HistoryRecord]) -> Path:
+    """Write ``records`` as an export file of format ``fmt`` at ``path``."""
     with path.open("wb") as out:
         writer = ExportWriter(
             out, fmt, Preamble(genesis.chain_id, chain.store.genesis_hash() or b"", 1, len(records))
@@ -374,6 +370,15 @@ def test_export_round_trips_and_truncation_is_found(
         for record in records:
             writer.record(record)
         writer.finish()
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["msgpack", "jsonl"])
+def test_export_round_trips_and_truncation_is_found(
+    genesis: Genesis, built: tuple[Chain, list[HistoryRecord]], tmp_path: Path, fmt: str
+) -> None:
+    chain, records = built
+    path = _export(tmp_path / f"history.{fmt}", fmt, genesis, chain, records)
     src = FileSource(path)
     try:
         auditor = Auditor(genesis, default_registry())
@@ -403,14 +408,7 @@ def test_the_commit_round_travels_in_the_exported_certificate(
     so an export carries it and the audit reports it (here block 3 committed at round 2)."""
     chain, records = built
     records = _replace(records, 3, certificate=_recertify(records[2], VALIDATORS, round_=2).certificate)
-    path = tmp_path / f"history.{fmt}"
-    with path.open("wb") as out:
-        writer = ExportWriter(
-            out, fmt, Preamble(genesis.chain_id, chain.store.genesis_hash() or b"", 1, len(records))
-        )
-        for record in records:
-            writer.record(record)
-        writer.finish()
+    path = _export(tmp_path / f"history.{fmt}", fmt, genesis, chain, records)
     src = FileSource(path)
     try:
         read = list(src.records(1, src.head))
