@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from chain.errors import ContractError
+from chain.executor import BAD_VALUE_MESSAGE
 from chain.genesis import parse_genesis
 from chain.ledger import Ledger
 from chain.receipt import KIND_TASK
@@ -35,6 +36,14 @@ class Alarm(Contract):
     @method(("height", Int(0, 10**6)))
     def set_failing(self, ctx: Context, height: int) -> None:
         ctx.schedule("explode", [], at_height=height)
+
+    @method(("kind", Int(0, 2)))
+    def store_unencodable(self, ctx: Context, kind: int) -> None:
+        ctx.put("before", 1)
+        bad: Any = [1.5, {"a": 1}, 2**64][kind]
+        if kind == 2:
+            ctx.emit("huge", value=bad)
+        ctx.put("bad", bad)
 
     @task
     def ring(self, ctx: Context, payload: Any) -> None:
@@ -114,6 +123,18 @@ def test_tasks_over_the_block_bound_run_in_the_next_block(monkeypatch: pytest.Mo
     assert len(_log(ledger)) == 3
     producer.produce([])
     assert _log(ledger) == ("h2-0", "h2-1", "h2-2", "h2-3", "h2-4")
+
+
+@pytest.mark.parametrize("kind", [0, 1, 2])  # a float, a map, an integer beyond 64 bits (emitted)
+def test_an_unencodable_value_fails_the_call_with_a_fixed_message(kind: int) -> None:
+    ledger, producer, call = _chain()
+    _, result = producer.produce([call("store_unencodable", [kind])])
+    (receipt,) = result.receipts
+    assert (receipt.code, receipt.message) == ("contract_bad_value", BAD_VALUE_MESSAGE)
+    assert receipt.events == ()
+    from chain.state import BlockState
+
+    assert BlockState(ledger.store).get(b"alarm/before") is None  # the call's writes are undone
 
 
 def test_scheduling_in_the_past_fails_the_call() -> None:
