@@ -155,7 +155,9 @@ class Instruments(Contract):
         ins = self._existing(ctx, iid)
         ctx.require(ins.status == HALTED, "instrument_active", f"{iid} is not halted")
         ctx.put(iid, [ins.kind, ins.decimals, ins.currency, ACTIVE])
-        ctx.emit("instrument_resumed", id=iid)
+        # The same fields as a resume by a rule (set_status), so every instrument_resumed event
+        # has one shape: an admin's resume names no reason of its own.
+        ctx.emit("instrument_resumed", id=iid, reason="admin")
 
     @staticmethod
     def _existing(ctx: Context, iid: str) -> InstrumentRecord:

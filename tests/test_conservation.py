@@ -450,7 +450,7 @@ class LedgerMachine(RuleBasedStateMachine):
             m.halted.add(iid)
             return Expected(stx, events=[("instrument_halted", {"id": iid, "reason": "test"})])
         m.halted.discard(iid)
-        return Expected(stx, events=[("instrument_resumed", {"id": iid})])
+        return Expected(stx, events=[("instrument_resumed", {"id": iid, "reason": "admin"})])
 
     def build_wrong_signer(self, data: st.DataObject) -> Expected:
         """A tx signed by keys outside the sender's policy never enters a block."""
