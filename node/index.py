@@ -27,21 +27,24 @@ record in the settlement contract, so that the exchange may send it again), so t
 fail, and why?" has an answer (``GET /trades/{exchange}/{trade_id}``). A failed ``settle``
 transaction names its trade in the transaction's arguments, a failed ``settle_batch`` every
 ticket of its arguments, and a successful batch each failed ticket in a ``trade_failed`` event;
-the exchange is the transaction's sender. The latest failure of an id is kept; a settled record
+the exchange is the transaction's sender. T+N trades the same way (``cycles.submit``,
+``submit_batch`` and its ``trade_refused`` events), and a T+N trade its cycle's close failed from
+the task's ``trade_failed`` event (no tx hash). The latest failure of an id is kept; a settled record
 in state wins over it (the API reads state first). The pending withdrawals (``w/``), in id
 order, are the queue ``GET /withdrawals?status=pending`` pages through; ``wr/`` remembers each
 withdrawal's request height, which custody state overwrites when the withdrawal is final.
 
 Layout (integers big-endian, so keys sort by height or id)::
 
-    meta/version -> b"2"                 meta/head -> [height, block hash]
+    meta/version -> b"3"                 meta/head -> [height, block hash]
     m/<account>/<height u64><seq u32>    -> [tx hash or nil, receipt index, event, asset,
                                              "delta" | "locked_delta", amount, ref, counterparty]
     w/<withdrawal id u64>                -> [account, asset, amount]   (while pending)
     wr/<withdrawal id u64>               -> height of the request
-    f/<exchange>/<trade id>              -> [height, tx hash, receipt index, code, message]
+    f/<exchange>/<trade id>              -> [height, tx hash or nil, receipt index, code, message]
 
-Version 2 added ``wr/`` and ``f/``: an index of version 1 is wiped and rebuilt from the store.
+Version 2 added ``wr/`` and ``f/``, version 3 the T+N failures in ``f/``: an index of an older
+version is wiped and rebuilt from the store.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ import logging
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import plyvel
 
@@ -66,7 +69,7 @@ from contracts.custody import withdrawal_in
 from contracts.instruments import instrument_in
 
 INDEX_DIR = "index"
-VERSION = b"2"
+VERSION = b"3"
 CATCH_UP_BLOCKS_PER_TURN = 256  # blocks indexed before yielding to the event loop
 HISTORY_LIMIT_MAX = 1_000
 
@@ -88,7 +91,7 @@ class FailedTrade(NamedTuple):
 
     exchange: str
     trade_id: str
-    tx: bytes
+    tx: bytes | None  # None: a cycle's close failed it (a task)
     index: int  # type: ignore[assignment]  # the receipt's position in the block (as Movement)
     code: str
     message: str
@@ -191,31 +194,55 @@ def compute_movements(
     return out, withdrawals
 
 
+# Calls that carry trade tickets: (contract, method) -> whether the tickets are a list in args[0]
+# (a batch) or the args themselves (one ticket). Gross settlement and cycles share trade ids.
+_TICKET_CALLS: Final = {
+    ("settlement", "settle"): False,
+    ("settlement", "settle_batch"): True,
+    ("cycles", "submit"): False,
+    ("cycles", "submit_batch"): True,
+}
+# Events of a successful batch naming one ticket that failed inside it.
+_TICKET_FAILED_EVENTS: Final = {("settlement", "trade_failed"), ("cycles", "trade_refused")}
+
+
 def compute_failed_trades(txs: Iterable[SignedTx], receipts: Iterable[Receipt]) -> list[FailedTrade]:
     """The trade tickets of one block that failed, in block order (a later entry for the same
     id is the later failure). Pure. Transactions pair with their receipts by position (tx
     receipts come first, in block order) and are checked by hash; a ticket whose trade id is not
-    an id (a call refused by the schema) names no trade and is skipped."""
+    an id (a call refused by the schema) names no trade and is skipped. A T+N trade that its
+    cycle's close failed (a task's ``trade_failed`` event) is recorded with no tx."""
     out: list[FailedTrade] = []
-    for index, (stx, receipt) in enumerate(zip(txs, receipts, strict=False)):
+    signed = list(txs)
+    for index, receipt in enumerate(receipts):
+        if receipt.kind != KIND_TX:
+            for contract, name, field_pairs in receipt.events:
+                if (contract, name) == ("cycles", "trade_failed"):
+                    f = dict(field_pairs)
+                    why = f"failed at the close of cycle {f['date']}: {f['account']} was short"
+                    out.append(FailedTrade(f["exchange"], f["trade_id"], None, index, f["code"], why))
+            continue
+        if index >= len(signed) or receipt.ref != signed[index].hash:
+            continue
+        stx = signed[index]
         tx = stx.tx
-        if tx.contract != "settlement" or receipt.kind != KIND_TX or receipt.ref != stx.hash:
+        batch = _TICKET_CALLS.get((tx.contract, tx.method))
+        if batch is None:
             continue
         exchange = tx.sender
         if not receipt.ok:
-            tickets: list[Any] = []
-            if tx.method == "settle":
-                tickets = [tx.args]
-            elif tx.method == "settle_batch" and tx.args and isinstance(tx.args[0], (list, tuple)):
-                tickets = list(tx.args[0][:BATCH_TRADES_MAX])
+            tickets: list[Any] = [tx.args]
+            if batch:
+                first = tx.args[0] if tx.args else None
+                tickets = list(first[:BATCH_TRADES_MAX]) if isinstance(first, (list, tuple)) else []
             for ticket in tickets:
                 if isinstance(ticket, (list, tuple)) and ticket and is_valid_id(ticket[0]):
                     out.append(
                         FailedTrade(exchange, ticket[0], stx.hash, index, receipt.code, receipt.message)
                     )
-        elif tx.method == "settle_batch":
+        elif batch:
             for contract, name, field_pairs in receipt.events:
-                if contract == "settlement" and name == "trade_failed":
+                if (contract, name) in _TICKET_FAILED_EVENTS:
                     f = dict(field_pairs)
                     out.append(FailedTrade(exchange, f["trade_id"], stx.hash, index, f["code"], f["message"]))
     return out
@@ -435,7 +462,13 @@ class AccountIndex:
         if data is None:
             return None
         height, tx, index, code, message = decode(data)
-        return {"height": height, "tx": tx.hex(), "index": index, "code": code, "message": message}
+        return {
+            "height": height,
+            "tx": None if tx is None else tx.hex(),
+            "index": index,
+            "code": code,
+            "message": message,
+        }
 
     def pending_withdrawals(self, after: int, limit: int) -> list[int]:
         """Up to ``limit`` ids of pending withdrawals after id ``after``, in id order."""

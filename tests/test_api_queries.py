@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chain.encoding import encode
-from chain.receipt import KIND_TX, Receipt
+from chain.receipt import KIND_TASK, KIND_TX, Receipt
 from chain.state import BlockState
 from contracts.accounts import account_key
 from node.api.accounts import iterate_accounts_after, page_accounts
@@ -284,7 +284,20 @@ def test_failed_trades_from_a_block() -> None:
         maker.tx("xchg-alpha", "settlement", "settle_batch", [[["T-3", "A", "B", "I", 1, 1]]]),
         maker.tx("xchg-alpha", "custody", "deposit", ["T-9"]),
         maker.tx("member-a", "settlement", "settle", ["T-4"]),
+        maker.tx("xchg-alpha", "cycles", "submit", ["C-1", "A", "B", "I", 1, 1, 2]),
+        maker.tx("xchg-alpha", "cycles", "submit_batch", [[["C-2", "A", "B", "I", 1, 1, 2]]]),
     ]
+    refused_event = (
+        "cycles",
+        "trade_refused",
+        (("trade_id", "C-2"), ("code", "instrument_halted"), ("message", "m")),
+    )
+    close_event = (
+        "cycles",
+        "trade_failed",
+        (("date", 20), ("exchange", "xchg-beta"), ("trade_id", "C-0"), ("code", "insufficient_cash"),
+         ("account", "A-C001")),
+    )  # fmt: skip
     failed_event = (
         "settlement",
         "trade_failed",
@@ -296,13 +309,21 @@ def test_failed_trades_from_a_block() -> None:
         Receipt(KIND_TX, txs[2].hash, "ok", "", (failed_event,)),
         Receipt(KIND_TX, txs[3].hash, "unknown_account", "no", ()),
         Receipt(KIND_TX, b"\x00" * 32, "bad", "not its receipt", ()),
+        Receipt(KIND_TX, txs[5].hash, "bad_tplus", "no", ()),
+        Receipt(KIND_TX, txs[6].hash, "ok", "", (refused_event,)),
+        Receipt(KIND_TASK, b"\x01" * 8, "ok", "", (close_event,)),
     ]
     found = [(t.exchange, t.trade_id, t.index, t.code) for t in compute_failed_trades(txs, receipts)]
     assert found == [
         ("xchg-alpha", "T-1", 0, "insufficient_cash"),
         ("xchg-alpha", "T-2", 1, "not_exchange"),
         ("xchg-alpha", "T-3", 2, "same_account"),
+        ("xchg-alpha", "C-1", 5, "bad_tplus"),
+        ("xchg-alpha", "C-2", 6, "instrument_halted"),
+        ("xchg-beta", "C-0", 7, "insufficient_cash"),
     ]
+    (closed,) = [t for t in compute_failed_trades(txs, receipts) if t.trade_id == "C-0"]
+    assert closed.tx is None and "close of cycle 20: A-C001 was short" in closed.message
 
 
 @pytest.mark.io

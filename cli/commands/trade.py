@@ -256,7 +256,8 @@ def trade_status(trade_id: str, exchange: str, session: Session, as_json: bool) 
         return
     line = f"trade {doc['trade_id']} ({doc['exchange']}): {doc['status']} at height {doc['height']}"
     if doc["status"] == FAILED_STATUS:
-        line += f": {doc['code']}: {printable(str(doc['message']))} (tx {doc['tx']})"
+        line += f": {doc['code']}: {printable(str(doc['message']))}"
+        line += f" (tx {doc['tx']})" if doc.get("tx") else " (at its cycle's close)"
     click.echo(line)
 
 
