@@ -202,7 +202,7 @@ def run_soak(
                 continue
             sampler.sample(now - start)
             k += 1
-            if k % max(1, round(60 / sample_s)) == 0:
+            if k > 1 and (k - 1) % max(1, round(60 / sample_s)) == 0:  # about once a minute
                 live = [r[-1] for r in sampler.rss_mib if r[-1] is not None]
                 echo(f"  {now - start:6.0f} s: RSS {' / '.join(f'{x:.0f}' for x in live)} MB")
         results = run.results()
