@@ -185,3 +185,15 @@ def test_sigterm_in_the_middle_stops_every_process_it_started(tmp_path: Path) ->
     assert left == [], "processes left running after SIGTERM"
     assert soak.returncode == 128 + signal.SIGTERM, err
     assert "Traceback" not in err
+
+
+def test_refusals_before_anything_starts(tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("")
+    taken = CliRunner().invoke(
+        main, ["bench", "soak", "--dir", str(tmp_path / "full"), "--duration", "5", "--warmup-s", "1"]
+    )
+    assert taken.exit_code == 1 and "network_exists" in taken.output
+    assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["x"]  # nothing written
+    late = CliRunner().invoke(main, ["bench", "soak", "--duration", "5", "--warmup-s", "5"])
+    assert late.exit_code == 2 and "--warmup-s" in late.output
