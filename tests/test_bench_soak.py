@@ -12,13 +12,22 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cli.bench.soak import disk_bytes, least_squares_slope, metric_value, rss_slope
+from cli.bench.soak import (
+    SoakSampler,
+    disk_bytes,
+    least_squares_slope,
+    metric_value,
+    pruning_figure,
+    rss_slope,
+)
 from cli.localnet.process import CODE_ROOT, module_command
 from cli.main import main
 
@@ -197,3 +206,12 @@ def test_refusals_before_anything_starts(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["x"]  # nothing written
     late = CliRunner().invoke(main, ["bench", "soak", "--duration", "5", "--warmup-s", "5"])
     assert late.exit_code == 2 and "--warmup-s" in late.output
+
+
+def test_pruning_lag_is_null_unless_a_node_reports_one() -> None:
+    nodes = [SimpleNamespace(name="node0"), SimpleNamespace(name="node1")]
+    sampler = SoakSampler(cast(Any, nodes))
+    sampler.pruning_lag = [[None, None], [None, None]]
+    assert pruning_figure(sampler) is None
+    sampler.pruning_lag = [[3.0, 40.0, 5.0], [None, None, None]]
+    assert pruning_figure(sampler) == {"max": 40.0, "end": {"node0": 5.0, "node1": None}}

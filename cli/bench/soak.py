@@ -136,16 +136,17 @@ class SoakSampler:
 
     def sample(self, t: float) -> None:
         self.t_s.append(round(t, 2))
-        for i, node in enumerate(self.nodes):
+        for i, (node, probe) in enumerate(zip(self.nodes, self.probes, strict=True)):
             kib = rss_kib(node.proc.pid) if node.proc is not None and node.alive() else None
             self.rss_mib[i].append(None if kib is None else round(kib / 1024, 1))
-        for i, probe in enumerate(self.probes):
-            committed, lag = probe.read()
+            committed, lag = probe.read()  # right after its RSS: one node's pair, one moment
             self.committed[i].append(committed)
             self.pruning_lag[i].append(lag)
 
 
-def _pruning_figure(sampler: SoakSampler) -> dict[str, Any] | None:
+def pruning_figure(sampler: SoakSampler) -> dict[str, Any] | None:
+    """The largest pruning lag any node reported and each node's last one; None if no node
+    reported one."""
     seen = [[v for v in series if v is not None] for series in sampler.pruning_lag]
     if not any(seen):
         return None
@@ -241,7 +242,7 @@ def _node_figures(
     return {
         "rss_slope_bytes_per_tx": max(slopes) if slopes else None,
         "disk_bytes_per_trade": max(disks) if disks else None,
-        "pruning_lag": _pruning_figure(sampler),
+        "pruning_lag": pruning_figure(sampler),
         "samples": len(sampler.t_s),
         "t_s": sampler.t_s,
         "rss_mb": {n.name: sampler.rss_mib[i] for i, n in enumerate(sampler.nodes)},
