@@ -4,7 +4,6 @@ which prints the figures; ``--json-out`` also writes them to a file."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
@@ -112,16 +111,13 @@ def bench(
     baseline measured in the same run."""
     if ctx.invoked_subcommand is not None:
         return
-    from cli.bench.load import run_bench
+    from cli.bench.load import default_lanes, run_bench
 
     per_s = _rate(rate)
     if chunk is None:
         chunk = 50 if batch == 1 and per_s is None else 1
     if lanes is None:
-        if per_s is None:  # about 3,200 trades in flight: a full block waiting behind the one executing
-            lanes = max(1, min(512, math.ceil(3_200 / (batch * chunk) / clients)))
-        else:  # paced: enough requests in flight to keep the rate with 1.5 s commit latency
-            lanes = max(4, min(512, math.ceil(per_s * 1.5 / chunk / clients)))
+        lanes = default_lanes(per_s, batch, chunk, clients)
     figures = run_bench(
         validators=validators,
         accounts=accounts,
@@ -219,4 +215,82 @@ def bench_network(
     from cli.bench.network import run_bench
 
     figures = run_bench(validators, seconds, latency_txs, trades, batch)
+    write_json_out(json_out, figures)
+
+
+@bench.command("soak")
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, min_open=True),
+    default=300,
+    show_default=True,
+    help="Transactions per second over all clients.",
+)
+@click.option(
+    "--duration", type=click.FloatRange(2, 14_400), default=3600, show_default=True, help="Seconds of load."
+)
+@click.option("--validators", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option(
+    "--batch", type=click.IntRange(1, 1000), default=1, show_default=True, help="Trades per transaction."
+)
+@click.option(
+    "--sample-s",
+    type=click.FloatRange(0.5),
+    default=10,
+    show_default=True,
+    help="Seconds between samples of each node's RSS and committed transactions.",
+)
+@click.option(
+    "--warmup-s",
+    type=click.FloatRange(0),
+    default=120,
+    show_default=True,
+    help="Seconds left out of the RSS slope and the achieved rate.",
+)
+@click.option(
+    "--accounts",
+    type=click.IntRange(2),
+    default=10_000,
+    show_default=True,
+    help="Funded client accounts in genesis.",
+)
+@click.option("--clients", type=click.IntRange(1, 16), default=2, show_default=True, help="Client processes.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A new or empty folder for the network, kept afterwards [a temporary folder, deleted].",
+)
+@json_out_option
+def bench_soak(
+    rate: float,
+    duration: float,
+    validators: int,
+    batch: int,
+    sample_s: float,
+    warmup_s: float,
+    accounts: int,
+    clients: int,
+    directory: Path | None,
+    json_out: Path | None,
+) -> None:
+    """Memory and disk of a local network under a steady load: RSS per node every --sample-s,
+    its slope in bytes per committed transaction after --warmup-s, disk bytes per trade per
+    node, pruning lag if the nodes expose it (see docs/BENCHMARKS.md)."""
+    if warmup_s >= duration:
+        raise click.BadParameter("must be below --duration", param_hint="--warmup-s")
+    from cli.bench.soak import run_soak
+
+    figures = run_soak(
+        validators=validators,
+        accounts=accounts,
+        duration=duration,
+        rate=rate,
+        batch=batch,
+        clients=clients,
+        sample_s=sample_s,
+        warmup_s=warmup_s,
+        directory=directory,
+    )
     write_json_out(json_out, figures)

@@ -28,8 +28,10 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -86,55 +88,136 @@ class NodeSampler:
         self.series.append([round(t, 2), [round(x, 1) for x in self.rss_mb()]])
 
 
-def _start_network(
-    base: Path,
-    validators: int,
-    accounts: int,
-    lanes: int,
-    consensus: ConsensusSection,
-    account_history: bool,
-    echo: Any,
-) -> list[NodeProcess]:
-    net = init_network(base, validators, base_port=0, consensus=consensus, account_history=account_history)
-    t0 = time.monotonic()
-    (base / "genesis.json").write_text(json.dumps(bench_genesis(validators, accounts, lanes)))
-    nodes = [NodeProcess(base, n) for n in net["nodes"]]
-    for n in nodes:
-        n.start()
-
-    def first_block() -> bool:
-        dead = [n for n in nodes if not n.alive()]
-        if dead:
-            raise click.ClickException(f"{dead[0].name} stopped while starting:\n{dead[0].log_tail()}")
-        return all(n.height() >= 1 for n in nodes)
-
-    wait_until(first_block, 120 + accounts / 2_000, "the first block", nodes)
-    echo(
-        f"  network up: {validators} validators, genesis with {accounts:,} accounts, first block after {time.monotonic() - t0:.1f} s"
-    )
-    return nodes
+def default_lanes(rate: float | None, batch: int, chunk: int, clients: int) -> int:
+    """Requests in flight per client: at max rate about 3,200 trades in flight (a full block
+    waiting behind the one executing); at a rate, enough to keep it with 1.5 s commit latency."""
+    if rate is None:
+        return max(1, min(512, math.ceil(3_200 / (batch * chunk) / clients)))
+    return max(4, min(512, math.ceil(rate * 1.5 / chunk / clients)))
 
 
-def _start_clients(
-    base: Path, spec: dict[str, Any], clients: int, lanes_per_client: int
-) -> list[tuple[subprocess.Popen[str], Path]]:
-    procs = []
-    for c in range(clients):
-        own = dict(spec, lanes=list(range(c * lanes_per_client, (c + 1) * lanes_per_client)))
-        spec_path, out_path = base / f"client{c}.json", base / f"client{c}.out.json"
-        spec_path.write_text(json.dumps(own))
-        proc = subprocess.Popen(
-            module_command("cli.bench.client", str(spec_path), str(out_path)),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+class LoadRun:
+    """The processes of one load run: a fresh network of validator processes in ``base/net`` and
+    the client processes driving it, started through this object so that it knows every one.
+
+    As a context manager it stops them all on any way out (return, error, Ctrl-C, and SIGTERM,
+    which it turns into an exit while it is open): clients killed, nodes terminated, then the
+    folder deleted unless ``keep``. ``clearchain bench`` and ``bench soak`` share it."""
+
+    def __init__(self, base: Path, keep: bool, echo: Any = click.echo) -> None:
+        self.base = base
+        self.keep = keep
+        self.echo = echo
+        self.nodes: list[NodeProcess] = []
+        self.clients: list[tuple[subprocess.Popen[str], Path]] = []
+        self._sigterm: Any = None
+
+    def __enter__(self) -> LoadRun:
+        if threading.current_thread() is threading.main_thread():
+            self._sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start_network(
+        self,
+        validators: int,
+        accounts: int,
+        lanes: int,
+        consensus: ConsensusSection,
+        account_history: bool,
+    ) -> list[NodeProcess]:
+        """Start the network and wait for every node's first block."""
+        net_dir = self.base / "net"
+        net = init_network(
+            net_dir, validators, base_port=0, consensus=consensus, account_history=account_history
         )
-        procs.append((proc, out_path))
-    for proc, _ in procs:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if line.strip() != "ready":
-            raise click.ClickException(f"a bench client failed before it was ready (exit {proc.poll()})")
-    return procs
+        t0 = time.monotonic()
+        (net_dir / "genesis.json").write_text(json.dumps(bench_genesis(validators, accounts, lanes)))
+        for spec in net["nodes"]:
+            node = NodeProcess(net_dir, spec)
+            self.nodes.append(node)  # known before it runs: close() stops it whatever happens next
+            node.start()
+        nodes = self.nodes
+
+        def first_block() -> bool:
+            dead = [n for n in nodes if not n.alive()]
+            if dead:
+                raise click.ClickException(f"{dead[0].name} stopped while starting:\n{dead[0].log_tail()}")
+            return all(n.height() >= 1 for n in nodes)
+
+        wait_until(first_block, 120 + accounts / 2_000, "the first block", nodes)
+        self.echo(
+            f"  network up: {validators} validators, genesis with {accounts:,} accounts, first block after {time.monotonic() - t0:.1f} s"
+        )
+        return nodes
+
+    def start_clients(self, spec: dict[str, Any], clients: int, lanes_per_client: int) -> None:
+        """Start the client processes; each signs its lanes' transactions, then says it is ready."""
+        for c in range(clients):
+            own = dict(spec, lanes=list(range(c * lanes_per_client, (c + 1) * lanes_per_client)))
+            spec_path, out_path = self.base / f"client{c}.json", self.base / f"client{c}.out.json"
+            spec_path.write_text(json.dumps(own))
+            proc = subprocess.Popen(
+                module_command("cli.bench.client", str(spec_path), str(out_path)),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            self.clients.append((proc, out_path))
+        for proc, _ in self.clients:
+            line = proc.stdout.readline() if proc.stdout else ""
+            if line.strip() != "ready":
+                raise click.ClickException(f"a bench client failed before it was ready (exit {proc.poll()})")
+
+    def release(self, delay: float = 0.5) -> float:
+        """Tell every client to start driving at ``delay`` seconds from now; returns that time
+        (``time.monotonic``)."""
+        start = time.monotonic() + delay
+        for proc, _ in self.clients:
+            assert proc.stdin is not None
+            proc.stdin.write(f"{start}\n")
+            proc.stdin.flush()
+        return start
+
+    def driving(self) -> bool:
+        """Whether a client is still sending or waiting for replies."""
+        return any(p.poll() is None for p, _ in self.clients)
+
+    def results(self) -> list[dict[str, Any]]:
+        """What each client saw (waits for them to finish)."""
+        results = []
+        for proc, out_path in self.clients:
+            if proc.wait() != 0 or not out_path.exists():
+                raise click.ClickException(f"a bench client failed (exit {proc.returncode})")
+            results.append(json.loads(out_path.read_text()))
+        return results
+
+    def close(self) -> None:
+        """Stop every process this run started, then delete its folder unless kept. A SIGTERM
+        while this runs is ignored: the cleanup is bounded and must finish."""
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            for proc, _ in self.clients:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=10)
+            for n in self.nodes:
+                n.terminate()
+            if self.keep:
+                self.echo(f"  kept {self.base}")
+            else:
+                shutil.rmtree(self.base, ignore_errors=True)
+        finally:
+            if self._sigterm is not None:
+                signal.signal(signal.SIGTERM, self._sigterm)
+                self._sigterm = None
 
 
 def _percentile(pairs: list[tuple[float, int]], q: float) -> float:
@@ -221,6 +304,42 @@ def _baseline(trades: int, accounts: int, lanes: int, batch: int, echo: Any) -> 
     }
 
 
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def lane_txs_for(
+    txs: int | None, duration: float, rate: float | None, batch: int, lanes_total: int, chunk: int
+) -> int:
+    """Transactions each lane pre-signs: ``txs`` over the lanes, or by default enough for the
+    rate over the duration plus one chunk per lane (a max-rate run guesses the rate)."""
+    if txs is None:
+        if rate is None:
+            txs = math.ceil(duration * max(EXPECTED_TRADES_PER_S / batch, 2) * 1.2) + lanes_total * chunk
+        else:
+            txs = math.ceil(rate * duration) + lanes_total * chunk
+    return math.ceil(txs / lanes_total)
+
+
+def client_spec(
+    nodes: list[NodeProcess],
+    accounts: int,
+    batch: int,
+    chunk: int,
+    lane_txs: int,
+    duration: float,
+    rate: float | None,
+    lanes_total: int,
+) -> dict[str, Any]:
+    """What every client process is told (``cli/bench/client.py`` reads it); the lanes are
+    spread over the nodes and share the rate evenly."""
+    return {
+        "chain_id": devnet.CHAIN_ID, "nodes": [n.rpc for n in nodes], "accounts": accounts, "batch": batch,
+        "chunk": chunk, "lane_txs": lane_txs, "duration_s": duration,
+        "lane_rate": rate / lanes_total if rate else None, "lanes_total": lanes_total,
+    }  # fmt: skip
+
+
 def run_bench(
     *,
     validators: int,
@@ -241,14 +360,9 @@ def run_bench(
     echo: Any = click.echo,
 ) -> dict[str, Any]:
     lanes_total = clients * lanes
-    if txs is None:
-        if rate is None:
-            txs = math.ceil(duration * max(EXPECTED_TRADES_PER_S / batch, 2) * 1.2) + lanes_total * chunk
-        else:
-            txs = math.ceil(rate * duration) + lanes_total * chunk
-    lane_txs = math.ceil(txs / lanes_total)
+    lane_txs = lane_txs_for(txs, duration, rate, batch, lanes_total, chunk)
     figures: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
         "validators": validators, "accounts": accounts, "duration_s": duration, "rate_txs_per_s": rate or "max",
         "batch": batch, "clients": clients, "lanes": lanes_total, "chunk": chunk, "warmup_s": warmup,
         "account_history": account_history,
@@ -262,39 +376,23 @@ def run_bench(
     echo(
         f"  calibration: {cal['ed25519_verifies_per_s']:,} Ed25519 verifies/s on one core -> signature bound {bound:,.0f} tx/s"
     )
-    base = Path(tempfile.mkdtemp(prefix="clearchain-bench-"))
-    nodes: list[NodeProcess] = []
-    procs: list[tuple[subprocess.Popen[str], Path]] = []
-    try:
-        nodes = _start_network(
-            base / "net",
-            validators,
-            accounts,
-            lanes_total,
-            consensus or ConsensusSection(),
-            account_history,
-            echo,
+    with LoadRun(Path(tempfile.mkdtemp(prefix="clearchain-bench-")), keep, echo) as run:
+        nodes = run.start_network(
+            validators, accounts, lanes_total, consensus or ConsensusSection(), account_history
         )
-        spec = {
-            "chain_id": devnet.CHAIN_ID, "nodes": [n.rpc for n in nodes], "accounts": accounts, "batch": batch,
-            "chunk": chunk, "lane_txs": lane_txs, "duration_s": duration,
-            "lane_rate": rate / lanes_total if rate else None, "lanes_total": lanes_total,
-        }  # fmt: skip
         t0 = time.monotonic()
-        procs = _start_clients(base, spec, clients, lanes)
+        run.start_clients(
+            client_spec(nodes, accounts, batch, chunk, lane_txs, duration, rate, lanes_total), clients, lanes
+        )
         echo(
             f"  clients ready: {lane_txs * lanes_total:,} txs ({lane_txs * lanes_total * batch:,} trades) signed in {time.monotonic() - t0:.1f} s"
         )
         sampler = NodeSampler(nodes)
         h0 = _height(nodes[0])
-        start = time.monotonic() + 0.5
-        for proc, _ in procs:
-            assert proc.stdin is not None
-            proc.stdin.write(f"{start}\n")
-            proc.stdin.flush()
+        start = run.release()
         rss0, cpu_w0, cpu_w1, h_w0 = sampler.rss_mb(), None, None, None
         spy = None
-        while any(p.poll() is None for p, _ in procs):
+        while run.driving():
             now = time.monotonic()
             sampler.sample(now - start)
             if cpu_w0 is None and now >= start + warmup:
@@ -311,11 +409,7 @@ def run_bench(
         if spy is not None and profile is not None:
             spy.wait(timeout=duration + 60)
             figures["profile"] = bench_profile.fold(profile)
-        results = []
-        for proc, out_path in procs:
-            if proc.wait() != 0 or not out_path.exists():
-                raise click.ClickException(f"a bench client failed (exit {proc.returncode})")
-            results.append(json.loads(out_path.read_text()))
+        results = run.results()
         figures.update(_summarize(results, start, duration, warmup, batch))
         figures["short_run"] = figures["committed_trades"] < RUN_COUNTS_TXS
         figures["signature_bound_txs_per_s"] = round(bound)
@@ -336,17 +430,6 @@ def run_bench(
             "drive": sum(r["drive_cpu_s"] for r in results),
         }
         figures["lanes_exhausted"] = _exhausted(results, lane_txs, lanes_total)
-    finally:
-        for proc, _ in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-        for n in nodes:
-            n.terminate()
-        if keep:
-            echo(f"  kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
     if baseline_trades:
         figures["baseline"] = base_figures = _baseline(baseline_trades, accounts, lanes_total, batch, echo)
         figures["ratio_to_baseline"] = {
