@@ -59,6 +59,7 @@ from typing import Any, Final, NamedTuple
 import plyvel
 
 from chain.block import Block
+from chain.block_pruning import is_height_pruned, pruned_error
 from chain.encoding import decode, encode, encode_trusted
 from chain.ids import is_valid_id
 from chain.limits import BATCH_TRADES_MAX
@@ -369,6 +370,9 @@ class AccountIndex:
             block = self.store.block(height)
             receipts = self.store.receipts(height)
             if block is None or receipts is None:
+                if is_height_pruned(self.store, height):
+                    # storage.keep_blocks dropped what this index still needs: it cannot catch up.
+                    raise pruned_error(self.store, height)
                 return
             self._index_block(height, block.hash(), block.txs, receipts)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.block import Block
+from chain.block_pruning import prune_blocks
 from chain.errors import ContractCodeMismatch
 from chain.genesis import load_genesis
 from chain.keys import read_key_file, verify_signature
@@ -312,6 +313,9 @@ class Node:
         for fut in self.commit_waiters.pop(b"block", ()):
             if not fut.done():
                 fut.set_result(height)
+        # After the listeners (the account index reads the block just written): drop a bounded
+        # slice of blocks older than the window, if this node keeps one (storage.keep_blocks).
+        prune_blocks(self.store, self.config.storage.keep_blocks)
 
     # --- transactions ---------------------------------------------------------------------------
     def submit(self, data: bytes, source: bytes | None = None) -> SignedTx:

@@ -4,6 +4,7 @@ whose ``meta/blocks_pruned_below`` never claims a height it lacks, and that goes
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +39,10 @@ from chain.store import (
 from chain.tx import SignedTx, Tx
 from cli.localnet import devnet
 from contracts import default_registry
+from node.app import LedgerApp
+from node.blocksync import BlockSync
+from node.inbound import BLOCKS, GET_BLOCKS, HEIGHT_PRUNED, Misbehaved
+from node.mempool import Mempool
 from tests.conftest import Chain
 
 
@@ -261,3 +267,107 @@ def test_kill_9_while_pruning_leaves_a_consistent_store(pruner_db: Path) -> None
         finally:
             store.close()
     assert heights == sorted(heights) and heights[-1] > 4
+
+
+# --- block sync from a pruning node ------------------------------------------------------------
+
+
+class Wire:
+    """The network port of one BlockSync: what it sent, to whom."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, list[Any]]] = []
+
+    @property
+    def peers(self) -> dict[bytes, Any]:
+        return {}
+
+    def send(self, pubkey: bytes, message: list[Any]) -> bool:
+        self.sent.append((pubkey, message))
+        return True
+
+    def broadcast(self, message: list[Any], exclude: bytes | None = None) -> int:
+        return 0
+
+    def disconnect(self, pubkey: bytes, reason: str) -> None:
+        raise AssertionError(f"disconnected {pubkey.hex()[:8]}: {reason}")
+
+    def take(self) -> tuple[bytes, list[Any]]:
+        assert len(self.sent) == 1, self.sent
+        return self.sent.pop()
+
+
+class StillClock:
+    def monotonic_ms(self) -> float:
+        return 0.0
+
+    def wall_ms(self) -> int:
+        return 0
+
+    def call_later(self, delay_ms: float, callback: Any) -> Any:
+        raise AssertionError("no timers here")
+
+
+def _sync_node(ledger: Ledger) -> tuple[BlockSync, Wire]:
+    app = LedgerApp(
+        ledger,
+        Mempool(ledger.executor, ledger.store),
+        None,
+        lambda: 0,
+        block_txs_max=100,
+        clock_drift_ms=10_000,
+        log=logging.getLogger("test"),
+    )
+    wire = Wire()
+    return BlockSync(app, wire, StillClock(), logging.getLogger("test"), frame_bytes_max=8 << 20), wire
+
+
+ARCHIVE, PRUNED = b"\x01" * 32, b"\x02" * 32
+
+
+def test_a_peer_behind_the_window_is_told_height_pruned_and_syncs_from_an_archive(genesis: Genesis) -> None:
+    archive = Ledger(Store.in_memory(), genesis, default_registry())
+    _grow(archive, 20, keep=0)
+    pruning = Ledger(Store.in_memory(), genesis, default_registry())
+    for h in range(1, 21):  # the same chain, replicated, pruned as it goes
+        block = archive.store.block(h)
+        cert = archive.store.certificate(h)
+        assert block is not None and cert is not None
+        pruning.apply_committed(block, cert)
+        prune_blocks(pruning.store, 3)
+    assert blocks_pruned_below(pruning.store) == 17
+    lagging = Ledger(Store.in_memory(), genesis, default_registry())
+    sync, wire = _sync_node(lagging)
+    serve_pruned, pruned_wire = _sync_node(pruning)
+    serve_archive, archive_wire = _sync_node(archive)
+
+    sync.request(PRUNED, 21)
+    assert wire.take() == (PRUNED, [GET_BLOCKS, 1, 20])
+    serve_pruned.serve(b"lagging", [GET_BLOCKS, 1, 20])
+    to, reply = pruned_wire.take()
+    assert to == b"lagging" and reply == [HEIGHT_PRUNED, 1, 17]
+    sync.on_pruned(PRUNED, reply)
+    sync.request(PRUNED, 21)
+    assert wire.sent == []  # it asks that peer no more while it lacks height 17
+
+    sync.request(ARCHIVE, 21)
+    _, ask = wire.take()
+    serve_archive.serve(b"lagging", ask)
+    _, blocks = archive_wire.take()
+    assert blocks[0] == BLOCKS and len(blocks[1]) == 20
+    assert sync.apply(ARCHIVE, blocks, lambda c: None) == 20
+    assert lagging.head == archive.head
+
+    # recent heights are still served by the pruning node
+    serve_pruned.serve(b"lagging", [GET_BLOCKS, 17, 20])
+    _, recent = pruned_wire.take()
+    assert recent[0] == BLOCKS and [Block.decode(b).height for b, _ in recent[1]] == [17, 18, 19, 20]
+
+
+@pytest.mark.parametrize(
+    "bad", [[HEIGHT_PRUNED, 1], [HEIGHT_PRUNED, 5, 5], [HEIGHT_PRUNED, 0, 3], [HEIGHT_PRUNED, 1, "x"]]
+)
+def test_a_malformed_height_pruned_reply_is_misbehaviour(genesis: Genesis, bad: list[Any]) -> None:
+    sync, _ = _sync_node(Ledger(Store.in_memory(), genesis, default_registry()))
+    with pytest.raises(Misbehaved, match="bad_height_pruned"):
+        sync.on_pruned(PRUNED, bad)
