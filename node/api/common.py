@@ -58,6 +58,16 @@ def _http_code(status: int) -> str:
     return {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(status, "http_error")
 
 
+def pruned(query: NodeQuery, height: int) -> web.Response:
+    """The reply for a committed height this node no longer holds (storage.keep_blocks)."""
+    below = query.blocks_pruned_below()
+    return error(
+        410,
+        "height_pruned",
+        f"height {height} is pruned on this node (it keeps blocks from {below}); ask a node that keeps history",
+    )
+
+
 def ready_index(request: web.Request) -> AccountIndex | web.Response:
     """The node's account-history index when it has indexed the head; otherwise the 503 reply
     that says why (none kept, not opened, or catching up: then catching up is started)."""
