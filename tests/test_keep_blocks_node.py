@@ -151,3 +151,77 @@ def test_export_and_block_show_of_a_pruned_height_say_height_pruned(
     assert out.stat().st_size > 0
     result = CliRunner().invoke(main, ["block", "show", recent, "--node", nt.url])
     assert result.exit_code == 0, result.output
+
+
+class ConfiguredNodeThread(NodeThread):
+    """A node started with its config file's settings changed by ``change``."""
+
+    def __init__(self, home: Path, change: Any) -> None:
+        super().__init__(home)
+        self.change = change
+
+    def start(self) -> Node:
+        async def go() -> Node:
+            node = Node(self.home, config=self.change(load_config(self.home)))
+            await node.start()
+            return node
+
+        self.node = self.call(go())
+        return self.node
+
+    def height(self) -> int:
+        return int(self.on_loop(lambda: self.node.ledger.head.height))  # type: ignore[union-attr]
+
+
+def _wait(what: str, ok: Any) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not ok():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.io
+@pytest.mark.slow
+def test_a_peer_behind_the_window_is_told_why_and_syncs_from_an_archive(tmp_path: Path) -> None:
+    """A validator keeps 5 blocks, an observer keeps all. A new observer that can reach only the
+    validator gets height_pruned and no blocks; reaching the archive too, it syncs."""
+    directory = tmp_path / "net"
+    doc = init_network(directory, 1, 2, base_port=0, consensus=FAST)
+    node0, late, archive = (directory / n["home"] for n in doc["nodes"])
+    late_key, archive_key = doc["nodes"][1]["node_key"], doc["nodes"][2]["node_key"]
+    p2p0, p2p_archive = doc["nodes"][0]["p2p"], doc["nodes"][2]["p2p"]
+
+    def pruning(cfg: Any) -> Any:
+        return replace(cfg, storage=StorageSection(keep_blocks=KEEP))
+
+    def archive_cfg(cfg: Any) -> Any:
+        return replace(cfg, p2p=replace(cfg.p2p, observers=[late_key]))
+
+    def late_cfg(peers: list[str]) -> Any:
+        return lambda cfg: replace(cfg, p2p=replace(cfg.p2p, peers=peers, observers=[archive_key]))
+
+    threads = [ConfiguredNodeThread(node0, pruning), ConfiguredNodeThread(archive, archive_cfg)]
+    try:
+        for t in threads:
+            t.start()
+        _wait("25 blocks on the validator and the archive", lambda: min(t.height() for t in threads) >= 25)
+        assert _get(threads[0].url, "/blocks/1")[1]["error"]["code"] == "height_pruned"
+
+        alone = ConfiguredNodeThread(late, late_cfg([p2p0]))
+        threads.append(alone)
+        alone.start()
+        log = late / "node.log"
+        _wait("the late node to be told height_pruned", lambda: "(height_pruned)" in log.read_text())
+        assert alone.height() == 0
+        alone.close()
+        threads.remove(alone)
+
+        both = ConfiguredNodeThread(late, late_cfg([p2p0, p2p_archive]))
+        threads.append(both)
+        both.start()
+        target = threads[0].height()
+        _wait("the late node to sync from the archive", lambda: both.height() >= target)
+        assert _get(both.url, "/blocks/1")[0] == 200
+    finally:
+        for t in threads:
+            t.close()
