@@ -4,6 +4,7 @@ whose ``meta/blocks_pruned_below`` never claims a height it lacks, and that goes
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -371,3 +372,35 @@ def test_a_malformed_height_pruned_reply_is_misbehaviour(genesis: Genesis, bad: 
     sync, _ = _sync_node(Ledger(Store.in_memory(), genesis, default_registry()))
     with pytest.raises(Misbehaved, match="bad_height_pruned"):
         sync.on_pruned(PRUNED, bad)
+
+
+def test_export_and_audit_of_a_pruned_data_folder_say_height_pruned(genesis: Genesis, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    home = tmp_path / "home"
+    store = Store.open_leveldb(home / "db")
+    try:
+        _grow(Ledger(store, genesis, default_registry()), 10, keep=4)
+    finally:
+        store.close()
+    out = tmp_path / "x.msgpack"
+    for args in (
+        ["export", "--home", str(home), "--out", str(out)],
+        ["export", "--home", str(home), "--from", "5"],
+    ):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith("error: height_pruned: ") and len(result.stderr.splitlines()) == 1
+        assert "keeps blocks from height 6 only" in result.stderr
+    assert not out.exists()  # refused before anything was written
+    result = CliRunner().invoke(main, ["export", "--home", str(home), "--from", "6", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "exported heights 6..10 (5 blocks" in result.stderr
+    genesis_file = tmp_path / "genesis.json"
+    genesis_file.write_text(json.dumps(devnet.dev_genesis_doc()))
+    result = CliRunner().invoke(
+        main, ["audit", "--home", str(home), "--genesis", str(genesis_file), "--quiet"]
+    )
+    assert result.exit_code == 1 and result.stderr.startswith("error: height_pruned: "), result.output
