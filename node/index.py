@@ -61,6 +61,7 @@ import plyvel
 from chain.block import Block
 from chain.block_pruning import is_height_pruned, pruned_error
 from chain.encoding import decode, encode, encode_trusted
+from chain.errors import StoreError
 from chain.ids import is_valid_id
 from chain.limits import BATCH_TRADES_MAX
 from chain.receipt import KIND_TX, Receipt
@@ -359,6 +360,9 @@ class AccountIndex:
                 return
             try:
                 self.catch_up_some(target, CATCH_UP_BLOCKS_PER_TURN)
+            except StoreError as exc:
+                self.log.warning("account index: cannot catch up: %s: %s", exc.code, exc.message)
+                return
             except Exception:
                 self.log.exception("account index: catching up failed at height %d", self.height + 1)
                 return

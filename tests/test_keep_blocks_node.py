@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,6 +19,7 @@ from chain.history import HistoryPage
 from cli.localnet.network import init_network
 from cli.main import main
 from node.config import StorageSection, load_config
+from node.index import INDEX_DIR
 from node.runtime import Node
 from tests.netutil import TxMaker
 from tests.test_api import FAST, NodeThread, fetch, run, submit
@@ -225,3 +227,19 @@ def test_a_peer_behind_the_window_is_told_why_and_syncs_from_an_archive(tmp_path
     finally:
         for t in threads:
             t.close()
+
+
+@pytest.mark.io
+def test_an_account_index_behind_the_window_says_it_cannot_be_rebuilt(
+    pruned: tuple[PruningNodeThread, str, int],
+) -> None:
+    """Last in the module: it restarts the node without its account-history index."""
+    nt, _, _ = pruned
+    nt.stop()
+    shutil.rmtree(nt.home / INDEX_DIR)
+    nt.start()
+    code, body = _get(nt.url, "/accounts/A-C001/history")
+    assert code == 503 and body["error"]["code"] == "index_unavailable", body
+    assert "pruned" in body["error"]["message"]
+    code, body = _get(nt.url, "/accounts/A-C001")  # state reads go on
+    assert code == 200

@@ -82,6 +82,13 @@ def ready_index(request: web.Request) -> AccountIndex | web.Response:
             503, "index_unavailable", "this node's account-history index could not be opened; see its log"
         )
     head = query.head().height
+    if index.height < head and query.is_height_pruned(index.height + 1):
+        return error(
+            503,
+            "index_unavailable",
+            f"the account-history index is at height {index.height}, and this node has pruned the blocks "
+            f"it needs (it keeps blocks from {query.blocks_pruned_below()}; storage.keep_blocks)",
+        )
     if index.height < head:
         index.start_catch_up()
         return error(
