@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chain.block import Block
 from chain.block_pruning import (
@@ -404,3 +406,29 @@ def test_export_and_audit_of_a_pruned_data_folder_say_height_pruned(genesis: Gen
         main, ["audit", "--home", str(home), "--genesis", str(genesis_file), "--quiet"]
     )
     assert result.exit_code == 1 and result.stderr.startswith("error: height_pruned: "), result.output
+
+
+@settings(max_examples=25)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 4), st.integers(1, 6), st.integers(1, 5)),  # (blocks, keep, slice)
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_mix_of_commits_windows_and_slices_keeps_the_store_consistent(
+    genesis: Genesis, steps: list[tuple[int, int, int]]
+) -> None:
+    """Windows that shrink or grow between commits never break the invariant, and the marker only
+    moves up, never past ``head - keep`` of the call that moved it, and the head stays held."""
+    ledger = Ledger(Store.in_memory(), genesis, default_registry())
+    marker = 1
+    for blocks, keep, heights_max in steps:
+        _grow(ledger, blocks, keep=0)
+        pruned = prune_blocks(ledger.store, keep, heights_max)
+        now = blocks_pruned_below(ledger.store)
+        assert now == marker + pruned and pruned <= heights_max
+        assert pruned == 0 or now <= ledger.head.height - keep  # a grown window cannot un-prune
+        assert_consistent(ledger.store)
+        assert now <= ledger.head.height or ledger.head.height == 0
+        marker = now
