@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chain.block import Block
+from chain.block_pruning import blocks_pruned_below
 from chain.certificate import CommitCertificate
 from chain.errors import ClearchainError
 from chain.executor import ExecutionResult
@@ -166,6 +167,9 @@ class LedgerApp:
         store = self.ledger.store
         data, cert = store.block_bytes(height), store.certificate(height)
         return None if data is None or cert is None else (data, cert.to_wire())
+
+    def blocks_pruned_below(self) -> int:
+        return blocks_pruned_below(self.ledger.store)
 
     def _written(self, block: Block, cert: CommitCertificate, result: ExecutionResult) -> Committed:
         self.mempool.update(block.txs, block.height + 1)

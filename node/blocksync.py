@@ -7,6 +7,11 @@ answers with each block's bytes and certificate. The application verifies every 
 against the validator set of its height, re-executes the block and checks the roots before it
 writes it (``ChainApp.apply_synced``; ``Ledger.apply_committed`` in the node); a peer whose block
 fails any of that is dropped. The driver then rejoins consensus at the new height.
+
+A peer that keeps only recent blocks (``storage.keep_blocks``) answers a request that starts
+below its window with ``[HEIGHT_PRUNED, from_height, blocks_pruned_below]`` instead of blocks:
+we stop asking it until our head has reached its window (its window only moves up), and sync
+from a peer that keeps the history we lack.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from chain.errors import ClearchainError
-from node.inbound import BLOCKS, GET_BLOCKS, Misbehaved, is_uint, need
+from node.inbound import BLOCKS, GET_BLOCKS, HEIGHT_PRUNED, Misbehaved, is_uint, need
 from node.ports import ChainApp, Clock, Committed, Network
 
 SYNC_BLOCKS_MAX: Final = 64  # blocks in one sync response
@@ -41,6 +46,8 @@ class BlockSync:
         self.budget_bytes = min(SYNC_RESPONSE_BYTES_MAX, frame_bytes_max - FRAME_RESERVE_BYTES)
         self.timeout_ms, self.blocks_max = timeout_ms, blocks_max
         self.pending: tuple[bytes, float] | None = None  # (peer asked, retry after this monotonic ms)
+        # Peers that said they keep blocks only from this height up (one entry per allowed peer).
+        self.pruned_below: dict[bytes, int] = {}
 
     def request(self, pubkey: bytes, peer_height: int) -> None:
         """Ask ``pubkey`` for the committed blocks after our head (one request at a time)."""
@@ -49,7 +56,7 @@ class BlockSync:
             return
         start = self.app.head_height() + 1
         end = min(peer_height - 1, start + self.blocks_max - 1)
-        if end < start:
+        if end < start or self.pruned_below.get(pubkey, 1) > start:
             return
         if self.network.send(pubkey, [GET_BLOCKS, start, end]):
             self.pending = (pubkey, now + self.timeout_ms)
@@ -68,6 +75,10 @@ class BlockSync:
             "bad_get_blocks",
         )
         start = message[1]
+        below = self.app.blocks_pruned_below()
+        if start < below:
+            self.network.send(pubkey, [HEIGHT_PRUNED, start, below])
+            return
         end = min(message[2], self.app.head_height(), start + self.blocks_max - 1)
         items: list[list[Any]] = []
         size = 0
@@ -82,6 +93,25 @@ class BlockSync:
             size += len(data)
         if items:
             self.network.send(pubkey, [BLOCKS, items])
+
+    def on_pruned(self, pubkey: bytes, message: list[Any]) -> None:
+        """The peer keeps no block at the start of what we asked: ask others until we pass it."""
+        need(
+            len(message) == 3
+            and is_uint(message[1])
+            and is_uint(message[2])
+            and 1 <= message[1] < message[2],
+            "bad_height_pruned",
+        )
+        self.forget(pubkey)
+        self.pruned_below[pubkey] = max(message[2], self.pruned_below.get(pubkey, 1))
+        self.log.warning(
+            "sync: peer %s keeps blocks from height %d only (height_pruned); height %d must come "
+            "from a node that keeps history",
+            pubkey.hex()[:16],
+            message[2],
+            message[1],
+        )
 
     def apply(self, pubkey: bytes, message: list[Any], committed: Callable[[Committed], None]) -> int:
         """Write each next block of the response, calling ``committed`` after each; how many."""

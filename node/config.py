@@ -15,6 +15,9 @@ the key. Paths are relative to the node's home.
                  commit_wait_ms, heartbeat_ms (0: the genesis parameter), clock_drift_ms,
                  block_txs_max, block_bytes_max (what this node puts in a block it proposes)
     [mempool]    txs_max, bytes_max
+    [storage]    keep_blocks (0: keep every block, the default; else at least 1,000: the node drops
+                 blocks, certificates and receipts older than head - keep_blocks and answers
+                 requests for them with ``height_pruned``)
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from chain.block_pruning import KEEP_BLOCKS_MIN
 from chain.errors import ClearchainError
 from chain.limits import BLOCK_BYTES_MAX, BLOCK_TXS_MAX, ENCODED_BYTES_MAX
 
@@ -83,12 +87,20 @@ class MempoolSection:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageSection:
+    # 0 keeps every block (the audit trail). A node that serves no history may keep fewer; the
+    # runtime accepts any value >= 1 (tests), a config file at least KEEP_BLOCKS_MIN.
+    keep_blocks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     node: NodeSection = field(default_factory=NodeSection)
     p2p: P2PSection = field(default_factory=P2PSection)
     rpc: RPCSection = field(default_factory=RPCSection)
     consensus: ConsensusSection = field(default_factory=ConsensusSection)
     mempool: MempoolSection = field(default_factory=MempoolSection)
+    storage: StorageSection = field(default_factory=StorageSection)
 
 
 _SECTIONS: dict[str, type] = {
@@ -97,6 +109,7 @@ _SECTIONS: dict[str, type] = {
     "rpc": RPCSection,
     "consensus": ConsensusSection,
     "mempool": MempoolSection,
+    "storage": StorageSection,
 }
 
 
@@ -178,6 +191,16 @@ def _check(cfg: NodeConfig, where: str) -> None:
         raise ConfigError("config_value", f"{where}: p2p.frame_bytes_max must be 1024..{ENCODED_BYTES_MAX}")
     if cfg.p2p.queue_max == 0 or cfg.mempool.txs_max == 0 or cfg.mempool.bytes_max == 0:
         raise ConfigError("config_value", f"{where}: queue and mempool bounds must be positive")
+    _check_keep_blocks(cfg.storage, where)
+
+
+def _check_keep_blocks(storage: StorageSection, where: str) -> None:
+    if 0 < storage.keep_blocks < KEEP_BLOCKS_MIN:
+        raise ConfigError(
+            "config_value",
+            f"{where}: storage.keep_blocks must be 0 (keep all) or at least {KEEP_BLOCKS_MIN}, "
+            "so a peer that was down for a while can still sync from this node",
+        )
 
 
 def parse_address(text: str, where: str) -> tuple[str, int]:

@@ -50,7 +50,7 @@ from node.consensus import (
     Verifier,
     proposer_for,
 )
-from node.inbound import BLOCKS, GET_BLOCKS, PROPOSAL, STATUS, VOTE, Misbehaved, need
+from node.inbound import BLOCKS, GET_BLOCKS, HEIGHT_PRUNED, PROPOSAL, STATUS, VOTE, Misbehaved, need
 from node.messages import Proposal, Vote
 from node.ports import ChainApp, Clock, Committed, ConsensusWAL, Network, TimerHandle
 from node.relay import PeerRound, ValidatorIndex, lacking, parse_status, status_message
@@ -102,6 +102,7 @@ class NodeDriver:
             STATUS: self._on_status,
             GET_BLOCKS: self.sync.serve,
             BLOCKS: self._on_blocks,
+            HEIGHT_PRUNED: self.sync.on_pruned,
         }
         self.outgoing: Callable[[Proposal | Vote], bool] | None = None  # True: it sent the message
         self.before_send: Callable[[list[Proposal | Vote]], bool] | None = None  # False: send nothing

@@ -19,6 +19,7 @@ STATUS: Final = int(MSG.STATUS)
 GET_BLOCKS: Final = int(MSG.GET_BLOCKS)
 BLOCKS: Final = int(MSG.BLOCKS)
 EVIDENCE: Final = int(MSG.EVIDENCE)
+HEIGHT_PRUNED: Final = int(MSG.HEIGHT_PRUNED)
 
 
 class Misbehaved(Exception):

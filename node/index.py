@@ -59,7 +59,9 @@ from typing import Any, Final, NamedTuple
 import plyvel
 
 from chain.block import Block
+from chain.block_pruning import is_height_pruned, pruned_error
 from chain.encoding import decode, encode, encode_trusted
+from chain.errors import StoreError
 from chain.ids import is_valid_id
 from chain.limits import BATCH_TRADES_MAX
 from chain.receipt import KIND_TX, Receipt
@@ -358,6 +360,9 @@ class AccountIndex:
                 return
             try:
                 self.catch_up_some(target, CATCH_UP_BLOCKS_PER_TURN)
+            except StoreError as exc:
+                self.log.warning("account index: cannot catch up: %s: %s", exc.code, exc.message)
+                return
             except Exception:
                 self.log.exception("account index: catching up failed at height %d", self.height + 1)
                 return
@@ -369,6 +374,9 @@ class AccountIndex:
             block = self.store.block(height)
             receipts = self.store.receipts(height)
             if block is None or receipts is None:
+                if is_height_pruned(self.store, height):
+                    # storage.keep_blocks dropped what this index still needs: it cannot catch up.
+                    raise pruned_error(self.store, height)
                 return
             self._index_block(height, block.hash(), block.txs, receipts)
 

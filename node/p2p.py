@@ -92,6 +92,7 @@ class MSG(IntEnum):
     GET_BLOCKS = 6
     BLOCKS = 7
     EVIDENCE = 8
+    HEIGHT_PRUNED = 9
 
 
 _HELLO: Final = int(MSG.HELLO)

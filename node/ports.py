@@ -125,3 +125,7 @@ class ChainApp(Application, Protocol):
     def synced_block(self, height: int) -> tuple[bytes, Any] | None:
         """The committed block at ``height`` as bytes, with its certificate's wire form."""
         ...
+
+    def blocks_pruned_below(self) -> int:
+        """The lowest height >= 1 whose block this node still holds (storage.keep_blocks)."""
+        ...

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from chain.block import Block, Header
+from chain.block_pruning import blocks_pruned_below, is_height_pruned
 from chain.certificate import CommitCertificate
 from chain.executor import CallEnv
 from chain.ledger import Ledger
@@ -217,6 +218,14 @@ class NodeQuery:
 
     def height_of(self, block_hash: bytes) -> int | None:
         return self._node.store.height_of(block_hash)
+
+    def blocks_pruned_below(self) -> int:
+        """The lowest height >= 1 whose block this node still holds (storage.keep_blocks)."""
+        return blocks_pruned_below(self._node.store)
+
+    def is_height_pruned(self, height: int) -> bool:
+        """Whether ``height`` was committed but this node has dropped its block."""
+        return is_height_pruned(self._node.store, height)
 
     def block(self, height: int) -> Block | None:
         return self._node.store.block(height)

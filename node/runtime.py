@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.block import Block
+from chain.block_pruning import blocks_pruned_below, prune_blocks
 from chain.errors import ContractCodeMismatch
 from chain.genesis import load_genesis
 from chain.keys import read_key_file, verify_signature
@@ -312,6 +313,9 @@ class Node:
         for fut in self.commit_waiters.pop(b"block", ()):
             if not fut.done():
                 fut.set_result(height)
+        # After the listeners (the account index reads the block just written): drop a bounded
+        # slice of blocks older than the window, if this node keeps one (storage.keep_blocks).
+        prune_blocks(self.store, self.config.storage.keep_blocks)
 
     # --- transactions ---------------------------------------------------------------------------
     def submit(self, data: bytes, source: bytes | None = None) -> SignedTx:
@@ -351,6 +355,9 @@ class Node:
             "head_hash": head.hash().hex(),
             "head_time_ms": head.time_ms,
             "state_root": head.state_root.hex(),
+            # storage.keep_blocks (0: all); heights 1 .. blocks_pruned_below - 1 are dropped.
+            "keep_blocks": self.config.storage.keep_blocks,
+            "blocks_pruned_below": blocks_pruned_below(self.store),
             "consensus": self.consensus.describe(),
             "waiting_for_transactions": driver.waiting,
             "peers": [

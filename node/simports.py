@@ -174,6 +174,9 @@ class SimApp:
         _, block, cert = self.node.decided[height - 1]
         return block, cert.to_wire()
 
+    def blocks_pruned_below(self) -> int:
+        return 1  # a simulated node keeps every block
+
     def _write(self, block: Any, cert: CommitCertificate, synced: bool) -> Committed:
         self.life.sim.decided(self.node, cert.height, cert.block_hash, block, cert, synced)
         return Committed(cert.height, cert.round, cert.block_hash, 0, block, (), cert)

@@ -82,3 +82,16 @@ def test_account_history_switch_round_trips() -> None:
 
     assert parse_config(tomllib.loads(render(cfg))).rpc.account_history is False
     assert parse_config({}).rpc.account_history is True
+
+
+def test_keep_blocks_is_zero_or_at_least_the_floor() -> None:
+    assert parse_config({}).storage.keep_blocks == 0
+    assert parse_config({"storage": {"keep_blocks": 1_000}}).storage.keep_blocks == 1_000
+    for bad in (1, 999):
+        with pytest.raises(ConfigError) as err:
+            parse_config({"storage": {"keep_blocks": bad}})
+        assert err.value.code == "config_value" and "storage.keep_blocks" in err.value.message
+    with pytest.raises(ConfigError) as err:
+        parse_config({"storage": {"keep_blocks": -5}})
+    assert err.value.code == "config_type"
+    assert "[storage]\nkeep_blocks = 0" in render(NodeConfig())

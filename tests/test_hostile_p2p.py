@@ -552,7 +552,8 @@ def hostile_frames() -> st.SearchStrategy[Hostile]:
         ),
         st.just(Hostile(bytes(4), "closed", "frame_size")),
         st.tuples(
-            st.integers(-(2**63), 2**64 - 1).filter(lambda t: t not in range(9)), st.lists(VALUES, max_size=3)
+            st.integers(-(2**63), 2**64 - 1).filter(lambda t: t not in range(len(MSG))),
+            st.lists(VALUES, max_size=3),
         ).map(lambda t: closed([t[0], *t[1]], "unknown_type")),
         st.binary(min_size=1, max_size=200)
         .filter(lambda b: expected_refusal(frame(b)) == "frame_malformed")

@@ -286,7 +286,7 @@ async def not_canonical(raw: RawPeer, node: Node) -> None:
 
 async def unknown_type(raw: RawPeer, node: Node) -> None:
     await raw.handshake(node)
-    await raw.send(frame([9, b"payload"]))
+    await raw.send(frame([99, b"payload"]))
 
 
 async def hello_again(raw: RawPeer, node: Node) -> None:
@@ -332,7 +332,7 @@ def test_garbage_is_disconnected_and_the_node_serves_on(attack: Callable[..., An
 
 def test_parse_message_accepts_only_known_types() -> None:
     assert parse_message(msgpack.packb([2, b"x"])) == [2, b"x"]
-    for bad in ([], [True], [9], ["2"], [-1], 2):
+    for bad in ([], [True], [10], ["2"], [-1], 2):
         with pytest.raises(Garbage) as err:
             parse_message(msgpack.packb(bad))
         assert err.value.code in ("frame_malformed", "unknown_type")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from chain.block_pruning import blocks_pruned_below
 from chain.errors import ClearchainError, StoreError
 from chain.history import (
     FORMAT_NAME,
@@ -55,9 +56,20 @@ class HistorySource:
     head: int
     describe: str
     _cleanup: list[Any] = field(default_factory=list)
+    # The lowest height >= 1 the source holds: a node with storage.keep_blocks drops older ones.
+    pruned_below: int = 1
 
     def records(self, start: int, end: int) -> Iterator[HistoryRecord]:
         raise NotImplementedError
+
+    def check_held(self, start: int) -> None:
+        """Raise ``height_pruned`` if the source dropped ``start`` (one line, before any output)."""
+        if start < self.pruned_below:
+            raise HistoryError(
+                "height_pruned",
+                f"{self.describe} keeps blocks from height {self.pruned_below} only (storage.keep_blocks); "
+                f"read heights {start}..{self.pruned_below - 1} from a node that keeps history",
+            )
 
     def store(self) -> Store | None:
         """The source's own store, when it has one (a node's data directory)."""
@@ -72,13 +84,17 @@ class HistorySource:
 class NodeSource(HistorySource):
     def __init__(self, url: str) -> None:
         self.client = Client(url, timeout=120)
-        first = self._page(1, 1)  # the chain's identity and head (and one block)
+        # The chain's identity and head (and one block): from the lowest height the node holds.
+        below = int(self.client.get("/status").get("blocks_pruned_below", 1))
+        first = self._page(below, below)
         super().__init__(first.chain_id, first.genesis_hash, first.head, f"node {self.client.url}")
+        self.pruned_below = below
 
     def _page(self, start: int, end: int) -> HistoryPage:
         return HistoryPage.decode(self.client.get_bytes("/history", **{"from": start, "to": end}))
 
     def records(self, start: int, end: int) -> Iterator[HistoryRecord]:
+        self.check_held(start)
         height: int | None = start
         while height is not None and height <= end:
             page = self._page(height, end)
@@ -105,11 +121,13 @@ class HomeSource(HistorySource):
             raise StoreError("store_empty", f"{db} holds no chain")
         super().__init__(chain_id, genesis_hash, head.height, f"{home} (snapshot at height {head.height})")
         self._cleanup += [lambda: shutil.rmtree(tmp, ignore_errors=True), self._store.close]
+        self.pruned_below = blocks_pruned_below(self._store)
 
     def store(self) -> Store:
         return self._store
 
     def records(self, start: int, end: int) -> Iterator[HistoryRecord]:
+        self.check_held(start)
         s = self._store
         for height in range(start, min(end, self.head) + 1):
             yield HistoryRecord(

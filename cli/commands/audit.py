@@ -272,6 +272,7 @@ def export(
         end = src.head if to_height is None else min(to_height, src.head)
         if from_height > end + 1:
             raise HistoryError("history_range", f"--from {from_height} is past the source's head {src.head}")
+        src.check_held(from_height)
         with click.open_file(str(out), "wb") as stream:
             writer = ExportWriter(stream, fmt, Preamble(src.chain_id, src.genesis_hash, from_height, end))
             for record in src.records(from_height, end):

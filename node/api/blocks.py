@@ -15,6 +15,7 @@ from node.api.common import (
     int_query,
     parse_hex32,
     parse_uint,
+    pruned,
 )
 
 
@@ -32,6 +33,8 @@ async def get_block(request: web.Request) -> web.Response:
     else:
         height = parse_uint(ref, "height")
     block = query.block(height)
+    if block is None and query.is_height_pruned(height):
+        return pruned(query, height)
     if block is None:
         return error(404, "block_not_found", f"no block at height {height} (head is {head})")
     doc = {
@@ -55,6 +58,8 @@ async def get_blocks(request: web.Request) -> web.Response:
     end = int_query(request, "to", start + page_max - 1)
     if end < start:
         return error(400, "bad_request", f"to ({end}) is below from ({start})")
+    if query.is_height_pruned(start):
+        return pruned(query, start)
     last = min(end, head, start + page_max - 1)
     out = []
     for height in range(start, last + 1):
@@ -80,6 +85,8 @@ async def get_history_page(request: web.Request) -> web.Response:
     end = int_query(request, "to", head)
     if end < start:
         return error(400, "bad_request", f"to ({end}) is below from ({start})")
+    if query.is_height_pruned(start):
+        return pruned(query, start)
     last = min(end, head)
     records: list[HistoryRecord] = []
     size = 0

@@ -58,6 +58,16 @@ def _http_code(status: int) -> str:
     return {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(status, "http_error")
 
 
+def pruned(query: NodeQuery, height: int) -> web.Response:
+    """The reply for a committed height this node no longer holds (storage.keep_blocks)."""
+    below = query.blocks_pruned_below()
+    return error(
+        410,
+        "height_pruned",
+        f"height {height} is pruned on this node (it keeps blocks from {below}); ask a node that keeps history",
+    )
+
+
 def ready_index(request: web.Request) -> AccountIndex | web.Response:
     """The node's account-history index when it has indexed the head; otherwise the 503 reply
     that says why (none kept, not opened, or catching up: then catching up is started)."""
@@ -72,6 +82,13 @@ def ready_index(request: web.Request) -> AccountIndex | web.Response:
             503, "index_unavailable", "this node's account-history index could not be opened; see its log"
         )
     head = query.head().height
+    if index.height < head and query.is_height_pruned(index.height + 1):
+        return error(
+            503,
+            "index_unavailable",
+            f"the account-history index is at height {index.height}, and this node has pruned the blocks "
+            f"it needs (it keeps blocks from {query.blocks_pruned_below()}; storage.keep_blocks)",
+        )
     if index.height < head:
         index.start_catch_up()
         return error(

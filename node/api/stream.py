@@ -9,7 +9,7 @@ import asyncio
 
 from aiohttp import web
 
-from node.api.common import EVENTS, LIMITS, QUERY, error, int_query, parse_uint
+from node.api.common import EVENTS, LIMITS, QUERY, error, int_query, parse_uint, pruned
 from node.events import EventHub, sse_frame
 from node.query import NodeQuery
 
@@ -23,6 +23,8 @@ async def get_events(request: web.Request) -> web.StreamResponse:
         next_height = parse_uint(last_id.strip(), "Last-Event-ID") + 1
     else:
         next_height = int_query(request, "from_height", query.head().height + 1)
+    if query.is_height_pruned(next_height):
+        return pruned(query, next_height)
     if hub.closed:
         return error(503, "shutting_down", "the node is stopping")
     if hub.streams >= hub.clients_max:

@@ -85,4 +85,7 @@ def tx_status(query: NodeQuery, tx_hash: bytes, events: bool = True) -> dict[str
         doc.update(status="rejected", code=code, message=message)
     else:
         doc["status"] = "unknown"
+        below = query.blocks_pruned_below()
+        if below > 1:  # its index entry may have gone with its block (storage.keep_blocks)
+            doc["blocks_pruned_below"] = below
     return doc
