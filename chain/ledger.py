@@ -32,7 +32,7 @@ from chain.executor import ContractRuntime, ExecutionResult, Executor
 from chain.genesis import Genesis
 from chain.merkle import EMPTY_LIST_ROOT
 from chain.state import BlockState, decode_value
-from chain.statetree import EMPTY_ROOT, StateTree, TreeUpdate
+from chain.statetree import CACHE_BYTES_DEFAULT, EMPTY_ROOT, StateTree, TreeUpdate
 from chain.store import Store
 from chain.tx import SignedTx
 from chain.validation import validate_block, validate_certificate, validate_execution
@@ -59,7 +59,15 @@ class Committed:
 
 
 class Ledger:
-    def __init__(self, store: Store, genesis: Genesis, runtime: ContractRuntime) -> None:
+    def __init__(
+        self,
+        store: Store,
+        genesis: Genesis,
+        runtime: ContractRuntime,
+        *,
+        cache_bytes: int = CACHE_BYTES_DEFAULT,
+    ) -> None:
+        """``cache_bytes``: the state tree's node cache budget (``storage.cache_mb``)."""
         if store.head() is None:
             runtime.check_pins(genesis.contracts)
         self.store = store
@@ -92,13 +100,13 @@ class Ledger:
         self.head: Header = header
         self.code_mismatch: str | None = None  # set when a block activates code we lack
         if fresh is None:
-            self.tree = StateTree(store, header.state_root)
+            self.tree = StateTree(store, header.state_root, height=head.height, cache_bytes=cache_bytes)
         else:
             # A fresh store: apply genesis's update to the empty tree instead of reopening, so the
             # nodes just written are in memory already decoded. Reopening would read back and
             # re-check every genesis node (~0.36 per state key) as the first blocks touch them:
             # about 7 % of auditing 10,000 trades from genesis (py-spy).
-            self.tree = StateTree(store, EMPTY_ROOT)
+            self.tree = StateTree(store, EMPTY_ROOT, cache_bytes=cache_bytes)
             self.tree.apply(fresh[1])
         self.validators = read_validators(BlockState(store))  # signs the next block
         signed_head = store.validator_set(header.validators_hash)  # signed the head
@@ -126,7 +134,7 @@ class Ledger:
     def _build_genesis(self) -> tuple[Block, dict[bytes, bytes | None], TreeUpdate]:
         """The genesis block with the state diff and tree update it commits to."""
         diff = self.genesis_state().diff()
-        update = StateTree(_NoNodes(), EMPTY_ROOT).compute_update(diff)
+        update = StateTree(_NoNodes(), EMPTY_ROOT).compute_update(diff, version=0)
         vhash = self.genesis.validators.hash()
         header = Header(
             self.chain_id,

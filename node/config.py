@@ -15,6 +15,10 @@ the key. Paths are relative to the node's home.
                  commit_wait_ms, heartbeat_ms (0: the genesis parameter), clock_drift_ms,
                  block_txs_max, block_bytes_max (what this node puts in a block it proposes)
     [mempool]    txs_max, bytes_max
+    [storage]    cache_mb (the decoded state-tree nodes held in memory), keep_versions (heights
+                 of state-tree history kept for proofs; older versions are pruned), pruning
+                 ("default": keep keep_versions heights | "archive": keep every height),
+                 prune_batch_max (stale nodes the pruner deletes after one block, at most)
 """
 
 from __future__ import annotations
@@ -83,12 +87,25 @@ class MempoolSection:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageSection:
+    cache_mb: int = 64
+    # About five and a half hours at one block per second (docs/DECISIONS.md, "Issue 19").
+    keep_versions: int = 20_000
+    pruning: str = "default"
+    prune_batch_max: int = 2_000
+
+
+PRUNING_MODES = ("default", "archive")
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     node: NodeSection = field(default_factory=NodeSection)
     p2p: P2PSection = field(default_factory=P2PSection)
     rpc: RPCSection = field(default_factory=RPCSection)
     consensus: ConsensusSection = field(default_factory=ConsensusSection)
     mempool: MempoolSection = field(default_factory=MempoolSection)
+    storage: StorageSection = field(default_factory=StorageSection)
 
 
 _SECTIONS: dict[str, type] = {
@@ -97,6 +114,7 @@ _SECTIONS: dict[str, type] = {
     "rpc": RPCSection,
     "consensus": ConsensusSection,
     "mempool": MempoolSection,
+    "storage": StorageSection,
 }
 
 
@@ -176,6 +194,12 @@ def _check(cfg: NodeConfig, where: str) -> None:
         raise ConfigError("config_value", f"{where}: consensus timeouts must be positive")
     if not 1024 <= cfg.p2p.frame_bytes_max <= ENCODED_BYTES_MAX:
         raise ConfigError("config_value", f"{where}: p2p.frame_bytes_max must be 1024..{ENCODED_BYTES_MAX}")
+    if cfg.storage.pruning not in PRUNING_MODES:
+        raise ConfigError("config_value", f"{where}: storage.pruning must be one of {PRUNING_MODES}")
+    if cfg.storage.cache_mb == 0 or cfg.storage.keep_versions == 0 or cfg.storage.prune_batch_max == 0:
+        raise ConfigError(
+            "config_value", f"{where}: storage.cache_mb, keep_versions and prune_batch_max must be positive"
+        )
     if cfg.p2p.queue_max == 0 or cfg.mempool.txs_max == 0 or cfg.mempool.bytes_max == 0:
         raise ConfigError("config_value", f"{where}: queue and mempool bounds must be positive")
 

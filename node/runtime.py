@@ -91,7 +91,9 @@ class Node:
         self.key = read_key_file(home / NODE_KEY_FILE)
         self.store = Store.open_leveldb(home / "db")
         try:
-            self.ledger = Ledger(self.store, self.genesis, default_registry())
+            self.ledger = Ledger(
+                self.store, self.genesis, default_registry(), cache_bytes=cfg.storage.cache_mb * 1024 * 1024
+            )
         except BaseException:
             self.store.close()
             raise
