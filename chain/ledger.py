@@ -34,6 +34,7 @@ from chain.merkle import EMPTY_LIST_ROOT
 from chain.state import BlockState, decode_value
 from chain.statetree import CACHE_BYTES_DEFAULT, EMPTY_ROOT, StateTree, TreeUpdate
 from chain.store import Store
+from chain.treestore import PruneReport
 from chain.tx import SignedTx
 from chain.validation import validate_block, validate_certificate, validate_execution
 from chain.validators import Validator, ValidatorSet
@@ -53,6 +54,15 @@ def read_pins(state: BlockState) -> tuple[tuple[str, str], ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class Pruning:
+    """Keep the state trees of the last ``keep_versions`` heights; after each block, delete at
+    most ``batch_max`` stale nodes (``storage.keep_versions``, ``storage.prune_batch_max``)."""
+
+    keep_versions: int
+    batch_max: int
+
+
+@dataclass(frozen=True, slots=True)
 class Committed:
     block: Block
     result: ExecutionResult
@@ -66,8 +76,12 @@ class Ledger:
         runtime: ContractRuntime,
         *,
         cache_bytes: int = CACHE_BYTES_DEFAULT,
+        pruning: Pruning | None = None,
     ) -> None:
-        """``cache_bytes``: the state tree's node cache budget (``storage.cache_mb``)."""
+        """``cache_bytes``: the state tree's node cache budget (``storage.cache_mb``);
+        ``pruning``: None keeps every height's tree (an archive)."""
+        self.pruning = pruning
+        self.last_prune: PruneReport | None = None
         if store.head() is None:
             runtime.check_pins(genesis.contracts)
         self.store = store
@@ -158,7 +172,7 @@ class Ledger:
             None,
             (),
             diff,
-            update.node_writes,
+            update,
             genesis=True,
             validator_sets=[self.genesis.validators],
         )
@@ -234,11 +248,14 @@ class Ledger:
             certificate,
             result.receipts,
             result.state_diff,
-            result.tree_update.node_writes,
+            result.tree_update,
             validator_sets=[next_set],
             receipts_encoded=result.receipts_encoded,
         )
         self.tree.apply(result.tree_update)
+        if self.pruning is not None:
+            # After the block's own batch, so a crash here loses no block: one bounded slice.
+            self.last_prune = self.store.prune(self.pruning.keep_versions, self.pruning.batch_max)
         self.head = block.header
         self.head_validators = self.validators
         self.validators = next_set

@@ -11,8 +11,14 @@ Layout (all integers u64 big-endian, so keys sort by height)::
     meta/chain_id, meta/genesis_hash, meta/head -> [height, block hash]
     blk/<height>   -> block            cert/<height> -> commit certificate (absent at genesis)
     rcpt/<height>  -> [receipt, ...]   bhash/<hash>  -> height
-    txi/<tx hash>  -> [height, index]  st/<state key> -> value   tn/<nibble path> -> tree node
+    txi/<tx hash>  -> [height, index]  st/<state key> -> value
     vset/<validators hash> -> [[pubkey, power, name], ...]   (every set that signed a block)
+    tn/<version><nibble path> -> u8 n || n u64 child versions || tree node record
+    tr/<height>    -> root record version || state root (empty: the empty tree)
+    ts/<height><old version><nibble path> -> empty (that node was replaced or deleted at height)
+    meta/pruned_below -> u64 (lowest height whose tree is kept; absent: 0)
+
+The tree's keys and the pruner are chain/treestore.py's (docs/ARCHITECTURE.md, "Store layout").
 """
 
 from __future__ import annotations
@@ -29,6 +35,19 @@ from chain.encoding import decode, encode, encode_joined
 from chain.errors import StoreError, invariant
 from chain.limits import STATE_CACHE_ENTRIES_MAX
 from chain.receipt import Receipt
+from chain.statetree import CACHE_BYTES_DEFAULT, StateTree, TreeUpdate
+from chain.treestore import NODE_PREFIX as NODE_PREFIX  # the tree's keys, re-exported
+from chain.treestore import (
+    PRUNE_BATCH_MAX_DEFAULT,
+    PruneReport,
+    open_tree,
+    prune,
+    pruned_below,
+    tree_puts,
+)
+from chain.treestore import PRUNED_BELOW_KEY as PRUNED_BELOW_KEY
+from chain.treestore import ROOT_PREFIX as ROOT_PREFIX
+from chain.treestore import STALE_PREFIX as STALE_PREFIX
 from chain.validators import Validator, ValidatorSet
 
 # The layout above, spelled once: other modules (the auditor) use these names, never the bytes.
@@ -41,7 +60,6 @@ RECEIPTS_PREFIX = b"rcpt/"
 BLOCK_HASH_PREFIX = b"bhash/"
 TX_INDEX_PREFIX = b"txi/"
 STATE_PREFIX = b"st/"
-NODE_PREFIX = b"tn/"
 VALIDATOR_SET_PREFIX = b"vset/"
 
 
@@ -210,8 +228,36 @@ class Store:
         for key, value in self.backend.scan(STATE_PREFIX + prefix, start):
             yield key[cut:], value
 
-    def get_node(self, path: bytes) -> bytes | None:
-        return self.backend.get(NODE_PREFIX + path)
+    def root_version(self) -> int | None:
+        """The head tree's root record version (VersionedNodeSource, for the ledger's tree)."""
+        head = self.head()
+        if head is None:
+            return None
+        value = self.backend.get(ROOT_PREFIX + _h(head.height))
+        return int.from_bytes(value[:8], "big") if value else None
+
+    def get_versioned_node(self, version: int, path: bytes) -> bytes | None:
+        return self.backend.get(NODE_PREFIX + _h(version) + path)
+
+    def tree_at(self, height: int, cache_bytes: int = CACHE_BYTES_DEFAULT) -> StateTree:
+        """The state tree after block ``height``, for reads and proofs; it stays consistent
+        while newer blocks commit. Raises StoreError ``height_unknown`` past the head,
+        ``height_pruned`` below the retained window."""
+        head = self.head()
+        if head is None or not 0 <= height <= head.height:
+            raise StoreError("height_unknown", f"no block at height {height} (head {head and head.height})")
+        return open_tree(self.backend, height, cache_bytes)
+
+    def pruned_below(self) -> int:
+        """The lowest height whose state tree is kept."""
+        return pruned_below(self.backend)
+
+    def prune(self, keep_versions: int, batch_max: int = PRUNE_BATCH_MAX_DEFAULT) -> PruneReport:
+        """One bounded pruning run behind the head (chain/treestore.py's ``prune``)."""
+        head = self.head()
+        invariant(head is not None, "pruning needs a chain")
+        assert head is not None
+        return prune(self.backend, head.height, keep_versions, batch_max)
 
     # --- chain ------------------------------------------------------------------------------
     def head(self) -> Head | None:
@@ -277,7 +323,7 @@ class Store:
         certificate: CommitCertificate | None,
         receipts: tuple[Receipt, ...] | list[Receipt],
         state_diff: dict[bytes, bytes | None],
-        node_writes: dict[bytes, bytes | None],
+        tree_update: TreeUpdate,
         *,
         genesis: bool = False,
         validator_sets: tuple[ValidatorSet, ...] | list[ValidatorSet] = (),
@@ -314,11 +360,7 @@ class Store:
                 deletes.append(STATE_PREFIX + key)
             else:
                 puts[STATE_PREFIX + key] = value
-        for path, node in node_writes.items():
-            if node is None:
-                deletes.append(NODE_PREFIX + path)
-            else:
-                puts[NODE_PREFIX + path] = node
+        puts.update(tree_puts(tree_update, height))
         for vset in validator_sets:
             puts[VALIDATOR_SET_PREFIX + vset.hash()] = encode(
                 [[v.pubkey, v.power, v.name] for v in vset.validators]
