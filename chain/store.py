@@ -8,6 +8,7 @@ whole block and nothing of the next.
 
 Layout (all integers u64 big-endian, so keys sort by height)::
 
+    meta/format -> u64 (STORE_FORMAT: the layout below, written with genesis)
     meta/chain_id, meta/genesis_hash, meta/head -> [height, block hash]
     blk/<height>   -> block            cert/<height> -> commit certificate (absent at genesis)
     rcpt/<height>  -> [receipt, ...]   bhash/<hash>  -> height
@@ -51,6 +52,7 @@ from chain.treestore import STALE_PREFIX as STALE_PREFIX
 from chain.validators import Validator, ValidatorSet
 
 # The layout above, spelled once: other modules (the auditor) use these names, never the bytes.
+FORMAT_KEY = b"meta/format"
 HEAD_KEY = b"meta/head"
 CHAIN_ID_KEY = b"meta/chain_id"
 GENESIS_HASH_KEY = b"meta/genesis_hash"
@@ -61,6 +63,11 @@ BLOCK_HASH_PREFIX = b"bhash/"
 TX_INDEX_PREFIX = b"txi/"
 STATE_PREFIX = b"st/"
 VALIDATOR_SET_PREFIX = b"vset/"
+
+
+# The data folder's layout version. 1: tree nodes at tn/<path>, the current version only (no
+# meta/format key); 2: the versioned tree of chain/treestore.py.
+STORE_FORMAT: Final = 2
 
 
 def _h(height: int) -> bytes:
@@ -193,6 +200,8 @@ class Store:
     """The domain view of a backend. Reads state and tree nodes for the executor and tree."""
 
     def __init__(self, backend: KVBackend) -> None:
+        """Raises StoreError ``store_format`` when the backend holds a chain in another layout."""
+        _check_format(backend)
         self.backend = backend
         # Committed state values by key (None = known absent). Executing a block reads the same
         # hot accounts again and again; a LevelDB read costs ~10 us, a dict hit ~0.1 us. Kept
@@ -201,7 +210,12 @@ class Store:
 
     @classmethod
     def open_leveldb(cls, path: Path) -> Store:
-        return cls(LevelDBBackend(path))
+        backend = LevelDBBackend(path)
+        try:
+            return cls(backend)
+        except StoreError:
+            backend.close()
+            raise
 
     @classmethod
     def in_memory(cls) -> Store:
@@ -368,9 +382,35 @@ class Store:
         if genesis:
             puts[CHAIN_ID_KEY] = block.header.chain_id.encode()
             puts[GENESIS_HASH_KEY] = block_hash
+            puts[FORMAT_KEY] = _h(STORE_FORMAT)
         puts[HEAD_KEY] = encode([height, block_hash])
         self.backend.write(puts, deletes)
         cache = self._state_cache
         if len(cache) + len(state_diff) > STATE_CACHE_ENTRIES_MAX:
             cache.clear()
         cache.update(state_diff)
+
+
+def _check_format(backend: KVBackend) -> None:
+    """A store with a chain must say it is in this layout; an empty one gets it with genesis."""
+    value = backend.get(FORMAT_KEY)
+    if value is None:
+        if backend.get(HEAD_KEY) is None:
+            return
+        found = 1
+    else:
+        found = int.from_bytes(value, "big")
+    if found < STORE_FORMAT:
+        raise StoreError(
+            "store_format",
+            f"this data folder was written by an older clearchain (format {found}; this one reads format "
+            f"{STORE_FORMAT}): re-sync this node from its peers (move this db folder aside and start the node; "
+            "it catches up by block sync), or export the history with the clearchain that wrote it "
+            "(clearchain export --home) and audit it into a new folder",
+        )
+    if found > STORE_FORMAT:
+        raise StoreError(
+            "store_format",
+            f"this data folder was written by a newer clearchain (format {found}; this one reads format "
+            f"{STORE_FORMAT}): run that version, or re-sync this node into an empty folder",
+        )
