@@ -746,6 +746,32 @@ def _is_hash(value: Any) -> bool:
     return type(value) is bytes and len(value) == 32
 
 
+def check_stored_node(value: bytes, path: bytes, expected: bytes) -> list[tuple[int, bytes, bytes]]:
+    """Check a versioned store's value at ``path`` against the hash its parent (or the root
+    index) gives; return its internal children as (version, child path). A lone-leaf record
+    checks against its leaf hash. Raises StoreError ``state_node_corrupt``."""
+    record, versions = split_stored_node(value)
+    fields = _decode_record(record, path)
+    if path == ROOT_PATH and len(fields) == 2 and _is_hash(fields[0]) and _is_hash(fields[1]):
+        if _leaf(fields[0], fields[1])[-32:] != expected:
+            raise StoreError("state_node_corrupt", f"lone leaf does not hash to {expected.hex()}")
+        return []
+    node = _checked_node(record, path, _BIN32 + expected, fields)
+    hashes, _, bitmap, leaf_mask = node
+    internal = bitmap & ~leaf_mask
+    if len(versions) != 8 * internal.bit_count():
+        raise StoreError("state_node_corrupt", f"tree node at path {path.hex()}: wrong child versions")
+    children, rank, index = [], 0, 0
+    for nibble in range(16):
+        if bitmap >> nibble & 1:
+            if internal >> nibble & 1:
+                version = int.from_bytes(versions[8 * rank : 8 * rank + 8], "big")
+                children.append((version, path + _NIBBLE_PATHS[nibble], hashes[32 * index : 32 * index + 32]))
+                rank += 1
+            index += 1
+    return children
+
+
 def compute_root(items: Mapping[bytes, bytes]) -> bytes:
     """The root of ``{key: value}`` computed from scratch: the reference the tests check the
     incremental tree against, written apart from it and as plainly as possible."""

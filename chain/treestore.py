@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from chain.errors import StoreError, invariant
-from chain.statetree import CACHE_BYTES_DEFAULT, EMPTY_ROOT, StateTree, TreeUpdate
+from chain.statetree import CACHE_BYTES_DEFAULT, EMPTY_ROOT, StateTree, TreeUpdate, check_stored_node
 
 NODE_PREFIX: Final = b"tn/"
 ROOT_PREFIX: Final = b"tr/"
@@ -114,6 +114,36 @@ def open_tree(backend: TreeBackend, height: int, cache_bytes: int = CACHE_BYTES_
         raise StoreError("height_pruned", f"the state tree at height {height} is pruned")
     view = TreeView(backend, height)
     return StateTree(view, view.root, height=height, cache_bytes=cache_bytes)
+
+
+def check_retained_trees(backend: TreeBackend, head: int) -> int:
+    """Walk the tree of every retained height up to ``head`` by exact gets, checking each node
+    against the hash its parent holds (the root against ``tr/``'s state root); a node shared by
+    several heights is checked once. Returns the number of nodes checked. Raises StoreError
+    (``state_node_missing``, ``state_node_corrupt``) naming the height and path."""
+    checked: set[bytes] = set()
+    for height in range(pruned_below(backend), head + 1):
+        version, root = _root_of(backend, height)
+        todo = [] if version is None else [(version, b"", root)]
+        while todo:
+            version, path, expected = todo.pop()
+            key = NODE_PREFIX + _u64(version) + path
+            if key in checked:
+                continue
+            value = backend.get(key)
+            try:
+                if value is None:
+                    raise StoreError("state_node_missing", f"no tree node at path {path.hex()}")
+                todo.extend(check_stored_node(value, path, expected))
+            except StoreError as exc:
+                raise StoreError(exc.code, f"height {height}, version {version}: {exc.message}") from exc
+            checked.add(key)
+    return len(checked)
+
+
+def root_at(backend: TreeBackend, height: int) -> bytes:
+    """The state root ``tr/`` records for ``height``. Raises StoreError like ``open_tree``."""
+    return _root_of(backend, height)[1]
 
 
 @dataclass(frozen=True, slots=True)
