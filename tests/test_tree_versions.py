@@ -5,7 +5,13 @@ write; pruned heights refuse with ``height_pruned``."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -13,9 +19,23 @@ from hypothesis import strategies as st
 
 from chain.encoding import decode
 from chain.errors import StoreError
+from chain.genesis import parse_genesis
+from chain.ledger import Ledger, Pruning
+from chain.policy import nonce_key
+from chain.solo import SoloProducer
 from chain.statetree import EMPTY_ROOT, MemoryNodeSource, StateTree, compute_root, split_stored_node
-from chain.store import MemoryBackend
-from chain.treestore import NODE_PREFIX, ROOT_PREFIX, open_tree, prune, pruned_below, tree_puts
+from chain.store import MemoryBackend, Store
+from chain.treestore import (
+    NODE_PREFIX,
+    ROOT_PREFIX,
+    check_retained_trees,
+    open_tree,
+    prune,
+    pruned_below,
+    tree_puts,
+)
+from cli.localnet import devnet
+from contracts import default_registry
 
 Changes = dict[bytes, bytes | None]
 KEYS = [b"k%d" % i for i in range(30)]
@@ -226,3 +246,82 @@ def test_a_failure_at_any_write_leaves_a_store_that_proves_and_goes_on() -> None
         backend.write(tree_puts(update, reopened_head + 1), [])
         prune(backend, reopened_head + 1, 3, 2)
         assert open_tree(backend, reopened_head + 1).prove(b"k1").verify(update.root, b"k1", b"after")
+
+
+_PRUNING_WRITER = r"""
+import sys
+from pathlib import Path
+from chain.genesis import parse_genesis
+from chain.ledger import Ledger, Pruning
+from chain.solo import SoloProducer
+from chain.store import Store
+from chain.tx import Tx
+from cli.localnet import devnet
+from contracts import default_registry
+
+store = Store.open_leveldb(Path(sys.argv[1]))
+g = parse_genesis(devnet.dev_genesis_doc())
+ledger = Ledger(store, g, default_registry(), cache_bytes=4096, pruning=Pruning(3, 4))
+producer = SoloProducer(ledger, [devnet.validator_key(i) for i in range(4)])
+nonce = ledger.head.height * 5
+print("ready", flush=True)
+while True:
+    txs = []
+    for _ in range(5):
+        nonce += 1
+        buyer, seller = ("A-HOUSE", "B-HOUSE") if nonce % 2 else ("B-HOUSE", "A-HOUSE")
+        args = [f"T{nonce}", buyer, seller, "ACME", 1, 100_00]
+        txs.append(Tx(g.chain_id, "xchg-alpha", nonce, "settlement", "settle", args, 0).sign(devnet.signing_keys("xchg-alpha")))
+    producer.produce(txs)
+"""
+
+
+@pytest.mark.io
+@pytest.mark.slow
+def test_kill_9_while_pruning_leaves_every_retained_height_provable(tmp_path: Path) -> None:
+    """A LevelDB writer that prunes after every block (window 3, 4 nodes a run, so pruning lags
+    and runs all the time), killed at arbitrary moments: each reopen walks every retained
+    height's tree against its block's root, proves at each, and the chain goes on."""
+    db = tmp_path / "db"
+    heights, pruned = [], []
+    root = Path(__file__).parent.parent
+    for attempt in range(3):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _PRUNING_WRITER, str(db)], stdout=subprocess.PIPE, cwd=root
+        )
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+            time.sleep(1.0 + 0.4 * attempt)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait(timeout=30)
+        store = Store.open_leveldb(db)
+        try:
+            ledger = Ledger(
+                store, parse_genesis(devnet.dev_genesis_doc()), default_registry(), pruning=Pruning(3, 4)
+            )
+            head = ledger.head.height
+            assert check_retained_trees(store.backend, head) > 0
+            below = store.pruned_below()
+            for height in range(below, head + 1):
+                header = store.header(height)
+                assert header is not None
+                tree = store.tree_at(height, cache_bytes=1)
+                assert tree.root == header.state_root
+                # The walk above checked every node's hash; a proof reads one path of them.
+                proof = tree.prove(nonce_key("xchg-alpha"))
+                if height == head:
+                    assert proof.verify(
+                        tree.root, nonce_key("xchg-alpha"), store.get_state(nonce_key("xchg-alpha"))
+                    )
+            if below:
+                with pytest.raises(StoreError) as err:
+                    store.tree_at(below - 1)
+                assert err.value.code == "height_pruned"
+            SoloProducer(ledger, [devnet.validator_key(i) for i in range(4)]).produce([])
+            assert store.head() is not None and store.head().height == head + 1  # type: ignore[union-attr]
+            heights.append(head)
+            pruned.append(below)
+        finally:
+            store.close()
+    assert heights == sorted(heights) and heights[-1] > 3 and pruned[-1] > 0
