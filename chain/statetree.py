@@ -15,8 +15,11 @@ key's leaf is the root.
 Execute to a diff: ``compute_update`` leaves the tree as it is (candidate blocks are computed side
 by side) and returns the new root with the node writes for the store's batch; ``apply`` then makes
 it current. Internal nodes are loaded lazily from a ``NodeSource``, checked against the hash their
-parent holds, and kept decoded in memory. The cache is deliberately unbounded: it ends up holding
-every internal node touched since start (about 0.36 n nodes for n keys, ~225 bytes per key).
+parent holds, and kept decoded in an LRU bounded in bytes (chain/nodecache.py, ``storage.cache_mb``),
+so memory no longer grows with the number of keys. A versioned store (chain/treestore.py) keeps
+each node at (version, path) with its children's versions beside the record; the tree tracks
+them for every node it reads, and an update says which versions it writes and which it makes
+stale.
 
 A slot (the content of one child position) is None (empty), 34 bytes (``c4 20 || hash``: an
 internal child, stored at its own path) or 101 bytes (``92 c4 20 || kh || c4 20 || value_hash ||
@@ -104,7 +107,7 @@ class VersionedNodeSource(Protocol):
 
 def stored_node(record: bytes, child_versions: bytes) -> bytes:
     """A versioned node's stored value: u8 count || count u64 child versions || the record. The
-    versions sit outside the hashed and proved bytes (docs/PROTOCOL.md, section 10.6)."""
+    versions sit outside the hashed and proved bytes (docs/PROTOCOL.md, section 10.3)."""
     return _BYTES[len(child_versions) >> 3] + child_versions + record
 
 
