@@ -15,7 +15,7 @@ computed but not yet applied keeps the nodes it read alive by itself.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 ENTRY_OVERHEAD_BYTES: Final = 400
 
@@ -52,6 +52,27 @@ class NodeCache(Generic[V]):
             self.bytes -= old[1]
         entries[path] = (value, size)
         self.bytes += size
+        while self.bytes > self.budget_bytes and entries:
+            _, (_, evicted) = entries.popitem(last=False)
+            self.bytes -= evicted
+
+    def put_many(self, items: list[tuple[bytes, Any]]) -> None:
+        """``put`` (or ``pop``, for None) of many decoded nodes ``(hashes, records, ...), ...``,
+        charged len(hashes) + len(records) + len(the last field); one eviction pass at the end.
+        This is ``StateTree.apply``'s path, which holds every node a block wrote."""
+        entries = self._entries
+        pop = entries.pop
+        added = 0
+        for path, value in items:
+            old = pop(path, None)
+            if old is not None:
+                added -= old[1]
+            if value is not None:
+                node = value[0]
+                size = len(node[0]) + len(node[1]) + len(value[-1]) + len(path) + ENTRY_OVERHEAD_BYTES
+                entries[path] = (value, size)
+                added += size
+        self.bytes += added
         while self.bytes > self.budget_bytes and entries:
             _, (_, evicted) = entries.popitem(last=False)
             self.bytes -= evicted

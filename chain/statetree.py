@@ -347,23 +347,43 @@ class StateTree:
         update read on its way down."""
         seen, nodes = diff.seen, diff.nodes
         new_version = version.to_bytes(8, "big")
+        # A changed internal child changes its parent: so the new nodes name their new children.
+        renewed: dict[bytes, int] = {}  # path -> mask of the nibbles whose child is new
+        for path, node in nodes.items():
+            if node is not None and path:
+                parent = path[:-1]
+                renewed[parent] = renewed.get(parent, 0) | 1 << path[-1]
         child_versions: dict[bytes, bytes] = {}
         for path, node in nodes.items():
             if node is None:
                 continue
             internal = node[2] & ~node[3]
+            fresh = renewed.get(path, 0)
+            if fresh == internal:  # every internal child is new (or there is none)
+                child_versions[path] = new_version * internal.bit_count()
+                continue
+            old = seen.get(path)
+            invariant(old is not None, "an unchanged child hangs under an old node")
+            assert old is not None
+            old_internal = old[0][2] & ~old[0][3]
+            if old_internal == internal:  # the same children: overwrite the new ones' versions
+                versions = bytearray(old[2])
+                while fresh:
+                    low = fresh & -fresh
+                    fresh ^= low
+                    rank = (internal & (low - 1)).bit_count()
+                    versions[8 * rank : 8 * rank + 8] = new_version
+                child_versions[path] = bytes(versions)
+                continue
             parts = []
             while internal:
                 low = internal & -internal
                 internal ^= low
-                if nodes.get(path + _NIBBLE_PATHS[low.bit_length() - 1]) is not None:
+                if fresh & low:
                     parts.append(new_version)
-                    continue
-                old = seen.get(path)
-                invariant(old is not None, "an unchanged child hangs under an old node")
-                assert old is not None
-                rank = (old[0][2] & ~old[0][3] & (low - 1)).bit_count()
-                parts.append(old[2][8 * rank : 8 * rank + 8])
+                else:
+                    rank = (old_internal & (low - 1)).bit_count()
+                    parts.append(old[2][8 * rank : 8 * rank + 8])
             child_versions[path] = b"".join(parts)
         stale = {path: seen[path][1] for path in diff.records if path in seen}
         if ROOT_PATH in diff.records and ROOT_PATH not in seen and self._root_version is not None:
@@ -380,12 +400,12 @@ class StateTree:
             f"but the current root is {self._root.hex()}",
         )
         cache, version, child_versions = self._cache, update.version, update.child_versions
-        for path, node in update.nodes.items():
-            if node is None:
-                cache.pop(path)
-            else:
-                versions = child_versions[path]
-                cache.put(path, (node, version, versions), len(node[0]) + len(node[1]) + len(versions))
+        cache.put_many(
+            [
+                (path, None if node is None else (node, version, child_versions[path]))
+                for path, node in update.nodes.items()
+            ]
+        )
         self._root = update.root
         self._root_slot = update.root_slot
         self._root_version = update.root_version
@@ -859,5 +879,7 @@ def bench_tree(n_keys: int, changes_per_block: int, blocks: int) -> dict[str, fl
         "node_writes_per_block": round(writes / blocks),
         "updates_per_s": round(blocks * changes_per_block / (compute_s + apply_s)),
         "proofs_per_s": round(len(proofs) / (t1 - t0)),
+        "cache_bytes": tree.cache_bytes,
+        "cache_entries": tree.cache_entries,
         "verifies_per_s": round(len(proofs) / (t2 - t1)),
     }
