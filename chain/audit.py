@@ -24,8 +24,9 @@ The first discrepancy stops the audit with an ``AuditFailure`` naming the height
 expected value (what the rules, the signed header or the previous block demand) and the found
 value (what the history holds, or what re-executing it gives). A state-root mismatch also lists
 the state keys the block wrote, and, when the caller can supply the source's own state at that
-height, exactly which keys differ. ``compare_state`` checks a node's stored state and state-tree
-nodes against the re-executed ones, key by key.
+height, exactly which keys differ. ``compare_state`` checks a node's stored state against the
+re-executed one key by key, and walks every state tree the node keeps (each retained height's,
+chain/treestore.py), checking each node's hash and each root against its block's state root.
 
 Pure: no I/O, no clock. The auditor keeps state in memory and drops history it no longer needs.
 """
@@ -40,23 +41,24 @@ from typing import Any, NoReturn
 from chain.block import Block
 from chain.certificate import CommitCertificate
 from chain.encoding import decode, encode_joined
-from chain.errors import BlockRuleViolation, ClearchainError, InvalidBlock
+from chain.errors import BlockRuleViolation, ClearchainError, InvalidBlock, StoreError, invariant
 from chain.executor import ContractRuntime, InvalidTxInBlock
 from chain.genesis import Genesis
 from chain.history import HistoryRecord
-from chain.ledger import Ledger
+from chain.ledger import Ledger, Pruning
 from chain.receipt import Receipt
 from chain.state import StateReader, decode_value
+from chain.statetree import EMPTY_ROOT
 from chain.store import (
     BLOCK_HASH_PREFIX,
     BLOCK_PREFIX,
-    NODE_PREFIX,
     RECEIPTS_PREFIX,
     STATE_PREFIX,
     TX_INDEX_PREFIX,
     MemoryBackend,
     Store,
 )
+from chain.treestore import check_retained_trees, root_at
 from chain.validation import (
     validate_block,
     validate_next_validators,
@@ -66,6 +68,7 @@ from chain.validation import (
 from chain.validators import ValidatorSet
 
 DIFFERENCES_SHOWN_MAX = 20  # state keys listed in a state-root diagnosis
+_AUDIT_PRUNE_BATCH_MAX = 1_000_000  # more than one block can replace: the auditor never lags
 _DROPPED = (RECEIPTS_PREFIX, TX_INDEX_PREFIX, BLOCK_HASH_PREFIX)  # history the auditor never reads back
 
 
@@ -115,7 +118,8 @@ class Auditor:
         self, genesis: Genesis, runtime: ContractRuntime, *, reference: ReferenceState | None = None
     ) -> None:
         self.store = Store(_StateOnlyBackend())
-        self.ledger = Ledger(self.store, genesis, runtime)
+        # Only the head's tree is needed to re-execute: prune the rest as the audit goes.
+        self.ledger = Ledger(self.store, genesis, runtime, pruning=Pruning(1, _AUDIT_PRUNE_BATCH_MAX))
         self.chain_id = genesis.chain_id
         self.genesis_hash = self.ledger.head.hash()
         self.reference = reference
@@ -257,21 +261,51 @@ class Auditor:
                 str(None if head is None else head.height),
                 "head_moved",
             )
-        for prefix, what in ((STATE_PREFIX, "state"), (NODE_PREFIX, "state tree node")):
-            ours = self.store.backend.scan(prefix)
-            theirs = other.backend.scan(prefix)
-            differing = list(
-                _differences(_strip(ours, prefix), _strip(theirs, prefix), limit=DIFFERENCES_SHOWN_MAX)
+        prefix = STATE_PREFIX
+        ours = self.store.backend.scan(prefix)
+        theirs = other.backend.scan(prefix)
+        differing = list(
+            _differences(_strip(ours, prefix), _strip(theirs, prefix), limit=DIFFERENCES_SHOWN_MAX)
+        )
+        if differing:
+            key, expected, found = differing[0]
+            notes = tuple(
+                f"{_key_text(k)}: expected {_value_text(a)}, found {_value_text(b)}" for k, a, b in differing
             )
-            if differing:
-                key, expected, found = differing[0]
-                show = _key_text if prefix == STATE_PREFIX else (lambda k: k.hex() or "(root)")
-                notes = tuple(
-                    f"{show(k)}: expected {_value_text(a)}, found {_value_text(b)}" for k, a, b in differing
-                )
-                _fail(
-                    h, f"{what} {show(key)}", _value_text(expected), _value_text(found), "stored_state", notes
-                )
+            _fail(
+                h, f"state {_key_text(key)}", _value_text(expected), _value_text(found), "stored_state", notes
+            )
+        self._compare_trees(other, h)
+
+    def _compare_trees(self, other: Store, h: int) -> None:
+        """Every state tree the source keeps (each retained height's) must be whole, hash to
+        the state root its block holds, and at the head to the re-executed root. The auditor
+        keeps only the head's tree (its store prunes), so this checks the source's trees by
+        their hashes rather than key by key."""
+        try:
+            checked = check_retained_trees(other.backend, h)
+            for height in range(other.pruned_below(), h + 1):
+                header = other.header(height)
+                root = root_at(other.backend, height)
+                if header is not None and header.state_root != root:
+                    _fail(height, "state tree root", header.state_root.hex(), root.hex(), "stored_state")
+        except StoreError as exc:
+            _fail(
+                h,
+                "state tree node",
+                "every kept height's tree whole",
+                f"{exc.code}: {exc.message}",
+                "stored_state",
+            )
+        if root_at(other.backend, h) != self.ledger.head.state_root:
+            _fail(
+                h,
+                "state tree root",
+                self.ledger.head.state_root.hex(),
+                root_at(other.backend, h).hex(),
+                "stored_state",
+            )
+        invariant(checked > 0 or self.ledger.head.state_root == EMPTY_ROOT, "a non-empty tree has nodes")
 
 
 class _StateOnlyBackend(MemoryBackend):

@@ -32,8 +32,9 @@ from chain.executor import ContractRuntime, ExecutionResult, Executor
 from chain.genesis import Genesis
 from chain.merkle import EMPTY_LIST_ROOT
 from chain.state import BlockState, decode_value
-from chain.statetree import EMPTY_ROOT, StateTree, TreeUpdate
+from chain.statetree import CACHE_BYTES_DEFAULT, EMPTY_ROOT, StateTree, TreeUpdate
 from chain.store import Store
+from chain.treestore import PruneReport
 from chain.tx import SignedTx
 from chain.validation import validate_block, validate_certificate, validate_execution
 from chain.validators import Validator, ValidatorSet
@@ -53,13 +54,34 @@ def read_pins(state: BlockState) -> tuple[tuple[str, str], ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class Pruning:
+    """Keep the state trees of the last ``keep_versions`` heights; after each block, delete at
+    most ``batch_max`` stale nodes (``storage.keep_versions``, ``storage.prune_batch_max``)."""
+
+    keep_versions: int
+    batch_max: int
+
+
+@dataclass(frozen=True, slots=True)
 class Committed:
     block: Block
     result: ExecutionResult
 
 
 class Ledger:
-    def __init__(self, store: Store, genesis: Genesis, runtime: ContractRuntime) -> None:
+    def __init__(
+        self,
+        store: Store,
+        genesis: Genesis,
+        runtime: ContractRuntime,
+        *,
+        cache_bytes: int = CACHE_BYTES_DEFAULT,
+        pruning: Pruning | None = None,
+    ) -> None:
+        """``cache_bytes``: the state tree's node cache budget (``storage.cache_mb``);
+        ``pruning``: None keeps every height's tree (an archive)."""
+        self.pruning = pruning
+        self.last_prune: PruneReport | None = None
         if store.head() is None:
             runtime.check_pins(genesis.contracts)
         self.store = store
@@ -92,13 +114,13 @@ class Ledger:
         self.head: Header = header
         self.code_mismatch: str | None = None  # set when a block activates code we lack
         if fresh is None:
-            self.tree = StateTree(store, header.state_root)
+            self.tree = StateTree(store, header.state_root, height=head.height, cache_bytes=cache_bytes)
         else:
             # A fresh store: apply genesis's update to the empty tree instead of reopening, so the
             # nodes just written are in memory already decoded. Reopening would read back and
             # re-check every genesis node (~0.36 per state key) as the first blocks touch them:
             # about 7 % of auditing 10,000 trades from genesis (py-spy).
-            self.tree = StateTree(store, EMPTY_ROOT)
+            self.tree = StateTree(store, EMPTY_ROOT, cache_bytes=cache_bytes)
             self.tree.apply(fresh[1])
         self.validators = read_validators(BlockState(store))  # signs the next block
         signed_head = store.validator_set(header.validators_hash)  # signed the head
@@ -126,7 +148,7 @@ class Ledger:
     def _build_genesis(self) -> tuple[Block, dict[bytes, bytes | None], TreeUpdate]:
         """The genesis block with the state diff and tree update it commits to."""
         diff = self.genesis_state().diff()
-        update = StateTree(_NoNodes(), EMPTY_ROOT).compute_update(diff)
+        update = StateTree(_NoNodes(), EMPTY_ROOT).compute_update(diff, version=0)
         vhash = self.genesis.validators.hash()
         header = Header(
             self.chain_id,
@@ -150,7 +172,7 @@ class Ledger:
             None,
             (),
             diff,
-            update.node_writes,
+            update,
             genesis=True,
             validator_sets=[self.genesis.validators],
         )
@@ -226,11 +248,14 @@ class Ledger:
             certificate,
             result.receipts,
             result.state_diff,
-            result.tree_update.node_writes,
+            result.tree_update,
             validator_sets=[next_set],
             receipts_encoded=result.receipts_encoded,
         )
         self.tree.apply(result.tree_update)
+        if self.pruning is not None:
+            # After the block's own batch, so a crash here loses no block: one bounded slice.
+            self.last_prune = self.store.prune(self.pruning.keep_versions, self.pruning.batch_max)
         self.head = block.header
         self.head_validators = self.validators
         self.validators = next_set

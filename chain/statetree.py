@@ -15,8 +15,11 @@ key's leaf is the root.
 Execute to a diff: ``compute_update`` leaves the tree as it is (candidate blocks are computed side
 by side) and returns the new root with the node writes for the store's batch; ``apply`` then makes
 it current. Internal nodes are loaded lazily from a ``NodeSource``, checked against the hash their
-parent holds, and kept decoded in memory. The cache is deliberately unbounded: it ends up holding
-every internal node touched since start (about 0.36 n nodes for n keys, ~225 bytes per key).
+parent holds, and kept decoded in an LRU bounded in bytes (chain/nodecache.py, ``storage.cache_mb``),
+so memory no longer grows with the number of keys. A versioned store (chain/treestore.py) keeps
+each node at (version, path) with its children's versions beside the record; the tree tracks
+them for every node it reads, and an update says which versions it writes and which it makes
+stale.
 
 A slot (the content of one child position) is None (empty), 34 bytes (``c4 20 || hash``: an
 internal child, stored at its own path) or 101 bytes (``92 c4 20 || kh || c4 20 || value_hash ||
@@ -46,6 +49,7 @@ from typing import Any, Final, Protocol
 
 from chain.encoding import SHORT_INPUT_BYTES, decode, short_sha256
 from chain.errors import EncodingError, StoreError, invariant
+from chain.nodecache import NodeCache
 from chain.proof import TERMINAL_ABSENT_EMPTY, TERMINAL_ABSENT_OTHER_LEAF, TERMINAL_PRESENT, verify_proof
 
 EMPTY_ROOT: Final = b"\x00" * 32
@@ -73,6 +77,11 @@ _RECORD_HEADS: Final = [
 
 Slot = bytes | None
 Node = tuple[bytes, bytes, int, int]  # (child hashes, child records, bitmap, leaf mask)
+# A cached node: (node, the version it is stored at, its internal children's versions: u64
+# big-endian each, in nibble order).
+Entry = tuple[Node, int, bytes]
+
+CACHE_BYTES_DEFAULT: Final = 64 * 1024 * 1024  # storage.cache_mb's default
 
 
 class NodeSource(Protocol):
@@ -81,6 +90,33 @@ class NodeSource(Protocol):
     def get_node(self, path: bytes) -> bytes | None:
         """The serialized node at ``path`` (one nibble per byte, b"" = root), or None."""
         ...
+
+
+class VersionedNodeSource(Protocol):
+    """A store of versioned nodes (chain/store.py): node records keyed by (version, path), each
+    with its internal children's versions beside the record (``split_stored_node``)."""
+
+    def root_version(self) -> int | None:
+        """The version of the root record of the tree this source serves (None: empty tree)."""
+        ...
+
+    def get_versioned_node(self, version: int, path: bytes) -> bytes | None:
+        """The stored value of the node written at ``version`` at ``path``, or None."""
+        ...
+
+
+def stored_node(record: bytes, child_versions: bytes) -> bytes:
+    """A versioned node's stored value: u8 count || count u64 child versions || the record. The
+    versions sit outside the hashed and proved bytes (docs/PROTOCOL.md, section 10.3)."""
+    return _BYTES[len(child_versions) >> 3] + child_versions + record
+
+
+def split_stored_node(value: bytes) -> tuple[bytes, bytes]:
+    """(record, child versions) of a stored value; raises StoreError ``state_node_corrupt``."""
+    end = 1 + 8 * value[0] if value else 1
+    if len(value) <= end:
+        raise StoreError("state_node_corrupt", "stored tree node too short")
+    return value[end:], value[1:end]
 
 
 class MemoryNodeSource:
@@ -107,6 +143,11 @@ class TreeUpdate:
     ``node_writes`` maps a nibble path to the serialized node to store there, or None to delete
     the stored node. ``base_root`` is the root it was computed against; ``root_slot`` and
     ``nodes`` are the decoded new nodes, so that ``apply`` does not decode again.
+
+    For a versioned store: ``version`` is the height the new nodes are written at,
+    ``child_versions`` holds each new internal node's children's versions, ``stale`` the old
+    version of every node this update replaces or deletes (path -> version), and
+    ``root_version`` the version of the new root record (None: the empty tree).
     """
 
     root: bytes
@@ -114,16 +155,30 @@ class TreeUpdate:
     base_root: bytes
     root_slot: Slot = field(repr=False, compare=False)
     nodes: dict[bytes, Node | None] = field(repr=False, compare=False)
+    version: int = field(default=0, repr=False, compare=False)
+    child_versions: dict[bytes, bytes] = field(default_factory=dict, repr=False, compare=False)
+    stale: dict[bytes, int] = field(default_factory=dict, repr=False, compare=False)
+    root_version: int | None = field(default=None, repr=False, compare=False)
+
+    def stored_writes(self) -> dict[bytes, bytes]:
+        """path -> stored value (``stored_node``) of every node this update writes."""
+        versions = self.child_versions
+        return {
+            path: stored_node(record, versions.get(path, b""))
+            for path, record in self.node_writes.items()
+            if record is not None
+        }
 
 
 class _Diff:
     """The nodes an update writes (None: delete), decoded for the cache and encoded for the store."""
 
-    __slots__ = ("nodes", "records")
+    __slots__ = ("nodes", "records", "seen")
 
     def __init__(self) -> None:
         self.nodes: dict[bytes, Node | None] = {}
         self.records: dict[bytes, bytes | None] = {}
+        self.seen: dict[bytes, Entry] = {}  # the base tree's nodes read on the way
 
     def put(self, path: bytes, node: Node) -> bytes:
         """Record ``node`` at ``path``; return its slot."""
@@ -193,30 +248,61 @@ def _hash(value: Any) -> bytes:
 
 
 class StateTree:
-    """The current state tree: its root and a cache of decoded internal nodes."""
+    """A state tree at one height: its root and a byte-bounded cache of decoded internal nodes."""
 
-    def __init__(self, source: NodeSource, root: bytes) -> None:
-        """Open the tree whose root is ``root``, reading nodes from ``source`` on demand.
+    def __init__(
+        self,
+        source: NodeSource | VersionedNodeSource,
+        root: bytes,
+        *,
+        height: int = 0,
+        cache_bytes: int = CACHE_BYTES_DEFAULT,
+    ) -> None:
+        """Open the tree whose root is ``root`` (the state root after block ``height``), reading
+        nodes from ``source`` on demand: by (version, path) from a VersionedNodeSource (the
+        store), by path from a plain NodeSource (tests, vectors). Decoded nodes are kept in an
+        LRU of at most ``cache_bytes`` (chain/nodecache.py).
 
         Raises StoreError ``state_node_missing`` / ``state_node_corrupt`` when the root's record
         is missing or does not hash to ``root``.
         """
         invariant(type(root) is bytes and len(root) == 32, "a state root is 32 bytes")
         self._source = source
+        self._versioned = hasattr(source, "get_versioned_node")
         self._root = root
-        self._nodes: dict[bytes, Node] = {}
+        self._height = height
+        self._cache: NodeCache[Entry] = NodeCache(cache_bytes)
+        self._root_version: int | None = None
+        if root != EMPTY_ROOT:
+            self._root_version = source.root_version() if self._versioned else 0  # type: ignore[union-attr]
         self._root_slot = self._load_root_slot(root)
 
     @property
     def root(self) -> bytes:
         return self._root
 
-    def compute_update(self, changes: Mapping[bytes, bytes | None]) -> TreeUpdate:
+    @property
+    def height(self) -> int:
+        return self._height
+
+    @property
+    def cache_bytes(self) -> int:
+        """The bytes the node cache charges its entries (its budget bounds this)."""
+        return self._cache.bytes
+
+    @property
+    def cache_entries(self) -> int:
+        return len(self._cache)
+
+    def compute_update(self, changes: Mapping[bytes, bytes | None], version: int | None = None) -> TreeUpdate:
         """The update that applies ``changes`` (key -> new value, None = delete) to this tree,
         which stays as it is (nodes read on the way are cached: that is not a change). Deleting
-        an absent key, or writing a key's current value, is a no-op.
+        an absent key, or writing a key's current value, is a no-op. Its nodes are written at
+        ``version`` (default: this tree's height + 1, the next block).
 
         Raises StoreError when a node it needs is missing or corrupt in the source."""
+        if version is None:
+            version = self._height + 1
         items: list[bytes] = []
         for key, value in changes.items():
             # The type checks are inlined (invariant() called only on failure): this loop runs once
@@ -243,7 +329,66 @@ class StateTree:
             # node, _settle has already dropped it from the cache.)
             diff.records[ROOT_PATH] = new_slot[_RECORD]
         root = EMPTY_ROOT if new_slot is None else new_slot[-32:]
-        return TreeUpdate(root, diff.records, self._root, new_slot, diff.nodes)
+        if new_slot is None:
+            root_version = None
+        elif ROOT_PATH in diff.records:
+            root_version = version
+        else:
+            root_version = self._root_version
+        child_versions, stale = self._versions(diff, version)
+        return TreeUpdate(
+            root, diff.records, self._root, new_slot, diff.nodes, version, child_versions, stale, root_version
+        )
+
+    def _versions(self, diff: _Diff, version: int) -> tuple[dict[bytes, bytes], dict[bytes, int]]:
+        """The new nodes' child versions and the replaced nodes' old versions. A new node's
+        internal child is new too (written at ``version``) or else unchanged, hence a child of
+        the old node at the same path (there are no path-compressed edges), whose versions the
+        update read on its way down."""
+        seen, nodes = diff.seen, diff.nodes
+        new_version = version.to_bytes(8, "big")
+        # A changed internal child changes its parent: so the new nodes name their new children.
+        renewed: dict[bytes, int] = {}  # path -> mask of the nibbles whose child is new
+        for path, node in nodes.items():
+            if node is not None and path:
+                parent = path[:-1]
+                renewed[parent] = renewed.get(parent, 0) | 1 << path[-1]
+        child_versions: dict[bytes, bytes] = {}
+        for path, node in nodes.items():
+            if node is None:
+                continue
+            internal = node[2] & ~node[3]
+            fresh = renewed.get(path, 0)
+            if fresh == internal:  # every internal child is new (or there is none)
+                child_versions[path] = new_version * internal.bit_count()
+                continue
+            old = seen.get(path)
+            invariant(old is not None, "an unchanged child hangs under an old node")
+            assert old is not None
+            old_internal = old[0][2] & ~old[0][3]
+            if old_internal == internal:  # the same children: overwrite the new ones' versions
+                versions = bytearray(old[2])
+                while fresh:
+                    low = fresh & -fresh
+                    fresh ^= low
+                    rank = (internal & (low - 1)).bit_count()
+                    versions[8 * rank : 8 * rank + 8] = new_version
+                child_versions[path] = bytes(versions)
+                continue
+            parts = []
+            while internal:
+                low = internal & -internal
+                internal ^= low
+                if fresh & low:
+                    parts.append(new_version)
+                else:
+                    rank = (old_internal & (low - 1)).bit_count()
+                    parts.append(old[2][8 * rank : 8 * rank + 8])
+            child_versions[path] = b"".join(parts)
+        stale = {path: seen[path][1] for path in diff.records if path in seen}
+        if ROOT_PATH in diff.records and ROOT_PATH not in seen and self._root_version is not None:
+            stale[ROOT_PATH] = self._root_version  # the old lone-leaf record
+        return child_versions, stale
 
     def apply(self, update: TreeUpdate) -> None:
         """Make ``update`` current (the store has written its ``node_writes``).
@@ -254,14 +399,17 @@ class StateTree:
             f"tree update computed against root {update.base_root.hex()}, "
             f"but the current root is {self._root.hex()}",
         )
-        cache = self._nodes
-        for path, node in update.nodes.items():
-            if node is None:
-                cache.pop(path, None)
-            else:
-                cache[path] = node
+        cache, version, child_versions = self._cache, update.version, update.child_versions
+        cache.put_many(
+            [
+                (path, None if node is None else (node, version, child_versions[path]))
+                for path, node in update.nodes.items()
+            ]
+        )
         self._root = update.root
         self._root_slot = update.root_slot
+        self._root_version = update.root_version
+        self._height = version
 
     def prove(self, key: bytes) -> Proof:
         """An inclusion proof for ``key`` if present, else an absence proof, against the
@@ -270,8 +418,9 @@ class StateTree:
         nibbles = key_hash.hex()
         steps: list[tuple[int, tuple[bytes, ...]]] = []
         slot, path = self._root_slot, ROOT_PATH
+        seen: dict[bytes, Entry] = {}
         while slot is not None and len(slot) == _INTERNAL:
-            node = self._node(path, slot)
+            node = self._node(path, slot, seen)
             nibble = int(nibbles[len(path)], 16)
             hashes, _, bitmap, _ = node
             siblings = [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
@@ -293,7 +442,7 @@ class StateTree:
             return _merge_into_leaf(path, depth, slot, items, lo, hi, diff)
         if hi - lo == 1:
             return self._update_one(path, depth, slot, items[lo], diff)
-        node = self._node(path, slot)
+        node = self._node(path, slot, diff.seen)
         hashes, children, bitmap, leaf_mask = node
         # Rebuild the node in one pass, in nibble order: the unchanged runs of the old buffers
         # between changed children are copied as they are (``_child``'s offsets, inlined: one
@@ -345,12 +494,15 @@ class StateTree:
         rank and offsets of the child found on the way down serve again for the splice (the
         child's old bytes replaced by its new slot's) on the way up."""
         top = slot
-        nodes = self._nodes
+        cached, seen = self._cache.get, diff.seen
         trail = []
         while slot is not None and len(slot) == _INTERNAL:
-            node = nodes.get(path)
-            if node is None:
-                node = self._node(path, slot)
+            entry = cached(path)
+            if entry is None:
+                node = self._node(path, slot, seen)
+            else:
+                seen[path] = entry
+                node = entry[0]
             byte = item[3 + (depth >> 1)]
             nibble = byte & 15 if depth & 1 else byte >> 4
             hashes, children, bitmap, leaf_mask = node
@@ -395,31 +547,69 @@ class StateTree:
             new = _settle(path, (hashes, children, bitmap, leaf_mask), diff)
         return new
 
-    def _node(self, path: bytes, expected: bytes) -> Node:
+    def _node(self, path: bytes, expected: bytes, seen: dict[bytes, Entry]) -> Node:
         """The node at ``path`` from the cache, else from the source, checked against the slot
-        ``expected`` its parent holds. Raises StoreError."""
-        node = self._nodes.get(path)
-        if node is None:
-            record = self._source.get_node(path)
-            if record is None:
-                raise StoreError("state_node_missing", f"no tree node at path {path.hex()}")
-            node = self._nodes[path] = _checked_node(record, path, expected)
-        return node
+        ``expected`` its parent holds; noted in ``seen``, where its parent already is (walks go
+        top-down), which gives the version to read it at. Raises StoreError."""
+        entry = self._cache.get(path)
+        if entry is None:
+            if path == ROOT_PATH:
+                version = self._root_version
+                assert version is not None
+            else:
+                parent, _, versions = seen[path[:-1]]
+                rank = (parent[2] & ~parent[3] & ((1 << path[-1]) - 1)).bit_count()
+                version = int.from_bytes(versions[8 * rank : 8 * rank + 8], "big")
+            entry = self._load(path, version, expected)
+        seen[path] = entry
+        return entry[0]
+
+    def _read(self, path: bytes, version: int) -> tuple[bytes, bytes | None] | None:
+        """(record, child versions; None from an unversioned source) of a stored node."""
+        if self._versioned:
+            value = self._source.get_versioned_node(version, path)  # type: ignore[union-attr]
+            return None if value is None else split_stored_node(value)
+        record = self._source.get_node(path)  # type: ignore[union-attr]
+        return None if record is None else (record, None)
+
+    def _load(
+        self,
+        path: bytes,
+        version: int,
+        expected: bytes,
+        read: tuple[bytes, bytes | None] | None = None,
+        value: list[Any] | None = None,
+    ) -> Entry:
+        """Read (unless ``read`` is given), check and cache the node at (``version``, ``path``)."""
+        found = self._read(path, version) if read is None else read
+        if found is None:
+            raise StoreError("state_node_missing", f"no tree node at path {path.hex()} (version {version})")
+        node = _checked_node(found[0], path, expected, value)
+        versions = found[1]
+        internal = (node[2] & ~node[3]).bit_count()
+        if versions is None:
+            versions = bytes(8 * internal)
+        elif len(versions) != 8 * internal:
+            raise StoreError("state_node_corrupt", f"tree node at path {path.hex()}: wrong child versions")
+        entry = (node, version, versions)
+        self._cache.put(path, entry, len(node[0]) + len(node[1]) + len(versions))
+        return entry
 
     def _load_root_slot(self, root: bytes) -> Slot:
         if root == EMPTY_ROOT:
             return None
-        record = self._source.get_node(ROOT_PATH)
-        if record is None:
+        version = self._root_version
+        found = None if version is None else self._read(ROOT_PATH, version)
+        if found is None or version is None:
             raise StoreError("state_node_missing", f"no root record for state root {root.hex()}")
-        value = _decode_record(record, ROOT_PATH)
+        value = _decode_record(found[0], ROOT_PATH)
         if len(value) == 2 and _is_hash(value[0]) and _is_hash(value[1]):
             leaf = _leaf(value[0], value[1])  # the lone-leaf record
             if leaf[-32:] != root:
                 raise StoreError("state_node_corrupt", f"lone leaf does not hash to {root.hex()}")
             return leaf
         slot = _BIN32 + root
-        self._nodes[ROOT_PATH] = _checked_node(record, ROOT_PATH, slot, value)
+        self._load(ROOT_PATH, version, slot, found, value)
         return slot
 
 
@@ -579,6 +769,32 @@ def _is_hash(value: Any) -> bool:
     return type(value) is bytes and len(value) == 32
 
 
+def check_stored_node(value: bytes, path: bytes, expected: bytes) -> list[tuple[int, bytes, bytes]]:
+    """Check a versioned store's value at ``path`` against the hash its parent (or the root
+    index) gives; return its internal children as (version, child path). A lone-leaf record
+    checks against its leaf hash. Raises StoreError ``state_node_corrupt``."""
+    record, versions = split_stored_node(value)
+    fields = _decode_record(record, path)
+    if path == ROOT_PATH and len(fields) == 2 and _is_hash(fields[0]) and _is_hash(fields[1]):
+        if _leaf(fields[0], fields[1])[-32:] != expected:
+            raise StoreError("state_node_corrupt", f"lone leaf does not hash to {expected.hex()}")
+        return []
+    node = _checked_node(record, path, _BIN32 + expected, fields)
+    hashes, _, bitmap, leaf_mask = node
+    internal = bitmap & ~leaf_mask
+    if len(versions) != 8 * internal.bit_count():
+        raise StoreError("state_node_corrupt", f"tree node at path {path.hex()}: wrong child versions")
+    children, rank, index = [], 0, 0
+    for nibble in range(16):
+        if bitmap >> nibble & 1:
+            if internal >> nibble & 1:
+                version = int.from_bytes(versions[8 * rank : 8 * rank + 8], "big")
+                children.append((version, path + _NIBBLE_PATHS[nibble], hashes[32 * index : 32 * index + 32]))
+                rank += 1
+            index += 1
+    return children
+
+
 def compute_root(items: Mapping[bytes, bytes]) -> bytes:
     """The root of ``{key: value}`` computed from scratch: the reference the tests check the
     incremental tree against, written apart from it and as plainly as possible."""
@@ -663,5 +879,7 @@ def bench_tree(n_keys: int, changes_per_block: int, blocks: int) -> dict[str, fl
         "node_writes_per_block": round(writes / blocks),
         "updates_per_s": round(blocks * changes_per_block / (compute_s + apply_s)),
         "proofs_per_s": round(len(proofs) / (t1 - t0)),
+        "cache_bytes": tree.cache_bytes,
+        "cache_entries": tree.cache_entries,
         "verifies_per_s": round(len(proofs) / (t2 - t1)),
     }

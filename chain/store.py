@@ -8,11 +8,18 @@ whole block and nothing of the next.
 
 Layout (all integers u64 big-endian, so keys sort by height)::
 
+    meta/format -> u64 (STORE_FORMAT: the layout below, written with genesis)
     meta/chain_id, meta/genesis_hash, meta/head -> [height, block hash]
     blk/<height>   -> block            cert/<height> -> commit certificate (absent at genesis)
     rcpt/<height>  -> [receipt, ...]   bhash/<hash>  -> height
-    txi/<tx hash>  -> [height, index]  st/<state key> -> value   tn/<nibble path> -> tree node
+    txi/<tx hash>  -> [height, index]  st/<state key> -> value
     vset/<validators hash> -> [[pubkey, power, name], ...]   (every set that signed a block)
+    tn/<version><nibble path> -> u8 n || n u64 child versions || tree node record
+    tr/<height>    -> root record version || state root (empty: the empty tree)
+    ts/<height><old version><nibble path> -> empty (that node was replaced or deleted at height)
+    meta/pruned_below -> u64 (lowest height whose tree is kept; absent: 0)
+
+The tree's keys and the pruner are chain/treestore.py's (docs/ARCHITECTURE.md, "Store layout").
 """
 
 from __future__ import annotations
@@ -29,9 +36,23 @@ from chain.encoding import decode, encode, encode_joined
 from chain.errors import StoreError, invariant
 from chain.limits import STATE_CACHE_ENTRIES_MAX
 from chain.receipt import Receipt
+from chain.statetree import CACHE_BYTES_DEFAULT, StateTree, TreeUpdate
+from chain.treestore import NODE_PREFIX as NODE_PREFIX  # the tree's keys, re-exported
+from chain.treestore import (
+    PRUNE_BATCH_MAX_DEFAULT,
+    PruneReport,
+    open_tree,
+    prune,
+    pruned_below,
+    tree_puts,
+)
+from chain.treestore import PRUNED_BELOW_KEY as PRUNED_BELOW_KEY
+from chain.treestore import ROOT_PREFIX as ROOT_PREFIX
+from chain.treestore import STALE_PREFIX as STALE_PREFIX
 from chain.validators import Validator, ValidatorSet
 
 # The layout above, spelled once: other modules (the auditor) use these names, never the bytes.
+FORMAT_KEY = b"meta/format"
 HEAD_KEY = b"meta/head"
 CHAIN_ID_KEY = b"meta/chain_id"
 GENESIS_HASH_KEY = b"meta/genesis_hash"
@@ -41,8 +62,12 @@ RECEIPTS_PREFIX = b"rcpt/"
 BLOCK_HASH_PREFIX = b"bhash/"
 TX_INDEX_PREFIX = b"txi/"
 STATE_PREFIX = b"st/"
-NODE_PREFIX = b"tn/"
 VALIDATOR_SET_PREFIX = b"vset/"
+
+
+# The data folder's layout version. 1: tree nodes at tn/<path>, the current version only (no
+# meta/format key); 2: the versioned tree of chain/treestore.py.
+STORE_FORMAT: Final = 2
 
 
 def _h(height: int) -> bytes:
@@ -101,9 +126,13 @@ class MemoryBackend:
         data.update(puts)
         if not self._indexes or not (gone or added):
             return
+        # Sorted once, so each index finds its keys by bisection: a block adds thousands of
+        # new tree-node keys (versioned keys are never overwritten), none under a scanned prefix.
+        added.sort()
+        gone.sort()
         for prefix, keys in list(self._indexes.items()):
-            removed = {k for k in gone if k.startswith(prefix)}
-            new = sorted(k for k in added if k.startswith(prefix))
+            removed = set(_under(gone, prefix))
+            new = _under(added, prefix)
             if not (removed or new):
                 continue
             kept = [k for k in keys if k not in removed] if removed else list(keys)
@@ -112,6 +141,14 @@ class MemoryBackend:
 
     def close(self) -> None:
         pass
+
+
+def _under(sorted_keys: list[bytes], prefix: bytes) -> list[bytes]:
+    """The run of ``sorted_keys`` that starts with ``prefix``."""
+    lo = hi = bisect.bisect_left(sorted_keys, prefix)
+    while hi < len(sorted_keys) and sorted_keys[hi].startswith(prefix):
+        hi += 1
+    return sorted_keys[lo:hi]
 
 
 # LevelDB tuning, measured with ``clearchain bench executor`` (docs/BENCHMARKS.md). Most bytes a
@@ -175,6 +212,8 @@ class Store:
     """The domain view of a backend. Reads state and tree nodes for the executor and tree."""
 
     def __init__(self, backend: KVBackend) -> None:
+        """Raises StoreError ``store_format`` when the backend holds a chain in another layout."""
+        _check_format(backend)
         self.backend = backend
         # Committed state values by key (None = known absent). Executing a block reads the same
         # hot accounts again and again; a LevelDB read costs ~10 us, a dict hit ~0.1 us. Kept
@@ -183,7 +222,12 @@ class Store:
 
     @classmethod
     def open_leveldb(cls, path: Path) -> Store:
-        return cls(LevelDBBackend(path))
+        backend = LevelDBBackend(path)
+        try:
+            return cls(backend)
+        except StoreError:
+            backend.close()
+            raise
 
     @classmethod
     def in_memory(cls) -> Store:
@@ -210,8 +254,36 @@ class Store:
         for key, value in self.backend.scan(STATE_PREFIX + prefix, start):
             yield key[cut:], value
 
-    def get_node(self, path: bytes) -> bytes | None:
-        return self.backend.get(NODE_PREFIX + path)
+    def root_version(self) -> int | None:
+        """The head tree's root record version (VersionedNodeSource, for the ledger's tree)."""
+        head = self.head()
+        if head is None:
+            return None
+        value = self.backend.get(ROOT_PREFIX + _h(head.height))
+        return int.from_bytes(value[:8], "big") if value else None
+
+    def get_versioned_node(self, version: int, path: bytes) -> bytes | None:
+        return self.backend.get(NODE_PREFIX + _h(version) + path)
+
+    def tree_at(self, height: int, cache_bytes: int = CACHE_BYTES_DEFAULT) -> StateTree:
+        """The state tree after block ``height``, for reads and proofs; it stays consistent
+        while newer blocks commit. Raises StoreError ``height_unknown`` past the head,
+        ``height_pruned`` below the retained window."""
+        head = self.head()
+        if head is None or not 0 <= height <= head.height:
+            raise StoreError("height_unknown", f"no block at height {height} (head {head and head.height})")
+        return open_tree(self.backend, height, cache_bytes)
+
+    def pruned_below(self) -> int:
+        """The lowest height whose state tree is kept."""
+        return pruned_below(self.backend)
+
+    def prune(self, keep_versions: int, batch_max: int = PRUNE_BATCH_MAX_DEFAULT) -> PruneReport:
+        """One bounded pruning run behind the head (chain/treestore.py's ``prune``)."""
+        head = self.head()
+        invariant(head is not None, "pruning needs a chain")
+        assert head is not None
+        return prune(self.backend, head.height, keep_versions, batch_max)
 
     # --- chain ------------------------------------------------------------------------------
     def head(self) -> Head | None:
@@ -277,7 +349,7 @@ class Store:
         certificate: CommitCertificate | None,
         receipts: tuple[Receipt, ...] | list[Receipt],
         state_diff: dict[bytes, bytes | None],
-        node_writes: dict[bytes, bytes | None],
+        tree_update: TreeUpdate,
         *,
         genesis: bool = False,
         validator_sets: tuple[ValidatorSet, ...] | list[ValidatorSet] = (),
@@ -314,11 +386,7 @@ class Store:
                 deletes.append(STATE_PREFIX + key)
             else:
                 puts[STATE_PREFIX + key] = value
-        for path, node in node_writes.items():
-            if node is None:
-                deletes.append(NODE_PREFIX + path)
-            else:
-                puts[NODE_PREFIX + path] = node
+        puts.update(tree_puts(tree_update, height))
         for vset in validator_sets:
             puts[VALIDATOR_SET_PREFIX + vset.hash()] = encode(
                 [[v.pubkey, v.power, v.name] for v in vset.validators]
@@ -326,9 +394,35 @@ class Store:
         if genesis:
             puts[CHAIN_ID_KEY] = block.header.chain_id.encode()
             puts[GENESIS_HASH_KEY] = block_hash
+            puts[FORMAT_KEY] = _h(STORE_FORMAT)
         puts[HEAD_KEY] = encode([height, block_hash])
         self.backend.write(puts, deletes)
         cache = self._state_cache
         if len(cache) + len(state_diff) > STATE_CACHE_ENTRIES_MAX:
             cache.clear()
         cache.update(state_diff)
+
+
+def _check_format(backend: KVBackend) -> None:
+    """A store with a chain must say it is in this layout; an empty one gets it with genesis."""
+    value = backend.get(FORMAT_KEY)
+    if value is None:
+        if backend.get(HEAD_KEY) is None:
+            return
+        found = 1
+    else:
+        found = int.from_bytes(value, "big")
+    if found < STORE_FORMAT:
+        raise StoreError(
+            "store_format",
+            f"this data folder was written by an older clearchain (format {found}; this one reads format "
+            f"{STORE_FORMAT}): re-sync this node from its peers (move this db folder aside and start the node; "
+            "it catches up by block sync), or export the history with the clearchain that wrote it "
+            "(clearchain export --home) and audit it into a new folder",
+        )
+    if found > STORE_FORMAT:
+        raise StoreError(
+            "store_format",
+            f"this data folder was written by a newer clearchain (format {found}; this one reads format "
+            f"{STORE_FORMAT}): run that version, or re-sync this node into an empty folder",
+        )

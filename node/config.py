@@ -15,9 +15,13 @@ the key. Paths are relative to the node's home.
                  commit_wait_ms, heartbeat_ms (0: the genesis parameter), clock_drift_ms,
                  block_txs_max, block_bytes_max (what this node puts in a block it proposes)
     [mempool]    txs_max, bytes_max
-    [storage]    keep_blocks (0: keep every block, the default; else at least 1,000: the node drops
-                 blocks, certificates and receipts older than head - keep_blocks and answers
-                 requests for them with ``height_pruned``)
+    [storage]    cache_mb (the decoded state-tree nodes held in memory), keep_versions (heights
+                 of state-tree history kept for proofs; older versions are pruned), pruning
+                 ("default": keep keep_versions heights | "archive": keep every height),
+                 prune_batch_max (stale nodes the pruner deletes after one block, at most),
+                 keep_blocks (0: keep every block, the default; else at least 1,000: the node
+                 drops blocks, certificates and receipts older than head - keep_blocks and
+                 answers requests for them with ``height_pruned``)
 """
 
 from __future__ import annotations
@@ -88,9 +92,17 @@ class MempoolSection:
 
 @dataclass(frozen=True, slots=True)
 class StorageSection:
+    cache_mb: int = 64
+    # About five and a half hours at one block per second (docs/DECISIONS.md, "Issue 19").
+    keep_versions: int = 20_000
+    pruning: str = "default"
+    prune_batch_max: int = 2_000
     # 0 keeps every block (the audit trail). A node that serves no history may keep fewer; the
     # runtime accepts any value >= 1 (tests), a config file at least KEEP_BLOCKS_MIN.
     keep_blocks: int = 0
+
+
+PRUNING_MODES = ("default", "archive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +201,12 @@ def _check(cfg: NodeConfig, where: str) -> None:
         raise ConfigError("config_value", f"{where}: consensus timeouts must be positive")
     if not 1024 <= cfg.p2p.frame_bytes_max <= ENCODED_BYTES_MAX:
         raise ConfigError("config_value", f"{where}: p2p.frame_bytes_max must be 1024..{ENCODED_BYTES_MAX}")
+    if cfg.storage.pruning not in PRUNING_MODES:
+        raise ConfigError("config_value", f"{where}: storage.pruning must be one of {PRUNING_MODES}")
+    if cfg.storage.cache_mb == 0 or cfg.storage.keep_versions == 0 or cfg.storage.prune_batch_max == 0:
+        raise ConfigError(
+            "config_value", f"{where}: storage.cache_mb, keep_versions and prune_batch_max must be positive"
+        )
     if cfg.p2p.queue_max == 0 or cfg.mempool.txs_max == 0 or cfg.mempool.bytes_max == 0:
         raise ConfigError("config_value", f"{where}: queue and mempool bounds must be positive")
     _check_keep_blocks(cfg.storage, where)

@@ -31,7 +31,7 @@ from chain.block_pruning import blocks_pruned_below, prune_blocks
 from chain.errors import ContractCodeMismatch
 from chain.genesis import load_genesis
 from chain.keys import read_key_file, verify_signature
-from chain.ledger import Ledger
+from chain.ledger import Ledger, Pruning
 from chain.receipt import Receipt
 from chain.store import Store
 from chain.tx import SignedTx
@@ -92,7 +92,16 @@ class Node:
         self.key = read_key_file(home / NODE_KEY_FILE)
         self.store = Store.open_leveldb(home / "db")
         try:
-            self.ledger = Ledger(self.store, self.genesis, default_registry())
+            storage = cfg.storage
+            self.ledger = Ledger(
+                self.store,
+                self.genesis,
+                default_registry(),
+                cache_bytes=storage.cache_mb * 1024 * 1024,
+                pruning=None
+                if storage.pruning == "archive"
+                else Pruning(storage.keep_versions, storage.prune_batch_max),
+            )
         except BaseException:
             self.store.close()
             raise

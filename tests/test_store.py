@@ -55,7 +55,7 @@ def test_prefix_scan_is_ordered_and_bounded_to_the_prefix(any_chain: Chain) -> N
 def test_store_refuses_out_of_order_blocks(any_chain: Chain) -> None:
     block, result = any_chain.run()
     with pytest.raises(StoreError) as err:
-        any_chain.store.write_block(block, None, (), {}, {})
+        any_chain.store.write_block(block, None, (), {}, result.tree_update)
     assert err.value.code == "store_height"
 
 

@@ -24,7 +24,7 @@ import click
 from chain.genesis import parse_genesis
 from chain.ledger import Ledger
 from chain.solo import SoloProducer
-from chain.statetree import bench_tree
+from chain.statetree import CACHE_BYTES_DEFAULT, bench_tree
 from chain.store import Store
 from chain.tx import SignedTx, Tx
 from cli.localnet import devnet
@@ -181,6 +181,12 @@ def run_bench(
         echo(
             f"batched trades: {trades:,} in {seconds:.2f} s = {trades / seconds:,.0f} trades/s "
             f"(batches of {batch_size:,}, one batch per block); {trades / cpu:,.0f} trades per CPU second"
+        )
+        tree = ledger.tree
+        figures["tree_cache"] = {"bytes": tree.cache_bytes, "entries": tree.cache_entries}
+        echo(
+            f"state tree node cache after phases 1-2: {tree.cache_bytes / 2**20:,.1f} MiB charged, "
+            f"{tree.cache_entries:,} nodes (budget {CACHE_BYTES_DEFAULT / 2**20:,.0f} MiB, storage.cache_mb)"
         )
         store.close()
         # What phases 1 and 2 built (tens of thousands of signed txs) would otherwise stay alive
