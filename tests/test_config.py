@@ -94,4 +94,4 @@ def test_keep_blocks_is_zero_or_at_least_the_floor() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config({"storage": {"keep_blocks": -5}})
     assert err.value.code == "config_type"
-    assert "[storage]\nkeep_blocks = 0" in render(NodeConfig())
+    assert "\nkeep_blocks = 0\n" in render(NodeConfig()).split("[storage]\n", 1)[1]
