@@ -23,11 +23,14 @@ from chain.encoding import encode
 from chain.receipt import KIND_TX, Receipt
 from chain.state import BlockState
 from cli.localnet.network import init_network
+from cli.trade_dates import today
 from contracts.accounts import account_key
 from node.api.accounts import iterate_accounts_after, page_accounts
 from node.index import compute_failed_trades
 from tests.netutil import TxMaker
 from tests.test_api import FAST, NodeThread, World, fetch, run, submit
+
+DAY = today()  # the trade date of this module's tickets: the nodes' clock is the wall clock
 
 OPENED = [f"Q-{i:03d}" for i in range(12)]  # accounts member-a opens
 
@@ -48,11 +51,11 @@ def _make_history(world: World) -> None:
             statuses = await submit(http, world.url, requests)
             assert all(s["receipt"]["ok"] for s in statuses), statuses
             world.heights["requests"] = statuses[0]["height"]
-            short = ["F-1", "A-C001", "B-C002", "ACME", 1_000_000, 1_00]  # B-C002 holds no ACME
-            retried = ["R-1", "A-C001", "B-C002", "ACME", 5, 1_00]
+            short = ["F-1", "A-C001", "B-C002", "ACME", 1_000_000, 1_00, DAY]  # B-C002 holds no ACME
+            retried = ["R-1", "A-C001", "B-C002", "ACME", 5, 1_00, DAY]
             batch = [
-                ["FB-1", "A-C001", "B-HOUSE", "ACME", 1, 1_00],
-                ["FB-2", "A-C001", "A-C001", "ACME", 1, 1_00],
+                ["FB-1", "A-C001", "B-HOUSE", "ACME", 1, 1_00, DAY],
+                ["FB-2", "A-C001", "A-C001", "ACME", 1, 1_00, DAY],
             ]
             trades = [
                 maker.tx("xchg-alpha", "settlement", "settle", short),
@@ -62,7 +65,7 @@ def _make_history(world: World) -> None:
                     "member-a",
                     "settlement",
                     "settle_batch",
-                    [[["NX-1", "A-C001", "B-HOUSE", "ACME", 1, 1_00]]],
+                    [[["NX-1", "A-C001", "B-HOUSE", "ACME", 1, 1_00, DAY]]],
                 ),
             ]
             statuses = await submit(http, world.url, trades)
@@ -287,11 +290,14 @@ def test_failed_trades_from_a_block() -> None:
     events; receipts pair with transactions by position and hash; junk tickets are skipped."""
     maker = TxMaker()
     txs = [
-        maker.tx("xchg-alpha", "settlement", "settle", ["T-1", "A", "B", "I", 1, 1]),
+        maker.tx("xchg-alpha", "settlement", "settle", ["T-1", "A", "B", "I", 1, 1, DAY]),
         maker.tx(
-            "xchg-alpha", "settlement", "settle_batch", [[["T-2", "A", "B", "I", 1, 1], [7], "junk", ["a b"]]]
+            "xchg-alpha",
+            "settlement",
+            "settle_batch",
+            [[["T-2", "A", "B", "I", 1, 1, DAY], [7], "junk", ["a b"]]],
         ),
-        maker.tx("xchg-alpha", "settlement", "settle_batch", [[["T-3", "A", "B", "I", 1, 1]]]),
+        maker.tx("xchg-alpha", "settlement", "settle_batch", [[["T-3", "A", "B", "I", 1, 1, DAY]]]),
         maker.tx("xchg-alpha", "custody", "deposit", ["T-9"]),
         maker.tx("member-a", "settlement", "settle", ["T-4"]),
     ]
