@@ -15,8 +15,8 @@ contract's rules move), nor the house account of an exchange, oracle or validato
 reports trades between members' accounts and cannot itself be a party to one.
 
 Failure codes: ``not_exchange``, ``trade_expired`` (the trade date is older than the window of
-``trade_id_days``, or on or before a date whose ids were already removed), ``trade_date_future``
-(after tomorrow: a day of clock skew is allowed), ``duplicate_trade_id``, ``bad_quantity``, ``bad_price``,
+trade ids, or on or before a date whose ids were already removed), ``trade_date_future`` (after
+tomorrow: a day of clock skew is allowed), ``duplicate_trade_id``, ``bad_quantity``, ``bad_price``,
 ``unknown_instrument``, ``instrument_is_cash``, ``instrument_halted``, ``unknown_account``,
 ``account_suspended``, ``account_closed``, ``not_member_account``, ``same_account``,
 ``insufficient_securities``, ``insufficient_cash``, ``amount_overflow``, ``zero_consideration``

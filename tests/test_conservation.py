@@ -295,7 +295,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def settle_in_model(self, ticket: list[Any]) -> tuple[str, dict[str, Any]]:
         """Apply ``ticket`` to the model; (event name, fields) as the contract should emit."""
         m = self.m
-        trade_id, buyer, seller, iid, quantity, price = ticket
+        trade_id, buyer, seller, iid, quantity, price, _ = ticket
 
         def failed(code: str) -> tuple[str, dict[str, Any]]:
             return "trade_failed", {"trade_id": trade_id, "code": code}

@@ -121,11 +121,12 @@ def trade(
     instrument: str,
     quantity: Any,
     price: Any,
+    trade_date: int = DAY,
     *,
     sender: str = "xchg-alpha",
 ) -> SignedTx:
     return chain.tx(
-        sender, "settlement", "settle", [trade_id, buyer, seller, instrument, quantity, price, DAY]
+        sender, "settlement", "settle", [trade_id, buyer, seller, instrument, quantity, price, trade_date]
     )
 
 
@@ -760,6 +761,8 @@ def _closed_account(chain: Chain) -> None:
 # ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00], which settles.
 FAILURES: list[tuple[str, Setup, list[Any], str]] = [
     ("not_exchange", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00, DAY], "member-a"),
+    ("trade_expired", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00, DAY - 8], "xchg-alpha"),
+    ("trade_date_future", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00, DAY + 2], "xchg-alpha"),
     ("duplicate_trade_id", _settle_dup, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00, DAY], "xchg-alpha"),
     ("bad_quantity", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 0, 100_00, DAY], "xchg-alpha"),
     ("bad_quantity", _nothing, ["T-X", "A-C001", "B-C001", "ACME", -10, 100_00, DAY], "xchg-alpha"),
@@ -918,7 +921,6 @@ def test_batch_mixed_outcomes_in_order(chain: Chain) -> None:
         ["T-1", "B-C001", "B-HOUSE", "GLOBEX", 1, 1_00, DAY],  # id used earlier in the batch
         ["T-5", "B-C001", "B-C001", "ACME", 1, 1_00, DAY],
         ["T-6", "A-C001", "B-HOUSE", "GLOBEX", 1, 1, DAY],
-        DAY,
     ]
     (receipt,) = ok(chain, batch(chain, tickets))
     outcome = [(n, dict(f).get("trade_id"), dict(f).get("code")) for _, n, f in receipt.events]
@@ -1013,7 +1015,11 @@ GOOD = ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00, DAY]
         ["T-1", "A-C001", "B-C001", "ACME", QUANTITY_MAX + 1, 100_00, DAY],
         ["T-1", "A-C001", "B-C001", "ACME", 10, PRICE_MAX + 1, DAY],
         ["T-1", "A-C001", "B-C001", "ACME", 10],  # wrong arity
-        ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00, 0],
+        ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00, DAY, 0],  # one too many
+        ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00],  # no trade date
+        ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00, -1],  # a day before the epoch
+        ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00, 2**32],  # past a u32 day number
+        ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00, "2026-01-01"],  # a date as text
         [],
         ["T/1", "A-C001", "B-C001", "ACME", 10, 100_00, DAY],  # '/' would break key layout
         ["T-1", "A/C001", "B-C001", "ACME", 10, 100_00, DAY],
