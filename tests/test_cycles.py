@@ -589,7 +589,7 @@ def test_the_fail_rule_matches_a_naive_unwind(
     assert failed == naive_unwind(before, tickets)
     settled = [t for t in tickets if t[0] not in failed]
     expected = dict(before)
-    for _, b, s, iid, q, p, _ in settled:
+    for _, b, s, iid, q, p, _, _ in settled:
         c = cash(q, p, iid)
         for k, d in (((b, iid), q), ((s, iid), -q), ((b, "USD"), -c), ((s, "USD"), c)):
             expected[k] = (expected.get(k, (0, 0))[0] + d, 0)

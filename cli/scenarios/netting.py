@@ -47,7 +47,7 @@ def tickets(tag: str, short: str, tplus: int) -> list[list[Any]]:
 def expected_net(trades: list[list[Any]]) -> dict[tuple[str, str], int]:
     """Net change per (account, asset) of ``trades`` (0-decimal equities, USD in cents)."""
     net: dict[tuple[str, str], int] = {}
-    for _, buyer, seller, iid, qty, price, _ in trades:
+    for _, buyer, seller, iid, qty, price, _, _ in trades:
         cash = qty * price  # 0 decimals: the consideration is exact
         for key, delta in (
             ((buyer, iid), qty),
@@ -150,7 +150,7 @@ def submit_cycle_trades(
     reported again at T+1: the chain's refusal decides, not a guess of how long a block takes."""
     events = s.send("xchg-alpha", "cycles", "submit_batch", [trades])
     refused = [f for _, n, f in events if n == "trade_refused"]
-    if trades[0][6] == 0 and refused and all(f["code"] == "cycle_closed" for f in refused):
+    if trades[0][7] == 0 and refused and all(f["code"] == "cycle_closed" for f in refused):
         s.echo("today's cut-off passed before the batch's block: the trades are reported again at T+1")
         trades = [[*t[:7], 1] for t in trades]
         events = s.send("xchg-alpha", "cycles", "submit_batch", [trades])
