@@ -412,6 +412,7 @@ def test_participants_instruments_validators_and_trades(world: World) -> None:
                 "trade_id": "T1",
                 "status": "settled",
                 "height": world.heights["T1"],
+                "trade_date": DAY,
             }
             _, trade = await fetch(http, "GET", f"{world.url}/trades/xchg-alpha/B-1")
             assert trade["height"] == world.heights["batch"]

@@ -51,6 +51,8 @@ def _make_history(world: World) -> None:
             statuses = await submit(http, world.url, requests)
             assert all(s["receipt"]["ok"] for s in statuses), statuses
             world.heights["requests"] = statuses[0]["height"]
+            for wid, st in enumerate(statuses, start=1):  # the four may be cut into two blocks
+                world.heights[f"request-{wid}"] = st["height"]
             short = ["F-1", "A-C001", "B-C002", "ACME", 1_000_000, 1_00, DAY]  # B-C002 holds no ACME
             retried = ["R-1", "A-C001", "B-C002", "ACME", 5, 1_00, DAY]
             batch = [
@@ -226,10 +228,10 @@ def test_withdrawal_lookup_through_request_confirm_cancel(world: World) -> None:
     assert (w2["status"], w2["amount"], w2["requested_height"]) == (
         "cancelled",
         50_00,
-        world.heights["requests"],
+        world.heights["request-2"],
     )
     _, w3 = get(world, "/withdrawals/3")
-    assert w3["status"] == "pending" and w3["height"] == w3["requested_height"] == world.heights["requests"]
+    assert w3["status"] == "pending" and w3["height"] == w3["requested_height"] == world.heights["request-3"]
     for path, want, code in [
         ("/withdrawals/99", 404, "unknown_withdrawal"),
         ("/withdrawals/0", 400, "bad_request"),
@@ -279,6 +281,7 @@ def test_a_later_settlement_wins_over_an_earlier_failure(world: World) -> None:
         "trade_id": "R-1",
         "status": "settled",
         "height": world.heights["R-1"],
+        "trade_date": DAY,
     }
     for path in ("/trades/xchg-alpha/NEVER", "/trades/other/F-1"):
         status, body = get(world, path)

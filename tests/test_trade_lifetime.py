@@ -1,8 +1,11 @@
-"""Trade ids live for a window of days (contracts/settlement.py): a ticket carries its trade date,
+"""Records with a lifetime (docs/CONTRACTS.md "Records and their lifetimes").
+
+Trade ids live for a window of days (contracts/settlement.py): a ticket carries its trade date,
 tickets older than ``settlement.trade_id_days`` fail ``trade_expired``, after tomorrow
 ``trade_date_future``, and the ``expire`` task removes the ids of a date once it is out of the
 window, a bounded number per block. Duplicate detection stays exact: a ticket settles at most
-once, ever, and the stored ids are only those of the window."""
+once, ever, and the stored ids are only those of the window. Final withdrawals are removed
+after ``custody.final_withdrawal_days``."""
 
 from __future__ import annotations
 
@@ -226,3 +229,47 @@ def test_duplicate_detection_is_exact_and_the_ids_stay_bounded(
         assert kept == records
         assert all(v >= today - WINDOW for v in kept.values())
         assert len(stored(chain, b"settlement/expiry/")) == len(kept)
+
+
+# --- final withdrawals (contracts/custody.py) ---------------------------------------------------
+def test_a_final_withdrawal_is_removed_after_its_lifetime(chain: Chain) -> None:
+    """Confirmed, rejected and cancelled withdrawals are kept ``final_withdrawal_days`` (30) days
+    of block time, then removed; a pending one is kept; ids are never reused."""
+    request = ["A-C001", "USD", 1_00]
+    at(
+        chain,
+        chain.ledger.head.time_ms + 1_000,
+        *[chain.tx("member-a", "custody", "request_withdrawal", request) for _ in range(4)],
+    )
+    final_at = chain.ledger.head.time_ms + 1_000
+    codes = at(
+        chain,
+        final_at,
+        chain.tx("custodian", "custody", "confirm_withdrawal", [1]),
+        chain.tx("custodian", "custody", "reject_withdrawal", [2, "no"]),
+        chain.tx("member-a", "custody", "cancel_withdrawal", [3]),
+    )
+    assert [r.code for r in codes] == ["ok"] * 3
+
+    def kept() -> list[int]:
+        return sorted(int(k.rsplit(b"/", 1)[1]) for k in stored(chain, b"custody/withdrawal/"))
+
+    lifetime = 30 * DAY_MS
+    assert at(chain, final_at + lifetime - 1) == () and kept() == [1, 2, 3, 4]
+    tasks = at(chain, final_at + lifetime)
+    assert [r.code for r in tasks] == ["ok"] * 3 and kept() == [4]  # the pending one stays
+    assert (
+        settle_code(chain, chain.tx("custodian", "custody", "confirm_withdrawal", [1]))
+        == "unknown_withdrawal"
+    )
+    assert settle_code(chain, chain.tx("custodian", "custody", "confirm_withdrawal", [4])) == "ok"
+    (receipt,) = at(
+        chain,
+        chain.ledger.head.time_ms + 1_000,
+        chain.tx("member-a", "custody", "request_withdrawal", request),
+    )
+    assert receipt.event_fields(0)["id"] == 5  # a new id, never a removed one
+
+
+def settle_code(chain: Chain, stx: Any) -> str:
+    return at(chain, chain.ledger.head.time_ms + 1_000, stx)[0].code

@@ -232,6 +232,7 @@ def custody() -> Recorder:
         "not_account_owner",
     )
     r.call("confirm_withdrawal 1", "custodian", "custody", "confirm_withdrawal", [1])
+    forget_1 = r.chain.time_ms + r.param("custody", "final_withdrawal_days") * DAY_MS
     r.call(
         "confirm_withdrawal: not pending",
         "custodian",
@@ -260,6 +261,20 @@ def custody() -> Recorder:
         "reject_withdrawal",
         [3, "x"],
         "not_custodian",
+    )
+    r.advance(to_time_ms=forget_1)
+    r.tasks(
+        "a final withdrawal is removed after its lifetime",
+        [("custody", "forget_withdrawal", "ok")],
+        time_ms=forget_1,
+    )
+    r.call(
+        "confirm_withdrawal: removed after its lifetime",
+        "custodian",
+        "custody",
+        "confirm_withdrawal",
+        [1],
+        "unknown_withdrawal",
     )
     return r
 
