@@ -61,12 +61,14 @@ def has_no_outcome(exc: ClearchainError) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Intent:
-    """One submitted ticket: its trade id, the digest of its content, and its outcome once known
-    (``None`` while unresolved; ``settled`` or ``failed:<code>``)."""
+    """One submitted ticket: its trade id, the digest of its content, its outcome once known
+    (``None`` while unresolved; ``settled`` or ``failed:<code>``) and its trade date (a day
+    number; ``None`` in a journal written before tickets were dated), which a retry sends again."""
 
     trade_id: str
     digest: str
     outcome: str | None = None
+    trade_date: int | None = None
 
     @property
     def resolved(self) -> bool:
@@ -82,10 +84,24 @@ def compute_ticket_digest(
     qty: str,
     price: str,
     settlement: int,
+    trade_date: int | None = None,
 ) -> str:
     """A hex digest of what makes two submissions "the same ticket": the chain, the exchange, the
-    accounts, the instrument, quantity and price as typed, and the settlement date offset."""
-    fields = [chain_id, exchange, buyer, seller, instrument, qty.strip(), price.strip(), settlement]
+    accounts, the instrument, quantity and price as typed, the settlement date offset, and the
+    trade date when one was typed (without ``--trade-date`` a retry on a later day is still the
+    same ticket, and it reuses the earlier intent's date)."""
+    fields: list[object] = [
+        chain_id,
+        exchange,
+        buyer,
+        seller,
+        instrument,
+        qty.strip(),
+        price.strip(),
+        settlement,
+    ]
+    if trade_date is not None:
+        fields.append(trade_date)
     return hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -95,13 +111,15 @@ def find_unresolved(entries: list[Intent], digest: str) -> Intent | None:
     return next((e for e in entries if e.digest == digest and not e.resolved), None)
 
 
-def record_intent(entries: list[Intent], trade_id: str, digest: str) -> tuple[list[Intent], list[Intent]]:
+def record_intent(
+    entries: list[Intent], trade_id: str, digest: str, trade_date: int | None = None
+) -> tuple[list[Intent], list[Intent]]:
     """Entries with an unresolved intent (``trade_id``, ``digest``) last, and the unresolved
     intents it displaced: another id for the same digest (the user chose a new ``--trade-id``) and
     the oldest past ``UNRESOLVED_MAX``. A resolved entry of the same id is replaced too."""
     displaced = [e for e in entries if not e.resolved and e.digest == digest and e.trade_id != trade_id]
     kept = [e for e in entries if e.trade_id != trade_id and e not in displaced]
-    kept.append(Intent(trade_id, digest))
+    kept.append(Intent(trade_id, digest, None, trade_date))
     kept, dropped = bound(kept)
     return kept, displaced + dropped
 
@@ -112,7 +130,7 @@ def resolve(entries: list[Intent], trade_id: str, outcome: str) -> list[Intent]:
     found = [e for e in entries if e.trade_id == trade_id]
     kept = [e for e in entries if e.trade_id != trade_id]
     if found:
-        kept.append(Intent(trade_id, found[0].digest, outcome))
+        kept.append(Intent(trade_id, found[0].digest, outcome, found[0].trade_date))
     return bound(kept)[0]
 
 
@@ -156,12 +174,18 @@ def parse_journal(text: str) -> list[Intent]:
         outcome = item.get("outcome")
         if not isinstance(item.get("digest"), str) or not (outcome is None or isinstance(outcome, str)):
             raise ValueError("an entry without a digest")
-        entries.append(Intent(item["trade_id"], item["digest"], outcome or None))
+        trade_date = item.get("trade_date")
+        if not (trade_date is None or (type(trade_date) is int and trade_date >= 0)):
+            raise ValueError("an entry with a bad trade date")
+        entries.append(Intent(item["trade_id"], item["digest"], outcome or None, trade_date))
     return entries
 
 
 def format_journal(entries: list[Intent]) -> str:
-    items = [{"trade_id": e.trade_id, "digest": e.digest, "outcome": e.outcome} for e in entries]
+    items = [
+        {"trade_id": e.trade_id, "digest": e.digest, "outcome": e.outcome, "trade_date": e.trade_date}
+        for e in entries
+    ]
     return json.dumps({"version": JOURNAL_VERSION, "entries": items}, indent=1) + "\n"
 
 
@@ -184,9 +208,9 @@ class Journal:
         with self._locked():
             return next((e for e in self._read() if e.trade_id == trade_id), None)
 
-    def record(self, trade_id: str, digest: str) -> None:
+    def record(self, trade_id: str, digest: str, trade_date: int | None = None) -> None:
         with self._locked():
-            entries, displaced = record_intent(self._read(), trade_id, digest)
+            entries, displaced = record_intent(self._read(), trade_id, digest, trade_date)
             self._write(entries)
         for e in displaced:
             self.warnings.append(

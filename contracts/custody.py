@@ -19,20 +19,27 @@ State::
     custody/withdrawal_seq         -> last withdrawal id
     custody/reserve/<asset>        -> [amount, reference, height, custodian]  (the latest attestation)
 
+Lifetime: a final withdrawal (confirmed, rejected or cancelled; ``height`` is then the height it
+became final) is kept ``final_withdrawal_days`` days of block time, then removed by the task
+``forget_withdrawal(id)`` scheduled when it became final; afterwards its id is
+``unknown_withdrawal``. Ids come from ``withdrawal_seq`` and are never reused, and the receipts
+keep its whole history. A pending withdrawal is kept until it is final.
+
 Invariant (tested): for every asset, supply == sum over accounts of available + locked.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from chain.genesis import Genesis
 from chain.limits import AMOUNT_MAX
 from chain.state import BlockState, StateReader, decode_value
 from contracts import accounts
-from contracts.api import Context, Contract, ContractError, method
+from contracts.api import Context, Contract, ContractError, method, task
 from contracts.instruments import get_instrument, units_text
 from contracts.membership import require_role
+from contracts.params import Param, get
 from contracts.schema import Id, Int, Text
 
 NAME = "custody"
@@ -40,6 +47,13 @@ PENDING = "pending"
 CONFIRMED = "confirmed"
 REJECTED = "rejected"
 CANCELLED = "cancelled"
+DAY_MS = 86_400_000
+
+PARAMS = {
+    "final_withdrawal_days": Param(
+        30, 1, 3_660, "days of block time a final withdrawal stays readable before it is removed"
+    ),
+}
 
 
 SUPPLY_PREFIX = b"custody/supply/"
@@ -125,8 +139,17 @@ def retire(ctx: Context, account: str, asset: str, amount: int, code: str) -> No
     _change_supply(ctx, asset, -amount)
 
 
+def _finalize(ctx: Context, wid: int, record: WithdrawalRecord, status: str) -> None:
+    """Write withdrawal ``wid`` final and schedule its removal (the record's lifetime)."""
+    account, asset, amount, by, _, _ = record
+    ctx.state.put(withdrawal_key(wid), [account, asset, amount, by, status, ctx.height])
+    days = get(ctx, NAME, "final_withdrawal_days")
+    ctx.schedule("forget_withdrawal", wid, at_time_ms=ctx.time_ms + days * DAY_MS)
+
+
 class Custody(Contract):
     name = NAME
+    PARAMS = PARAMS
 
     def init_genesis(self, ctx: Context, genesis: Genesis) -> None:
         totals: dict[str, int] = {}
@@ -180,27 +203,37 @@ class Custody(Contract):
     @method(("id", Int(1, 2**63 - 1)))
     def confirm_withdrawal(self, ctx: Context, wid: int) -> None:
         require_role(ctx, "custodian")
-        account, asset, amount, by, _, _ = self._pending(ctx, wid)
+        record = self._pending(ctx, wid)
+        account, asset, amount = record.account, record.asset, record.amount
         accounts.debit_locked(ctx, account, asset, amount)
         _change_supply(ctx, asset, -amount)
-        ctx.state.put(withdrawal_key(wid), [account, asset, amount, by, CONFIRMED, ctx.height])
+        _finalize(ctx, wid, record, CONFIRMED)
         ctx.emit("withdrawn", id=wid, account=account, asset=asset, amount=amount, custodian=ctx.sender)
 
     @method(("id", Int(1, 2**63 - 1)), ("reason", Text(256)))
     def reject_withdrawal(self, ctx: Context, wid: int, reason: str) -> None:
         require_role(ctx, "custodian")
-        account, asset, amount, by, _, _ = self._pending(ctx, wid)
-        accounts.unlock(ctx, account, asset, amount)
-        ctx.state.put(withdrawal_key(wid), [account, asset, amount, by, REJECTED, ctx.height])
+        record = self._pending(ctx, wid)
+        accounts.unlock(ctx, record.account, record.asset, record.amount)
+        _finalize(ctx, wid, record, REJECTED)
         ctx.emit("withdrawal_rejected", id=wid, reason=reason)
 
     @method(("id", Int(1, 2**63 - 1)))
     def cancel_withdrawal(self, ctx: Context, wid: int) -> None:
-        account, asset, amount, by, _, _ = self._pending(ctx, wid)
+        record = self._pending(ctx, wid)
+        by = record.requested_by
         ctx.require(by == ctx.sender, "not_requester", f"withdrawal {wid} was requested by {by}")
-        accounts.unlock(ctx, account, asset, amount)
-        ctx.state.put(withdrawal_key(wid), [account, asset, amount, by, CANCELLED, ctx.height])
+        accounts.unlock(ctx, record.account, record.asset, record.amount)
+        _finalize(ctx, wid, record, CANCELLED)
         ctx.emit("withdrawal_cancelled", id=wid)
+
+    @task
+    def forget_withdrawal(self, ctx: Context, payload: Any) -> None:
+        """Remove a final withdrawal whose lifetime has passed (nothing if it is gone)."""
+        key = withdrawal_key(int(payload))
+        found = ctx.state.get(key)
+        if found is not None and found[4] != PENDING:
+            ctx.state.delete(key)
 
     @staticmethod
     def _pending(ctx: Context, wid: int) -> WithdrawalRecord:

@@ -1,7 +1,9 @@
 """Settlement cycles with multilateral netting (BIS DvP model 3, next to settlement.py's model 1).
 
 An exchange reports a trade for settlement on T+N: the ticket of contracts/settlement.py
-(``[trade_id, buyer, seller, instrument, quantity, price]``) plus ``tplus`` (N, 0..``tplus_max``).
+(``[trade_id, buyer, seller, instrument, quantity, price, trade_date]``) plus ``tplus`` (N,
+0..``tplus_max``). The settlement date counts from the block's day, not from ``trade_date``, which
+only dates the trade id (settlement's window of ids, ``trade_expired`` / ``trade_date_future``).
 The trade joins the *cycle* of its settlement date; nothing moves until that cycle closes. At the
 close (a scheduled task) every trade of the cycle becomes two obligations (securities seller ->
 buyer, consideration buyer -> seller), the obligations are netted per clearing account per asset,
@@ -37,7 +39,7 @@ share of the gross that netting saved, ``(gross - net) * 10_000 // gross`` round
 report never overstates the saving; 0 when nothing settled).
 
 Methods (sender):
-- ``submit(trade_id, buyer, seller, instrument, quantity, price, tplus)`` (exchange): one trade
+- ``submit(trade_id, buyer, seller, instrument, quantity, price, trade_date, tplus)`` (exchange): one trade
   joins its cycle; fails the transaction if it is refused.
 - ``submit_batch(trades)`` (exchange): up to ``BATCH_TRADES_MAX`` tickets, each accepted or refused
   on its own (``trade_accepted`` / ``trade_refused`` events, then ``batch_submitted``).
@@ -50,7 +52,8 @@ balances), ``cycles?[status=open|all][&after=D][&limit=N]``, ``trades?date=D[&st
 Validation at submission is settlement's (contracts/settlement.py) plus the cycle rules. Trade ids
 are scoped per exchange and shared with settlement: an id settled gross, or pending or settled in
 a cycle, is refused (``duplicate_trade_id``); a trade that failed at a close leaves its id free
-for a later cycle, as a failed gross trade does.
+for a later cycle, as a failed gross trade does. Settlement's record of the id is the one both
+paths read; it expires with settlement's window (a pending trade keeps it until its close).
 
 Fail rule (DvP model 3 unwind), at the close:
 1. A trade whose instrument is no longer active, or one of whose accounts is no longer active,
@@ -72,7 +75,8 @@ consideration, close_at_ms)``, ``trade_refused(trade_id, code, message)``, ``bat
 accepted, refused)``, ``cycle_opened(date, close_at_ms)``, ``trade_failed(date, exchange, trade_id,
 code, account)``, ``cycle_closed(date, trades, settled, failed, assets, gross, net, netting_bps)``.
 
-Failure codes: ``not_exchange``, ``duplicate_trade_id``, ``bad_tplus``, ``bad_quantity``,
+Failure codes: ``not_exchange``, ``trade_expired``, ``trade_date_future``, ``duplicate_trade_id``,
+``bad_tplus``, ``bad_quantity``,
 ``bad_price``, ``unknown_instrument``, ``instrument_is_cash``, ``instrument_halted``,
 ``same_account``, ``unknown_account``, ``account_suspended``, ``account_closed``,
 ``not_member_account`` (an account not owned by a clearing member, checked when the trade is
@@ -192,14 +196,14 @@ def _put_item(ctx: Context, date: int, item: Item) -> None:
     ctx.put(_item_key(date, item.seq), list(item[1:]))
     # Mirror the trade's state into settlement's trade ids, which gross settlement already reads:
     # a trade id pending in a cycle or settled at a close cannot also settle gross, at no cost
-    # to the gross path; a failed one frees its id.
-    key = settlement.trade_key(item.exchange, item.trade_id)
+    # to the gross path; a failed one frees its id. The pending record (written at submission)
+    # holds the trade date; settling keeps it only while the date is in the window.
     if item.status == FAILED:
-        ctx.state.delete(key)
-    else:
-        ctx.state.put(
-            key, (ctx.height, settlement.SETTLED if item.status == SETTLED else settlement.IN_CYCLE)
-        )
+        settlement.forget_trade(ctx, item.exchange, item.trade_id)
+    elif item.status == SETTLED:
+        record = settlement.trade_record(ctx, item.exchange, item.trade_id)
+        if record is not None:
+            settlement.record_trade(ctx, item.exchange, item.trade_id, settlement.SETTLED, record[2])
 
 
 def compute_close_at(date: int, day_ms: int, close_at_bps: int) -> int:
@@ -217,18 +221,9 @@ def _check_ticket(
     ctx: Context, ticket: tuple[Any, ...], lookups: settlement.Lookups
 ) -> tuple[InstrumentRecord, int]:
     """Settlement's checks of one ticket; returns (instrument, consideration). Writes nothing."""
-    trade_id, buyer, seller, iid, quantity, price, tplus = ticket
-    found = ctx.get(f"trade/{ctx.sender}/{trade_id}")
-    if found is not None:
-        date, seq = found
-        earlier = Item(seq, *ctx.get(_item_key(date, seq)))
-        if earlier.status != FAILED:
-            raise ContractError("duplicate_trade_id", f"trade {trade_id} is {earlier.status} in cycle {date}")
-    gross_record = settlement.trade_record(ctx, ctx.sender, trade_id)
-    if gross_record is not None and gross_record[1] == settlement.SETTLED:
-        raise ContractError(
-            "duplicate_trade_id", f"trade {trade_id} settled gross at height {gross_record[0]}"
-        )
+    trade_id, buyer, seller, iid, quantity, price, trade_date, tplus = ticket
+    # Settlement's record of the id covers both paths: pending or settled in a cycle, settled gross.
+    settlement.check_new_trade_id(ctx, trade_id, trade_date)
     tplus_max = params.get(ctx, NAME, "tplus_max")
     if tplus > tplus_max:
         raise ContractError("bad_tplus", f"T+{tplus}: settlement is at most T+{tplus_max}")
@@ -267,7 +262,7 @@ def _add_gross(ctx: Context, date: int, asset: str, amount: int) -> None:
 def _submit_one(ctx: Context, ticket: tuple[Any, ...], lookups: settlement.Lookups) -> None:
     """Check one ticket, then add it to its cycle. Raises ContractError; the caller's savepoint
     (or the failed transaction) discards a partial write."""
-    trade_id, buyer, seller, iid, quantity, price, tplus = ticket
+    trade_id, buyer, seller, iid, quantity, price, trade_date, tplus = ticket
     ins, cash = _check_ticket(ctx, ticket, lookups)
     assert ins.currency is not None
     day_ms = params.get(ctx, NAME, "day_ms")
@@ -294,6 +289,7 @@ def _submit_one(ctx: Context, ticket: tuple[Any, ...], lookups: settlement.Looku
         None,
     )
     _put_item(ctx, date, item)
+    settlement.record_trade(ctx, ctx.sender, trade_id, settlement.IN_CYCLE, trade_date)
     ctx.put(f"trade/{ctx.sender}/{trade_id}", [date, seq])
     ctx.put(_pend_key(buyer, date, seq), 1)
     ctx.put(_pend_key(seller, date, seq), 1)

@@ -30,12 +30,15 @@ from chain.proof import verify_proof
 from chain.state import BlockState
 from chain.tx import SignedTx
 from cli.localnet.network import init_network
+from cli.trade_dates import today
 from contracts.accounts import balance_in
 from node import rpc
 from node.config import ConsensusSection
 from node.events import EventHub
 from node.runtime import Node
 from tests.netutil import TxMaker
+
+DAY = today()  # the trade date of this module's tickets: the nodes' clock is the wall clock
 
 FAST = ConsensusSection(
     timeout_propose_ms=400, timeout_prevote_ms=200, timeout_precommit_ms=200, timeout_delta_ms=100,
@@ -44,11 +47,11 @@ FAST = ConsensusSection(
 
 GENESIS_USD = {"A-C001": 1_000_000_00, "B-C001": 500_000_00, "A-C002": 250_000_00}
 GENESIS_ACME = {"A-C001": 0, "B-C001": 5_000, "A-C002": 0}
-T1 = ["T1", "A-C001", "B-C001", "ACME", 500, 182_50]  # consideration 9,125,000 cents
-T2 = ["T2", "B-C001", "A-C001", "ACME", 100, 180_00]  # 1,800,000 cents
+T1 = ["T1", "A-C001", "B-C001", "ACME", 500, 182_50, DAY]  # consideration 9,125,000 cents
+T2 = ["T2", "B-C001", "A-C001", "ACME", 100, 180_00, DAY]  # 1,800,000 cents
 BATCH = [
-    ["B-1", "A-C002", "B-HOUSE", "BTC", 10_000_000, 97_000_00],  # 0.1 BTC: 970,000 cents
-    ["B-2", "A-C001", "B-C001", "ACME", 1_000_000, 1_00],  # B-C001 has too little: fails
+    ["B-1", "A-C002", "B-HOUSE", "BTC", 10_000_000, 97_000_00, DAY],  # 0.1 BTC: 970,000 cents
+    ["B-2", "A-C001", "B-C001", "ACME", 1_000_000, 1_00, DAY],  # B-C001 has too little: fails
 ]
 
 
@@ -416,6 +419,7 @@ def test_participants_instruments_validators_and_trades(world: World) -> None:
                 "trade_id": "T1",
                 "status": "settled",
                 "height": world.heights["T1"],
+                "trade_date": DAY,
             }
             _, trade = await fetch(http, "GET", f"{world.url}/trades/xchg-alpha/B-1")
             assert trade["height"] == world.heights["batch"]
@@ -616,10 +620,10 @@ def test_event_hub_drops_a_client_that_falls_behind(world: World) -> None:
 def test_bad_input_gets_the_documented_error_and_the_node_serves_on(world: World) -> None:
     maker = TxMaker()
     maker.nonces["xchg-alpha"] = 100
-    good = maker.tx("xchg-alpha", "settlement", "settle", ["X-1", "A-C001", "B-C001", "ACME", 1, 1_00])
+    good = maker.tx("xchg-alpha", "settlement", "settle", ["X-1", "A-C001", "B-C001", "ACME", 1, 1_00, DAY])
     forged = SignedTx(good.tx, tuple((k, bytes(64)) for k, _ in good.signatures), good.hash)
     other_chain = TxMaker(chain_id="another-chain").tx(
-        "xchg-alpha", "settlement", "settle", ["X-2", "A-C001", "B-C001", "ACME", 1, 1_00]
+        "xchg-alpha", "settlement", "settle", ["X-2", "A-C001", "B-C001", "ACME", 1, 1_00, DAY]
     )
 
     async def go() -> None:

@@ -22,11 +22,14 @@ from hypothesis import strategies as st
 from chain.encoding import encode
 from chain.receipt import KIND_TASK, KIND_TX, Receipt
 from chain.state import BlockState
+from cli.trade_dates import today
 from contracts.accounts import account_key
 from node.api.accounts import iterate_accounts_after, page_accounts
 from node.index import compute_failed_trades
 from tests.netutil import TxMaker
 from tests.test_api import World, fetch, one_node_world, run, submit
+
+DAY = today()  # the trade date of this module's tickets: the nodes' clock is the wall clock
 
 OPENED = [f"Q-{i:03d}" for i in range(12)]  # accounts member-a opens
 
@@ -47,11 +50,13 @@ def _make_history(world: World) -> None:
             statuses = await submit(http, world.url, requests)
             assert all(s["receipt"]["ok"] for s in statuses), statuses
             world.heights["requests"] = statuses[0]["height"]
-            short = ["F-1", "A-C001", "B-C002", "ACME", 1_000_000, 1_00]  # B-C002 holds no ACME
-            retried = ["R-1", "A-C001", "B-C002", "ACME", 5, 1_00]
+            for wid, st in enumerate(statuses, start=1):  # the four may be cut into two blocks
+                world.heights[f"request-{wid}"] = st["height"]
+            short = ["F-1", "A-C001", "B-C002", "ACME", 1_000_000, 1_00, DAY]  # B-C002 holds no ACME
+            retried = ["R-1", "A-C001", "B-C002", "ACME", 5, 1_00, DAY]
             batch = [
-                ["FB-1", "A-C001", "B-HOUSE", "ACME", 1, 1_00],
-                ["FB-2", "A-C001", "A-C001", "ACME", 1, 1_00],
+                ["FB-1", "A-C001", "B-HOUSE", "ACME", 1, 1_00, DAY],
+                ["FB-2", "A-C001", "A-C001", "ACME", 1, 1_00, DAY],
             ]
             trades = [
                 maker.tx("xchg-alpha", "settlement", "settle", short),
@@ -61,7 +66,7 @@ def _make_history(world: World) -> None:
                     "member-a",
                     "settlement",
                     "settle_batch",
-                    [[["NX-1", "A-C001", "B-HOUSE", "ACME", 1, 1_00]]],
+                    [[["NX-1", "A-C001", "B-HOUSE", "ACME", 1, 1_00, DAY]]],
                 ),
             ]
             statuses = await submit(http, world.url, trades)
@@ -213,10 +218,10 @@ def test_withdrawal_lookup_through_request_confirm_cancel(world: World) -> None:
     assert (w2["status"], w2["amount"], w2["requested_height"]) == (
         "cancelled",
         50_00,
-        world.heights["requests"],
+        world.heights["request-2"],
     )
     _, w3 = get(world, "/withdrawals/3")
-    assert w3["status"] == "pending" and w3["height"] == w3["requested_height"] == world.heights["requests"]
+    assert w3["status"] == "pending" and w3["height"] == w3["requested_height"] == world.heights["request-3"]
     for path, want, code in [
         ("/withdrawals/99", 404, "unknown_withdrawal"),
         ("/withdrawals/0", 400, "bad_request"),
@@ -266,6 +271,7 @@ def test_a_later_settlement_wins_over_an_earlier_failure(world: World) -> None:
         "trade_id": "R-1",
         "status": "settled",
         "height": world.heights["R-1"],
+        "trade_date": DAY,
     }
     for path in ("/trades/xchg-alpha/NEVER", "/trades/other/F-1"):
         status, body = get(world, path)
@@ -277,15 +283,18 @@ def test_failed_trades_from_a_block() -> None:
     events; receipts pair with transactions by position and hash; junk tickets are skipped."""
     maker = TxMaker()
     txs = [
-        maker.tx("xchg-alpha", "settlement", "settle", ["T-1", "A", "B", "I", 1, 1]),
+        maker.tx("xchg-alpha", "settlement", "settle", ["T-1", "A", "B", "I", 1, 1, DAY]),
         maker.tx(
-            "xchg-alpha", "settlement", "settle_batch", [[["T-2", "A", "B", "I", 1, 1], [7], "junk", ["a b"]]]
+            "xchg-alpha",
+            "settlement",
+            "settle_batch",
+            [[["T-2", "A", "B", "I", 1, 1, DAY], [7], "junk", ["a b"]]],
         ),
-        maker.tx("xchg-alpha", "settlement", "settle_batch", [[["T-3", "A", "B", "I", 1, 1]]]),
+        maker.tx("xchg-alpha", "settlement", "settle_batch", [[["T-3", "A", "B", "I", 1, 1, DAY]]]),
         maker.tx("xchg-alpha", "custody", "deposit", ["T-9"]),
         maker.tx("member-a", "settlement", "settle", ["T-4"]),
-        maker.tx("xchg-alpha", "cycles", "submit", ["C-1", "A", "B", "I", 1, 1, 2]),
-        maker.tx("xchg-alpha", "cycles", "submit_batch", [[["C-2", "A", "B", "I", 1, 1, 2]]]),
+        maker.tx("xchg-alpha", "cycles", "submit", ["C-1", "A", "B", "I", 1, 1, DAY, 2]),
+        maker.tx("xchg-alpha", "cycles", "submit_batch", [[["C-2", "A", "B", "I", 1, 1, DAY, 2]]]),
     ]
     refused_event = (
         "cycles",

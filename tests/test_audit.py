@@ -26,6 +26,7 @@ from chain.store import BLOCK_PREFIX, NODE_PREFIX, STATE_PREFIX, Store
 from cli.audit.history import ExportWriter, FileSource, HomeSource
 from cli.audit.tally import AuditTally
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from contracts import default_registry
 from tests.conftest import Chain
 
@@ -36,13 +37,17 @@ def _build(chain: Chain) -> None:
     """Eight blocks: trades that settle and fail, a batch with a failing ticket, custody."""
     for i in range(3):
         chain.run(
-            chain.tx("xchg-alpha", "settlement", "settle", [f"T-{i}", "A-C001", "B-C001", "ACME", 10, 180_00])
+            chain.tx(
+                "xchg-alpha", "settlement", "settle", [f"T-{i}", "A-C001", "B-C001", "ACME", 10, 180_00, DAY]
+            )
         )
     chain.run(
-        chain.tx("xchg-alpha", "settlement", "settle", ["T-big", "A-C001", "B-C001", "ACME", 10**9, 180_00])
+        chain.tx(
+            "xchg-alpha", "settlement", "settle", ["T-big", "A-C001", "B-C001", "ACME", 10**9, 180_00, DAY]
+        )
     )
-    batch = [[f"B-{i}", "A-C002", "B-C001", "ACME", 5, 181_00] for i in range(3)] + [
-        ["B-x", "A-C001", "NOPE", "ACME", 1, 1]
+    batch = [[f"B-{i}", "A-C002", "B-C001", "ACME", 5, 181_00, DAY] for i in range(3)] + [
+        ["B-x", "A-C001", "NOPE", "ACME", 1, 1, DAY]
     ]
     chain.run(chain.tx("xchg-alpha", "settlement", "settle_batch", [batch]))
     chain.run(chain.tx("custodian", "custody", "deposit", ["B-C002", "USD", 500_00, "wire-1"]))
@@ -163,7 +168,7 @@ def test_a_deleted_block_is_a_gap(genesis: Genesis, built: tuple[Chain, list[His
 
 def test_reordered_txs_break_the_tx_root(genesis: Genesis) -> None:
     chain = Chain(Store.in_memory(), genesis)
-    chain.run(chain.tx("xchg-alpha", "settlement", "settle", ["R-1", "A-C001", "B-C001", "ACME", 1, 100]),
+    chain.run(chain.tx("xchg-alpha", "settlement", "settle", ["R-1", "A-C001", "B-C001", "ACME", 1, 100, DAY]),
               chain.tx("custodian", "custody", "deposit", ["B-C002", "USD", 1, "r-1"]))  # fmt: skip
     records = _records(chain.store)
     block = Block.decode(records[0].block or b"")
@@ -239,7 +244,9 @@ class _LyingRuntime:
 
 def test_a_state_root_mismatch_names_the_keys(genesis: Genesis) -> None:
     chain = Chain(Store.in_memory(), genesis)
-    chain.run(chain.tx("xchg-alpha", "settlement", "settle", ["S-1", "A-C001", "B-C001", "ACME", 1, 100]))
+    chain.run(
+        chain.tx("xchg-alpha", "settlement", "settle", ["S-1", "A-C001", "B-C001", "ACME", 1, 100, DAY])
+    )
     lying = Chain.__new__(Chain)
     lying.__dict__.update(chain.__dict__)
     chain.ledger.runtime = chain.ledger.executor.runtime = _LyingRuntime()  # type: ignore[assignment]

@@ -54,7 +54,8 @@ def test_tickets_are_distinct_and_between_distinct_accounts() -> None:
     seen = set()
     for lane in range(4):
         for n in range(500):
-            t = ticket(lane, n, 37)
+            t = ticket(lane, n, 37, 20_454)
+            assert t[6] == 20_454
             assert t[1] != t[2] and t[1].startswith("BA-") and t[2].startswith("BA-")
             assert 0 <= int(t[1][3:]) < 37 and 0 <= int(t[2][3:]) < 37
             seen.add(t[0])
@@ -68,10 +69,11 @@ def test_bench_genesis_is_valid_and_signed_lanes_match_it() -> None:
     assert sum(1 for a in g.accounts if a.id.startswith("BA-")) == 50
     from chain.tx import SignedTx
 
-    txs = [SignedTx.decode(bytes.fromhex(h)) for h in sign_lane(g.chain_id, 2, 3, 5, 50)]
+    txs = [SignedTx.decode(bytes.fromhex(h)) for h in sign_lane(g.chain_id, 2, 3, 5, 50, 20_454)]
     assert [t.tx.nonce for t in txs] == [1, 2, 3]
     assert {t.tx.sender for t in txs} == {"bench-x2"} and txs[0].tx.method == "settle_batch"
     assert len(txs[0].tx.args[0]) == 5
+    assert {tuple(t)[6] for t in txs[0].tx.args[0]} == {20_454}  # every ticket carries the lane's date
 
 
 @pytest.mark.io

@@ -21,6 +21,7 @@ from chain.receipt import Receipt
 from chain.tx import SignedTx
 from cli.client import Client
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from cli.localnet.network import init_network
 from cli.scenarios import ScenarioRun
 from contracts import breakers, default_registry, disclosure
@@ -46,7 +47,9 @@ def status_of(chain: Chain, iid: str) -> str:
 
 
 def trade(chain: Chain, trade_id: str, iid: str, qty: int = 1, price: int = 100_00) -> SignedTx:
-    return chain.tx("xchg-alpha", "settlement", "settle", [trade_id, "A-HOUSE", "B-HOUSE", iid, qty, price])
+    return chain.tx(
+        "xchg-alpha", "settlement", "settle", [trade_id, "A-HOUSE", "B-HOUSE", iid, qty, price, DAY]
+    )
 
 
 def view(chain: Chain, contract: str, name: str, **query: str) -> Any:

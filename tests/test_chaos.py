@@ -13,6 +13,7 @@ from chain.genesis import Genesis
 from chain.store import Store
 from cli.chaos.checks import check_stores
 from cli.chaos.harness import FAULT_KINDS, RunPlan, plan_runs, schedule, violations
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from cli.localnet.network import PORT_POOL_LOW, _ephemeral_low, free_ports
 from node.faults import BYZANTINE_MODES
 from tests.conftest import Chain
@@ -53,7 +54,9 @@ def _homes(
         store = Store.open_leveldb(home / "db")
         chain = Chain(store, genesis)
         txs = [
-            chain.tx("xchg-alpha", "settlement", "settle", [f"T-{n}", "A-C001", "B-C001", "ACME", 1, 100_00])
+            chain.tx(
+                "xchg-alpha", "settlement", "settle", [f"T-{n}", "A-C001", "B-C001", "ACME", 1, 100_00, DAY]
+            )
             for n in trade_ids
         ]
         chain.run(*txs)

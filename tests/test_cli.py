@@ -28,6 +28,7 @@ from cli.amounts import AmountError, format_amount, parse_amount, plain_amount
 from cli.localnet import devnet
 from cli.localnet.network import init_network
 from cli.main import main
+from cli.trade_dates import date_text, today
 from node.config import ConsensusSection
 from tests.exits import exit_status
 from tests.netutil import NodeThread
@@ -265,8 +266,10 @@ def test_trade_submit_settles_then_status_tx_and_block(net: Net) -> None:
     assert "settled CLI-T1: A-C001 buys 10 ACME from B-C001 at USD 182.50, pays USD 1,825.00" in r.stdout
     assert net.ok("trade status CLI-T1").stdout.startswith("trade CLI-T1 (xchg-alpha): settled at height")
     assert net.json("trade status CLI-T1")["status"] == "settled"
+    before = today()
     doc = net.json("trade submit --buyer A-C002 --seller B-HOUSE --instrument BTC --qty 0.5 --price 97000")
-    assert doc["ticket"][4:] == [50_000_000, 9_700_000] and doc["trade_id"].startswith("T-")
+    assert doc["ticket"][4:6] == [50_000_000, 9_700_000] and doc["trade_id"].startswith("T-")
+    assert before <= doc["ticket"][6] <= today()  # dated today by the local clock
     tx_hash, height = doc["tx"]["hash"], doc["tx"]["height"]
     shown = net.json(f"tx show {tx_hash}")
     assert shown["status"] == "committed" and shown["receipt"]["ok"] and shown["height"] == height
@@ -392,6 +395,29 @@ def test_one_line_errors(net: Net, tmp_path: Path) -> None:
     net.fails(
         "bad_tenor",
         "trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 1 --price 1 --settlement T-2",
+    )
+    for bad in ("2026-13-01", "yesterday", "2026-1-1", ""):
+        r = net.fails(
+            "bad_date",
+            f"trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 1 --price 1 --trade-date '{bad}'",
+        )
+        assert "is not a date YYYY-MM-DD" in r.stderr
+    net.fails(
+        "bad_date",
+        "cycle submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 1 --price 1 --trade-date 1",
+    )
+    old = date_text(today() - 30)
+    r = net.fails(
+        "trade_expired",
+        f"trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 1 --price 1 --trade-date {old} --trade-id OLD-1",
+    )
+    assert "older than the 7-day window of trade ids" in r.stderr
+    dated = net.json(
+        f"trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 1 --price 1 --trade-date {date_text(today() - 1)}"
+    )
+    assert (
+        dated["ticket"][6] == today() - 1
+        and net.json(f"trade status {dated['trade_id']}")["trade_date"] == today() - 1
     )
     accepted = net.json(
         "trade submit --buyer A-C001 --seller B-C001 --instrument ACME --qty 1 --price 1 --settlement T+2 --trade-id TP2-1"

@@ -36,6 +36,7 @@ from chain.state import decode_value
 from chain.store import Store
 from chain.tx import SignedTx
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from contracts.accounts import HOLDER_PREFIX, get_account
 from contracts.api import Context
 from contracts.custody import supply
@@ -289,12 +290,12 @@ class LedgerMachine(RuleBasedStateMachine):
             price = data.draw(st.integers(-1, 0))
         else:
             price = data.draw(st.one_of(st.integers(1, 500_00), st.integers(1, 10**7)))
-        return [trade_id, buyer, seller, iid, quantity, price]
+        return [trade_id, buyer, seller, iid, quantity, price, DAY]
 
     def settle_in_model(self, ticket: list[Any]) -> tuple[str, dict[str, Any]]:
         """Apply ``ticket`` to the model; (event name, fields) as the contract should emit."""
         m = self.m
-        trade_id, buyer, seller, iid, quantity, price = ticket
+        trade_id, buyer, seller, iid, quantity, price, _ = ticket
 
         def failed(code: str) -> tuple[str, dict[str, Any]]:
             return "trade_failed", {"trade_id": trade_id, "code": code}

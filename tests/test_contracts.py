@@ -27,6 +27,7 @@ from chain.policy import nonce_key, policy_key
 from chain.receipt import Receipt
 from chain.tx import SignedTx, Tx
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from contracts import accounts, default_registry, settlement
 from contracts.accounts import get_account
 from contracts.api import Context
@@ -120,10 +121,13 @@ def trade(
     instrument: str,
     quantity: Any,
     price: Any,
+    trade_date: int = DAY,
     *,
     sender: str = "xchg-alpha",
 ) -> SignedTx:
-    return chain.tx(sender, "settlement", "settle", [trade_id, buyer, seller, instrument, quantity, price])
+    return chain.tx(
+        sender, "settlement", "settle", [trade_id, buyer, seller, instrument, quantity, price, trade_date]
+    )
 
 
 def batch(chain: Chain, tickets: list[list[Any]], *, sender: str = "xchg-alpha") -> SignedTx:
@@ -660,7 +664,7 @@ def test_locked_securities_cannot_be_delivered(chain: Chain) -> None:
     held, _ = bal(chain, "B-C001", "ACME")  # 5,000
     ok(chain, withdraw(chain, "B-C001", "ACME", held - 10, sender="member-b"))
     fails(chain, trade(chain, "T-1", "A-C001", "B-C001", "ACME", 11, 1_00), "insufficient_securities")
-    block, result = chain.run(batch(chain, [["T-2", "A-C001", "B-C001", "ACME", 11, 1_00]]))
+    block, result = chain.run(batch(chain, [["T-2", "A-C001", "B-C001", "ACME", 11, 1_00, DAY]]))
     assert result.receipts[0].event_fields(0)["code"] == "insufficient_securities"
     ok(chain, trade(chain, "T-3", "A-C001", "B-C001", "ACME", 10, 1_00))
     assert bal(chain, "B-C001", "ACME") == (0, held - 10)
@@ -715,6 +719,7 @@ def test_settle_moves_both_legs_exactly(
     assert settlement.trade_record(ctx_of(chain), "xchg-alpha", "T-1") == (
         chain.ledger.head.height,
         "settled",
+        DAY,
     )
 
 
@@ -755,39 +760,51 @@ def _closed_account(chain: Chain) -> None:
 # code -> (setup, ticket, sender); the ticket without the code's fault is
 # ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00], which settles.
 FAILURES: list[tuple[str, Setup, list[Any], str]] = [
-    ("not_exchange", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00], "member-a"),
-    ("duplicate_trade_id", _settle_dup, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
-    ("bad_quantity", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 0, 100_00], "xchg-alpha"),
-    ("bad_quantity", _nothing, ["T-X", "A-C001", "B-C001", "ACME", -10, 100_00], "xchg-alpha"),
-    ("bad_price", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 10, 0], "xchg-alpha"),
-    ("bad_price", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 10, -100_00], "xchg-alpha"),
-    ("unknown_instrument", _nothing, ["T-X", "A-C001", "B-C001", "NOPE", 10, 100_00], "xchg-alpha"),
-    ("instrument_is_cash", _nothing, ["T-X", "A-C001", "B-C001", "USD", 10, 100_00], "xchg-alpha"),
-    ("instrument_halted", _halt_acme, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
-    ("unknown_account", _nothing, ["T-X", "NOPE", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
-    ("unknown_account", _nothing, ["T-X", "A-C001", "NOPE", "ACME", 10, 100_00], "xchg-alpha"),
+    ("not_exchange", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00, DAY], "member-a"),
+    ("trade_expired", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00, DAY - 8], "xchg-alpha"),
+    ("trade_date_future", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00, DAY + 2], "xchg-alpha"),
+    ("duplicate_trade_id", _settle_dup, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00, DAY], "xchg-alpha"),
+    ("bad_quantity", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 0, 100_00, DAY], "xchg-alpha"),
+    ("bad_quantity", _nothing, ["T-X", "A-C001", "B-C001", "ACME", -10, 100_00, DAY], "xchg-alpha"),
+    ("bad_price", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 10, 0, DAY], "xchg-alpha"),
+    ("bad_price", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 10, -100_00, DAY], "xchg-alpha"),
+    ("unknown_instrument", _nothing, ["T-X", "A-C001", "B-C001", "NOPE", 10, 100_00, DAY], "xchg-alpha"),
+    ("instrument_is_cash", _nothing, ["T-X", "A-C001", "B-C001", "USD", 10, 100_00, DAY], "xchg-alpha"),
+    ("instrument_halted", _halt_acme, ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00, DAY], "xchg-alpha"),
+    ("unknown_account", _nothing, ["T-X", "NOPE", "B-C001", "ACME", 10, 100_00, DAY], "xchg-alpha"),
+    ("unknown_account", _nothing, ["T-X", "A-C001", "NOPE", "ACME", 10, 100_00, DAY], "xchg-alpha"),
     (
         "account_suspended",
         _suspend("A-C001", "member-a"),
-        ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00],
+        ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00, DAY],
         "xchg-alpha",
     ),
     (
         "account_suspended",
         _suspend("B-C001", "admin"),
-        ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00],
+        ["T-X", "A-C001", "B-C001", "ACME", 10, 100_00, DAY],
         "xchg-alpha",
     ),
-    ("account_closed", _closed_account, ["T-X", "A-SHUT", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
-    ("account_closed", _closed_account, ["T-X", "A-C001", "A-SHUT", "ACME", 10, 100_00], "xchg-alpha"),
-    ("same_account", _nothing, ["T-X", "B-C001", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
-    ("not_member_account", _nothing, ["T-X", "A-C001", "XA-HOUSE", "ACME", 10, 100_00], "xchg-alpha"),
-    ("not_member_account", _nothing, ["T-X", "CCP-INSURANCE", "B-C001", "ACME", 10, 100_00], "xchg-alpha"),
-    ("insufficient_securities", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 5_001, 1], "xchg-alpha"),
-    ("insufficient_securities", _nothing, ["T-X", "A-C001", "B-C002", "ACME", 1, 100_00], "xchg-alpha"),
-    ("insufficient_cash", _nothing, ["T-X", "B-C002", "B-C001", "ACME", 1_000, 100_01], "xchg-alpha"),
-    ("amount_overflow", _nothing, ["T-X", "A-C001", "B-C001", "ACME", QUANTITY_MAX, PRICE_MAX], "xchg-alpha"),
-    ("zero_consideration", _nothing, ["T-X", "A-C002", "B-HOUSE", "BTC", 1, 1], "xchg-alpha"),
+    ("account_closed", _closed_account, ["T-X", "A-SHUT", "B-C001", "ACME", 10, 100_00, DAY], "xchg-alpha"),
+    ("account_closed", _closed_account, ["T-X", "A-C001", "A-SHUT", "ACME", 10, 100_00, DAY], "xchg-alpha"),
+    ("same_account", _nothing, ["T-X", "B-C001", "B-C001", "ACME", 10, 100_00, DAY], "xchg-alpha"),
+    ("not_member_account", _nothing, ["T-X", "A-C001", "XA-HOUSE", "ACME", 10, 100_00, DAY], "xchg-alpha"),
+    (
+        "not_member_account",
+        _nothing,
+        ["T-X", "CCP-INSURANCE", "B-C001", "ACME", 10, 100_00, DAY],
+        "xchg-alpha",
+    ),
+    ("insufficient_securities", _nothing, ["T-X", "A-C001", "B-C001", "ACME", 5_001, 1, DAY], "xchg-alpha"),
+    ("insufficient_securities", _nothing, ["T-X", "A-C001", "B-C002", "ACME", 1, 100_00, DAY], "xchg-alpha"),
+    ("insufficient_cash", _nothing, ["T-X", "B-C002", "B-C001", "ACME", 1_000, 100_01, DAY], "xchg-alpha"),
+    (
+        "amount_overflow",
+        _nothing,
+        ["T-X", "A-C001", "B-C001", "ACME", QUANTITY_MAX, PRICE_MAX, DAY],
+        "xchg-alpha",
+    ),
+    ("zero_consideration", _nothing, ["T-X", "A-C002", "B-HOUSE", "BTC", 1, 1, DAY], "xchg-alpha"),
 ]
 FAILURE_IDS = [f"{code}-{i}" for i, (code, *_) in enumerate(FAILURES)]
 
@@ -817,8 +834,8 @@ def test_batch_failure_fails_only_its_ticket(
     chain: Chain, code: str, setup: Setup, ticket: list[Any], sender: str
 ) -> None:
     setup(chain)
-    good_1 = ["G-1", "A-HOUSE", "B-HOUSE", "GLOBEX", 3, 40_00]
-    good_2 = ["G-2", "B-HOUSE", "A-HOUSE", "GLOBEX", 2, 41_00]
+    good_1 = ["G-1", "A-HOUSE", "B-HOUSE", "GLOBEX", 3, 40_00, DAY]
+    good_2 = ["G-2", "B-HOUSE", "A-HOUSE", "GLOBEX", 2, 41_00, DAY]
     tx = batch(chain, [good_1, ticket, good_2], sender=sender)
     if code == "not_exchange":
         fails(chain, tx, code)
@@ -850,7 +867,7 @@ def test_duplicate_trade_id_after_settlement(chain: Chain) -> None:
     ok(chain, trade(chain, "T-1", "A-C001", "B-C001", "ACME", 1, 1_00))
     # Another ticket with the same id, even a different trade, is refused.
     fails(chain, trade(chain, "T-1", "A-C002", "B-HOUSE", "GLOBEX", 1, 1_00), "duplicate_trade_id")
-    (receipt,) = ok(chain, batch(chain, [["T-1", "A-C002", "B-HOUSE", "GLOBEX", 1, 1_00]]))
+    (receipt,) = ok(chain, batch(chain, [["T-1", "A-C002", "B-HOUSE", "GLOBEX", 1, 1_00, DAY]]))
     assert receipt.event_fields(0)["code"] == "duplicate_trade_id"
 
 
@@ -861,13 +878,13 @@ def test_trade_ids_are_scoped_per_exchange(chain: Chain) -> None:
     ok(
         chain,
         chain.tx(
-            "xchg-beta", "settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", 1, 1_00], keys=[x2]
+            "xchg-beta", "settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", 1, 1_00, DAY], keys=[x2]
         ),
     )
     fails(
         chain,
         chain.tx(
-            "xchg-beta", "settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", 1, 1_00], keys=[x2]
+            "xchg-beta", "settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", 1, 1_00, DAY], keys=[x2]
         ),
         "duplicate_trade_id",
     )
@@ -875,7 +892,7 @@ def test_trade_ids_are_scoped_per_exchange(chain: Chain) -> None:
 
 
 def test_failed_trade_id_can_be_retried(chain: Chain) -> None:
-    ticket = ["T-R", "A-C002", "B-HOUSE", "ACME", 2_000, 200_00]  # USD 400,000.00; A-C002 has 250,000.00
+    ticket = ["T-R", "A-C002", "B-HOUSE", "ACME", 2_000, 200_00, DAY]  # USD 400,000.00; A-C002 has 250,000.00
     fails(chain, chain.tx("xchg-alpha", "settlement", "settle", ticket), "insufficient_cash")
     assert settlement.trade_record(ctx_of(chain), "xchg-alpha", "T-R") is None
     ok(chain, deposit(chain, "A-C002", "USD", 150_000_00, "wire-1"))
@@ -885,7 +902,7 @@ def test_failed_trade_id_can_be_retried(chain: Chain) -> None:
 
 
 def test_failed_trade_in_batch_can_be_retried(chain: Chain) -> None:
-    ticket = ["T-R", "A-C002", "B-HOUSE", "ACME", 2_000, 200_00]
+    ticket = ["T-R", "A-C002", "B-HOUSE", "ACME", 2_000, 200_00, DAY]
     (r,) = ok(chain, batch(chain, [ticket]))
     assert r.event_fields(0)["code"] == "insufficient_cash"
     ok(chain, deposit(chain, "A-C002", "USD", 150_000_00, "wire-1"))
@@ -898,12 +915,12 @@ def test_batch_mixed_outcomes_in_order(chain: Chain) -> None:
     accounts = ["A-C001", "B-HOUSE", "B-C001", "B-C002"]
     before = balances(chain, accounts, ["GLOBEX", "ACME", "USD"])
     tickets = [
-        ["T-1", "A-C001", "B-HOUSE", "GLOBEX", 10, 41_10],  # buys 10 GLOBEX
-        ["T-2", "A-C001", "B-C002", "ACME", 1, 1_00],  # B-C002 holds no ACME
-        ["T-3", "B-C001", "A-C001", "GLOBEX", 10, 42_00],  # sells what T-1 delivered
-        ["T-1", "B-C001", "B-HOUSE", "GLOBEX", 1, 1_00],  # id used earlier in the batch
-        ["T-5", "B-C001", "B-C001", "ACME", 1, 1_00],
-        ["T-6", "A-C001", "B-HOUSE", "GLOBEX", 1, 1],
+        ["T-1", "A-C001", "B-HOUSE", "GLOBEX", 10, 41_10, DAY],  # buys 10 GLOBEX
+        ["T-2", "A-C001", "B-C002", "ACME", 1, 1_00, DAY],  # B-C002 holds no ACME
+        ["T-3", "B-C001", "A-C001", "GLOBEX", 10, 42_00, DAY],  # sells what T-1 delivered
+        ["T-1", "B-C001", "B-HOUSE", "GLOBEX", 1, 1_00, DAY],  # id used earlier in the batch
+        ["T-5", "B-C001", "B-C001", "ACME", 1, 1_00, DAY],
+        ["T-6", "A-C001", "B-HOUSE", "GLOBEX", 1, 1, DAY],
     ]
     (receipt,) = ok(chain, batch(chain, tickets))
     outcome = [(n, dict(f).get("trade_id"), dict(f).get("code")) for _, n, f in receipt.events]
@@ -944,8 +961,8 @@ def test_batch_mixed_outcomes_in_order(chain: Chain) -> None:
 def test_batch_is_sequential(chain: Chain) -> None:
     """Selling before buying in the same batch fails; the buy still settles."""
     tickets = [
-        ["T-2", "B-C001", "A-C001", "GLOBEX", 10, 42_00],
-        ["T-1", "A-C001", "B-HOUSE", "GLOBEX", 10, 41_10],
+        ["T-2", "B-C001", "A-C001", "GLOBEX", 10, 42_00, DAY],
+        ["T-1", "A-C001", "B-HOUSE", "GLOBEX", 10, 41_10, DAY],
     ]
     (receipt,) = ok(chain, batch(chain, tickets))
     assert receipt.event_fields(0)["code"] == "insufficient_securities"
@@ -956,8 +973,8 @@ def test_batch_is_sequential(chain: Chain) -> None:
 def test_failed_then_repeated_id_in_one_batch(chain: Chain) -> None:
     """An id seen earlier in the batch is a duplicate even if that ticket failed."""
     tickets = [
-        ["T-1", "B-C002", "B-C001", "ACME", 1_000, 100_01],  # insufficient cash
-        ["T-1", "A-C001", "B-C001", "ACME", 1, 1_00],
+        ["T-1", "B-C002", "B-C001", "ACME", 1_000, 100_01, DAY],  # insufficient cash
+        ["T-1", "A-C001", "B-C001", "ACME", 1, 1_00, DAY],
     ]
     (receipt,) = ok(chain, batch(chain, tickets))
     assert [dict(f).get("code") for _, _, f in receipt.events[:2]] == [
@@ -967,7 +984,7 @@ def test_failed_then_repeated_id_in_one_batch(chain: Chain) -> None:
 
 
 def test_batch_at_the_limit_settles(chain: Chain) -> None:
-    tickets = [[f"T-{i}", "A-C001", "B-HOUSE", "ACME", 1, 1_00] for i in range(BATCH_TRADES_MAX)]
+    tickets = [[f"T-{i}", "A-C001", "B-HOUSE", "ACME", 1, 1_00, DAY] for i in range(BATCH_TRADES_MAX)]
     (receipt,) = ok(chain, batch(chain, tickets))
     assert len(receipt.events) == BATCH_TRADES_MAX + 1
     assert receipt.event_fields(BATCH_TRADES_MAX) == {
@@ -979,33 +996,37 @@ def test_batch_at_the_limit_settles(chain: Chain) -> None:
 
 
 def test_batch_over_the_limit_is_rejected(chain: Chain) -> None:
-    tickets = [[f"T-{i}", "A-C001", "B-HOUSE", "ACME", 1, 1_00] for i in range(BATCH_TRADES_MAX + 1)]
+    tickets = [[f"T-{i}", "A-C001", "B-HOUSE", "ACME", 1, 1_00, DAY] for i in range(BATCH_TRADES_MAX + 1)]
     rejected(chain, batch(chain, tickets), "bad_arguments")
     rejected(chain, batch(chain, []), "bad_arguments")
 
 
-GOOD = ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00]
+GOOD = ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00, DAY]
 
 
 @pytest.mark.parametrize(
     "args",
     [
-        ["T-1", "A-C001", "B-C001", "ACME", 10.0, 100_00],  # float quantity
-        ["T-1", "A-C001", "B-C001", "ACME", 10, 100.5],  # float price
-        ["T-1", "A-C001", "B-C001", "ACME", 10, "100_00"],  # str price
-        ["T-1", "A-C001", "B-C001", "ACME", True, 100_00],  # bool quantity
-        ["T-1", "A-C001", "B-C001", "ACME", 10, None],
-        ["T-1", "A-C001", "B-C001", "ACME", QUANTITY_MAX + 1, 100_00],
-        ["T-1", "A-C001", "B-C001", "ACME", 10, PRICE_MAX + 1],
+        ["T-1", "A-C001", "B-C001", "ACME", 10.0, 100_00, DAY],  # float quantity
+        ["T-1", "A-C001", "B-C001", "ACME", 10, 100.5, DAY],  # float price
+        ["T-1", "A-C001", "B-C001", "ACME", 10, "100_00", DAY],  # str price
+        ["T-1", "A-C001", "B-C001", "ACME", True, 100_00, DAY],  # bool quantity
+        ["T-1", "A-C001", "B-C001", "ACME", 10, None, DAY],
+        ["T-1", "A-C001", "B-C001", "ACME", QUANTITY_MAX + 1, 100_00, DAY],
+        ["T-1", "A-C001", "B-C001", "ACME", 10, PRICE_MAX + 1, DAY],
         ["T-1", "A-C001", "B-C001", "ACME", 10],  # wrong arity
-        ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00, 0],
+        ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00, DAY, 0],  # one too many
+        ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00],  # no trade date
+        ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00, -1],  # a day before the epoch
+        ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00, 2**32],  # past a u32 day number
+        ["T-1", "A-C001", "B-C001", "ACME", 10, 100_00, "2026-01-01"],  # a date as text
         [],
-        ["T/1", "A-C001", "B-C001", "ACME", 10, 100_00],  # '/' would break key layout
-        ["T-1", "A/C001", "B-C001", "ACME", 10, 100_00],
-        ["T-1", "A-C001", "B-C001", "AC/ME", 10, 100_00],
-        ["", "A-C001", "B-C001", "ACME", 10, 100_00],
-        ["T" * 65, "A-C001", "B-C001", "ACME", 10, 100_00],
-        [1, "A-C001", "B-C001", "ACME", 10, 100_00],
+        ["T/1", "A-C001", "B-C001", "ACME", 10, 100_00, DAY],  # '/' would break key layout
+        ["T-1", "A/C001", "B-C001", "ACME", 10, 100_00, DAY],
+        ["T-1", "A-C001", "B-C001", "AC/ME", 10, 100_00, DAY],
+        ["", "A-C001", "B-C001", "ACME", 10, 100_00, DAY],
+        ["T" * 65, "A-C001", "B-C001", "ACME", 10, 100_00, DAY],
+        [1, "A-C001", "B-C001", "ACME", 10, 100_00, DAY],
     ],
 )
 def test_bad_arguments_are_rejected(chain: Chain, args: list[Any]) -> None:
@@ -1063,7 +1084,7 @@ def test_failed_settle_consumes_the_nonce(chain: Chain) -> None:
         1,
         "settlement",
         "settle",
-        ["T-3", "A-C001", "B-C001", "ACME", 1, 1],
+        ["T-3", "A-C001", "B-C001", "ACME", 1, 1, DAY],
         0,
     )
     rejected(chain, replay.sign(devnet.signing_keys("xchg-alpha")), "nonce_replayed")

@@ -30,6 +30,7 @@ from chain.receipt import KIND_TASK, Receipt
 from chain.store import Store
 from chain.tx import SignedTx
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from cli.localnet.network import init_network
 from contracts.accounts import BALANCE_PREFIX
 from contracts.api import Context
@@ -368,7 +369,9 @@ def test_record_pages_over_blocks_halting_the_instrument(genesis: Genesis) -> No
     _, tasks = block(chain)
     assert events(tasks, "instrument_halted") == [{"id": "ACME", "reason": "corporate_action"}]
     # Trading is refused while the record is taken.
-    trade = chain.tx("xchg-alpha", "settlement", "settle", ["T-HALT", "A-C001", "B-C001", "ACME", 1, 100])
+    trade = chain.tx(
+        "xchg-alpha", "settlement", "settle", ["T-HALT", "A-C001", "B-C001", "ACME", 1, 100, DAY]
+    )
     receipts, more = block(chain, trade)
     assert receipts[0].code == "instrument_halted"
     tasks += more
@@ -385,7 +388,10 @@ def test_record_pages_over_blocks_halting_the_instrument(genesis: Genesis) -> No
     paid_events = events(tasks, "dividend_paid")
     assert sorted(x for e in paid_events for x in e["accounts"]) == sorted(a for a in before if a != PAYER)
     assert get_instrument(ctx_of(chain), "ACME").status == "active"  # type: ignore[union-attr]
-    ok(chain, chain.tx("xchg-alpha", "settlement", "settle", ["T-AFTER", "A-C001", "B-C001", "ACME", 1, 100]))
+    ok(
+        chain,
+        chain.tx("xchg-alpha", "settlement", "settle", ["T-AFTER", "A-C001", "B-C001", "ACME", 1, 100, DAY]),
+    )
     check_ledger(chain)
 
 

@@ -31,6 +31,7 @@ from chain.store import Store
 from chain.tx import SignedTx
 from cli.client import Client
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from cli.localnet.network import init_network
 from cli.main import main
 from cli.scenarios import ScenarioRun
@@ -64,8 +65,10 @@ def chain() -> Chain:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def ticket(tid: str, buyer: str, seller: str, iid: str, qty: int, price: int, tplus: int = 0) -> list[Any]:
-    return [tid, buyer, seller, iid, qty, price, tplus]
+def ticket(
+    tid: str, buyer: str, seller: str, iid: str, qty: int, price: int, tplus: int = 0, trade_date: int = DAY
+) -> list[Any]:
+    return [tid, buyer, seller, iid, qty, price, trade_date, tplus]
 
 
 def submit(chain: Chain, *t: Any, sender: str = "xchg-alpha") -> SignedTx:
@@ -364,7 +367,8 @@ def test_a_failed_trade_id_may_join_a_later_cycle(chain: Chain) -> None:
     # Trade ids are scoped per exchange and shared with gross settlement.
     fails(chain, submit(chain, *ticket("R-1", "A-C9", "B-C001", "ACME", 1, 5_00, 1)), "duplicate_trade_id")
     run_ok(
-        chain, chain.tx("xchg-alpha", "settlement", "settle", ["G-1", "A-C001", "B-C001", "ACME", 1, 1_00])
+        chain,
+        chain.tx("xchg-alpha", "settlement", "settle", ["G-1", "A-C001", "B-C001", "ACME", 1, 1_00, DAY]),
     )
     fails(chain, submit(chain, *ticket("G-1", "A-C001", "B-C001", "ACME", 1, 1_00)), "duplicate_trade_id")
 
@@ -373,7 +377,7 @@ def test_gross_settlement_refuses_an_id_pending_in_a_cycle_and_takes_it_once_fai
     """Both directions of the shared trade ids (docs/CONTRACTS.md): the cycle mirrors its trade
     into settlement's record, ``in_cycle`` while pending and deleted when the trade fails."""
     open_account(chain, "A-C9")
-    gross = ["P-1", "A-C9", "B-C001", "ACME", 1, 5_00]
+    gross = ["P-1", "A-C9", "B-C001", "ACME", 1, 5_00, DAY]
     run_ok(chain, submit(chain, *ticket("P-1", "A-C9", "B-C001", "ACME", 1, 5_00)))
     assert chain.state().get(b"settlement/trade/xchg-alpha/P-1")[1] == "in_cycle"
     fails(chain, chain.tx("xchg-alpha", "settlement", "settle", gross), "duplicate_trade_id")
@@ -537,7 +541,7 @@ def test_netting_ends_where_gross_settlement_would(trades: list[tuple[str, str, 
     tickets = tickets_of(trades)
     gross = Chain(Store.in_memory(), GENESIS)
     (receipt,) = run_ok(
-        gross, gross.tx("xchg-alpha", "settlement", "settle_batch", [[t[:6] for t in tickets]])
+        gross, gross.tx("xchg-alpha", "settlement", "settle_batch", [[t[:7] for t in tickets]])
     )
     netted, (closing,) = netted_chain(tickets)
     if events(receipt, "batch_settled")[0]["failed"] == 0:
@@ -552,7 +556,7 @@ def naive_unwind(balances: dict[tuple[str, str], tuple[int, int]], tickets: list
     failed: set[str] = set()
     while True:
         net: dict[tuple[str, str], int] = {}
-        for tid, b, s, iid, q, p, _ in tickets:
+        for tid, b, s, iid, q, p, _, _ in tickets:
             if tid in failed:
                 continue
             c = cash(q, p, iid)
@@ -585,7 +589,7 @@ def test_the_fail_rule_matches_a_naive_unwind(
     assert failed == naive_unwind(before, tickets)
     settled = [t for t in tickets if t[0] not in failed]
     expected = dict(before)
-    for _, b, s, iid, q, p, _ in settled:
+    for _, b, s, iid, q, p, _, _ in settled:
         c = cash(q, p, iid)
         for k, d in (((b, iid), q), ((s, iid), -q), ((b, "USD"), -c), ((s, "USD"), c)):
             expected[k] = (expected.get(k, (0, 0))[0] + d, 0)
@@ -598,7 +602,7 @@ def test_the_fail_rule_matches_a_naive_unwind(
 def test_the_same_transactions_give_the_same_state_root(
     trades: list[tuple[str, str, str, int, int]], tplus: list[int]
 ) -> None:
-    tickets = [t[:6] + [n] for t, n in zip(tickets_of(trades), tplus, strict=False)]
+    tickets = [t[:7] + [n] for t, n in zip(tickets_of(trades), tplus, strict=False)]
     roots = []
     for _ in range(2):
         chain = Chain(Store.in_memory(), GENESIS)

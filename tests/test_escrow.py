@@ -30,6 +30,7 @@ from chain.receipt import KIND_TASK, KIND_TX, Receipt
 from chain.store import Store
 from chain.tx import SignedTx
 from cli.client import Client
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from cli.localnet.network import init_network
 from cli.main import main
 from cli.scenarios import ScenarioRun
@@ -229,7 +230,7 @@ def test_the_locked_amount_cannot_be_spent_meanwhile(chain: Chain) -> None:
         lock(chain, "E4", source="B-C001", target="A-C001", asset="ACME", amount=acme, sender="member-b"),
     )
     assert chain.balance("B-C001", "ACME") == (0, acme)
-    sell = chain.tx("xchg-alpha", "settlement", "settle", ["T1", "A-C002", "B-C001", "ACME", 1, 100_00])
+    sell = chain.tx("xchg-alpha", "settlement", "settle", ["T1", "A-C002", "B-C001", "ACME", 1, 100_00, DAY])
     fails(chain, sell, "insufficient_securities")
     withdraw = chain.tx("member-b", "custody", "request_withdrawal", ["B-C001", "ACME", 1])
     fails(chain, withdraw, "insufficient_balance")
@@ -415,7 +416,7 @@ def _step_tx(chain: Chain, n: int, step: Any) -> SignedTx:
         return refund(chain, step[1], sender=step[2])
     if kind == "trade":
         return chain.tx(
-            "xchg-alpha", "settlement", "settle", [f"T{n}", "A-C001", "B-C001", "ACME", step[1], 1_00]
+            "xchg-alpha", "settlement", "settle", [f"T{n}", "A-C001", "B-C001", "ACME", step[1], 1_00, DAY]
         )
     return chain.tx("member-b", "custody", "request_withdrawal", ["B-C001", step[1], step[2]])
 

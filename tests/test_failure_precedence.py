@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from chain.tx import SignedTx
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from tests.conftest import Chain
 
 HASH = hashlib.sha256(b"s" * 32).digest()
@@ -35,7 +36,14 @@ def _ok(chain: Chain, *txs: SignedTx) -> None:
 
 
 def _settle(chain: Chain, *ticket: object) -> SignedTx:
-    return chain.tx("xchg-alpha", "settlement", "settle", list(ticket))
+    """A gross ticket of the dev genesis's day (give seven fields to date it otherwise)."""
+    return chain.tx(
+        "xchg-alpha", "settlement", "settle", list(ticket) if len(ticket) == 7 else [*ticket, DAY]
+    )
+
+
+def _submit(chain: Chain, *ticket: object) -> SignedTx:
+    return chain.tx("xchg-alpha", "cycles", "submit", list(ticket))
 
 
 def _lock(chain: Chain, eid: str, source: str, target: str, sender: str) -> SignedTx:
@@ -63,6 +71,19 @@ CASES: list[tuple[str, Callable[[Chain], None], Build, str]] = [
      lambda c: _settle(c, "T", "A-C002", "B-C001", "ACME", 10_000, 100_00), "insufficient_securities"),
     ("a settled id before everything else", lambda c: _ok(c, _settle(c, "T", "A-C001", "B-C001", "ACME", 1, 1_00)),
      lambda c: _settle(c, "T", "A-C001", "A-C001", "NOPE", 0, 0), "duplicate_trade_id"),
+    # the trade date comes right after the sender's role, before the id
+    ("exchange before the trade date", lambda c: None,
+     lambda c: c.tx("member-a", "settlement", "settle", ["T", "A-C001", "B-C001", "ACME", 1, 1_00, 0]),
+     "not_exchange"),
+    ("an expired date before a settled id", lambda c: _ok(c, _settle(c, "T", "A-C001", "B-C001", "ACME", 1, 1_00)),
+     lambda c: _settle(c, "T", "A-C001", "A-C001", "NOPE", 0, 0, DAY - 8), "trade_expired"),
+    ("a future date before a settled id", lambda c: _ok(c, _settle(c, "T", "A-C001", "B-C001", "ACME", 1, 1_00)),
+     lambda c: _settle(c, "T", "A-C001", "A-C001", "NOPE", 0, 0, DAY + 2), "trade_date_future"),
+    ("cycles: an expired date before a pending id",
+     lambda c: _ok(c, _submit(c, "C", "A-C001", "B-C001", "ACME", 1, 1_00, DAY, 1)),
+     lambda c: _submit(c, "C", "A-C001", "B-C001", "ACME", 1, 1_00, DAY - 8, 6), "trade_expired"),
+    ("cycles: a pending id before the T+N", lambda c: _ok(c, _submit(c, "C", "A-C001", "B-C001", "ACME", 1, 1_00, DAY, 1)),
+     lambda c: _submit(c, "C", "A-C001", "B-C001", "ACME", 1, 1_00, DAY, 6), "duplicate_trade_id"),
     # escrow: the id, then the sender's account and ownership, then the recipient
     ("escrow id before ownership", lambda c: _ok(c, _lock(c, "E-1", "A-C001", "B-C001", "member-a")),
      lambda c: _lock(c, "E-1", "A-C001", "A-C001", "member-b"), "escrow_exists"),
@@ -94,11 +115,31 @@ def test_the_first_check_in_order_wins(
 
 
 def test_a_batch_refuses_a_repeated_id_even_after_its_first_ticket_failed(chain: Chain) -> None:
-    tickets = [["T", "A-C001", "B-C001", "ACME", 0, 1_00], ["T", "A-C001", "B-C001", "ACME", 1, 1_00]]
+    tickets = [
+        ["T", "A-C001", "B-C001", "ACME", 0, 1_00, DAY],
+        ["T", "A-C001", "B-C001", "ACME", 1, 1_00, DAY],
+    ]
     _, result = chain.run(chain.tx("xchg-alpha", "settlement", "settle_batch", [tickets]))
     (receipt,) = result.receipts
     assert receipt.code == "ok"
     assert [(name, dict(fields)["code"]) for _, name, fields in receipt.events[:2]] == [
         ("trade_failed", "bad_quantity"),
         ("trade_failed", "duplicate_trade_id"),
+    ]
+
+
+def test_a_batch_checks_the_date_before_a_repeated_id(chain: Chain) -> None:
+    tickets = [
+        ["T", "A-C001", "B-C001", "ACME", 1, 1_00, DAY],
+        ["T", "A-C001", "B-C001", "ACME", 1, 1_00, DAY - 8],
+        ["T", "A-C001", "B-C001", "ACME", 1, 1_00, DAY + 2],
+        ["T", "A-C001", "B-C001", "ACME", 1, 1_00, DAY],
+    ]
+    _, result = chain.run(chain.tx("xchg-alpha", "settlement", "settle_batch", [tickets]))
+    (receipt,) = result.receipts
+    assert [dict(fields).get("code") for _, name, fields in receipt.events[:4]] == [
+        None,
+        "trade_expired",
+        "trade_date_future",
+        "duplicate_trade_id",
     ]

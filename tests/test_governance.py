@@ -31,6 +31,7 @@ from chain.tx import SignedTx
 from chain.validators import ValidatorSet
 from cli.client import Client
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from cli.localnet.network import init_network
 from cli.scenarios import ScenarioRun
 from cli.scenarios import governance as scenario
@@ -203,7 +204,7 @@ def test_malformed_actions_are_rejected(chain: GovChain) -> None:
 
 
 def test_halt_then_resume_an_instrument(chain: GovChain) -> None:
-    trade = ["G-1", "A-C001", "B-C001", "ACME", 1, 180_00]
+    trade = ["G-1", "A-C001", "B-C001", "ACME", 1, 180_00, DAY]
     (receipt,) = ok(chain, propose(chain, "halt_instrument", "ACME", "news pending"))
     assert event(receipt, "instrument_halted") == {
         "id": "ACME",

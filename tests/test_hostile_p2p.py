@@ -37,9 +37,12 @@ from chain.keys import KeyPair, read_key_file, verify_signature
 from chain.limits import ENCODED_BYTES_MAX
 from cli.localnet.network import init_network
 from cli.localnet.process import NodeProcess, rss_kib, wait_until
+from cli.trade_dates import today
 from node.config import ConsensusSection
 from node.p2p import HANDSHAKE_FRAME_BYTES_MAX, MSG, PROTOCOL_VERSION, P2PConfig, auth_digest
 from tests.netutil import TxMaker
+
+DAY = today()  # the trade date of this module's tickets: the nodes' clock is the wall clock
 
 pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
 
@@ -660,7 +663,7 @@ def test_hostile_frames_after_the_handshake_are_dropped_or_ignored(target: Targe
 
 def test_replayed_frames_are_harmless_and_a_replayed_batch_commits_once(target: Target) -> None:
     stx = TxMaker(target.chain_id).tx(
-        "xchg-alpha", "settlement", "settle", ["HOSTILE-1", "A-C001", "B-C001", "ACME", 1, 180_00]
+        "xchg-alpha", "settlement", "settle", ["HOSTILE-1", "A-C001", "B-C001", "ACME", 1, 180_00, DAY]
     )
     batch = message([TXS, [stx.encode()]])
     first_height = target.proc.height()

@@ -179,6 +179,14 @@ class Instruments:
 HEADER = "trade_id,buyer,seller,instrument,quantity,price\n"
 
 
+TODAY = 20_454  # what the CLI takes for today in these tests (2026-01-01), whatever the clock says
+
+
+@pytest.fixture(autouse=True)
+def fixed_today(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trade_commands, "ticket_date", lambda given: TODAY if given is None else given)
+
+
 def read(tmp_path: Path, text: str | bytes) -> list[list[Any]]:
     path = tmp_path / "t.csv"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -195,14 +203,31 @@ def refused(tmp_path: Path, text: str | bytes, code: str = "bad_csv") -> str:
 
 def test_csv_reads_tickets(tmp_path: Path) -> None:
     assert read(tmp_path, HEADER + 'T-1,A-C001,B-HOUSE,ACME,2,"182.50"\n\nT-2, A, B, ACME, 1, "1.5"\n') == [
-        ["T-1", "A-C001", "B-HOUSE", "ACME", 2, 18250],
-        ["T-2", "A", "B", "ACME", 1, 150],
+        ["T-1", "A-C001", "B-HOUSE", "ACME", 2, 18250, TODAY],
+        ["T-2", "A", "B", "ACME", 1, 150, TODAY],
     ]
 
 
 def test_csv_columns_in_any_order(tmp_path: Path) -> None:
     text = "price,quantity,instrument,seller,buyer,trade_id\n1,2,ACME,B,A,T-1\n"
-    assert read(tmp_path, text) == [["T-1", "A", "B", "ACME", 2, 100]]
+    assert read(tmp_path, text) == [["T-1", "A", "B", "ACME", 2, 100, TODAY]]
+
+
+def test_csv_trade_date_column_is_optional(tmp_path: Path) -> None:
+    text = "trade_id,buyer,seller,instrument,quantity,price,trade_date\nT-1,A,B,ACME,1,1,2026-01-02\nT-2,A,B,ACME,1,1,1970-01-01\n"
+    assert read(tmp_path, text) == [
+        ["T-1", "A", "B", "ACME", 1, 100, TODAY + 1],
+        ["T-2", "A", "B", "ACME", 1, 100, 0],
+    ]
+
+
+@pytest.mark.parametrize(
+    "date", ["2026-02-30", "2026-1-2", "02/01/2026", "", "tomorrow", "20260102", "1969-12-31"]
+)
+def test_csv_bad_trade_date_is_an_input_error_naming_the_line(tmp_path: Path, date: str) -> None:
+    text = f"trade_id,buyer,seller,instrument,quantity,price,trade_date\nT-1,A,B,ACME,1,1,2026-01-02\nT-2,A,B,ACME,1,1,{date}\n"
+    message = refused(tmp_path, text, "bad_date")
+    assert "line 3" in message and "trade date" in message
 
 
 def test_csv_duplicated_column_is_refused(tmp_path: Path) -> None:

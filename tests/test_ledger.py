@@ -18,6 +18,7 @@ from chain.store import Store
 from chain.tx import compute_tx_root
 from chain.validation import validate_certificate
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from contracts import default_registry
 from tests.conftest import Chain
 
@@ -25,7 +26,9 @@ VALIDATORS = [devnet.validator_key(i) for i in range(4)]
 
 
 def _trade(chain: Chain, i: int, qty: int = 10):  # type: ignore[no-untyped-def]
-    return chain.tx("xchg-alpha", "settlement", "settle", [f"T-{i}", "A-C001", "B-C001", "ACME", qty, 180_00])
+    return chain.tx(
+        "xchg-alpha", "settlement", "settle", [f"T-{i}", "A-C001", "B-C001", "ACME", qty, 180_00, DAY]
+    )
 
 
 def _replica(chain: Chain) -> Ledger:
@@ -169,7 +172,10 @@ def test_two_executors_same_blocks_same_roots(trades: list[tuple[int, int, int]]
     accounts = ["A-C001", "B-C001", "A-HOUSE", "B-HOUSE"]
     txs = [
         a.tx(
-            "xchg-alpha", "settlement", "settle", [f"T{i}", accounts[b], accounts[(b + 1) % 4], "ACME", q, p]
+            "xchg-alpha",
+            "settlement",
+            "settle",
+            [f"T{i}", accounts[b], accounts[(b + 1) % 4], "ACME", q, p, DAY],
         )
         for i, (b, q, p) in enumerate(trades)
     ]

@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 
 from chain.keys import KeyPair
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from node.mempool import Mempool, MempoolRefusal
 from tests.conftest import Chain
 
 
 def _trade(chain: Chain, i: int, **kw):  # type: ignore[no-untyped-def]
     return chain.tx(
-        "xchg-alpha", "settlement", "settle", [f"M-{i}", "A-C001", "B-C001", "ACME", 1, 100_00], **kw
+        "xchg-alpha", "settlement", "settle", [f"M-{i}", "A-C001", "B-C001", "ACME", 1, 100_00, DAY], **kw
     )
 
 

@@ -17,6 +17,7 @@ from chain.executor import CallEnv
 from chain.limits import AMOUNT_MAX
 from chain.receipt import Receipt
 from cli.amounts import parse_amount
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from contracts import default_registry
 from contracts.money import amount_text, consideration
 from tests.conftest import Chain
@@ -38,7 +39,11 @@ def test_insufficient_cash_reads_in_usd(chain: Chain) -> None:
     cash_held = chain.balance("A-C002", "USD")[0]
     quantity, price = 5_000, 3_650_00  # ACME has 0 decimals: 5,000 shares at 3,650.00 USD
     receipt = failed(
-        chain, "xchg-alpha", "settlement", "settle", ["T-U1", "A-C002", "B-C001", "ACME", quantity, price]
+        chain,
+        "xchg-alpha",
+        "settlement",
+        "settle",
+        ["T-U1", "A-C002", "B-C001", "ACME", quantity, price, DAY],
     )
     assert receipt.code == "insufficient_cash"
     pays = units(consideration(quantity, price, 0), 2, "USD")
@@ -48,7 +53,7 @@ def test_insufficient_cash_reads_in_usd(chain: Chain) -> None:
 
 def test_insufficient_securities_reads_in_the_instrument(chain: Chain) -> None:
     receipt = failed(
-        chain, "xchg-alpha", "settlement", "settle", ["T-U2", "A-C001", "B-C001", "ACME", 5_001, 1_00]
+        chain, "xchg-alpha", "settlement", "settle", ["T-U2", "A-C001", "B-C001", "ACME", 5_001, 1_00, DAY]
     )
     assert (receipt.code, receipt.message) == (
         "insufficient_securities",
@@ -57,7 +62,9 @@ def test_insufficient_securities_reads_in_the_instrument(chain: Chain) -> None:
 
 
 def test_zero_consideration_reads_quantity_and_price_in_units(chain: Chain) -> None:
-    receipt = failed(chain, "xchg-alpha", "settlement", "settle", ["T-U3", "A-C002", "B-HOUSE", "BTC", 1, 1])
+    receipt = failed(
+        chain, "xchg-alpha", "settlement", "settle", ["T-U3", "A-C002", "B-HOUSE", "BTC", 1, 1, DAY]
+    )
     assert (receipt.code, receipt.message) == (
         "zero_consideration",
         "0.00000001 BTC at 0.01 USD rounds to no cash",
@@ -70,7 +77,7 @@ def test_batch_failure_event_reads_in_units(chain: Chain) -> None:
             "xchg-alpha",
             "settlement",
             "settle_batch",
-            [[["T-U4", "A-C002", "B-C001", "ACME", 5_000, 3_650_00]]],
+            [[["T-U4", "A-C002", "B-C001", "ACME", 5_000, 3_650_00, DAY]]],
         )
     )
     fields = result.receipts[0].event_fields(0)

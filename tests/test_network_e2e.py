@@ -22,8 +22,11 @@ from chain.validation import validate_certificate
 from cli.localnet.network import init_network
 from cli.localnet.process import CODE_ROOT as REPO
 from cli.localnet.process import NodeProcess, wait_until
+from cli.trade_dates import today
 from node.config import ConsensusSection
 from tests.netutil import TxMaker
+
+DAY = today()  # the trade date of this module's tickets: the nodes' clock is the wall clock
 
 pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
 
@@ -34,9 +37,11 @@ def _trade(maker: TxMaker, n: int):  # type: ignore[no-untyped-def]
     """A trade that settles: sides alternate so neither member runs out of cash or stock."""
     if n % 2 == 0:
         return maker.tx(
-            "xchg-alpha", "settlement", "settle", [f"E2E-{n}", "A-C001", "B-C001", "ACME", 1, 180_00]
+            "xchg-alpha", "settlement", "settle", [f"E2E-{n}", "A-C001", "B-C001", "ACME", 1, 180_00, DAY]
         )
-    return maker.tx("xchg-alpha", "settlement", "settle", [f"E2E-{n}", "B-C001", "A-C001", "ACME", 1, 181_00])
+    return maker.tx(
+        "xchg-alpha", "settlement", "settle", [f"E2E-{n}", "B-C001", "A-C001", "ACME", 1, 181_00, DAY]
+    )
 
 
 @pytest.mark.slow

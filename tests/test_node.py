@@ -23,10 +23,13 @@ from chain.keys import KeyPair, read_key_file
 from chain.tx import SignedTx
 from chain.validation import validate_certificate
 from cli.localnet.network import init_network
+from cli.trade_dates import today
 from node import p2p
 from node.config import ConsensusSection, load_config
 from node.runtime import NODE_KEY_FILE, Node
 from tests.netutil import TxMaker
+
+DAY = today()  # the trade date of this module's tickets: the nodes' clock is the wall clock
 
 pytestmark = pytest.mark.io  # starts processes or opens sockets (tests/io_guard.py)
 
@@ -95,7 +98,7 @@ def _assert_same_chain(nodes: list[Node], upto: int) -> None:
 
 def _trade(maker: TxMaker, n: int) -> SignedTx:
     buyer, seller = ("A-C001", "B-C001") if n % 2 == 0 else ("B-C001", "A-C001")
-    return maker.tx("xchg-alpha", "settlement", "settle", [f"N-{n}", buyer, seller, "ACME", 2, 180_00])
+    return maker.tx("xchg-alpha", "settlement", "settle", [f"N-{n}", buyer, seller, "ACME", 2, 180_00, DAY])
 
 
 def test_four_validators_settle_trades_and_agree(tmp_path: Path) -> None:
@@ -506,10 +509,10 @@ def test_gossip_copies_are_recognised_before_decoding_and_never_sent_back(
             node.transport.broadcast = lambda message, exclude=None: sent.append((message, exclude)) or 0  # type: ignore[method-assign]
             maker = TxMaker()
             first = maker.tx(
-                "xchg-alpha", "settlement", "settle", ["G1", "A-C001", "B-C001", "ACME", 1, 100_00]
+                "xchg-alpha", "settlement", "settle", ["G1", "A-C001", "B-C001", "ACME", 1, 100_00, DAY]
             )
             second = maker.tx(
-                "xchg-alpha", "settlement", "settle", ["G2", "A-C001", "B-C001", "ACME", 1, 100_00]
+                "xchg-alpha", "settlement", "settle", ["G2", "A-C001", "B-C001", "ACME", 1, 100_00, DAY]
             )
             peer_a, peer_b = SimpleNamespace(pubkey=b"\x0a" * 32), SimpleNamespace(pubkey=b"\x0b" * 32)
 

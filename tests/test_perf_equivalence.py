@@ -35,6 +35,7 @@ from chain.policy import nonce_key
 from chain.receipt import Receipt
 from chain.statetree import StateTree
 from chain.tx import SignedTx
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from contracts import default_registry
 from tests.conftest import Chain
 
@@ -140,12 +141,15 @@ def history(genesis: Genesis) -> Chain:
     for i in range(3):
         chain.run(
             chain.tx(
-                "xchg-alpha", "settlement", "settle", [f"P-{i}", "A-C001", "B-C001", "ACME", 1 + i, 180_00]
+                "xchg-alpha",
+                "settlement",
+                "settle",
+                [f"P-{i}", "A-C001", "B-C001", "ACME", 1 + i, 180_00, DAY],
             ),
             chain.tx("custodian", "custody", "deposit", ["B-C002", "USD", 100 + i, f"w-{i}"]),
         )
-    batch = [[f"PB-{i}", "A-C002", "B-C001", "ACME", 2, 181_00] for i in range(20)] + [
-        ["PB-x", "A-C001", "NOPE", "ACME", 1, 1]
+    batch = [[f"PB-{i}", "A-C002", "B-C001", "ACME", 2, 181_00, DAY] for i in range(20)] + [
+        ["PB-x", "A-C001", "NOPE", "ACME", 1, 1, DAY]
     ]
     chain.run(chain.tx("xchg-alpha", "settlement", "settle_batch", [batch]))
     return chain
@@ -356,7 +360,9 @@ def test_a_kept_prepared_call_is_the_one_prepare_call_gives(
     monkeypatch.setattr(executor_module, "PREPARED_CALLS_MAX", 3)
     chain = Chain(Store.in_memory(), genesis)
     txs = [
-        chain.tx("xchg-alpha", "settlement", "settle", [f"K-{i}", "A-C001", "B-C001", "ACME", 1 + i, 180_00])
+        chain.tx(
+            "xchg-alpha", "settlement", "settle", [f"K-{i}", "A-C001", "B-C001", "ACME", 1 + i, 180_00, DAY]
+        )
         for i in range(5)
     ]
     ex = chain.ledger.executor

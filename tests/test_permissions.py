@@ -35,6 +35,7 @@ from chain.receipt import Receipt
 from chain.store import Store
 from chain.tx import SignedTx, Tx
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from contracts import default_registry
 from tests.conftest import Chain
 
@@ -81,7 +82,7 @@ NOT_CLEARING = [
 def _ticket(
     trade_id: str, buyer: str, seller: str, quantity: int = 1, price: int = 1_000_000_00
 ) -> list[Any]:
-    return [trade_id, buyer, seller, "ACME", quantity, price]
+    return [trade_id, buyer, seller, "ACME", quantity, price, DAY]
 
 
 def _double_vote() -> list[list[Any]]:
@@ -376,7 +377,10 @@ def test_the_exchange_mandate_moves_only_what_a_trade_moves(genesis: Genesis) ->
     """A trade between two members' clients settles DvP; a reported position moves no balance."""
     chain = build_world(Chain(Store.in_memory(), genesis))
     before = {(a, i): chain.balance(a, i)[0] for a in ("A-C001", "B-C001") for i in ("USD", "ACME")}
-    ok(chain, chain.tx("xchg-alpha", "settlement", "settle", ["T1", "A-C001", "B-C001", "ACME", 10, 180_00]))
+    ok(
+        chain,
+        chain.tx("xchg-alpha", "settlement", "settle", ["T1", "A-C001", "B-C001", "ACME", 10, 180_00, DAY]),
+    )
     after = {(a, i): chain.balance(a, i)[0] for a, i in before}
     assert {k: after[k] - before[k] for k in before} == {
         ("A-C001", "ACME"): 10, ("A-C001", "USD"): -1_800_00, ("B-C001", "ACME"): -10, ("B-C001", "USD"): 1_800_00,
@@ -446,7 +450,7 @@ def test_a_suspended_member_is_refused_at_admission(genesis: Genesis) -> None:
     _, result = chain.run(*txs)
     assert [r.error.code for r in result.rejected] == ["sender_suspended"]
     # ... and, being no active member, its accounts take no new trades either.
-    trade = chain.tx("xchg-alpha", "settlement", "settle", ["T1", "A-C001", "B-C001", "ACME", 1, 1_00])
+    trade = chain.tx("xchg-alpha", "settlement", "settle", ["T1", "A-C001", "B-C001", "ACME", 1, 1_00, DAY])
     fails(chain, trade, "not_member_account")
 
 
@@ -505,7 +509,7 @@ OWNERS = {a["id"]: a["owner"] for a in devnet.all_accounts()}
 def test_generated_batches_never_move_a_non_member_balance(
     world: Chain, trades: list[tuple[Any, ...]]
 ) -> None:
-    tickets = [[f"G{world.ledger.head.height}-{i}", *t] for i, t in enumerate(trades)]
+    tickets = [[f"G{world.ledger.head.height}-{i}", *t, DAY] for i, t in enumerate(trades)]
     outside = {k: v for k, v in balances(world).items() if _owner_of_key(k) not in MEMBERS | {""}}
     (receipt,) = ok(world, world.tx("xchg-alpha", "settlement", "settle_batch", [tickets]))
     codes = {

@@ -26,6 +26,7 @@ from chain.store import Store
 from chain.tx import SignedTx
 from cli.client import Client
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from cli.localnet.network import init_network
 from cli.main import main
 from contracts.reserves import AssetReserves, Attestation, compute_reserves
@@ -237,7 +238,7 @@ def _tx(chain: Chain, n: int, step: Any) -> SignedTx:
     if kind == "trade":
         buyer, seller, instrument, qty, price = step[1]
         return chain.tx(
-            "xchg-alpha", "settlement", "settle", [f"T{n}", buyer, seller, instrument, qty, price]
+            "xchg-alpha", "settlement", "settle", [f"T{n}", buyer, seller, instrument, qty, price, DAY]
         )
     if kind == "withdraw":
         owner = "member-a" if step[1].startswith("A-") else "member-b"

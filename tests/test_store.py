@@ -18,10 +18,11 @@ from chain.ledger import Ledger
 from chain.statetree import StateTree
 from chain.store import Store
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from contracts import default_registry
 from tests.conftest import Chain
 
-TRADE = ["T-1", "A-C001", "B-C001", "ACME", 10, 180_00]
+TRADE = ["T-1", "A-C001", "B-C001", "ACME", 10, 180_00, DAY]
 
 
 @pytest.fixture(params=["memory", "leveldb"])
@@ -63,7 +64,9 @@ def test_reopen_gives_same_head_and_root(make_chain, tmp_path: Path) -> None:  #
     chain = make_chain("leveldb")
     for i in range(3):
         chain.run(
-            chain.tx("xchg-alpha", "settlement", "settle", [f"T-{i}", "A-C001", "B-C001", "ACME", 10, 180_00])
+            chain.tx(
+                "xchg-alpha", "settlement", "settle", [f"T-{i}", "A-C001", "B-C001", "ACME", 10, 180_00, DAY]
+            )
         )
     head = chain.ledger.head
     chain.store.close()

@@ -11,9 +11,10 @@ from chain.keys import KeyPair
 from chain.policy import nonce_key
 from chain.tx import SignedTx, Tx
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from tests.conftest import Chain
 
-TRADE = ["T-1", "A-C001", "B-C001", "ACME", 10, 180_00]
+TRADE = ["T-1", "A-C001", "B-C001", "ACME", 10, 180_00, DAY]
 
 
 def _rejected(chain: Chain, stx: SignedTx) -> str:
@@ -52,7 +53,7 @@ def test_signature_over_other_bytes_does_not_transfer(chain: Chain) -> None:
         1,
         "settlement",
         "settle",
-        ["T-2", "A-C001", "B-C001", "ACME", 999, 1],
+        ["T-2", "A-C001", "B-C001", "ACME", 999, 1, DAY],
         0,
     )
     stolen = SignedTx(other, good.signatures, other.digest())
@@ -99,10 +100,10 @@ def test_unknown_sender(chain: Chain) -> None:
         ("nope", "settle", TRADE, "unknown_contract"),
         ("settlement", "nope", TRADE, "unknown_method"),
         ("settlement", "settle", TRADE[:5], "bad_arguments"),
-        ("settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", "10", 1], "bad_arguments"),
-        ("settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", True, 1], "bad_arguments"),
-        ("settlement", "settle", ["T/1", "A-C001", "B-C001", "ACME", 10, 1], "bad_arguments"),
-        ("settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", 2**63, 1], "bad_arguments"),
+        ("settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", "10", 1, DAY], "bad_arguments"),
+        ("settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", True, 1, DAY], "bad_arguments"),
+        ("settlement", "settle", ["T/1", "A-C001", "B-C001", "ACME", 10, 1, DAY], "bad_arguments"),
+        ("settlement", "settle", ["T-1", "A-C001", "B-C001", "ACME", 2**63, 1, DAY], "bad_arguments"),
         ("settlement", "settle_batch", [[]], "bad_arguments"),
         ("settlement", "settle_batch", [[TRADE] * 1001], "bad_arguments"),
         ("custody", "deposit", ["A-C001", "USD", 0, "ref"], "bad_arguments"),
@@ -162,7 +163,7 @@ def test_malformed_bytes_are_rejected_with_a_code(data: bytes) -> None:
 
 def test_float_amount_signed_correctly_is_still_rejected() -> None:
     body, sigs = _signed_body(
-        ["clearchain-dev", "xchg-alpha", 1, "settlement", "settle", ["T", "A", "B", "ACME", 1.0, 1], 0]
+        ["clearchain-dev", "xchg-alpha", 1, "settlement", "settle", ["T", "A", "B", "ACME", 1.0, 1, DAY], 0]
     )
     with pytest.raises(InvalidTransaction) as err:
         SignedTx.decode(_raw(body, sigs))
@@ -187,7 +188,7 @@ def test_rejected_tx_consumes_no_nonce(chain: Chain) -> None:
 def test_failed_call_consumes_the_nonce_but_writes_nothing_else(chain: Chain) -> None:
     before = chain.balance("A-C001", "USD")
     failing = chain.tx(
-        "xchg-alpha", "settlement", "settle", ["T-9", "A-C001", "B-C001", "ACME", 10**6, 1_000_00]
+        "xchg-alpha", "settlement", "settle", ["T-9", "A-C001", "B-C001", "ACME", 10**6, 1_000_00, DAY]
     )
     block, result = chain.run(failing)
     assert result.receipts[0].code == "insufficient_securities"

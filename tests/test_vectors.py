@@ -12,6 +12,7 @@ import msgpack
 from nacl.bindings import crypto_sign_open
 
 from chain.genesis import DEFAULT_CONSENSUS
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from tests.conftest import Chain
 
 
@@ -39,8 +40,8 @@ def list_root(items: list[bytes]) -> bytes:
 def test_block_of_trades_recomputed_from_the_spec(chain: Chain) -> None:
     chain.run()
     txs = [
-        chain.tx("xchg-alpha", "settlement", "settle", ["V-1", "A-C001", "B-C001", "ACME", 10, 180_00]),
-        chain.tx("xchg-alpha", "settlement", "settle", ["V-2", "A-C001", "B-C001", "ACME", 10**9, 1]),
+        chain.tx("xchg-alpha", "settlement", "settle", ["V-1", "A-C001", "B-C001", "ACME", 10, 180_00, DAY]),
+        chain.tx("xchg-alpha", "settlement", "settle", ["V-2", "A-C001", "B-C001", "ACME", 10**9, 1, DAY]),
         chain.tx("custodian", "custody", "deposit", ["B-C002", "USD", 5, "vec-1"]),
         chain.tx("member-b", "custody", "request_withdrawal", ["B-C002", "USD", 1]),  # 2 of 3 keys
     ]

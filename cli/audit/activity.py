@@ -149,10 +149,10 @@ class ActivityReport:
 def _tickets(stx: SignedTx) -> dict[str, tuple[Any, ...]]:
     """The trade tickets a settlement transaction carries: by trade id for a batch."""
     args = stx.tx.args
-    if stx.tx.method == "settle" and len(args) == 6:
+    if stx.tx.method == "settle" and len(args) == 7:
         return {args[0]: tuple(args)}
     if stx.tx.method == "settle_batch" and args and isinstance(args[0], list):
-        return {t[0]: tuple(t) for t in args[0] if isinstance(t, list) and len(t) == 6}
+        return {t[0]: tuple(t) for t in args[0] if isinstance(t, list) and len(t) == 7}
     return {}
 
 

@@ -27,6 +27,7 @@ from chain.store import Store
 from chain.tx import Tx
 from cli.bench.executor import _pair, batch_tickets, bench_genesis, calibrate
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from contracts import default_registry
 
 
@@ -53,7 +54,7 @@ def build_history(
                     nonce,
                     "settlement",
                     "settle",
-                    [f"S{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500],
+                    [f"S{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500, DAY],
                     0,
                 ).sign(keys)
             )

@@ -120,7 +120,7 @@ def get_balance(conn: sqlite3.Connection, account: str, asset: str) -> int:
 def compute_terms(ticket: Sequence[Any]) -> tuple[str | None, int]:
     """(failure code or None, consideration) of a ticket's terms, checked without the database,
     in settlement's order (contracts.settlement.check_terms)."""
-    _, buyer, seller, instrument, quantity, price = ticket
+    _, buyer, seller, instrument, quantity, price = ticket[:6]  # the trade date is not checked here
     if quantity <= 0:
         return "bad_quantity", 0
     if price <= 0:
@@ -139,7 +139,7 @@ def compute_terms(ticket: Sequence[Any]) -> tuple[str | None, int]:
 
 def _settle_in_transaction(conn: sqlite3.Connection, ticket: Sequence[Any], cash: int) -> str | None:
     """Inside an open transaction: refuse (code) or move both legs and record the trade (None)."""
-    trade_id, buyer, seller, instrument, quantity, price = ticket
+    trade_id, buyer, seller, instrument, quantity, price = ticket[:6]
     if conn.execute(SQL_TRADE_EXISTS, (trade_id,)).fetchone() is not None:
         return "duplicate_trade_id"
     currency = INSTRUMENTS[instrument][0]

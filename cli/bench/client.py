@@ -29,12 +29,12 @@ from cli.bench.executor import _pair
 WAIT_TIMEOUT_MS = 60_000
 
 
-def ticket(lane: int, n: int, accounts: int) -> list[Any]:
+def ticket(lane: int, n: int, accounts: int, trade_date: int) -> list[Any]:
     """Trade ticket ``n`` of ``lane``: a repeatable spread of distinct buyer and seller accounts
-    (a multiplicative hash), one to seven ACME at about 100 USD."""
+    (a multiplicative hash), one to seven ACME at about 100 USD, dated ``trade_date``."""
     i = lane * 1_000_003 + n
     buyer, seller = _pair(i, accounts)
-    return [f"L{lane}-{n}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500]
+    return [f"L{lane}-{n}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500, trade_date]
 
 
 def exchange_id(lane: int) -> str:
@@ -45,18 +45,21 @@ def exchange_key(lane: int) -> KeyPair:
     return KeyPair.dev(exchange_id(lane))
 
 
-def sign_lane(chain_id: str, lane: int, txs: int, batch: int, accounts: int) -> list[str]:
+def sign_lane(chain_id: str, lane: int, txs: int, batch: int, accounts: int, trade_date: int) -> list[str]:
     """``txs`` signed transactions of ``lane`` (hex), nonces 1..txs: ``settle`` with one ticket,
-    or ``settle_batch`` with ``batch`` tickets."""
+    or ``settle_batch`` with ``batch`` tickets, all dated ``trade_date``."""
     key = [exchange_key(lane)]
     sender = exchange_id(lane)
     out = []
     for nonce in range(1, txs + 1):
         if batch == 1:
-            method, args = "settle", ticket(lane, nonce, accounts)
+            method, args = "settle", ticket(lane, nonce, accounts, trade_date)
         else:
             first = (nonce - 1) * batch
-            method, args = "settle_batch", [[ticket(lane, first + k, accounts) for k in range(batch)]]
+            method, args = (
+                "settle_batch",
+                [[ticket(lane, first + k, accounts, trade_date) for k in range(batch)]],
+            )
         out.append(Tx(chain_id, sender, nonce, "settlement", method, args, 0).sign(key).encode().hex())
     return out
 
@@ -133,7 +136,9 @@ def main(argv: list[str]) -> None:
     spec = json.loads(Path(argv[0]).read_text())
     t0 = time.process_time()
     lanes = {
-        lane: sign_lane(spec["chain_id"], lane, spec["lane_txs"], spec["batch"], spec["accounts"])
+        lane: sign_lane(
+            spec["chain_id"], lane, spec["lane_txs"], spec["batch"], spec["accounts"], spec["trade_date"]
+        )
         for lane in spec["lanes"]
     }
     sign_cpu = time.process_time() - t0

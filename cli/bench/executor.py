@@ -28,6 +28,7 @@ from chain.statetree import CACHE_BYTES_DEFAULT, bench_tree
 from chain.store import Store
 from chain.tx import SignedTx, Tx
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from contracts import default_registry
 
 SINGLE_BLOCK_TXS = 2_000
@@ -59,7 +60,7 @@ def batch_tickets(first: int, size: int, account_count: int) -> list[list[Any]]:
     tickets = []
     for i in range(first, first + size):
         buyer, seller = _pair(i, account_count)
-        tickets.append([f"B{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500])
+        tickets.append([f"B{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500, DAY])  # the genesis day
     return tickets
 
 
@@ -141,7 +142,7 @@ def run_bench(
                 i + 1,
                 "settlement",
                 "settle",
-                [f"S{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500],
+                [f"S{i}", buyer, seller, "ACME", 1 + i % 7, 100_00 + i % 500, DAY],
                 0,
             )
             signed.append(body.sign(exchange))

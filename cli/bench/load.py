@@ -44,6 +44,7 @@ from cli.bench.client import exchange_id, exchange_key, ticket
 from cli.localnet import devnet
 from cli.localnet.network import init_network
 from cli.localnet.process import NodeProcess, module_command, rss_kib, wait_until
+from cli.trade_dates import today
 from node.config import ConsensusSection
 
 RUN_COUNTS_TXS = 10_000  # runs below this many committed trades are labelled short
@@ -293,7 +294,10 @@ def _baseline(trades: int, accounts: int, lanes: int, batch: int, echo: Any) -> 
     from cli.bench.baseline import run_baseline, sign_tickets
 
     per_lane = math.ceil(trades / lanes)
-    tickets = [ticket(lane, n, accounts) for n in range(1, per_lane + 1) for lane in range(lanes)][:trades]
+    day = devnet.GENESIS_DAY  # the baseline ignores the date; the tickets only need the chain's shape
+    tickets = [ticket(lane, n, accounts, day) for n in range(1, per_lane + 1) for lane in range(lanes)][
+        :trades
+    ]
     verify = sign_tickets(tickets, exchange_key(0)) if batch == 1 else None
     echo(
         f"  baseline: {len(tickets):,} tickets in SQLite (WAL, one ACID transaction per trade), FULL and NORMAL ..."
@@ -337,6 +341,7 @@ def client_spec(
         "chain_id": devnet.CHAIN_ID, "nodes": [n.rpc for n in nodes], "accounts": accounts, "batch": batch,
         "chunk": chunk, "lane_txs": lane_txs, "duration_s": duration,
         "lane_rate": rate / lanes_total if rate else None, "lanes_total": lanes_total,
+        "trade_date": today(),  # the local nodes date blocks by this same clock
     }  # fmt: skip
 
 

@@ -27,6 +27,7 @@ from cli.localnet import devnet
 from cli.localnet.network import init_network
 from cli.localnet.process import NodeProcess, wait_until
 from cli.scenarios.solo import Signer
+from cli.trade_dates import today
 from node.config import ConsensusSection
 
 
@@ -53,7 +54,9 @@ def _block_rate(nodes: list[NodeProcess], seconds: float) -> tuple[int, float]:
 
 def _trade(signer: Signer, n: int) -> str:
     buyer, seller = ("A-C001", "B-C001") if n % 2 == 0 else ("B-C001", "A-C001")
-    stx = signer.tx("xchg-alpha", "settlement", "settle", [f"BENCH-{n}", buyer, seller, "ACME", 1, 180_00])
+    stx = signer.tx(
+        "xchg-alpha", "settlement", "settle", [f"BENCH-{n}", buyer, seller, "ACME", 1, 180_00, today()]
+    )
     return stx.encode().hex()
 
 

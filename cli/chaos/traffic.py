@@ -24,6 +24,7 @@ from typing import Any
 
 from chain.tx import SignedTx, Tx
 from cli.localnet import devnet
+from cli.trade_dates import today
 
 EXCHANGE = "xchg-alpha"
 # Refusals that may not hold at another node or later; any other refusal, three times over and
@@ -151,7 +152,9 @@ class Traffic:
         n = self._trades
         self._trades += 1
         buyer, seller, price = ("A-C001", "B-C001", 180_00) if n % 2 == 0 else ("B-C001", "A-C001", 181_00)
-        return self._sign(EXCHANGE, "settlement", "settle", [f"CHAOS-{n}", buyer, seller, "ACME", 1, price])
+        return self._sign(
+            EXCHANGE, "settlement", "settle", [f"CHAOS-{n}", buyer, seller, "ACME", 1, price, today()]
+        )
 
     def _sign(self, sender: str, contract: str, method: str, args: list[Any]) -> SignedTx:
         nonce = self.nonces.get(sender, 0) + 1

@@ -30,8 +30,10 @@ from cli.commands.session import Session, read_view, reading_command
 from cli.commands.tickets import (
     compute_trade_id,
     exchange_option,
+    given_trade_date,
     given_trade_id,
     submit_to_cycle,
+    ticket_date,
     ticket_options,
 )
 from cli.inputs import InputError, quoted
@@ -86,14 +88,15 @@ def cycle() -> None:
 @json_option
 def cycle_submit(
     buyer: str, seller: str, instrument: str, qty: str, price: str, tplus: int, trade_id: str | None,
-    exchange: str, node_url: str | None, keys_dir: Path, as_json: bool,
+    trade_date: str | None, exchange: str, node_url: str | None, keys_dir: Path, as_json: bool,
 ) -> None:  # fmt: skip
     """Report one trade for settlement on T+N; it joins the cycle of its settlement date."""
+    day = ticket_date(given_trade_date(trade_date))  # bad input: nothing read or sent
     session = Session(node_url, keys_dir)
     trade_id = given_trade_id(trade_id) or compute_trade_id(
         exchange, buyer, seller, instrument, qty, price, time.time_ns()
     )
-    submit_to_cycle(session, exchange, trade_id, buyer, seller, instrument, qty, price, tplus, as_json)
+    submit_to_cycle(session, exchange, trade_id, buyer, seller, instrument, qty, price, tplus, day, as_json)
 
 
 @cycle.command("list")

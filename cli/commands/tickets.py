@@ -17,6 +17,7 @@ from cli.amounts import parse_amount
 from cli.commands.plumbing import echo_json, time_text
 from cli.commands.session import Session, send_call
 from cli.inputs import parse_id
+from cli.trade_dates import parse_trade_date, today
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_EXCHANGE = "xchg-alpha"
@@ -31,7 +32,8 @@ def exchange_option(f: F) -> F:
 
 
 def ticket_options(settles: Callable[[F], F]) -> Callable[[F], F]:
-    """The options of one ticket (``--buyer`` .. ``--price``, ``--trade-id``, ``--exchange``), with
+    """The options of one ticket (``--buyer`` .. ``--price``, ``--trade-id``, ``--trade-date``,
+    ``--exchange``), with
     ``settles``, the option that says when it settles, after the price."""
     options: list[Callable[[Any], Any]] = [
         click.option("--buyer", required=True, metavar="ACCOUNT", help="The buyer's clearing account (pays cash)."),
@@ -43,6 +45,11 @@ def ticket_options(settles: Callable[[F], F]) -> Callable[[F], F]:
         click.option(
             "--trade-id", default=None,
             help="Default: T- and a hash of the ticket and the current time. Given, it must be a valid id.",
+        ),
+        click.option(
+            "--trade-date", default=None, metavar="YYYY-MM-DD",
+            help="The trade's date (UTC). Default: today by this machine's clock. The chain accepts "
+            "dates from settlement.trade_id_days days ago to tomorrow.",
         ),
         exchange_option,
     ]  # fmt: skip
@@ -63,8 +70,26 @@ def given_trade_id(text: str | None) -> str | None:
     return None if text is None else parse_id(text, "trade id")
 
 
+def given_trade_date(text: str | None) -> int | None:
+    """``--trade-date`` as typed, as a day number; None when not given. Raises InputError
+    ``bad_date``."""
+    return None if text is None else parse_trade_date(text)
+
+
+def ticket_date(given: int | None) -> int:
+    """The trade date a ticket carries: the one given, else today (UTC, the local clock)."""
+    return today() if given is None else given
+
+
 def make_ticket(
-    session: Session, trade_id: str, buyer: str, seller: str, instrument: str, qty: str, price: str
+    session: Session,
+    trade_id: str,
+    buyer: str,
+    seller: str,
+    instrument: str,
+    qty: str,
+    price: str,
+    trade_date: int,
 ) -> list[Any]:
     """A ticket in minor units from display strings. Raises InputError ``bad_id``, CliError
     ``unknown_instrument``, AmountError ``bad_amount``.
@@ -84,6 +109,7 @@ def make_ticket(
         instrument,
         quantity,
         parse_amount(price, price_decimals, PRICE_MAX, "price"),
+        trade_date,
     ]
 
 
@@ -97,11 +123,11 @@ def compute_trade_id(
 
 def submit_to_cycle(
     session: Session, exchange: str, trade_id: str, buyer: str, seller: str, instrument: str, qty: str, price: str,
-    tplus: int, as_json: bool,
+    tplus: int, trade_date: int, as_json: bool,
 ) -> None:  # fmt: skip
     """Send ``cycles.submit`` for one ticket and print where it settles (also ``trade submit
     --settlement T+N``)."""
-    args = [*make_ticket(session, trade_id, buyer, seller, instrument, qty, price), tplus]
+    args = [*make_ticket(session, trade_id, buyer, seller, instrument, qty, price, trade_date), tplus]
     status, events = send_call(session, exchange, CYCLES, "submit", args)
     accepted = next(f for _, name, f in events if name == "trade_accepted")
     if as_json:

@@ -1,9 +1,11 @@
 """``clearchain trade``: an exchange submits trade tickets for settlement, one or a CSV file.
 
-A ticket on the chain is ``[trade_id, buyer, seller, instrument, quantity, price]`` in minor
-units (contracts/settlement.py); here quantity and price are typed in display units ("1.5",
-"182.50") and converted exactly: the quantity with the instrument's decimals, the price (cash per
-one whole unit of the instrument) with its currency's decimals, from ``GET /instruments``.
+A ticket on the chain is ``[trade_id, buyer, seller, instrument, quantity, price, trade_date]``
+in minor units (contracts/settlement.py); here quantity and price are typed in display units
+("1.5", "182.50") and converted exactly: the quantity with the instrument's decimals, the price
+(cash per one whole unit of the instrument) with its currency's decimals, from ``GET
+/instruments``. The trade date is typed ``YYYY-MM-DD`` (``--trade-date``, or a CSV file's
+optional ``trade_date`` column) and is today by the local clock when not given.
 
 ``trade import`` checks every row of the file before it sends anything, then sends
 ``settlement.settle_batch`` transactions of up to ``--batch-size`` tickets, several in flight at
@@ -13,7 +15,7 @@ settled, and failures grouped by code, and writes the outcome of every line to a
 nothing twice: those rows are reported as already settled.
 
 ``trade submit`` journals each ticket before sending it (cli/submissions.py), so running it
-again after a timeout reuses the trade id instead of settling a second trade.
+again after a timeout reuses the trade id and the trade date instead of settling a second trade.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ from cli.commands.session import Session, events_of, reading_command, receipt_of
 from cli.commands.tickets import (
     compute_trade_id,
     exchange_option,
+    given_trade_date,
     given_trade_id,
     make_ticket,
     submit_to_cycle,
+    ticket_date,
     ticket_options,
 )
 from cli.inputs import AMOUNT_CHARS_MAX, InputError, parse_id, parse_tenor, printable
@@ -53,15 +57,17 @@ from cli.reconcile import (
     write_report,
 )
 from cli.submissions import Journal, compute_ticket_digest, has_no_outcome, journal_path
+from cli.trade_dates import parse_trade_date
 
 CSV_COLUMNS = ("trade_id", "buyer", "seller", "instrument", "quantity", "price")
+CSV_OPTIONAL_COLUMNS = ("trade_date",)  # YYYY-MM-DD; without the column every row is dated today
 TPLUS_MAX = 30  # --settlement T+N: N up to this (the cycles contract bounds it too)
 IMPORT_TRADES_MAX = 1_000_000  # rows in one imported file
-# The longest row a trade can take: four ids of 64 characters, two amounts of 40, five commas,
-# CRLF, and room for quotes and spaces. A file larger than the limit times this cannot hold the
+# The longest row a trade can take: four ids of 64 characters, two amounts of 40, a date of 10,
+# six commas, CRLF, and room for quotes and spaces. A file larger than the limit times this cannot hold the
 # limit of trades, so its size alone refuses it, before a byte is parsed.
 ROW_BYTES_MAX = 384
-assert 4 * ID_CHARS_MAX + 2 * AMOUNT_CHARS_MAX + 5 + 2 <= ROW_BYTES_MAX
+assert 4 * ID_CHARS_MAX + 2 * AMOUNT_CHARS_MAX + 10 + 6 + 2 <= ROW_BYTES_MAX
 IMPORT_BYTES_MAX = IMPORT_TRADES_MAX * ROW_BYTES_MAX
 PROGRESS_ROWS = 100_000  # rows read between two progress lines on stderr
 CSV_FIELD_CHARS_MAX = 1_000  # any cell longer than this is a broken file, not a trade
@@ -104,6 +110,7 @@ def trade_submit(
     price: str,
     settlement: str,
     trade_id: str | None,
+    trade_date: str | None,
     exchange: str,
     node_url: str | None,
     keys_dir: Path,
@@ -116,10 +123,13 @@ def trade_submit(
     (cli/submissions.py), and the same ticket without ``--trade-id`` reuses the trade id of an
     earlier submission of no known outcome, so it settles at most once."""
     tplus = _tplus(settlement)
-    trade_id = given_trade_id(trade_id)  # a given id is checked before anything is read or sent
+    trade_id = given_trade_id(trade_id)  # a given id and date are checked before anything is read or sent
+    given_date = given_trade_date(trade_date)
     session = Session(node_url, keys_dir)
     journal = Journal(journal_path(keys_dir))
-    digest = compute_ticket_digest(session.chain_id, exchange, buyer, seller, instrument, qty, price, tplus)
+    digest = compute_ticket_digest(
+        session.chain_id, exchange, buyer, seller, instrument, qty, price, tplus, given_date
+    )
     generated = trade_id is None
     earlier = journal.unresolved(digest) if generated else None
     _warn(journal)
@@ -129,19 +139,24 @@ def trade_submit(
     trade_id = given_trade_id(trade_id) or compute_trade_id(
         exchange, buyer, seller, instrument, qty, price, time.time_ns()
     )
-    ticket = make_ticket(session, trade_id, buyer, seller, instrument, qty, price)  # bad input: nothing sent
     prior = earlier or journal.entry(trade_id)
     retry = prior is not None and prior.digest == digest  # this very ticket was sent before
+    # A retry sends the very ticket sent before: the same id and the same trade date.
+    sent_date = prior.trade_date if prior is not None and retry else None
+    day = ticket_date(given_date if given_date is not None else sent_date)
+    ticket = make_ticket(
+        session, trade_id, buyer, seller, instrument, qty, price, day
+    )  # bad input: nothing sent
     if retry and _report_recorded(session, journal, exchange, ticket, as_json):
         return
-    journal.record(trade_id, digest)
+    journal.record(trade_id, digest, day)
     _warn(journal)
     if generated and earlier is None:  # a typed --trade-id is known already
         click.echo(f"submitting trade {trade_id} (retry with --trade-id {trade_id} to be safe)", err=True)
     try:
         if tplus > 0:
             submit_to_cycle(
-                session, exchange, trade_id, buyer, seller, instrument, qty, price, tplus, as_json
+                session, exchange, trade_id, buyer, seller, instrument, qty, price, tplus, day, as_json
             )
             journal.resolve(trade_id, "accepted")
             return
@@ -281,6 +296,7 @@ def read_trades_csv(
     ``progress(rows read, rows in all)`` is called every ``PROGRESS_ROWS`` rows of the real read."""
     rows: list[Row] = []
     first_line: dict[str, int] = {}
+    today = ticket_date(None)  # one date for the rows without one, even across midnight
     line = 1
     try:
         size = path.stat().st_size
@@ -315,7 +331,7 @@ def read_trades_csv(
                 line = reader.line_num
                 if not cells:
                     continue  # a blank line, as csv.DictReader skips it
-                rows.append(_read_row(path, line, columns, cells, session, first_line))
+                rows.append(_read_row(path, line, columns, cells, session, first_line, today))
                 if len(rows) > IMPORT_TRADES_MAX:  # the file grew since it was counted
                     raise InputError(
                         "bad_csv", f"{path}: more than {IMPORT_TRADES_MAX:,} trades; split the file"
@@ -345,13 +361,15 @@ def read_trades_csv(
 def _header(path: Path, cells: list[str]) -> list[str]:
     """The column names of header ``cells``: each of CSV_COLUMNS once, in any order."""
     columns = [c.strip() for c in cells]
+    known = CSV_COLUMNS + CSV_OPTIONAL_COLUMNS
     missing = [c for c in CSV_COLUMNS if c not in columns]
-    extra = [printable(c) for c in columns if c not in CSV_COLUMNS]
-    twice = sorted({c for c in columns if c in CSV_COLUMNS and columns.count(c) > 1})
+    extra = [printable(c) for c in columns if c not in known]
+    twice = sorted({c for c in columns if c in known and columns.count(c) > 1})
     if missing or extra or twice:
         raise InputError(
             "bad_csv",
-            f"{path} line 1: the header must name the columns {','.join(CSV_COLUMNS)} once each"
+            f"{path} line 1: the header must name the columns {','.join(CSV_COLUMNS)} once each "
+            f"(and optionally {','.join(CSV_OPTIONAL_COLUMNS)})"
             + (f"; column {','.join(twice)} appears more than once" if twice else "")
             + (f"; missing {','.join(missing)}" if missing else "")
             + (f"; unknown {','.join(extra)}" if extra else ""),
@@ -360,11 +378,12 @@ def _header(path: Path, cells: list[str]) -> list[str]:
 
 
 def _read_row(
-    path: Path, line: int, columns: list[str], cells: list[str], session: Session, first_line: dict[str, int]
-) -> Row:
+    path: Path, line: int, columns: list[str], cells: list[str], session: Session, first_line: dict[str, int],
+    today: int,
+) -> Row:  # fmt: skip
     if len(cells) != len(columns):
         raise InputError(
-            "bad_csv", f"{path} line {line}: expected {len(CSV_COLUMNS)} fields ({','.join(CSV_COLUMNS)})"
+            "bad_csv", f"{path} line {line}: expected {len(columns)} fields ({','.join(columns)})"
         )
     values = {c: v.strip() for c, v in zip(columns, cells, strict=True)}
     trade_id = values["trade_id"]
@@ -374,6 +393,7 @@ def _read_row(
             f"{path} line {line}: trade id {printable(trade_id)} is also on line {first_line[trade_id]}",
         )
     try:
+        dated = values.get("trade_date")
         ticket = make_ticket(
             session,
             trade_id,
@@ -382,6 +402,7 @@ def _read_row(
             values["instrument"],
             values["quantity"],
             values["price"],
+            today if dated is None else parse_trade_date(dated),
         )
     except ClearchainError as exc:
         refused = InputError if isinstance(exc, InputError) else CliError  # keeps the exit status

@@ -14,6 +14,7 @@ from contracts import default_registry
 
 CHAIN_ID = "clearchain-dev"
 GENESIS_TIME_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+GENESIS_DAY = GENESIS_TIME_MS // 86_400_000  # the day number of a ticket traded at the dev genesis
 WARNING = (
     "INSECURE DEVELOPMENT NETWORK: every private key of this genesis derives from a public seed "
     "(sha256('clearchain-dev-INSECURE:' + name)). Never hold real assets under it."

@@ -20,6 +20,7 @@ import hashlib
 from typing import Any
 
 from cli.scenarios import ScenarioRun
+from cli.trade_dates import today
 
 TITLE = "a wild price move halts HOOLI; an overdue disclosure halts STARK; trades in them fail"
 MOVER = "HOOLI"
@@ -57,7 +58,7 @@ def _oracle_param(s: ScenarioRun, name: str) -> int:
 
 def _refused_trade(s: ScenarioRun, iid: str, price: int) -> None:
     before = s.balance("A-HOUSE", iid), s.balance("B-HOUSE", iid)
-    ticket = [f"BRK-{iid}-{s.height}", "A-HOUSE", "B-HOUSE", iid, 1, price]
+    ticket = [f"BRK-{iid}-{s.height}", "A-HOUSE", "B-HOUSE", iid, 1, price, today()]
     s.fails("instrument_halted", "xchg-alpha", "settlement", "settle", ticket)
     after = s.balance("A-HOUSE", iid), s.balance("B-HOUSE", iid)
     s.check(before == after, f"{iid} balances moved on a refused trade: {before} -> {after}")

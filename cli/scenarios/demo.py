@@ -19,6 +19,7 @@ from chain.keys import read_key_file
 from chain.tx import SignedTx, Tx
 from cli.client import Client
 from cli.localnet import devnet
+from cli.trade_dates import today
 
 WATCHED = ["A-C001", "A-C002", "B-C001", "B-HOUSE"]
 ASSETS = ["USD", "ACME", "GLOBEX", "BTC"]
@@ -103,12 +104,12 @@ def run_demo(net_dir: Path, echo: Any = click.echo) -> dict[str, Any]:
     echo("3. The exchange sends one batch of six trade tickets; each settles or fails on its own (DvP)")
     tag = f"D{st['height']}"
     batch = [
-        [f"{tag}-1", "A-C001", "B-C001", "ACME", 1_000, 182_75],  # settles
-        [f"{tag}-2", "A-C002", "B-HOUSE", "BTC", 50_000_000, 97_000_00],  # 0.5 BTC, settles
-        [f"{tag}-3", "A-HOUSE", "B-C002", "ACME", 10, 182_00],  # B-C002 holds no ACME
-        [f"{tag}-4", "A-C002", "B-HOUSE", "ACME", 100_000, 183_00],  # A-C002 lacks the cash
-        [f"{tag}-5", "A-C001", "A-C001", "ACME", 1, 180_00],  # same account both sides
-        [f"{tag}-6", "B-HOUSE", "A-HOUSE", "GLOBEX", 250, 41_10],  # settles
+        [f"{tag}-1", "A-C001", "B-C001", "ACME", 1_000, 182_75, today()],  # settles
+        [f"{tag}-2", "A-C002", "B-HOUSE", "BTC", 50_000_000, 97_000_00, today()],  # 0.5 BTC, settles
+        [f"{tag}-3", "A-HOUSE", "B-C002", "ACME", 10, 182_00, today()],  # B-C002 holds no ACME
+        [f"{tag}-4", "A-C002", "B-HOUSE", "ACME", 100_000, 183_00, today()],  # A-C002 lacks the cash
+        [f"{tag}-5", "A-C001", "A-C001", "ACME", 1, 180_00, today()],  # same account both sides
+        [f"{tag}-6", "B-HOUSE", "A-HOUSE", "GLOBEX", 250, 41_10, today()],  # settles
     ]
     st = signer.send(signer.tx("xchg-alpha", "settlement", "settle_batch", [batch]))
     block_height = st["height"]

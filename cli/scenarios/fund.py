@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cli.scenarios import ScenarioRun
+from cli.trade_dates import today
 
 TITLE = "index fund: capped weights, creation and redemption in kind at NAV, a scheduled rebalance"
 
@@ -68,7 +69,7 @@ def run(s: ScenarioRun) -> None:
     _publish(s, prices)
 
     s.echo("2. the fund manager's FUND-HOUSE buys some of each constituent (its stock for rebalances)")
-    tickets = [[f"FS{start}-{iid}", "FUND-HOUSE", "B-HOUSE", iid, 40, prices[iid]] for iid in ids]
+    tickets = [[f"FS{start}-{iid}", "FUND-HOUSE", "B-HOUSE", iid, 40, prices[iid], today()] for iid in ids]
     s.send("xchg-alpha", "settlement", "settle_batch", [tickets])
 
     s.echo(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from cli.scenarios import ScenarioRun
+from cli.trade_dates import today
 
 TITLE = "admins govern by proposal: a parameter, an instrument halt, a validator's power at h+2"
 ADMIN = "admin"
@@ -62,7 +63,7 @@ def _halt_and_resume(s: ScenarioRun) -> None:
     halted = {i["id"]: i for i in s.client.get("/instruments")["instruments"]}[INSTRUMENT]["status"]
     s.check(halted == "halted", f"{INSTRUMENT} is {halted} after the halt")
     s.echo(f"proposal {pid}: {INSTRUMENT} halted at height {st['height']}")
-    trade = [f"GOV-{s.height}", "A-C001", "B-C001", INSTRUMENT, 1, 1_00]
+    trade = [f"GOV-{s.height}", "A-C001", "B-C001", INSTRUMENT, 1, 1_00, today()]
     s.fails("instrument_halted", "xchg-alpha", "settlement", "settle", trade)
     s.echo("  a trade in it is refused: instrument_halted")
     pid, st, _ = _propose(s, "resume_instrument", INSTRUMENT)

@@ -18,6 +18,7 @@ from typing import Any
 
 from cli.amounts import format_amount
 from cli.scenarios import ScenarioFailed, ScenarioRun
+from cli.trade_dates import today
 
 TITLE = (
     "settlement cycle: T+N trades netted per account and asset at the close; a short account's trades fail"
@@ -28,7 +29,7 @@ CLOSE_BLOCKS_MAX = 10  # blocks after the close time within which the close task
 
 
 def tickets(tag: str, short: str, tplus: int) -> list[list[Any]]:
-    """[trade_id, buyer, seller, instrument, quantity, price, tplus]; the last two are the short
+    """[trade_id, buyer, seller, instrument, quantity, price, trade_date, tplus]; the last two are the short
     account's (it neither pays nor delivers)."""
     rows = [
         ("A-C001", "B-HOUSE", "ACME", 100, 180_00),
@@ -39,13 +40,14 @@ def tickets(tag: str, short: str, tplus: int) -> list[list[Any]]:
         (short, "A-HOUSE", "ACME", 10, 180_00),
         ("A-HOUSE", short, "ACME", 5, 179_00),
     ]
-    return [[f"{tag}-{i + 1}", b, s, iid, q, p, tplus] for i, (b, s, iid, q, p) in enumerate(rows)]
+    day = today()  # the nodes' blocks are dated by this machine's clock
+    return [[f"{tag}-{i + 1}", b, s, iid, q, p, day, tplus] for i, (b, s, iid, q, p) in enumerate(rows)]
 
 
 def expected_net(trades: list[list[Any]]) -> dict[tuple[str, str], int]:
     """Net change per (account, asset) of ``trades`` (0-decimal equities, USD in cents)."""
     net: dict[tuple[str, str], int] = {}
-    for _, buyer, seller, iid, qty, price, _ in trades:
+    for _, buyer, seller, iid, qty, price, _, _ in trades:
         cash = qty * price  # 0 decimals: the consideration is exact
         for key, delta in (
             ((buyer, iid), qty),
@@ -88,7 +90,7 @@ def run(s: ScenarioRun) -> None:
     pending_before = pending_net(s, "A-C001")
 
     trades, accepted = submit_cycle_trades(s, trades)
-    tplus = trades[0][6]
+    tplus = trades[0][7]
     # The cycle is the one the chain put the trades in (the block's time decides it), not a
     # prediction from an earlier read: a day may begin between the read and the block.
     date, close_at = int(accepted[0]["date"]), int(accepted[0]["close_at_ms"])
@@ -148,9 +150,9 @@ def submit_cycle_trades(
     reported again at T+1: the chain's refusal decides, not a guess of how long a block takes."""
     events = s.send("xchg-alpha", "cycles", "submit_batch", [trades])
     refused = [f for _, n, f in events if n == "trade_refused"]
-    if trades[0][6] == 0 and refused and all(f["code"] == "cycle_closed" for f in refused):
+    if trades[0][7] == 0 and refused and all(f["code"] == "cycle_closed" for f in refused):
         s.echo("today's cut-off passed before the batch's block: the trades are reported again at T+1")
-        trades = [[*t[:6], 1] for t in trades]
+        trades = [[*t[:7], 1] for t in trades]
         events = s.send("xchg-alpha", "cycles", "submit_batch", [trades])
     return trades, [f for _, n, f in events if n == "trade_accepted"]
 

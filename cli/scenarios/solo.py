@@ -23,6 +23,7 @@ from chain.state import BlockState
 from chain.store import Store
 from chain.tx import SignedTx, Tx
 from cli.localnet import devnet
+from cli.trade_dates import day_of_ms
 from contracts import accounts, default_registry
 
 _DECIMALS = {i["id"]: i["decimals"] for i in devnet.INSTRUMENTS}
@@ -67,30 +68,31 @@ def run_scenario(home: Path, genesis_path: Path, reset: bool, echo: Any = click.
     )
     _show_block(*producer.produce([deposit]), echo, "custodian attests a USD 250,000.00 deposit")
 
+    day = day_of_ms(ledger.head.time_ms)  # the solo chain's today: its blocks are 1 s apart from genesis
     singles = [
         signer.tx(
             "xchg-alpha",
             "settlement",
             "settle",
-            [f"T{ledger.head.height}-1", "A-C001", "B-C001", "ACME", 500, 182_50],
+            [f"T{ledger.head.height}-1", "A-C001", "B-C001", "ACME", 500, 182_50, day],
         ),
         signer.tx(
             "xchg-alpha",
             "settlement",
             "settle",
-            [f"T{ledger.head.height}-2", "B-C002", "A-C002", "GLOBEX", 100, 41_10],
+            [f"T{ledger.head.height}-2", "B-C002", "A-C002", "GLOBEX", 100, 41_10, day],
         ),
     ]
     _show_block(*producer.produce(singles), echo, "two trades, settled one by one (DvP)")
 
     h = ledger.head.height
     batch = [
-        [f"B{h}-1", "A-C001", "B-C001", "ACME", 1_000, 182_75],
-        [f"B{h}-2", "A-C002", "B-HOUSE", "BTC", 50_000_000, 97_000_00],  # 0.5 BTC
-        [f"B{h}-3", "A-HOUSE", "B-C002", "ACME", 10, 182_00],  # fails: seller B-C002 holds no ACME
-        [f"B{h}-4", "A-C002", "B-HOUSE", "ACME", 100_000, 183_00],  # fails: not enough cash
-        [f"B{h}-5", "A-C001", "A-C001", "ACME", 1, 180_00],  # fails: same account
-        [f"B{h}-6", "A-C001", "B-C001", "USD", 1, 1],  # fails: cash is not a security
+        [f"B{h}-1", "A-C001", "B-C001", "ACME", 1_000, 182_75, day],
+        [f"B{h}-2", "A-C002", "B-HOUSE", "BTC", 50_000_000, 97_000_00, day],  # 0.5 BTC
+        [f"B{h}-3", "A-HOUSE", "B-C002", "ACME", 10, 182_00, day],  # fails: seller B-C002 holds no ACME
+        [f"B{h}-4", "A-C002", "B-HOUSE", "ACME", 100_000, 183_00, day],  # fails: not enough cash
+        [f"B{h}-5", "A-C001", "A-C001", "ACME", 1, 180_00, day],  # fails: same account
+        [f"B{h}-6", "A-C001", "B-C001", "USD", 1, 1, day],  # fails: cash is not a security
     ]
     batch_tx = signer.tx("xchg-alpha", "settlement", "settle_batch", [batch])
     _show_block(*producer.produce([batch_tx]), echo, "a batch of six tickets, each settling or failing alone")

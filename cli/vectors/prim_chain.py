@@ -18,16 +18,17 @@ from chain.solo import SoloProducer
 from chain.store import Store
 from chain.tx import SignedTx, Tx
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from contracts import default_registry
 
 # What each block carries: (sender, contract, method, args).
 BLOCK_CALLS: list[list[tuple[str, str, str, list[Any]]]] = [
     [
         ("custodian", "custody", "deposit", ["B-C002", "USD", 5_00, "vec-1"]),
-        ("xchg-alpha", "settlement", "settle", ["V-1", "A-C001", "B-C001", "ACME", 10, 180_00]),
+        ("xchg-alpha", "settlement", "settle", ["V-1", "A-C001", "B-C001", "ACME", 10, 180_00, DAY]),
     ],
     [
-        ("xchg-alpha", "settlement", "settle", ["V-2", "A-C001", "B-C001", "ACME", 10**9, 1]),
+        ("xchg-alpha", "settlement", "settle", ["V-2", "A-C001", "B-C001", "ACME", 10**9, 1, DAY]),
         ("member-b", "custody", "request_withdrawal", ["B-C002", "USD", 1_00]),
     ],
     [],

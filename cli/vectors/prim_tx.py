@@ -21,6 +21,7 @@ from chain.receipt import KIND_TASK, KIND_TX, Receipt
 from chain.state import BlockState, StateReader
 from chain.tx import SignedTx, Tx, compute_tx_root
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from cli.vectors.notation import to_json
 from contracts import default_registry
 
@@ -31,7 +32,13 @@ _FIELDS = ("chain_id", "sender", "nonce", "contract", "method", "args", "valid_u
 def _cases() -> list[tuple[str, Tx, list[str]]]:
     """(name, body, key names that sign it)."""
     settle = Tx(
-        CHAIN_ID, "xchg-alpha", 1, "settlement", "settle", ["V-1", "A-C001", "B-C001", "ACME", 10, 180_00], 0
+        CHAIN_ID,
+        "xchg-alpha",
+        1,
+        "settlement",
+        "settle",
+        ["V-1", "A-C001", "B-C001", "ACME", 10, 180_00, DAY],
+        0,
     )
     deposit = Tx(CHAIN_ID, "custodian", 1, "custody", "deposit", ["B-C002", "USD", 5_00, "vec-1"], 0)
     withdraw = Tx(CHAIN_ID, "member-b", 1, "custody", "request_withdrawal", ["B-C002", "USD", 1_00], 0)
@@ -41,7 +48,7 @@ def _cases() -> list[tuple[str, Tx, list[str]]]:
         2**40,
         "settlement",
         "settle",
-        ["V-3", "A-C001", "B-C001", "ACME", 2**62, 2**48],
+        ["V-3", "A-C001", "B-C001", "ACME", 2**62, 2**48, DAY],
         7,
     )
     return [
@@ -203,7 +210,9 @@ def _decode_error(data: bytes) -> str:
 
 
 def _admission(genesis_state: StateReader) -> list[dict[str, Any]]:
-    base = Tx(CHAIN_ID, "xchg-alpha", 1, "settlement", "settle", ["V-9", "A-C001", "B-C001", "ACME", 1, 1], 0)
+    base = Tx(
+        CHAIN_ID, "xchg-alpha", 1, "settlement", "settle", ["V-9", "A-C001", "B-C001", "ACME", 1, 1, DAY], 0
+    )
 
     def tx(**change: Any) -> Tx:
         return replace(base, **change)

@@ -12,6 +12,7 @@ from chain.certificate import PRECOMMIT, vote_sign_bytes
 from chain.encoding import H
 from chain.keys import KeyPair
 from cli.localnet import devnet
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from cli.vectors.rulebook_script import Recorder
 
 PREIMAGE = hashlib.sha256(b"vectors/escrow-preimage").digest()
@@ -28,14 +29,14 @@ def cycles() -> Recorder:
         "xchg-alpha",
         "cycles",
         "submit",
-        ["C-1", "A-C001", "B-C001", "ACME", 10, 150_00, 0],
+        ["C-1", "A-C001", "B-C001", "ACME", 10, 150_00, DAY, 0],
     )
     r.call(
         "submit: T+ beyond the maximum",
         "xchg-alpha",
         "cycles",
         "submit",
-        ["C-2", "A-C001", "B-C001", "ACME", 1, 150_00, 9],
+        ["C-2", "A-C001", "B-C001", "ACME", 1, 150_00, DAY, 9],
         "bad_tplus",
     )
     r.call(
@@ -43,13 +44,13 @@ def cycles() -> Recorder:
         "xchg-alpha",
         "cycles",
         "submit",
-        ["C-1", "A-C001", "B-C001", "ACME", 10, 150_00, 0],
+        ["C-1", "A-C001", "B-C001", "ACME", 10, 150_00, DAY, 0],
         "duplicate_trade_id",
     )
     batch = [
-        ["C-3", "B-C001", "A-C001", "ACME", 4, 150_00, 0],
-        ["C-4", "A-HOUSE", "B-HOUSE", "GLOBEX", 100, 42_00, 0],
-        ["C-5", "A-HOUSE", "B-HOUSE", "GLOBEX", 1, 42_00, 9],
+        ["C-3", "B-C001", "A-C001", "ACME", 4, 150_00, DAY, 0],
+        ["C-4", "A-HOUSE", "B-HOUSE", "GLOBEX", 100, 42_00, DAY, 0],
+        ["C-5", "A-HOUSE", "B-HOUSE", "GLOBEX", 1, 42_00, DAY, 9],
     ]
     r.call("submit_batch: two accepted, one refused", "xchg-alpha", "cycles", "submit_batch", [batch])
     r.call("submit_batch: not an exchange", "member-a", "cycles", "submit_batch", [batch[:1]], "not_exchange")
@@ -60,7 +61,7 @@ def cycles() -> Recorder:
         "xchg-alpha",
         "cycles",
         "submit",
-        ["C-6", "A-C001", "B-C001", "ACME", 1, 150_00, 0],
+        ["C-6", "A-C001", "B-C001", "ACME", 1, 150_00, DAY, 0],
         "cycle_closed",
     )
     return r

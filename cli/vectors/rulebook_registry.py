@@ -5,10 +5,12 @@ things done with them: gross DvP settlement, prices and circuit-breaker rules.""
 from __future__ import annotations
 
 from chain.keys import KeyPair
+from cli.localnet.devnet import GENESIS_DAY as DAY
 from cli.vectors.rulebook_script import Recorder
+from contracts.settlement import DAY_MS
 
 NEW_KEY = KeyPair.dev("vectors/member-c")
-TRADE = ["T-1", "A-C001", "B-C001", "ACME", 10, 150_00]
+TRADE = ["T-1", "A-C001", "B-C001", "ACME", 10, 150_00, DAY]
 
 
 def membership() -> Recorder:
@@ -130,7 +132,7 @@ def instruments() -> Recorder:
         "xchg-alpha",
         "settlement",
         "settle",
-        ["T-H", "A-HOUSE", "B-HOUSE", "STARK", 1, 100_00],
+        ["T-H", "A-HOUSE", "B-HOUSE", "STARK", 1, 100_00, DAY],
         "instrument_halted",
     )
     r.call("resume STARK", "admin", "instruments", "resume", ["STARK"])
@@ -230,6 +232,7 @@ def custody() -> Recorder:
         "not_account_owner",
     )
     r.call("confirm_withdrawal 1", "custodian", "custody", "confirm_withdrawal", [1])
+    forget_1 = r.chain.time_ms + r.param("custody", "final_withdrawal_days") * DAY_MS
     r.call(
         "confirm_withdrawal: not pending",
         "custodian",
@@ -259,6 +262,20 @@ def custody() -> Recorder:
         [3, "x"],
         "not_custodian",
     )
+    r.advance(to_time_ms=forget_1)
+    r.tasks(
+        "a final withdrawal is removed after its lifetime",
+        [("custody", "forget_withdrawal", "ok")],
+        time_ms=forget_1,
+    )
+    r.call(
+        "confirm_withdrawal: removed after its lifetime",
+        "custodian",
+        "custody",
+        "confirm_withdrawal",
+        [1],
+        "unknown_withdrawal",
+    )
     return r
 
 
@@ -271,7 +288,7 @@ def settlement() -> Recorder:
         "xchg-alpha",
         "settlement",
         "settle",
-        ["T-2", "A-C001", "B-C002", "ACME", 10, 150_00],
+        ["T-2", "A-C001", "B-C002", "ACME", 10, 150_00, DAY],
         "insufficient_securities",
     )
     r.call(
@@ -279,13 +296,13 @@ def settlement() -> Recorder:
         "xchg-alpha",
         "settlement",
         "settle",
-        ["T-3", "A-C001", "A-C001", "ACME", 1, 150_00],
+        ["T-3", "A-C001", "A-C001", "ACME", 1, 150_00, DAY],
         "same_account",
     )
     r.reject("settle: wrong argument count", "xchg-alpha", "settlement", "settle", ["T-4"], "bad_arguments")
     batch = [
-        ["T-5", "A-C001", "B-C001", "ACME", 5, 151_00],
-        ["T-6", "A-HOUSE", "B-HOUSE", "GLOBEX", 100, 42_00],
+        ["T-5", "A-C001", "B-C001", "ACME", 5, 151_00, DAY],
+        ["T-6", "A-HOUSE", "B-HOUSE", "GLOBEX", 100, 42_00, DAY],
     ]
     r.call("settle_batch two trades", "xchg-alpha", "settlement", "settle_batch", [batch])
     r.call(
@@ -293,7 +310,12 @@ def settlement() -> Recorder:
         "xchg-alpha",
         "settlement",
         "settle_batch",
-        [[["T-7", "A-C001", "B-C001", "ACME", 1, 150_00], ["T-7", "A-C001", "B-C001", "ACME", 1, 150_00]]],
+        [
+            [
+                ["T-7", "A-C001", "B-C001", "ACME", 1, 150_00, DAY],
+                ["T-7", "A-C001", "B-C001", "ACME", 1, 150_00, DAY],
+            ]
+        ],
         "ok",
     )
     r.call(
@@ -301,8 +323,39 @@ def settlement() -> Recorder:
         "member-a",
         "settlement",
         "settle_batch",
-        [[["T-8", "A-C001", "B-C001", "ACME", 1, 150_00]]],
+        [[["T-8", "A-C001", "B-C001", "ACME", 1, 150_00, DAY]]],
         "not_exchange",
+    )
+    r.call(
+        "settle: trade date before the window of trade ids",
+        "xchg-alpha",
+        "settlement",
+        "settle",
+        ["T-9", "A-C001", "B-C001", "ACME", 1, 150_00, DAY - 1 - r.param("settlement", "trade_id_days")],
+        "trade_expired",
+    )
+    r.call(
+        "settle: trade date after tomorrow",
+        "xchg-alpha",
+        "settlement",
+        "settle",
+        ["T-9", "A-C001", "B-C001", "ACME", 1, 150_00, DAY + 2],
+        "trade_date_future",
+    )
+    out_of_window = (DAY + r.param("settlement", "trade_id_days") + 1) * DAY_MS
+    r.advance(to_time_ms=out_of_window)
+    r.tasks(
+        "the first block after the window of the trades' date removes their ids",
+        [("settlement", "expire", "ok")],
+        time_ms=out_of_window,
+    )
+    r.call(
+        "settle: the same ticket once its id is gone",
+        "xchg-alpha",
+        "settlement",
+        "settle",
+        TRADE,
+        "trade_expired",
     )
     return r
 

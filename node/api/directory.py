@@ -99,9 +99,15 @@ async def get_trade(request: web.Request) -> web.Response:
     trade_id = parse_id(request.match_info["trade_id"], "trade id")
     record = read_trade(query.state(), exchange, trade_id)
     if record is not None:
-        height, trade_status = record
+        height, trade_status, trade_date = record
         return web.json_response(
-            {"exchange": exchange, "trade_id": trade_id, "status": trade_status, "height": height}
+            {
+                "exchange": exchange,
+                "trade_id": trade_id,
+                "status": trade_status,
+                "height": height,
+                "trade_date": trade_date,
+            }
         )
     kept = request.app[INDEX]
     failed = None if kept is None or kept.closed else kept.failed_trade(exchange, trade_id)
