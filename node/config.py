@@ -92,7 +92,9 @@ class StorageSection:
     # About five and a half hours at one block per second (docs/DECISIONS.md, "Issue 19").
     keep_versions: int = 20_000
     pruning: str = "default"
-    prune_batch_max: int = 2_000
+    # Above the ~7,000 nodes a block of 5,000 changed keys replaces, so the pruner keeps up at
+    # peak (docs/BENCHMARKS.md, "Issue 19: versioned tree").
+    prune_batch_max: int = 10_000
 
 
 PRUNING_MODES = ("default", "archive")
