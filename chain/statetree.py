@@ -271,7 +271,7 @@ class StateTree:
         self._versioned = hasattr(source, "get_versioned_node")
         self._root = root
         self._height = height
-        self._cache: NodeCache[Entry] = NodeCache(cache_bytes)
+        self._cache = NodeCache(cache_bytes)
         self._root_version: int | None = None
         if root != EMPTY_ROOT:
             self._root_version = source.root_version() if self._versioned else 0  # type: ignore[union-attr]
@@ -592,7 +592,7 @@ class StateTree:
         elif len(versions) != 8 * internal:
             raise StoreError("state_node_corrupt", f"tree node at path {path.hex()}: wrong child versions")
         entry = (node, version, versions)
-        self._cache.put(path, entry, len(node[0]) + len(node[1]) + len(versions))
+        self._cache.put(path, entry)
         return entry
 
     def _load_root_slot(self, root: bytes) -> Slot:

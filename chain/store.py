@@ -18,6 +18,7 @@ Layout (all integers u64 big-endian, so keys sort by height)::
     tr/<height>    -> root record version || state root (empty: the empty tree)
     ts/<height><old version><nibble path> -> empty (that node was replaced or deleted at height)
     meta/pruned_below -> u64 (lowest height whose tree is kept; absent: 0)
+    meta/prune_cursor -> u64 (stale-since height of the last ts/ entry pruned)
 
 The tree's keys and the pruner are chain/treestore.py's (docs/ARCHITECTURE.md, "Store layout").
 """

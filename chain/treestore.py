@@ -31,7 +31,10 @@ NODE_PREFIX: Final = b"tn/"
 ROOT_PREFIX: Final = b"tr/"
 STALE_PREFIX: Final = b"ts/"
 PRUNED_BELOW_KEY: Final = b"meta/pruned_below"
-PRUNE_BATCH_MAX_DEFAULT: Final = 2_000  # storage.prune_batch_max's default
+# The stale-since height of the last index entry pruned: scans start there, not at ts/'s first
+# key, so they do not walk the deletion markers LevelDB keeps until it compacts them.
+PRUNE_CURSOR_KEY: Final = b"meta/prune_cursor"
+PRUNE_BATCH_MAX_DEFAULT: Final = 10_000  # storage.prune_batch_max's default
 KEEP_VERSIONS_DEFAULT: Final = 20_000  # storage.keep_versions's default
 
 
@@ -165,13 +168,19 @@ def prune(
     target = max(below, min(head - keep_versions + 1, below + batch_max))
     deletes = [ROOT_PREFIX + _u64(h) for h in range(below, target)]
     nodes = 0
-    for key, _ in backend.scan(STALE_PREFIX):
+    cursor = backend.get(PRUNE_CURSOR_KEY) or b""
+    last = cursor
+    for key, _ in backend.scan(STALE_PREFIX, cursor):
         # A node stale since V is in the trees of heights < V only: gone once V <= target.
         if nodes >= batch_max or int.from_bytes(key[3:11], "big") > target:
             break
         deletes.append(NODE_PREFIX + key[11:])
         deletes.append(key)
+        last = key[3:11]
         nodes += 1
-    if target != below or deletes:
-        backend.write({PRUNED_BELOW_KEY: _u64(target)} if target != below else {}, deletes)
+    puts = {PRUNED_BELOW_KEY: _u64(target)} if target != below else {}
+    if last != cursor:
+        puts[PRUNE_CURSOR_KEY] = last
+    if puts or deletes:
+        backend.write(puts, deletes)
     return PruneReport(target, nodes, target - below)

@@ -96,7 +96,9 @@ class StorageSection:
     # About five and a half hours at one block per second (docs/DECISIONS.md, "Issue 19").
     keep_versions: int = 20_000
     pruning: str = "default"
-    prune_batch_max: int = 2_000
+    # Above the ~7,000 nodes a block of 5,000 changed keys replaces, so the pruner keeps up at
+    # peak (docs/BENCHMARKS.md, "Issue 19: versioned tree").
+    prune_batch_max: int = 10_000
     # 0 keeps every block (the audit trail). A node that serves no history may keep fewer; the
     # runtime accepts any value >= 1 (tests), a config file at least KEEP_BLOCKS_MIN.
     keep_blocks: int = 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.nodecache import ENTRY_OVERHEAD_BYTES, NodeCache
+from chain.nodecache import ENTRY_OVERHEAD_BYTES, CacheEntry, NodeCache, entry_bytes
 from chain.statetree import EMPTY_ROOT, MemoryNodeSource, StateTree, compute_root
 
 Changes = dict[bytes, bytes | None]
@@ -69,22 +69,24 @@ def test_an_update_computed_before_evictions_still_applies() -> None:
 @given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 500), st.booleans()), max_size=200))
 def test_the_cache_charges_exactly_and_evicts_least_recent_first(ops: list[tuple[int, int, bool]]) -> None:
     budget = 3 * (ENTRY_OVERHEAD_BYTES + 200)
-    cache: NodeCache[int] = NodeCache(budget)
+    cache = NodeCache(budget)
     order: list[bytes] = []  # model: least recent first
     sizes: dict[bytes, int] = {}
     for key_n, size, is_put in ops:
         key = b"%d" % key_n
+        entry: CacheEntry = ((b"h" * size, b"", 1, 0), key_n, b"")
         if is_put:
-            cache.put(key, key_n, size)
+            cache.put(key, entry)
             if key in order:
                 order.remove(key)
             order.append(key)
             sizes[key] = size + len(key) + ENTRY_OVERHEAD_BYTES
+            assert entry_bytes(key, entry) == sizes[key]
             while sum(sizes[k] for k in order) > budget:
                 order.pop(0)
         else:
             found = cache.get(key)
-            assert found == (key_n if key in order else None)
+            assert (found is not None and found[1]) == (key_n if key in order else False)
             if key in order:
                 order.remove(key)
                 order.append(key)
