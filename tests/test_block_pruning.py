@@ -42,6 +42,7 @@ from chain.store import (
 from chain.tx import SignedTx, Tx
 from cli.localnet import devnet
 from contracts import default_registry
+from contracts.settlement import day_of
 from node.app import LedgerApp
 from node.blocksync import BlockSync
 from node.inbound import BLOCKS, GET_BLOCKS, HEIGHT_PRUNED, Misbehaved
@@ -49,9 +50,9 @@ from node.mempool import Mempool
 from tests.conftest import Chain
 
 
-def _trade(chain_id: str, nonce: int) -> SignedTx:
+def _trade(chain_id: str, nonce: int, trade_date: int) -> SignedTx:
     buyer, seller = ("A-C001", "B-C001") if nonce % 2 else ("B-C001", "A-C001")
-    args = [f"T-{nonce}", buyer, seller, "ACME", 1, 180_00]
+    args = [f"T-{nonce}", buyer, seller, "ACME", 1, 180_00, trade_date]
     return Tx(chain_id, "xchg-alpha", nonce, "settlement", "settle", args, 0).sign(
         devnet.signing_keys("xchg-alpha")
     )
@@ -66,7 +67,9 @@ def _grow(ledger: Ledger, blocks: int, keep: int) -> list[SignedTx]:
     producer = _producer(ledger)
     txs = []
     for _ in range(blocks):
-        stx = _trade(ledger.chain_id, ledger.head.height + 1)  # one trade per block: nonce = height
+        # one trade per block: nonce = height; dated the day of the block's parent (the solo
+        # producer's blocks are a second apart, so the same day or the next: in the window)
+        stx = _trade(ledger.chain_id, ledger.head.height + 1, day_of(ledger.head.time_ms))
         block, _ = producer.produce([stx])
         assert block.txs == (stx,)
         txs.append(stx)
@@ -223,6 +226,7 @@ from chain.tx import Tx
 from cli.localnet import devnet
 from contracts import default_registry
 
+from contracts.settlement import day_of
 store = Store.open_leveldb(Path(sys.argv[1]))
 g = parse_genesis(devnet.dev_genesis_doc())
 ledger = Ledger(store, g, default_registry())
@@ -230,7 +234,8 @@ producer = SoloProducer(ledger, [devnet.validator_key(i) for i in range(4)])
 print("ready", flush=True)
 while True:
     nonce = ledger.head.height + 1
-    args = [f"T-{nonce}", "A-C001", "B-C001", "ACME", 1, 180_00] if nonce % 2 else [f"T-{nonce}", "B-C001", "A-C001", "ACME", 1, 180_00]
+    day = day_of(ledger.head.time_ms)
+    args = [f"T-{nonce}", "A-C001", "B-C001", "ACME", 1, 180_00, day] if nonce % 2 else [f"T-{nonce}", "B-C001", "A-C001", "ACME", 1, 180_00, day]
     producer.produce([Tx(g.chain_id, "xchg-alpha", nonce, "settlement", "settle", args, 0).sign(devnet.signing_keys("xchg-alpha"))])
     prune_blocks(store, 3)
 """

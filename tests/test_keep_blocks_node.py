@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from chain.history import HistoryPage
 from cli.localnet.network import init_network
 from cli.main import main
+from cli.trade_dates import today
 from node.config import StorageSection, load_config
 from node.index import INDEX_DIR
 from node.runtime import Node
@@ -55,7 +56,10 @@ def pruned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PruningNo
         async def go() -> tuple[str, int]:
             async with aiohttp.ClientSession() as http:
                 trade = maker.tx(
-                    "xchg-alpha", "settlement", "settle", ["K1", "A-C001", "B-C001", "ACME", 5, 180_00]
+                    "xchg-alpha",
+                    "settlement",
+                    "settle",
+                    ["K1", "A-C001", "B-C001", "ACME", 5, 180_00, today()],
                 )
                 [status] = await submit(http, nt.url, [trade])
                 return status["hash"], status["height"]

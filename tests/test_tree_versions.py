@@ -259,6 +259,7 @@ from chain.tx import Tx
 from cli.localnet import devnet
 from contracts import default_registry
 
+from contracts.settlement import day_of
 store = Store.open_leveldb(Path(sys.argv[1]))
 g = parse_genesis(devnet.dev_genesis_doc())
 ledger = Ledger(store, g, default_registry(), cache_bytes=4096, pruning=Pruning(3, 4))
@@ -270,7 +271,7 @@ while True:
     for _ in range(5):
         nonce += 1
         buyer, seller = ("A-HOUSE", "B-HOUSE") if nonce % 2 else ("B-HOUSE", "A-HOUSE")
-        args = [f"T{nonce}", buyer, seller, "ACME", 1, 100_00]
+        args = [f"T{nonce}", buyer, seller, "ACME", 1, 100_00, day_of(ledger.head.time_ms)]
         txs.append(Tx(g.chain_id, "xchg-alpha", nonce, "settlement", "settle", args, 0).sign(devnet.signing_keys("xchg-alpha")))
     producer.produce(txs)
 """
