@@ -28,6 +28,7 @@ State::
     settlement/trade/<exchange>/<trade_id>                 -> [height, "settled" | "in_cycle", trade_date]
     settlement/expiry/<trade_date:010d>/<exchange>/<trade_id> -> [exchange, trade_id]
     settlement/expired_through                             -> the latest trade date whose ids are removed
+    settlement/expire_due/<trade_date:010d>                -> 1 while that date's expire task is due
 
 Trade ids are scoped per exchange and shared with settlement cycles (contracts/cycles.py), which
 mark a T+N trade ``in_cycle`` until its cycle closes. A recorded trade id is refused whatever the
@@ -97,6 +98,11 @@ def _expiry_key(trade_date: int, exchange: str, trade_id: str) -> str:
     return f"expiry/{trade_date:010d}/{exchange}/{trade_id}"
 
 
+def _expire_due_key(trade_date: int) -> str:
+    """Present while ``trade_date``'s ``expire`` task is scheduled and not yet done."""
+    return f"expire_due/{trade_date:010d}"
+
+
 def trade_record(ctx: Context, exchange: str, trade_id: str) -> Any:
     return ctx.state.get(trade_key(exchange, trade_id))
 
@@ -146,8 +152,11 @@ def record_trade(ctx: Context, exchange: str, trade_id: str, status: str, trade_
         forget_trade(ctx, exchange, trade_id)
         return
     own = ctx.view(NAME)
-    prefix = f"expiry/{trade_date:010d}/"
-    if next(own.iterate(prefix), None) is None:
+    # One get, not an iteration of the date's entries: iterating state merges and sorts the
+    # block's pending writes, which made every trade cost O(trades in the block).
+    due = _expire_due_key(trade_date)
+    if own.get(due) is None:
+        own.put(due, 1)
         window = params.get(ctx, NAME, "trade_id_days")
         own.schedule("expire", trade_date, at_time_ms=(trade_date + window + 1) * DAY_MS)
     own.put(_expiry_key(trade_date, exchange, trade_id), [exchange, trade_id])
@@ -189,6 +198,8 @@ def expire_date(ctx: Context, trade_date: int) -> None:
             ctx.state.delete(trade_key(exchange, trade_id))
     if more:
         ctx.schedule("expire", trade_date, at_height=ctx.height + 1)
+    else:
+        ctx.delete(_expire_due_key(trade_date))
     ctx.emit("trade_ids_expired", date=trade_date, removed=min(len(entries), EXPIRE_BATCH_MAX), more=more)
 
 
